@@ -1,0 +1,49 @@
+"""celeriac: a distributed task queue that speaks Celery's API.
+
+from celeriac import Celery
+
+app = Celery("proj", broker="sqlite:///celeriac.db")
+
+@app.task
+def add(x, y):
+    return x + y
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import states
+from ._state import get_current_app, get_current_task
+from .app import Celeriac, Celery, shared_task
+from .canvas import Signature, maybe_signature, signature, subtask
+from .result import AsyncResult, EagerResult
+from .task import Task
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "current_app":
+        return get_current_app()
+    if name == "current_task":
+        return get_current_task()
+    raise AttributeError(f"module 'celeriac' has no attribute {name!r}")
+
+
+__all__ = [
+    "AsyncResult",
+    "Celeriac",
+    "Celery",
+    "EagerResult",
+    "Signature",
+    "Task",
+    "__version__",
+    "current_app",
+    "current_task",
+    "maybe_signature",
+    "shared_task",
+    "signature",
+    "states",
+    "subtask",
+]

@@ -1,0 +1,593 @@
+"""The application: configuration, the task registry, and publishing.
+
+from celeriac import Celery
+app = Celery("proj", broker="sqlite:///celeriac.db")
+
+@app.task
+def add(x, y):
+    return x + y
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, overload
+
+from . import _state, signals
+from .backends.base import ResultBackend, create_backend
+from .brokers.base import Broker, Outgoing, create_broker, safe_url
+from .config import Settings, settings_from_object
+from .exceptions import ImproperlyConfigured, NotRegistered, OperationalError
+from .message import Message, clamp_priority
+from .result import AsyncResult, ResultStore
+from .result import AsyncResult as _AsyncResult
+from .routing import prepare_routers, route
+from .serialization import get_serializer
+from .signals import Signal
+from .task import Task, build_task_class
+from .utils.time import get_timezone, relative_or_absolute, to_unix
+
+logger = logging.getLogger("celeriac.app")
+
+DEFAULT_BROKER_URL = "sqlite:///celeriac.db"
+#: Broker schemes whose server can also keep results, used when result_backend is unset.
+_SELF_BACKED = ("sqlite", "redis", "rediss", "postgresql", "postgres", "memory")
+
+# Tasks made with @shared_task: added to every app, now and later.
+_shared_task_makers: list[Callable[[Celeriac], Task]] = []
+
+
+class TaskRegistry(dict[str, Task]):
+    """Task name -> task; a missing name raises :class:`NotRegistered`."""
+
+    def __missing__(self, key: str) -> Task:
+        raise NotRegistered(key)
+
+    def regular(self) -> dict[str, Task]:
+        return {k: v for k, v in self.items() if not k.startswith("celeriac.")}
+
+
+class Celeriac:
+    """A celeriac application. ``Celery`` is the same class, for drop-in use."""
+
+    def __init__(
+        self,
+        main: str | None = None,
+        broker: str | None = None,
+        backend: str | None = None,
+        include: Iterable[str] | None = None,
+        config_source: Any = None,
+        namespace: str | None = None,
+        set_as_current: bool = True,
+        task_cls: type[Task] | str | None = None,
+        autofinalize: bool = True,
+        **preconf: Any,
+    ) -> None:
+        self.main = main
+        self.conf = Settings(preconf)
+        if broker:
+            self.conf.broker_url = broker
+        if backend:
+            self.conf.result_backend = backend
+        if include:
+            self.conf.include = tuple(include)
+        if config_source is not None:
+            self.config_from_object(config_source, namespace=namespace)
+        self.task_cls: type[Task] = _resolve_task_cls(task_cls)
+        self._tasks = TaskRegistry()
+        self._finalized = False
+        self._finalize_lock = threading.RLock()
+        self._pending_autodiscover: list[tuple[Any, str]] = []
+        self._conn_lock = threading.Lock()
+        self._broker: Broker | None = None
+        self._backend: ResultBackend | None = None
+        self._backend_resolved = False
+        self._inherited: list[Any] = []  # connections from a parent process, never closed here
+        self._routers: tuple[Any, list[Any]] | None = None
+        self.results = ResultStore(self)
+        self.on_after_configure = Signal("on_after_configure")
+        self.on_after_finalize = Signal("on_after_finalize")
+        self._control: Any = None
+        _state.register_app(self)
+        if set_as_current:
+            _state.set_current_app(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.main or '__main__'} at {id(self):#x}>"
+
+    # -- configuration ------------------------------------------------------------------
+
+    def config_from_object(
+        self, obj: Any, silent: bool = False, force: bool = False, namespace: str | None = None
+    ) -> None:
+        """Load settings from a module, class, mapping or ``"module:attr"`` path.
+
+        ``namespace="CELERY"`` reads only ``CELERY_``-prefixed names (Django settings)."""
+        try:
+            found = settings_from_object(obj, namespace=namespace)
+        except ImproperlyConfigured:
+            if silent:
+                return
+            raise
+        self.conf.update(found)
+        self._routers = None
+
+    def config_from_envvar(self, variable_name: str, silent: bool = False, **kw: Any) -> None:
+        """Load settings from the module named by an environment variable."""
+        module = os.environ.get(variable_name)
+        if not module:
+            if silent:
+                return
+            raise ImproperlyConfigured(f"environment variable {variable_name} is not set")
+        self.config_from_object(module, silent=silent, **kw)
+
+    @property
+    def timezone(self) -> dt.tzinfo:
+        tz = self.conf.timezone
+        return get_timezone(None if self.conf.enable_utc and not tz else tz)
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(self.timezone)
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    @overload
+    def task(self, fun: Callable[..., Any]) -> Task: ...
+    @overload
+    def task(self, *, name: str | None = None, **options: Any) -> Callable[..., Task]: ...
+
+    def task(self, *args: Any, **options: Any) -> Any:
+        """Decorator making a function a task: ``@app.task`` or ``@app.task(bind=True, ...)``."""
+
+        def decorate(fun: Callable[..., Any]) -> Task:
+            return self._task_from_fun(fun, **options)
+
+        if len(args) == 1 and callable(args[0]) and not options:
+            return decorate(args[0])
+        if args:
+            raise TypeError("@app.task takes only keyword options")
+        return decorate
+
+    def _task_from_fun(self, fun: Callable[..., Any], **options: Any) -> Task:
+        name = options.get("name") or self.gen_task_name(fun.__name__, fun.__module__)
+        existing = self._tasks.get(name)
+        if existing is not None and getattr(existing, "_fun", None) is fun:
+            return existing
+        base = options.get("base") or self.task_cls
+        cls = build_task_class(fun, self, name, base, dict(options))
+        task = cls()
+        self._tasks[name] = task
+        return task
+
+    def gen_task_name(self, name: str, module: str) -> str:
+        if module == "__main__" and self.main:
+            module = self.main
+        return f"{module}.{name}"
+
+    @property
+    def tasks(self) -> TaskRegistry:
+        """The registered tasks (shared tasks and autodiscovered modules are loaded first)."""
+        if not self._finalized:
+            self.finalize()
+        return self._tasks
+
+    def finalize(self, auto: bool = False) -> None:
+        """Register shared tasks and import ``include``/``imports``/autodiscovered modules."""
+        with self._finalize_lock:
+            if self._finalized:
+                return
+            self._finalized = True
+            for make in list(_shared_task_makers):
+                make(self)
+            for module in (*self.conf.imports, *self.conf.include):
+                importlib.import_module(module)
+            while self._pending_autodiscover:
+                packages, related = self._pending_autodiscover.pop(0)
+                self._import_related(packages, related)
+            self.on_after_finalize.send(sender=self)
+
+    def autodiscover_tasks(
+        self,
+        packages: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+        related_name: str = "tasks",
+        force: bool = False,
+    ) -> None:
+        """Import ``<package>.tasks`` for each package (Django: every installed app when
+        ``packages`` is omitted), when the app is finalized or at once with ``force``."""
+        if packages is None:
+            packages = _django_apps
+        if force or self._finalized:
+            self._import_related(packages, related_name)
+        else:
+            self._pending_autodiscover.append((packages, related_name))
+
+    @staticmethod
+    def _import_related(packages: Any, related_name: str) -> None:
+        for package in packages() if callable(packages) else packages:
+            name = f"{package}.{related_name}" if related_name else package
+            try:
+                importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name != name:
+                    raise
+
+    def register_task(self, task: Task | type[Task]) -> Task:
+        """Register a class-based task (a Task subclass with ``name`` and ``run``)."""
+        instance = task() if isinstance(task, type) else task
+        if not instance.name:
+            type(instance).name = self.gen_task_name(
+                type(instance).__name__, type(instance).__module__
+            )
+        type(instance).app = self
+        self._tasks[instance.name] = instance
+        return instance
+
+    # -- connections ----------------------------------------------------------------------
+
+    @property
+    def broker(self) -> Broker:
+        """The broker, created from ``broker_url`` on first use."""
+        if self._broker is None:
+            with self._conn_lock:
+                if self._broker is None:
+                    url = self.conf.broker_url or DEFAULT_BROKER_URL
+                    self._broker = create_broker(url, self.conf.broker_transport_options)
+        return self._broker
+
+    @property
+    def backend(self) -> ResultBackend | None:
+        """The result backend (``result_backend``; by default the broker's own store where
+        the broker can keep results), or None."""
+        if not self._backend_resolved:
+            with self._conn_lock:
+                if not self._backend_resolved:
+                    url = self.conf.result_backend
+                    if url is None:
+                        broker_url = self.conf.broker_url or DEFAULT_BROKER_URL
+                        if broker_url.split("://")[0] in _SELF_BACKED:
+                            url = broker_url
+                    if url and url not in ("disabled", "none"):
+                        options = self.conf.result_backend_transport_options
+                        self._backend = create_backend(url, options)
+                    self._backend_resolved = True
+        return self._backend
+
+    def _after_fork(self) -> None:
+        # The child must not use (or close) its parent's connections.
+        self._inherited.extend(x for x in (self._broker, self._backend) if x is not None)
+        self._broker = None
+        self._backend = None
+        self._backend_resolved = False
+        self._conn_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close broker and backend connections."""
+        for conn in (self._broker, self._backend):
+            if conn is not None:
+                conn.close()
+
+    @property
+    def control(self) -> Any:
+        """Remote control: ``app.control.revoke(task_id)``."""
+        if self._control is None:
+            from .control import Control
+
+            self._control = Control(self)
+        return self._control
+
+    # -- publishing -----------------------------------------------------------------------
+
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> _AsyncResult:
+        """The result of the task with this id."""
+        return AsyncResult(task_id, app=self, **kwargs)
+
+    def _route(
+        self, name: str, args: Any, kwargs: Any, options: dict[str, Any], task: Task | None
+    ) -> dict[str, Any]:
+        routes = self.conf.task_routes
+        if self._routers is None or self._routers[0] is not routes:
+            self._routers = (routes, prepare_routers(routes))
+        return route(self._routers[1], name, args, kwargs, options, task)
+
+    def send_task(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        countdown: float | None = None,
+        eta: dt.datetime | float | None = None,
+        task_id: str | None = None,
+        expires: dt.datetime | dt.timedelta | float | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        link: Any = None,
+        link_error: Any = None,
+        headers: dict[str, Any] | None = None,
+        ignore_result: bool | None = None,
+        serializer: str | None = None,
+        retry: bool | None = None,
+        retry_policy: dict[str, Any] | None = None,
+        task: Task | None = None,
+        add_to_parent: bool = True,
+        **options: Any,
+    ) -> _AsyncResult:
+        """Send a task by name (it need not be registered here)."""
+        message = self.build_message(
+            name,
+            args,
+            kwargs,
+            countdown=countdown,
+            eta=eta,
+            task_id=task_id,
+            expires=expires,
+            priority=priority,
+            queue=queue,
+            link=link,
+            link_error=link_error,
+            headers=headers,
+            ignore_result=ignore_result,
+            serializer=serializer,
+            task=task,
+            **options,
+        )
+        self.publish([message], retry=retry, retry_policy=retry_policy, task=task)
+        request = _state.current_request.get()
+        result = AsyncResult(message.id, app=self, task_name=name)
+        if add_to_parent and request is not None and not request.is_eager:
+            request.children.append(result)
+        return result
+
+    def build_message(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: dt.datetime | float | None = None,
+        task_id: str | None = None,
+        expires: dt.datetime | dt.timedelta | float | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        link: Any = None,
+        link_error: Any = None,
+        headers: dict[str, Any] | None = None,
+        ignore_result: bool | None = None,
+        serializer: str | None = None,
+        task: Task | None = None,
+        **options: Any,
+    ) -> Message:
+        """Resolve routing and options into a :class:`Message` (not yet sent)."""
+        if task is None:
+            task = self._tasks.get(name)
+        explicit = {"queue": queue, "priority": priority}
+        routed = self._route(name, args, kwargs, explicit, task)
+        conf = self.conf
+        queue = queue or routed.get("queue") or (task and task.queue) or conf.task_default_queue
+        if priority is None:
+            priority = routed.get("priority")
+        if priority is None and task is not None:
+            priority = task.priority
+        if priority is None:
+            priority = conf.task_default_priority
+        now = time.time()
+        eta_ts: float | None = None
+        if countdown is not None:
+            eta_ts = now + float(countdown)
+        elif eta is not None:
+            eta_ts = to_unix(eta, self.timezone)
+        if expires is None and task is not None:
+            expires = task.expires
+        parent = _state.current_request.get()
+        task_id = task_id or str(uuid.uuid4())
+        root_id = options.pop("root_id", None) or (parent.root_id or parent.id if parent else None)
+        parent_id = options.pop("parent_id", None) or (parent.id if parent else None)
+        if ignore_result is None:
+            ignore_result = (
+                task.ignore_result
+                if task and task.ignore_result is not None
+                else conf.task_ignore_result
+            )
+        return Message(
+            id=task_id,
+            task=name,
+            args=list(args or ()),
+            kwargs=dict(kwargs or {}),
+            queue=str(queue),
+            priority=clamp_priority(priority or 0),
+            eta=eta_ts,
+            expires=relative_or_absolute(expires, self.timezone) if expires is not None else None,
+            retries=int(options.pop("retries", 0)),
+            root_id=root_id or task_id,
+            parent_id=parent_id,
+            group_id=options.pop("group_id", None),
+            group_index=options.pop("group_index", None),
+            callbacks=_signature_list(link) or options.pop("callbacks", None),
+            errbacks=_signature_list(link_error) or options.pop("errbacks", None),
+            chain=options.pop("chain", None),
+            chord=options.pop("chord", None),
+            soft_time_limit=options.pop("soft_time_limit", None),
+            time_limit=options.pop("time_limit", None),
+            ignore_result=bool(ignore_result),
+            headers=dict(headers or {}),
+            origin=_hostname(),
+            sent_at=now,
+            content_type=get_serializer(
+                serializer or (task and task.serializer) or conf.task_serializer
+            ).content_type,
+        )
+
+    def publish(
+        self,
+        messages: Sequence[Message],
+        retry: bool | None = None,
+        retry_policy: dict[str, Any] | None = None,
+        task: Task | None = None,
+    ) -> None:
+        """Encode and send messages in one batch, retrying per ``retry_policy`` on errors."""
+        outgoing = []
+        for msg in messages:
+            if signals.before_task_publish.has_receivers():
+                signals.before_task_publish.send(
+                    sender=msg.task,
+                    body=msg.to_dict(),
+                    exchange="",
+                    routing_key=msg.queue,
+                    headers=msg.headers,
+                    properties={"priority": msg.priority},
+                    declare=[],
+                    retry_policy=retry_policy,
+                )
+            outgoing.append(Outgoing(msg.encode(), msg.queue, msg.priority, msg.eta, msg.id))
+        if retry is None:
+            retry = self.conf.task_publish_retry
+        policy = {**self.conf.task_publish_retry_policy, **(retry_policy or {})}
+        self._publish_with_retry(outgoing, bool(retry), policy)
+        if signals.after_task_publish.has_receivers():
+            for msg in messages:
+                signals.after_task_publish.send(
+                    sender=msg.task, body=msg.to_dict(), exchange="", routing_key=msg.queue
+                )
+
+    def _publish_with_retry(
+        self, outgoing: list[Outgoing], retry: bool, policy: dict[str, Any]
+    ) -> None:
+        max_retries = int(policy.get("max_retries") or 0) if retry else 0
+        interval = float(policy.get("interval_start", 0))
+        attempt = 0
+        while True:
+            try:
+                self.broker.publish(outgoing)
+                return
+            except OperationalError as exc:
+                if attempt >= max_retries:
+                    url = safe_url(self.conf.broker_url or DEFAULT_BROKER_URL)
+                    raise OperationalError(
+                        f"could not publish to {url} after {attempt + 1} attempt(s): {exc}"
+                    ) from exc
+                attempt += 1
+                logger.warning("publish failed (%s); retry %d in %.2fs", exc, attempt, interval)
+                time.sleep(interval)
+                interval = min(
+                    interval + float(policy.get("interval_step", 0.2)),
+                    float(policy.get("interval_max", 1.0)),
+                )
+
+    # -- running --------------------------------------------------------------------------
+
+    def Worker(self, **kwargs: Any) -> Any:
+        """A worker for this app (see :class:`celeriac.worker.Worker`)."""
+        from .worker import Worker
+
+        return Worker(self, **kwargs)
+
+    def worker_main(self, argv: list[str] | None = None) -> None:
+        """Run the worker as the CLI would: ``app.worker_main(["worker", "-l", "info"])``."""
+        from .cli import main
+
+        main(["-A", _AppRef(self), *(argv or ["worker"])])
+
+    start = worker_main
+
+
+class _AppRef(str):
+    """An already-loaded app passed where the CLI expects an app path."""
+
+    def __new__(cls, app: Celeriac) -> _AppRef:
+        obj = super().__new__(cls, app.main or "__main__")
+        obj.app = app  # type: ignore[attr-defined]
+        return obj
+
+
+Celery = Celeriac
+
+
+def _signature_list(value: Any) -> list[dict[str, Any]] | None:
+    if not value:
+        return None
+    from .canvas import maybe_signature
+
+    items = value if isinstance(value, list | tuple) else [value]
+    return [dict(s) for s in (maybe_signature(v) for v in items) if s is not None]
+
+
+_HOSTNAME: str | None = None
+
+
+def _hostname() -> str:
+    global _HOSTNAME
+    if _HOSTNAME is None:
+        _HOSTNAME = f"{os.getpid()}@{socket.gethostname()}"
+    return _HOSTNAME
+
+
+def _resolve_task_cls(task_cls: type[Task] | str | None) -> type[Task]:
+    if task_cls is None:
+        return Task
+    if isinstance(task_cls, str):
+        module, _, attr = task_cls.replace(":", ".").rpartition(".")
+        return getattr(importlib.import_module(module), attr)
+    return task_cls
+
+
+def _django_apps() -> list[str]:
+    try:
+        from django.apps import apps
+    except ImportError:
+        return []
+    return [config.name for config in apps.get_app_configs()]
+
+
+def shared_task(*args: Any, **options: Any) -> Any:
+    """Like ``@app.task`` but not tied to one app: the task is added to every app, so
+    reusable modules (Django apps) need not import the project's app."""
+
+    def decorate(fun: Callable[..., Any]) -> Any:
+        def make(app: Celeriac) -> Task:
+            return app._task_from_fun(fun, **options)
+
+        _shared_task_makers.append(make)
+        for app in _state.all_apps():
+            if app._finalized:
+                make(app)
+        return _SharedTaskProxy(fun, options)
+
+    if len(args) == 1 and callable(args[0]) and not options:
+        return decorate(args[0])
+    return decorate
+
+
+class _SharedTaskProxy:
+    """Stands for a shared task; resolves to the current app's task on use."""
+
+    def __init__(self, fun: Callable[..., Any], options: dict[str, Any]) -> None:
+        self._fun = fun
+        self._options = options
+        self.__doc__ = fun.__doc__
+        self.__name__ = fun.__name__
+        self.__module__ = fun.__module__
+        self.__wrapped__ = fun
+
+    def _get_current_object(self) -> Task:
+        app = _state.get_current_app()
+        return app._task_from_fun(self._fun, **self._options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get_current_object(), name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._get_current_object()(*args, **kwargs)
+
+    def __reduce__(self) -> Any:
+        return self._get_current_object().__reduce__()
+
+    def __repr__(self) -> str:
+        return f"<@shared_task: {self._fun.__module__}.{self._fun.__name__}>"

@@ -1,0 +1,181 @@
+"""The broker contract. Every broker module implements :class:`Broker`; one shared test suite
+(``tests/contract``) checks each against the guarantees written here.
+
+Guarantees every broker gives:
+
+* **Priorities** 0-9, 9 delivered first, FIFO within one priority of one queue.
+* **Delays** are held by the broker: a message published with ``eta`` is not delivered before
+  it, and never waits in a worker's memory.
+* **Leases**: ``fetch`` hands out deliveries under a lease of ``visibility_timeout`` seconds. A
+  lease that is neither extended nor settled (ack, release, dead_letter) expires and the
+  message is delivered again: at-least-once. Settling uses the delivery's own lease, so a
+  worker whose lease expired and was re-claimed elsewhere cannot disturb the new holder.
+* **Dead letters**: each queue has a dead-letter queue that keeps the original bytes with the
+  reason; it can be listed, requeued and purged.
+* **Threads**: ``fetch`` is called by one thread; every other method may be called from any
+  thread of the process.
+* **Errors**: driver errors are raised as :class:`celeriac.exceptions.OperationalError`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
+
+from ..exceptions import ImproperlyConfigured
+
+DEFAULT_VISIBILITY_TIMEOUT = 30.0
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """A message to publish: encoded bytes and where/when to deliver them."""
+
+    body: bytes
+    queue: str
+    priority: int = 0
+    eta: float | None = None  # UNIX time; None means now
+    message_id: str | None = None
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A message handed to a consumer under a lease."""
+
+    body: bytes
+    queue: str
+    priority: int
+    tag: Any  # the broker's handle for this lease
+    delivery_count: int = 1  # 1 on first delivery; more means redelivered
+    broker_data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def redelivered(self) -> bool:
+        return self.delivery_count > 1
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A message in a dead-letter queue."""
+
+    id: Any
+    body: bytes
+    queue: str
+    reason: str
+    dead_at: float
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """What a broker does. ``url`` is the URL it was created from (password masked by
+    :func:`safe_url` when shown)."""
+
+    url: str
+    visibility_timeout: float
+
+    def publish(self, messages: Sequence[Outgoing]) -> None:
+        """Store messages durably, in one round trip where the technology allows it.
+
+        Returns only when every message is stored (or raises OperationalError)."""
+
+    def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
+        """Claim up to ``limit`` due messages from ``queues`` under fresh leases.
+
+        Highest priority first, FIFO within a priority; ``queues`` earlier in the list are
+        preferred only among equal priorities. Messages whose lease expired are due again.
+        Blocks up to ``timeout`` seconds when nothing is due, waking early when a message
+        arrives (without busy polling where the technology allows it). May return fewer."""
+
+    def extend(self, deliveries: Sequence[Delivery]) -> None:
+        """Renew the leases of deliveries still being worked on."""
+
+    def ack(self, delivery: Delivery) -> None:
+        """The message is done with: remove it."""
+
+    def release(self, delivery: Delivery, delay: float | None = None) -> None:
+        """Put the message back in its queue (due after ``delay`` seconds), keeping its place."""
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Move the message to its queue's dead-letter queue with ``reason``."""
+
+    def queue_length(self, queue: str) -> int:
+        """Messages waiting or leased in ``queue`` (delayed ones included)."""
+
+    def purge(self, queue: str) -> int:
+        """Delete the messages waiting in ``queue``; returns how many."""
+
+    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        """The oldest ``limit`` messages in ``queue``'s dead-letter queue."""
+
+    def requeue_dead_letters(self, queue: str, ids: Sequence[Any] | None = None) -> int:
+        """Move dead letters (all, or those ``ids``) back to ``queue``; returns how many."""
+
+    def purge_dead_letters(self, queue: str) -> int:
+        """Delete ``queue``'s dead letters; returns how many."""
+
+    def wakeup(self) -> None:
+        """Make a ``fetch`` blocked in another thread return early."""
+
+    def close(self) -> None:
+        """Release connections. The broker may be used again afterwards (it reconnects)."""
+
+
+BrokerFactory = Callable[[str, dict[str, Any]], Broker]
+
+#: URL scheme -> "module:Class" (imported only when that scheme is used).
+BROKERS: dict[str, str] = {
+    "memory": "celeriac.brokers.memory:MemoryBroker",
+    "sqlite": "celeriac.brokers.sqlite:SQLiteBroker",
+    "redis": "celeriac.brokers.redis:RedisBroker",
+    "rediss": "celeriac.brokers.redis:RedisBroker",
+    "amqp": "celeriac.brokers.amqp:AMQPBroker",
+    "amqps": "celeriac.brokers.amqp:AMQPBroker",
+    "pyamqp": "celeriac.brokers.amqp:AMQPBroker",
+    "postgresql": "celeriac.brokers.postgres:PostgresBroker",
+    "postgres": "celeriac.brokers.postgres:PostgresBroker",
+}
+
+
+def load_class(registry: dict[str, str], url: str, what: str) -> Any:
+    """Import the class registered for ``url``'s scheme, with a clear error when unknown."""
+    scheme = urlsplit(url).scheme.split("+")[0] if "://" in url else ""
+    target = registry.get(scheme)
+    if target is None:
+        known = ", ".join(sorted(f"{s}://" for s in registry))
+        raise ImproperlyConfigured(f"unknown {what} URL {safe_url(url)!r}: use one of {known}")
+    module, _, name = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("celeriac"):
+            raise ImproperlyConfigured(
+                f"{what} URL scheme {scheme}:// is not available in this version"
+            ) from None
+        raise
+
+
+def create_broker(url: str, options: dict[str, Any] | None = None) -> Broker:
+    """Create the broker for ``url`` (``options`` is ``broker_transport_options``)."""
+    cls = load_class(BROKERS, url, "broker")
+    return cls(url, dict(options or {}))
+
+
+def safe_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for logs and errors."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def dead_letter_queue(queue: str) -> str:
+    """The name of ``queue``'s dead-letter queue."""
+    return f"{queue}.dlq"

@@ -1,0 +1,47 @@
+"""Remote control of workers: ``app.control.revoke(...)``.
+
+Revocations are kept in the result backend's key-value store (with a TTL), so every worker,
+including ones started later, honours them; a revoked task that has not started is recorded
+as REVOKED and never runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from . import states
+
+if TYPE_CHECKING:
+    from .app import Celeriac
+
+REVOKED_KEY = "celeriac:revoked:{}"
+#: How long a revocation is remembered (seconds).
+REVOKE_TTL = 3 * 86400.0
+
+
+class Control:
+    """Operations on the running workers."""
+
+    def __init__(self, app: Celeriac) -> None:
+        self.app = app
+
+    def revoke(
+        self,
+        task_id: str | Iterable[str],
+        terminate: bool = False,
+        signal: str = "SIGTERM",
+        **kwargs: Any,
+    ) -> None:
+        """Revoke one task id or several: they will not run (``terminate`` is accepted and
+        honoured by workers that support it)."""
+        ids = [task_id] if isinstance(task_id, str) else list(task_id)
+        results = self.app.results
+        for tid in ids:
+            results.backend.set_value(REVOKED_KEY.format(tid), signal.encode(), REVOKE_TTL)
+            meta = results.meta(tid)
+            if meta["status"] not in states.READY_STATES:
+                results.store(tid, states.REVOKED, None, task_name=meta.get("name"))
+
+    def is_revoked(self, task_id: str) -> bool:
+        return self.app.results.backend.get_value(REVOKED_KEY.format(task_id)) is not None

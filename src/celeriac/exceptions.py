@@ -1,0 +1,129 @@
+"""The exceptions celeriac raises, under Celery's names.
+
+Everything celeriac raises on its own account derives from :class:`CeleriacError`; driver
+errors (sqlite3, redis, pika, psycopg) are translated at the broker boundary into
+:class:`OperationalError`.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+
+class CeleriacError(Exception):
+    """Base class of celeriac's own errors."""
+
+
+class ImproperlyConfigured(CeleriacError):
+    """A setting, URL or app path is wrong."""
+
+
+class OperationalError(CeleriacError):
+    """The broker or result backend could not be reached or refused an operation."""
+
+
+class NotRegistered(CeleriacError, KeyError):
+    """No task of that name is registered."""
+
+    def __str__(self) -> str:
+        return f"task {self.args[0]!r} is not registered" if self.args else "task not registered"
+
+
+class TimeoutError(CeleriacError, builtins.TimeoutError):
+    """``AsyncResult.get()`` gave up waiting."""
+
+
+class TaskError(CeleriacError):
+    """A task failed with an exception that cannot be rebuilt here.
+
+    ``exc_type`` names the remote type (``module.Name``); the message is the remote message.
+    """
+
+    def __init__(self, exc_type: str, message: str = "") -> None:
+        super().__init__(exc_type, message)
+        self.exc_type = exc_type
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.exc_type}: {self.message}" if self.message else self.exc_type
+
+
+class TaskPredicate(CeleriacError):
+    """Base of the exceptions a task raises to steer the worker."""
+
+
+class Retry(TaskPredicate):
+    """Raised by ``Task.retry()``: the task is published again to run later."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        exc: BaseException | None = None,
+        when: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.message = message
+        self.exc = exc
+        self.when = when
+        super().__init__(message or (repr(exc) if exc is not None else "retry"))
+
+    def humanize(self) -> str:
+        return f"in {self.when:.3g}s" if self.when is not None else "now"
+
+
+class Reject(TaskPredicate):
+    """Reject the message: dead-letter it, or put it back when ``requeue=True``."""
+
+    def __init__(self, reason: Any = None, requeue: bool = False) -> None:
+        self.reason = reason
+        self.requeue = requeue
+        super().__init__(reason, requeue)
+
+
+class Ignore(TaskPredicate):
+    """Acknowledge the message without recording a state."""
+
+
+class MaxRetriesExceededError(CeleriacError):
+    """The task asked to retry more often than ``max_retries`` allows."""
+
+
+class SoftTimeLimitExceeded(CeleriacError):
+    """Raised inside a task when its ``soft_time_limit`` passes."""
+
+
+class TimeLimitExceeded(CeleriacError):
+    """Recorded when a task is stopped at its hard ``time_limit``."""
+
+
+class WorkerLostError(CeleriacError):
+    """The process running the task died before it finished."""
+
+
+class TaskRevokedError(CeleriacError):
+    """The task was revoked (or expired) before it could run."""
+
+
+class ChordError(CeleriacError):
+    """A task in a chord's header failed."""
+
+
+class InvalidTaskError(CeleriacError):
+    """A message could not be decoded or does not describe a task."""
+
+
+class ContentDisallowed(InvalidTaskError):
+    """A message used a serializer that is not in ``accept_content``."""
+
+
+class QueueNotFound(ImproperlyConfigured):
+    """A task was routed to a queue that is not declared (``task_create_missing_queues=False``)."""
+
+
+class EncodeError(CeleriacError, TypeError):
+    """A value could not be serialised with the chosen serializer."""
+
+
+class DecodeError(InvalidTaskError):
+    """Bytes could not be decoded with the serializer they claim to use."""

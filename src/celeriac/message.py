@@ -1,0 +1,128 @@
+"""The task message: what travels through the broker (see docs/protocol.md).
+
+On the wire a message is bytes. A JSON message is one JSON object (the first byte is ``{``).
+Any other serializer writes its content type, a newline, then the same object in its encoding.
+Brokers never look inside; they carry the bytes with a queue, a priority and an ETA beside them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .exceptions import InvalidTaskError
+from .serialization import get_serializer, json_dumps, loads_checked
+
+PROTOCOL_VERSION = 1
+JSON_CONTENT_TYPE = "application/json"
+
+
+@dataclass(slots=True)
+class Message:
+    """One task invocation. Times are UNIX seconds (UTC)."""
+
+    id: str
+    task: str
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    queue: str = "celery"
+    priority: int = 0
+    eta: float | None = None
+    expires: float | None = None
+    retries: int = 0
+    root_id: str | None = None
+    parent_id: str | None = None
+    group_id: str | None = None
+    group_index: int | None = None
+    callbacks: list[dict[str, Any]] | None = None
+    errbacks: list[dict[str, Any]] | None = None
+    chain: list[dict[str, Any]] | None = None
+    chord: dict[str, Any] | None = None
+    soft_time_limit: float | None = None
+    time_limit: float | None = None
+    ignore_result: bool = False
+    headers: dict[str, Any] = field(default_factory=dict)
+    origin: str | None = None
+    sent_at: float = 0.0
+    content_type: str = JSON_CONTENT_TYPE
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"v": PROTOCOL_VERSION}
+        for name in _FIELDS:
+            value = getattr(self, name)
+            if value is not None or name in _ALWAYS:
+                d[name] = value
+        return d
+
+    def encode(self) -> bytes:
+        """Serialise with this message's content type (see :mod:`celeriac.serialization`)."""
+        if not self.sent_at:
+            self.sent_at = time.time()
+        body = self.to_dict()
+        del body["content_type"]
+        if self.content_type == JSON_CONTENT_TYPE:
+            return json_dumps(body)
+        ser = get_serializer(self.content_type)
+        return ser.content_type.encode("ascii") + b"\n" + ser.dumps(body)
+
+    @classmethod
+    def decode(cls, data: bytes, accepted: frozenset[str]) -> Message:
+        """Parse wire bytes; raise :class:`InvalidTaskError` with the reason if they are bad."""
+        if not data:
+            raise InvalidTaskError("empty message")
+        if data[:1] == b"{":
+            content_type = JSON_CONTENT_TYPE
+            payload = data
+        else:
+            head, sep, payload = data.partition(b"\n")
+            if not sep or len(head) > 100:
+                raise InvalidTaskError("message has no content type header and is not JSON")
+            content_type = head.decode("ascii", "replace")
+        obj = loads_checked(payload, content_type, accepted)
+        return cls.from_dict(obj, content_type)
+
+    @classmethod
+    def from_dict(cls, obj: Any, content_type: str = JSON_CONTENT_TYPE) -> Message:
+        if not isinstance(obj, dict):
+            raise InvalidTaskError(f"message body is a {type(obj).__name__}, not an object")
+        version = obj.get("v", PROTOCOL_VERSION)
+        if not isinstance(version, int) or version > PROTOCOL_VERSION:
+            raise InvalidTaskError(f"unsupported message protocol version {version!r}")
+        task_id, name = obj.get("id"), obj.get("task")
+        if not isinstance(task_id, str) or not task_id:
+            raise InvalidTaskError("message has no task id")
+        if not isinstance(name, str) or not name:
+            raise InvalidTaskError("message has no task name")
+        args, kwargs = obj.get("args", []), obj.get("kwargs", {})
+        if not isinstance(args, list | tuple):
+            raise InvalidTaskError("message args is not a list")
+        if not isinstance(kwargs, dict):
+            raise InvalidTaskError("message kwargs is not an object")
+        known = {k: obj[k] for k in _FIELDS if k in obj}
+        known["args"] = list(args)
+        known["content_type"] = content_type
+        try:
+            msg = cls(**known)
+        except TypeError as exc:
+            raise InvalidTaskError(f"malformed message: {exc}") from None
+        if not isinstance(msg.priority, int) or isinstance(msg.priority, bool):
+            raise InvalidTaskError("message priority is not an integer")
+        for name_ in ("eta", "expires", "soft_time_limit", "time_limit"):
+            value = getattr(msg, name_)
+            if value is not None and not isinstance(value, int | float):
+                raise InvalidTaskError(f"message {name_} is not a number")
+        return msg
+
+
+_FIELDS = tuple(f for f in Message.__dataclass_fields__)
+_ALWAYS = frozenset({"id", "task", "args", "kwargs", "retries", "priority"})
+
+
+def clamp_priority(priority: Any) -> int:
+    """Priorities are 0-9, 9 highest; anything else is an error."""
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
+        raise ValueError(
+            f"priority must be an integer from 0 (lowest) to 9 (highest), not {priority!r}"
+        )
+    return priority

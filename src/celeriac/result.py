@@ -1,0 +1,445 @@
+"""Results: :class:`AsyncResult` for sent tasks, :class:`EagerResult` for ``apply()``.
+
+Result meta is a dict encoded with ``result_serializer`` and stored by the result backend::
+
+    {"task_id", "status", "result", "traceback", "children", "date_done", "name",
+     "args", "kwargs", "retries", "worker", "queue", "parent_id", "root_id"}
+
+A failure's ``result`` is ``{"exc_type", "exc_module", "exc_message"}``; ``get()`` rebuilds the
+exception when its type can be imported here, else raises :class:`TaskError` naming it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+import importlib
+import sys
+import time
+import traceback as tb
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import states
+from ._state import current_request
+from .exceptions import ImproperlyConfigured, TaskError, TaskRevokedError, TimeoutError
+from .serialization import content_types, get_serializer, loads_checked
+
+if TYPE_CHECKING:
+    from .app import Celeriac
+    from .backends.base import ResultBackend
+    from .task import Context
+
+
+def exception_to_meta(exc: BaseException) -> dict[str, Any]:
+    cls = type(exc)
+    args: list[Any] = []
+    for a in exc.args:
+        args.append(a if isinstance(a, str | int | float | bool | type(None)) else repr(a))
+    return {"exc_type": cls.__qualname__, "exc_module": cls.__module__, "exc_message": args}
+
+
+def exception_from_meta(meta: Any) -> BaseException:
+    """Rebuild an exception from its meta; :class:`TaskError` when its type is not importable."""
+    if isinstance(meta, BaseException):
+        return meta
+    if not isinstance(meta, Mapping) or "exc_type" not in meta:
+        return TaskError("UnknownError", repr(meta))
+    name, module = str(meta["exc_type"]), str(meta.get("exc_module") or "builtins")
+    args = meta.get("exc_message") or []
+    if not isinstance(args, list | tuple):
+        args = [args]
+    cls: Any = None
+    try:
+        mod = builtins if module == "builtins" else sys.modules.get(module)
+        if mod is None:
+            mod = importlib.import_module(module)
+        cls = mod
+        for part in name.split("."):
+            cls = getattr(cls, part)
+    except Exception:
+        cls = None
+    if isinstance(cls, type) and issubclass(cls, BaseException):
+        try:
+            return cls(*args)
+        except Exception:
+            pass
+    full = name if module == "builtins" else f"{module}.{name}"
+    return TaskError(full, " ".join(str(a) for a in args))
+
+
+class ResultStore:
+    """Encodes result meta and talks to the app's result backend (``app.results``)."""
+
+    def __init__(self, app: Celeriac) -> None:
+        self.app = app
+
+    @property
+    def backend(self) -> ResultBackend:
+        backend = self.app.backend
+        if backend is None:
+            raise ImproperlyConfigured(
+                "no result backend is configured: set result_backend (for example "
+                "'sqlite:///celeriac.db' or 'redis://localhost:6379/0')"
+            )
+        return backend
+
+    @property
+    def enabled(self) -> bool:
+        return self.app.backend is not None
+
+    def encode(self, meta: dict[str, Any]) -> bytes:
+        return get_serializer(self.app.conf.result_serializer).dumps(meta)
+
+    def decode(self, payload: bytes) -> dict[str, Any]:
+        ser = get_serializer(self.app.conf.result_serializer)
+        accept = self.app.conf.result_accept_content or self.app.conf.accept_content
+        allowed = content_types(accept) | {ser.content_type}
+        if payload[:1] in (b"{", b"\x8a", b"\x8b", b"\x8c", b"\x8d", b"\x8e", b"\x8f"):
+            ctype = "application/json" if payload[:1] == b"{" else "application/x-msgpack"
+        else:
+            ctype = ser.content_type
+        return loads_checked(payload, ctype, allowed)
+
+    def store(
+        self,
+        task_id: str,
+        state: str,
+        result: Any = None,
+        traceback: str | None = None,
+        task_name: str | None = None,
+        request: Context | None = None,
+    ) -> None:
+        """Record ``state`` for ``task_id``; exceptions are stored as exception meta."""
+        if isinstance(result, BaseException):
+            result = exception_to_meta(result)
+        meta: dict[str, Any] = {
+            "task_id": task_id,
+            "status": state,
+            "result": result,
+            "traceback": traceback,
+            "children": [],
+            "date_done": time.time() if state in states.READY_STATES else None,
+            "name": task_name,
+        }
+        if request is not None:
+            meta["children"] = [_child_ref(c) for c in request.children]
+            meta["retries"] = request.retries
+            meta["worker"] = request.hostname
+            meta["queue"] = request.delivery_info.get("routing_key")
+            meta["parent_id"] = request.parent_id
+            meta["root_id"] = request.root_id
+            if self.app.conf.result_extended:
+                meta["args"], meta["kwargs"] = list(request.args), dict(request.kwargs)
+        expires = self.app.conf.result_expires
+        expires_in = expires.total_seconds() if isinstance(expires, dt.timedelta) else expires
+        self.backend.store(task_id, state, self.encode(meta), expires_in or None)
+
+    def store_failure(
+        self,
+        task_id: str,
+        exc: BaseException,
+        task_name: str | None,
+        request: Context | None,
+        traceback: str | None = None,
+    ) -> None:
+        if traceback is None:
+            traceback = "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
+        self.store(task_id, states.FAILURE, exc, traceback, task_name, request)
+
+    def meta(self, task_id: str) -> dict[str, Any]:
+        payload = self.backend.load(task_id)
+        return self.decode(payload) if payload else _pending(task_id)
+
+    def metas(self, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+        found = self.backend.load_many(task_ids)
+        return {tid: self.decode(p) for tid, p in found.items()}
+
+    def wait(self, task_id: str, timeout: float | None) -> dict[str, Any]:
+        payload = self.backend.wait_for(task_id, timeout)
+        if payload is None:
+            raise TimeoutError("The operation timed out.")
+        return self.decode(payload)
+
+    def forget(self, task_id: str) -> None:
+        self.backend.forget(task_id)
+
+
+def _pending(task_id: str) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "status": states.PENDING,
+        "result": None,
+        "traceback": None,
+        "children": [],
+        "date_done": None,
+        "name": None,
+    }
+
+
+def _child_ref(child: Any) -> Any:
+    return getattr(child, "id", child)
+
+
+class AsyncResult:
+    """The result of a sent task, read from the result backend.
+
+    ``isComplete``/``isSuccessful``/``getResult``/``getException`` in the course outline are
+    ``ready()``, ``successful()``, ``get()``/``result`` and ``exception``."""
+
+    def __init__(
+        self,
+        id: str,
+        backend: Any = None,
+        task_name: str | None = None,
+        app: Celeriac | None = None,
+        parent: AsyncResult | None = None,
+    ) -> None:
+        if app is None:
+            from ._state import get_current_app
+
+            app = get_current_app()
+        self.app = app
+        self.id = id
+        self.task_id = id
+        self.parent = parent
+        self._name = task_name
+        self._cache: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AsyncResult):
+            return other.id == self.id
+        return other == self.id if isinstance(other, str) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.id, None, self._name, None, self.parent))
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _get_meta(self) -> dict[str, Any]:
+        if self._cache is not None:
+            return self._cache
+        meta = self.app.results.meta(self.id)
+        if meta["status"] in states.READY_STATES:
+            self._cache = meta
+        return meta
+
+    def _set_cache(self, meta: dict[str, Any]) -> dict[str, Any]:
+        if meta["status"] in states.READY_STATES:
+            self._cache = meta
+        return meta
+
+    @property
+    def state(self) -> str:
+        """PENDING, RECEIVED, STARTED, RETRY, SUCCESS, FAILURE, REVOKED, or a custom state."""
+        return str(self._get_meta()["status"])
+
+    status = state
+
+    @property
+    def result(self) -> Any:
+        """The return value, the exception of a failure, or the meta of a custom state."""
+        meta = self._get_meta()
+        if (
+            meta["status"] in states.EXCEPTION_STATES
+            and isinstance(meta["result"], Mapping)
+            and "exc_type" in meta["result"]
+        ):
+            return exception_from_meta(meta["result"])
+        return meta["result"]
+
+    info = result
+
+    @property
+    def exception(self) -> BaseException | None:
+        """The task's exception if it failed (or was revoked), else None."""
+        meta = self._get_meta()
+        if meta["status"] == states.REVOKED:
+            return TaskRevokedError(self.id)
+        if meta["status"] in states.EXCEPTION_STATES:
+            value = self.result
+            return value if isinstance(value, BaseException) else None
+        return None
+
+    @property
+    def traceback(self) -> str | None:
+        return self._get_meta().get("traceback")
+
+    @property
+    def date_done(self) -> dt.datetime | None:
+        ts = self._get_meta().get("date_done")
+        return dt.datetime.fromtimestamp(ts, dt.UTC) if ts else None
+
+    @property
+    def name(self) -> str | None:
+        return self._get_meta().get("name") or self._name
+
+    @property
+    def retries(self) -> int | None:
+        return self._get_meta().get("retries")
+
+    @property
+    def worker(self) -> str | None:
+        return self._get_meta().get("worker")
+
+    @property
+    def queue(self) -> str | None:
+        return self._get_meta().get("queue")
+
+    @property
+    def args(self) -> list[Any] | None:
+        return self._get_meta().get("args")
+
+    @property
+    def kwargs(self) -> dict[str, Any] | None:
+        return self._get_meta().get("kwargs")
+
+    @property
+    def children(self) -> list[AsyncResult]:
+        return [AsyncResult(c, app=self.app) for c in self._get_meta().get("children") or []]
+
+    def ready(self) -> bool:
+        """Has the task finished (SUCCESS, FAILURE or REVOKED)?"""
+        return self.state in states.READY_STATES
+
+    def successful(self) -> bool:
+        return self.state == states.SUCCESS
+
+    def failed(self) -> bool:
+        return self.state == states.FAILURE
+
+    isComplete = ready
+    isSuccessful = successful
+
+    def getResult(self) -> Any:
+        return self.get()
+
+    def getException(self) -> BaseException | None:
+        return self.exception
+
+    # -- waiting ------------------------------------------------------------------------
+
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        disable_sync_subtasks: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """Wait for the task to finish and return its result.
+
+        Raises the task's exception if it failed and ``propagate`` is true, and
+        :class:`~celeriac.exceptions.TimeoutError` after ``timeout`` seconds. Waiting wakes on
+        the backend's notifications (``interval`` is accepted for compatibility)."""
+        if disable_sync_subtasks and current_request.get() is not None:
+            raise RuntimeError(
+                "Never call result.get() within a task: it can deadlock the worker. "
+                "Use a chain or chord, or pass disable_sync_subtasks=False."
+            )
+        meta = self._cache or self._set_cache(self.app.results.wait(self.id, timeout))
+        return self._value(meta, propagate)
+
+    wait = get
+
+    def _value(self, meta: dict[str, Any], propagate: bool) -> Any:
+        status = meta["status"]
+        if status == states.REVOKED:
+            if propagate:
+                raise TaskRevokedError(f"task {self.id} was revoked")
+            return TaskRevokedError(self.id)
+        if status == states.FAILURE:
+            exc = exception_from_meta(meta["result"])
+            if propagate:
+                raise exc
+            return exc
+        return meta["result"]
+
+    def forget(self) -> None:
+        """Delete the stored result."""
+        self._cache = None
+        self.app.results.forget(self.id)
+
+    def revoke(self, terminate: bool = False, signal: str = "SIGTERM", **kwargs: Any) -> None:
+        """Stop the task from running (and, with ``terminate``, stop it if it runs)."""
+        self.app.control.revoke(self.id, terminate=terminate, signal=signal, **kwargs)
+
+    def collect(self, **kwargs: Any) -> Any:
+        """Yield ``(result, value)`` for this result and its children, depth first."""
+        yield self, self.get(**kwargs)
+        for child in self.children:
+            yield from child.collect(**kwargs)
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (self.id, self.parent.as_tuple() if self.parent else None)
+
+
+class EagerResult(AsyncResult):
+    """The result of ``task.apply()``: already computed, no backend involved."""
+
+    def __init__(
+        self,
+        id: str,
+        ret_value: Any,
+        state: str,
+        traceback: str | None = None,
+        name: str | None = None,
+        app: Celeriac | None = None,
+        retries: int = 0,
+    ) -> None:
+        super().__init__(id, task_name=name, app=app)
+        self._cache = {
+            "task_id": id,
+            "status": state,
+            "result": ret_value,
+            "traceback": traceback,
+            "children": [],
+            "date_done": time.time(),
+            "name": name,
+            "retries": retries,
+        }
+
+    def _get_meta(self) -> dict[str, Any]:
+        assert self._cache is not None
+        return self._cache
+
+    @property
+    def result(self) -> Any:
+        return self._cache["result"] if self._cache else None
+
+    info = result
+
+    @property
+    def exception(self) -> BaseException | None:
+        value = self.result
+        return value if isinstance(value, BaseException) else None
+
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        disable_sync_subtasks: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        meta = self._get_meta()
+        if meta["status"] in states.PROPAGATE_STATES:
+            exc = meta["result"]
+            if propagate:
+                raise exc
+            return exc
+        return meta["result"]
+
+    wait = get
+
+    def forget(self) -> None:
+        pass
+
+    def revoke(self, *args: Any, **kwargs: Any) -> None:
+        self._cache = {**self._get_meta(), "status": states.REVOKED}

@@ -1,0 +1,436 @@
+"""Tasks: ``@app.task`` turns a function into a :class:`Task`, Celery-style."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import inspect
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from . import states
+from ._state import current_request
+from .exceptions import MaxRetriesExceededError, Retry
+from .utils.time import to_unix
+
+if TYPE_CHECKING:
+    from .app import Celeriac
+    from .canvas import Signature
+    from .result import AsyncResult, EagerResult
+
+
+class Context:
+    """``task.request``: what the worker knows about the invocation being executed."""
+
+    id: str | None = None
+    task: Task | None = None
+    args: list[Any] | tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = {}
+    retries: int = 0
+    eta: float | None = None
+    expires: float | None = None
+    is_eager: bool = False
+    called_directly: bool = True
+    hostname: str | None = None
+    delivery_info: dict[str, Any] = {}
+    priority: int | None = None
+    root_id: str | None = None
+    parent_id: str | None = None
+    group: str | None = None
+    group_index: int | None = None
+    callbacks: list[Any] | None = None
+    errbacks: list[Any] | None = None
+    chain: list[Any] | None = None
+    chord: Any = None
+    headers: dict[str, Any] | None = None
+    origin: str | None = None
+    ignore_result: bool = False
+    timelimit: tuple[float | None, float | None] = (None, None)
+    reply_to: str | None = None
+    correlation_id: str | None = None
+    retries_exhausted: bool = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.children: list[Any] = []
+        self.__dict__.update(kwargs)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if k != "task"}
+
+    def __repr__(self) -> str:
+        return f"<Context {self.as_dict()!r}>"
+
+
+def backoff_countdown(retries: int, factor: float, maximum: float, jitter: bool) -> float:
+    """Exponential back-off: ``factor * 2**retries`` capped at ``maximum``, full jitter if asked."""
+    countdown = min(maximum, factor * (2**retries))
+    return random.uniform(0, countdown) if jitter else countdown
+
+
+class Task:
+    """A task type. ``@app.task`` makes a subclass whose ``run`` is the decorated function,
+    and registers one instance of it. Class attributes are the task's options."""
+
+    name: ClassVar[str] = ""
+    app: ClassVar[Celeriac]
+    typing: ClassVar[bool] = True
+    max_retries: ClassVar[int | None] = 3
+    default_retry_delay: ClassVar[float] = 180
+    autoretry_for: ClassVar[tuple[type[BaseException], ...]] = ()
+    dont_autoretry_for: ClassVar[tuple[type[BaseException], ...]] = ()
+    retry_kwargs: ClassVar[dict[str, Any]] = {}
+    retry_backoff: ClassVar[bool | float] = False
+    retry_backoff_max: ClassVar[float] = 600
+    retry_jitter: ClassVar[bool] = True
+    #: Extra condition for automatic retries: ``retry_when(exc) -> bool``.
+    retry_when: ClassVar[Any] = None
+    ignore_result: ClassVar[bool | None] = None
+    store_errors_even_if_ignored: ClassVar[bool] = False
+    acks_late: ClassVar[bool | None] = None
+    acks_on_failure_or_timeout: ClassVar[bool | None] = None
+    reject_on_worker_lost: ClassVar[bool | None] = None
+    queue: ClassVar[str | None] = None
+    priority: ClassVar[int | None] = None
+    serializer: ClassVar[str | None] = None
+    expires: ClassVar[float | dt.datetime | None] = None
+    time_limit: ClassVar[float | None] = None
+    soft_time_limit: ClassVar[float | None] = None
+    track_started: ClassVar[bool | None] = None
+    rate_limit: ClassVar[str | None] = None
+    bind: ClassVar[bool] = False
+    is_async: ClassVar[bool] = False
+
+    #: Options accepted by ``@app.task(...)``; anything else is an error.
+    OPTIONS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "name",
+            "bind",
+            "base",
+            "typing",
+            "max_retries",
+            "default_retry_delay",
+            "autoretry_for",
+            "dont_autoretry_for",
+            "retry_kwargs",
+            "retry_backoff",
+            "retry_backoff_max",
+            "retry_jitter",
+            "retry_when",
+            "ignore_result",
+            "store_errors_even_if_ignored",
+            "acks_late",
+            "acks_on_failure_or_timeout",
+            "reject_on_worker_lost",
+            "queue",
+            "priority",
+            "serializer",
+            "expires",
+            "time_limit",
+            "soft_time_limit",
+            "track_started",
+            "rate_limit",
+            "shared",
+            "routing_key",
+            "exchange",
+            "options",
+        }
+    )
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("tasks must define run()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the task's function directly, in this process."""
+        return self.run(*args, **kwargs)
+
+    # -- the request --------------------------------------------------------------------
+
+    @property
+    def request(self) -> Context:
+        req = current_request.get()
+        if req is not None and req.task is self:
+            return req
+        return Context(task=self, called_directly=True)
+
+    @contextlib.contextmanager
+    def _push_request(self, request: Context) -> Iterator[Context]:
+        token = current_request.set(request)
+        try:
+            yield request
+        finally:
+            current_request.reset(token)
+
+    # -- calling ------------------------------------------------------------------------
+
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        """Send the task with these arguments; shortcut for ``apply_async(args, kwargs)``."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Any = None,
+        kwargs: dict[str, Any] | None = None,
+        task_id: str | None = None,
+        link: Any = None,
+        link_error: Any = None,
+        **options: Any,
+    ) -> AsyncResult:
+        """Send the task to a worker. Options as Celery: countdown, eta, expires, priority
+        (0-9, 9 highest), queue, headers, ignore_result, retry, retry_policy, serializer..."""
+        args = tuple(args or ())
+        kwargs = dict(kwargs or {})
+        if self.typing:
+            self._check_arguments(args, kwargs)
+        if self.app.conf.task_always_eager:
+            return self.apply(
+                args, kwargs, task_id=task_id, link=link, link_error=link_error, **options
+            )
+        return self.app.send_task(
+            self.name,
+            args,
+            kwargs,
+            task_id=task_id,
+            link=link,
+            link_error=link_error,
+            task=self,
+            **options,
+        )
+
+    def apply(
+        self,
+        args: Any = None,
+        kwargs: dict[str, Any] | None = None,
+        task_id: str | None = None,
+        link: Any = None,
+        link_error: Any = None,
+        throw: bool | None = None,
+        retries: int = 0,
+        **options: Any,
+    ) -> EagerResult:
+        """Run the task here and now; returns an :class:`~celeriac.result.EagerResult`."""
+        from .worker.executor import execute_eagerly
+
+        return execute_eagerly(
+            self,
+            tuple(args or ()),
+            dict(kwargs or {}),
+            task_id=task_id,
+            link=link,
+            link_error=link_error,
+            throw=throw,
+            retries=retries,
+            options=options,
+        )
+
+    def _check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        try:
+            sig = _call_signature(type(self))
+        except (TypeError, ValueError):
+            return
+        try:
+            sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.name}(): {exc}") from None
+
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:
+        """The result of an invocation of this task."""
+        from .result import AsyncResult
+
+        return AsyncResult(task_id, app=self.app, task_name=self.name, **kwargs)
+
+    # -- signatures ---------------------------------------------------------------------
+
+    def signature(self, args: Any = None, *starargs: Any, **kwargs: Any) -> Signature:
+        """A :class:`~celeriac.canvas.Signature` of this task."""
+        from .canvas import signature
+
+        return signature(self, args, *starargs, **kwargs)
+
+    subtask = signature
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """Signature shortcut: ``task.s(1, 2)``."""
+        return self.signature(args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """Immutable signature: ignores the result of a parent in a chain."""
+        return self.signature(args, kwargs, immutable=True)
+
+    # -- inside a running task ----------------------------------------------------------
+
+    def retry(
+        self,
+        args: Any = None,
+        kwargs: dict[str, Any] | None = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: dt.datetime | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Retry:
+        """Send this invocation again to run later, and raise :class:`Retry`.
+
+        Past ``max_retries`` it raises ``exc`` (or MaxRetriesExceededError) instead."""
+        request = self.request
+        if request.called_directly:
+            if exc is not None:
+                raise exc
+            raise RuntimeError(f"{self.name}.retry() called outside a worker or apply()")
+        limit = self.max_retries if max_retries is None else max_retries
+        if limit is not None and request.retries >= limit:
+            request.retries_exhausted = True
+            if exc is not None:
+                raise exc
+            raise MaxRetriesExceededError(
+                f"Can't retry {self.name}[{request.id}] args:{request.args} "
+                f"kwargs:{request.kwargs}: max retries ({limit}) exceeded"
+            )
+        if eta is None and countdown is None:
+            countdown = self.default_retry_delay
+        when = countdown
+        if eta is not None:
+            when = max(0.0, to_unix(eta, self.app.timezone) - time.time())
+        ret = Retry(exc=exc, when=when)
+        new_args = request.args if args is None else args
+        new_kwargs = request.kwargs if kwargs is None else kwargs
+        if not request.is_eager:  # eagerly, apply() itself runs the task again
+            self.app.send_task(
+                self.name,
+                new_args,
+                new_kwargs,
+                task_id=request.id,
+                retries=request.retries + 1,
+                countdown=when,
+                queue=options.pop("queue", None) or request.delivery_info.get("routing_key"),
+                priority=options.pop("priority", request.priority),
+                root_id=request.root_id,
+                parent_id=request.parent_id,
+                group_id=request.group,
+                group_index=request.group_index,
+                callbacks=request.callbacks,
+                errbacks=request.errbacks,
+                chain=request.chain,
+                chord=request.chord,
+                headers=request.headers,
+                time_limit=request.timelimit[1],
+                soft_time_limit=request.timelimit[0],
+                add_to_parent=False,
+                task=self,
+                **options,
+            )
+        if throw:
+            raise ret
+        return ret
+
+    def autoretry_countdown(self, retries: int) -> float | None:
+        """The countdown ``autoretry_for`` uses, from retry_backoff* (None: default delay)."""
+        if not self.retry_backoff:
+            return None
+        factor = 1.0 if self.retry_backoff is True else float(self.retry_backoff)
+        return backoff_countdown(retries, factor, self.retry_backoff_max, self.retry_jitter)
+
+    def should_autoretry(self, exc: BaseException) -> bool:
+        if not self.autoretry_for or not isinstance(exc, self.autoretry_for):
+            return False
+        if self.dont_autoretry_for and isinstance(exc, self.dont_autoretry_for):
+            return False
+        predicate: Any = self.retry_when
+        return predicate is None or bool(predicate(exc))
+
+    def update_state(
+        self, task_id: str | None = None, state: str | None = None, meta: Any = None, **kwargs: Any
+    ) -> None:
+        """Record a custom state (progress) for this or another invocation."""
+        task_id = task_id or self.request.id
+        if not task_id:
+            raise RuntimeError("update_state() needs a task_id outside a running task")
+        self.app.results.store(
+            task_id,
+            state or states.STARTED,
+            meta,
+            task_name=self.name,
+            request=self.request if task_id == self.request.id else None,
+        )
+
+    # -- hooks a Task subclass may override ----------------------------------------------
+
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        """Called before the task runs."""
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        """Called when the task succeeded."""
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        """Called when the task failed."""
+
+    def on_retry(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        """Called when the task is to be retried."""
+
+    def after_return(
+        self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        """Called after the task returned, whatever the outcome."""
+
+    def __repr__(self) -> str:
+        return f"<@task: {self.name}>"
+
+    def __reduce__(self) -> Any:
+        # Tasks travel (to pool processes, in signatures) by name.
+        return (_task_by_name, (self.name,))
+
+
+def _task_by_name(name: str) -> Task:
+    from ._state import get_current_app
+
+    return get_current_app().tasks[name]
+
+
+def _call_signature(cls: type[Task]) -> inspect.Signature:
+    fn = cls.__dict__.get("_fun") or cls.run
+    sig = inspect.signature(fn)
+    if cls.bind:
+        params = list(sig.parameters.values())[1:]
+        sig = sig.replace(parameters=params)
+    return sig
+
+
+def build_task_class(
+    fun: Callable[..., Any], app: Celeriac, name: str, base: type[Task], options: dict[str, Any]
+) -> type[Task]:
+    """Make the Task subclass for ``fun`` with ``options`` as class attributes."""
+    unknown = set(options) - Task.OPTIONS
+    if unknown:
+        raise TypeError(f"unknown task option(s) for {name}: {', '.join(sorted(unknown))}")
+    bind = bool(options.pop("bind", False))
+    for key in ("shared", "base", "name", "options", "routing_key", "exchange"):
+        options.pop(key, None)
+    if options.get("retry_when") is not None:
+        options["retry_when"] = staticmethod(options["retry_when"])
+    for key in ("autoretry_for", "dont_autoretry_for"):
+        if key in options:
+            options[key] = tuple(options[key])
+    run = fun if bind else staticmethod(fun)
+    attrs = {
+        "name": name,
+        "app": app,
+        "bind": bind,
+        "run": run,
+        "_fun": fun,
+        "is_async": inspect.iscoroutinefunction(fun),
+        "__doc__": fun.__doc__,
+        "__module__": fun.__module__,
+        "__qualname__": getattr(fun, "__qualname__", name),
+        "__wrapped__": fun,
+        **options,
+    }
+    return type(fun.__name__, (base,), attrs)

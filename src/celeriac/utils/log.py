@@ -1,0 +1,79 @@
+"""Logging: the worker's format, and loggers for task code.
+
+``get_task_logger(__name__)`` gives a logger whose records carry the running task's name
+and id (``%(task_name)s``, ``%(task_id)s``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from .._state import current_request
+
+_configured = False
+
+
+class TaskContextFilter(logging.Filter):
+    """Adds ``task_name`` and ``task_id`` of the running task (or ``???``) to records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        req = current_request.get()
+        record.task_id = getattr(req, "id", None) or "???"
+        task = getattr(req, "task", None)
+        record.task_name = getattr(task, "name", None) or "???"
+        return True
+
+
+class TaskFormatter(logging.Formatter):
+    """Uses the task format for records logged inside a task, the plain one otherwise."""
+
+    def __init__(self, fmt: str, task_fmt: str) -> None:
+        super().__init__(fmt)
+        self._task = logging.Formatter(task_fmt)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "task_id", "???") != "???":
+            return self._task.format(record)
+        return super().format(record)
+
+
+def get_task_logger(name: str) -> logging.Logger:
+    """A logger for task modules; records carry the running task's name and id."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, TaskContextFilter) for f in logger.filters):
+        logger.addFilter(TaskContextFilter())
+    return logger
+
+
+def get_logger(name: str) -> logging.Logger:
+    return logging.getLogger(name)
+
+
+def setup_logging(
+    loglevel: str | int = "WARNING",
+    logfile: str | None = None,
+    fmt: str = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s",
+    task_fmt: str = "[%(asctime)s: %(levelname)s/%(processName)s] %(task_name)s[%(task_id)s]: "
+    "%(message)s",
+    hijack_root: bool = True,
+) -> None:
+    """Configure the root logger for a worker or beat process (once)."""
+    global _configured
+    level = logging.getLevelName(loglevel.upper()) if isinstance(loglevel, str) else loglevel
+    if not isinstance(level, int):
+        raise ValueError(f"unknown log level {loglevel!r}")
+    root = logging.getLogger()
+    root.setLevel(level)
+    if _configured or (root.handlers and not hijack_root):
+        return
+    handler: logging.Handler = (
+        logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
+    )
+    handler.addFilter(TaskContextFilter())
+    handler.setFormatter(TaskFormatter(fmt, task_fmt))
+    if hijack_root:
+        for old in list(root.handlers):
+            root.removeHandler(old)
+    root.addHandler(handler)
+    _configured = True

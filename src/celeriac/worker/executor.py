@@ -1,0 +1,483 @@
+"""Running one task: signals, hooks, retries, results, callbacks.
+
+:func:`execute` runs a message's task in whatever thread or process the pool chose and returns
+an :class:`Outcome` saying what to do with the message (ack, requeue, dead-letter). The same
+:class:`TaskRun` steps serve sync functions, ``async def`` tasks and ``task.apply()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+import time
+import traceback as tb
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .. import signals, states
+from ..canvas import maybe_signature
+from ..exceptions import (
+    EncodeError,
+    Ignore,
+    MaxRetriesExceededError,
+    OperationalError,
+    Reject,
+    Retry,
+    SoftTimeLimitExceeded,
+    TimeLimitExceeded,
+)
+from ..message import Message
+from ..result import EagerResult
+from ..task import Context, Task
+
+if TYPE_CHECKING:
+    from ..app import Celeriac
+
+logger = logging.getLogger("celeriac.worker")
+
+ACK, REQUEUE, DEAD_LETTER = "ack", "requeue", "dead_letter"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of a task, and what the consumer should do with its message."""
+
+    action: str
+    state: str
+    reason: str | None = None
+    runtime: float = 0.0
+    requeue_delay: float | None = None
+
+
+class ExceptionInfo:
+    """``einfo`` passed to hooks and signals: the exception and its formatted traceback."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exception = exc
+        self.type = type(exc)
+        self.tb = exc.__traceback__
+        self.traceback = "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
+
+    def __str__(self) -> str:
+        return self.traceback
+
+
+def short_repr(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def make_request(
+    task: Task,
+    message: Message,
+    hostname: str | None,
+    delivery_info: dict[str, Any],
+    is_eager: bool = False,
+) -> Context:
+    return Context(
+        task=task,
+        id=message.id,
+        args=message.args,
+        kwargs=message.kwargs,
+        retries=message.retries,
+        eta=message.eta,
+        expires=message.expires,
+        is_eager=is_eager,
+        called_directly=False,
+        hostname=hostname,
+        delivery_info=delivery_info,
+        priority=message.priority,
+        root_id=message.root_id,
+        parent_id=message.parent_id,
+        group=message.group_id,
+        group_index=message.group_index,
+        callbacks=message.callbacks,
+        errbacks=message.errbacks,
+        chain=message.chain,
+        chord=message.chord,
+        headers=message.headers,
+        origin=message.origin,
+        ignore_result=message.ignore_result,
+        timelimit=(message.soft_time_limit, message.time_limit),
+    )
+
+
+class TaskRun:
+    """The steps around one call of a task function."""
+
+    def __init__(self, app: Celeriac, task: Task, request: Context) -> None:
+        self.app = app
+        self.task = task
+        self.request = request
+        self.started = 0.0
+        self._token: Any = None
+
+    @property
+    def stores_results(self) -> bool:
+        return (
+            not self.request.ignore_result
+            and not self.request.is_eager
+            and self.app.results.enabled
+        )
+
+    def begin(self) -> None:
+        from .._state import current_request
+
+        self._token = current_request.set(self.request)
+        self.started = time.monotonic()
+        req, task = self.request, self.task
+        signals.task_prerun.send(
+            sender=task, task_id=req.id, task=task, args=req.args, kwargs=req.kwargs
+        )
+        task.before_start(str(req.id), req.args, req.kwargs)
+        track = (
+            task.track_started
+            if task.track_started is not None
+            else self.app.conf.task_track_started
+        )
+        if track and self.stores_results:
+            self.app.results.store(
+                str(req.id),
+                states.STARTED,
+                {"pid": _pid(), "hostname": req.hostname},
+                task_name=task.name,
+                request=req,
+            )
+
+    def call(self) -> Any:
+        return self.task.run(*self.request.args, **self.request.kwargs)
+
+    def end(self, outcome: Outcome, retval: Any) -> Outcome:
+        from .._state import current_request
+
+        req = self.request
+        outcome.runtime = time.monotonic() - self.started
+        try:
+            self.task.after_return(outcome.state, retval, str(req.id), req.args, req.kwargs, None)
+        except Exception:
+            logger.exception("after_return of %s raised", self.task.name)
+        signals.task_postrun.send(
+            sender=self.task,
+            task_id=req.id,
+            task=self.task,
+            args=req.args,
+            kwargs=req.kwargs,
+            retval=retval,
+            state=outcome.state,
+        )
+        if self._token is not None:
+            current_request.reset(self._token)
+        return outcome
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def succeeded(self, retval: Any) -> Outcome:
+        req, task = self.request, self.task
+        if self.stores_results:
+            try:
+                self.app.results.store(str(req.id), states.SUCCESS, retval, None, task.name, req)
+            except EncodeError as exc:
+                return self.failed(exc)
+        task.on_success(retval, str(req.id), req.args, req.kwargs)
+        signals.task_success.send(sender=task, result=retval)
+        self._send_callbacks(retval)
+        logger.info(
+            "Task %s[%s] succeeded in %.4fs: %s",
+            task.name,
+            req.id,
+            time.monotonic() - self.started,
+            short_repr(retval),
+        )
+        return Outcome(ACK, states.SUCCESS)
+
+    def failed(self, exc: BaseException) -> Outcome:
+        if isinstance(exc, Retry):
+            return self._retried(exc)
+        if isinstance(exc, Ignore):
+            return Outcome(ACK, states.IGNORED)
+        if isinstance(exc, Reject):
+            reason = f"rejected: {exc.reason}" if exc.reason else "rejected by the task"
+            signals.task_rejected.send(sender=self.task, message=self.request, exc=exc)
+            return Outcome(REQUEUE if exc.requeue else DEAD_LETTER, states.REJECTED, reason)
+        if self.task.should_autoretry(exc):
+            try:
+                opts = dict(self.task.retry_kwargs)
+                countdown = self.task.autoretry_countdown(self.request.retries)
+                if countdown is not None:
+                    opts.setdefault("countdown", countdown)
+                self.task.retry(exc=exc, **opts)
+            except Retry as retry:
+                return self._retried(retry)
+            except BaseException as final:
+                exc = final
+        return self._failure(exc)
+
+    def _retried(self, retry: Retry) -> Outcome:
+        req, task = self.request, self.task
+        reason = retry.exc if retry.exc is not None else retry
+        einfo = ExceptionInfo(reason)
+        if self.stores_results:
+            self.app.results.store(
+                str(req.id), states.RETRY, reason, einfo.traceback, task.name, req
+            )
+        task.on_retry(reason, str(req.id), req.args, req.kwargs, einfo)
+        signals.task_retry.send(sender=task, request=req, reason=reason, einfo=einfo)
+        logger.info("Task %s[%s] retry: Retry %s: %r", task.name, req.id, retry.humanize(), reason)
+        return Outcome(ACK, states.RETRY)
+
+    def _failure(self, exc: BaseException) -> Outcome:
+        req, task = self.request, self.task
+        einfo = ExceptionInfo(exc)
+        store = self.stores_results or (
+            task.store_errors_even_if_ignored and not req.is_eager and self.app.results.enabled
+        )
+        if store:
+            self.app.results.store_failure(str(req.id), exc, task.name, req, einfo.traceback)
+        try:
+            task.on_failure(exc, str(req.id), req.args, req.kwargs, einfo)
+        except Exception:
+            logger.exception("on_failure of %s raised", task.name)
+        signals.task_failure.send(
+            sender=task,
+            task_id=req.id,
+            exception=exc,
+            args=req.args,
+            kwargs=req.kwargs,
+            traceback=exc.__traceback__,
+            einfo=einfo,
+        )
+        self._send_errbacks(exc, einfo)
+        logger.error(
+            "Task %s[%s] raised unexpected: %r\n%s", task.name, req.id, exc, einfo.traceback
+        )
+        exhausted = req.retries_exhausted or isinstance(exc, MaxRetriesExceededError)
+        if exhausted:
+            return Outcome(
+                DEAD_LETTER,
+                states.FAILURE,
+                f"max retries ({req.retries}) exceeded: {type(exc).__name__}: {exc}",
+            )
+        acks = task.acks_on_failure_or_timeout
+        if acks is None:
+            acks = self.app.conf.task_acks_on_failure_or_timeout
+        if not acks:
+            return Outcome(DEAD_LETTER, states.FAILURE, f"failed: {type(exc).__name__}: {exc}")
+        return Outcome(ACK, states.FAILURE)
+
+    def _send_callbacks(self, retval: Any) -> None:
+        req = self.request
+        for cb in req.callbacks or ():
+            sig = maybe_signature(cb, self.app)
+            if sig is not None:
+                sig.apply_async((retval,), parent_id=req.id, root_id=req.root_id)
+        if req.chain:
+            chain = list(req.chain)
+            nxt = maybe_signature(chain.pop(), self.app)
+            if nxt is not None:
+                nxt.apply_async(
+                    (retval,), chain=chain or None, parent_id=req.id, root_id=req.root_id
+                )
+
+    def _send_errbacks(self, exc: BaseException, einfo: ExceptionInfo) -> None:
+        req = self.request
+        for eb in req.errbacks or ():
+            sig = maybe_signature(eb, self.app)
+            if sig is None:
+                continue
+            try:
+                errback = self.app.tasks[sig.task]
+                if _arity(errback) == 3:
+                    errback(req, exc, einfo.traceback)  # new style: called here, synchronously
+                else:
+                    sig.apply_async((req.id,), parent_id=req.id, root_id=req.root_id)
+            except Exception:
+                logger.exception("errback %r of %s[%s] raised", sig, self.task.name, req.id)
+
+
+def _arity(task: Task) -> int:
+    fn = type(task).__dict__.get("_fun") or task.run
+    params = list(inspect.signature(fn).parameters.values())
+    if task.bind:
+        params = params[1:]
+    return len([p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+# -- drivers ----------------------------------------------------------------------------------
+
+_loops = threading.local()
+
+
+def run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run an ``async def`` task's coroutine to completion from synchronous code."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        loop = getattr(_loops, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = _loops.loop = asyncio.new_event_loop()
+        return loop.run_until_complete(coro)
+    # Called from inside a running loop (apply() in async code): use a private thread.
+    box: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: box.update(v=asyncio.run(coro)))
+    thread.start()
+    thread.join()
+    return box.get("v")
+
+
+def execute(
+    app: Celeriac, task: Task, message: Message, hostname: str | None, delivery_info: dict[str, Any]
+) -> Outcome:
+    """Run ``message`` synchronously here (pool thread, child process or main thread)."""
+    run = TaskRun(app, task, make_request(task, message, hostname, delivery_info))
+    retval: Any = None
+    try:
+        run.begin()
+        retval = run.call()
+        if inspect.isawaitable(retval):
+            retval = run_coroutine(retval)  # type: ignore[arg-type]
+    except OperationalError as exc:
+        outcome = _backend_trouble(run, exc)
+    except Exception as exc:
+        outcome = _guard(run.failed, exc)
+    else:
+        outcome = _guard(run.succeeded, retval)
+    return run.end(outcome, retval)
+
+
+async def execute_async(
+    app: Celeriac,
+    task: Task,
+    message: Message,
+    hostname: str | None,
+    delivery_info: dict[str, Any],
+    limits: tuple[float | None, float | None] = (None, None),
+) -> Outcome:
+    """Run ``message`` on the running event loop; sync tasks go to a thread.
+
+    A time limit cancels an ``async def`` task's coroutine (it sees CancelledError) and is
+    recorded as SoftTimeLimitExceeded / TimeLimitExceeded."""
+    run = TaskRun(app, task, make_request(task, message, hostname, delivery_info))
+    retval: Any = None
+    try:
+        await asyncio.to_thread(run.begin) if app.results.enabled else run.begin()
+        if task.is_async:
+            retval = await _limited(run.call(), *limits)
+        else:
+            retval = await asyncio.to_thread(run.call)
+            if inspect.isawaitable(retval):
+                retval = await retval
+    except OperationalError as exc:
+        outcome = _backend_trouble(run, exc)
+    except Exception as exc:
+        outcome = await asyncio.to_thread(_guard, run.failed, exc)
+    else:
+        outcome = await asyncio.to_thread(_guard, run.succeeded, retval)
+    return run.end(outcome, retval)
+
+
+async def _limited(coro: Any, soft: float | None, hard: float | None) -> Any:
+    limit = min(x for x in (soft, hard, float("inf")) if x)
+    if limit == float("inf"):
+        return await coro
+    try:
+        return await asyncio.wait_for(coro, limit)
+    except TimeoutError:
+        if soft and limit == soft:
+            raise SoftTimeLimitExceeded(f"soft time limit ({soft}s) exceeded") from None
+        raise TimeLimitExceeded(f"time limit ({hard}s) exceeded") from None
+
+
+def _guard(step: Any, value: Any) -> Outcome:
+    try:
+        return step(value)
+    except OperationalError as exc:
+        return Outcome(
+            REQUEUE, states.PENDING, f"result backend unavailable: {exc}", requeue_delay=1.0
+        )
+
+
+def _backend_trouble(run: TaskRun, exc: OperationalError) -> Outcome:
+    logger.error(
+        "Task %s[%s]: broker or backend unavailable (%s); it will run again",
+        run.task.name,
+        run.request.id,
+        exc,
+    )
+    return Outcome(REQUEUE, states.PENDING, str(exc), requeue_delay=1.0)
+
+
+def execute_eagerly(
+    task: Task,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    task_id: str | None = None,
+    link: Any = None,
+    link_error: Any = None,
+    throw: bool | None = None,
+    retries: int = 0,
+    options: dict[str, Any] | None = None,
+) -> EagerResult:
+    """``task.apply()``: run here, retrying at once when the task asks to, like Celery."""
+    app = task.app
+    options = options or {}
+    message = Message(
+        id=task_id or str(uuid.uuid4()),
+        task=task.name,
+        args=list(args),
+        kwargs=dict(kwargs),
+        retries=retries,
+        priority=options.get("priority") or 0,
+        callbacks=[dict(s) for s in _as_list(link)] or None,
+        errbacks=[dict(s) for s in _as_list(link_error)] or None,
+    )
+    if throw is None:
+        throw = app.conf.task_eager_propagates
+    while True:
+        request = make_request(task, message, "eager", {"is_eager": True}, is_eager=True)
+        request.ignore_result = not app.conf.task_store_eager_result
+        run = TaskRun(app, task, request)
+        retval: Any = None
+        error: BaseException | None = None
+        try:
+            run.begin()
+            retval = run.call()
+            if inspect.isawaitable(retval):
+                retval = run_coroutine(retval)  # type: ignore[arg-type]
+        except Exception as exc:
+            error = exc
+            outcome = run.failed(exc)
+        else:
+            outcome = run.succeeded(retval)
+        run.end(outcome, retval)
+        if outcome.state != states.RETRY:
+            break
+        message.retries += 1
+    if error is not None and outcome.state == states.FAILURE:
+        if throw:
+            raise error
+        return EagerResult(
+            message.id,
+            error,
+            states.FAILURE,
+            ExceptionInfo(error).traceback,
+            task.name,
+            app,
+            message.retries,
+        )
+    return EagerResult(message.id, retval, outcome.state, None, task.name, app, message.retries)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if not value:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]

@@ -1,0 +1,432 @@
+"""The worker: consume under leases, hand jobs to a pool, settle messages, shut down cleanly.
+
+One message's path: ``fetch`` (leased) -> :meth:`Worker._receive` (decode, reject bad input to
+the dead-letter queue, skip revoked/finished ids) -> pool -> executor -> :meth:`Worker._on_done`
+(ack, release or dead-letter). A heartbeat thread extends the leases of every message held.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import signals, states
+from ..brokers.base import Delivery, safe_url
+from ..exceptions import ImproperlyConfigured, InvalidTaskError, OperationalError
+from ..message import Message
+from ..serialization import content_types
+from ..task import Context
+from .executor import ACK, DEAD_LETTER, REQUEUE, Outcome
+from .pools import POOLS, Job, Pool
+
+if TYPE_CHECKING:
+    from ..app import Celeriac
+
+logger = logging.getLogger("celeriac.worker")
+
+
+class ColdShutdown(BaseException):
+    """Raised in the main thread to abandon a task running there (solo pool)."""
+
+
+def expand_hostname(name: str | None) -> str:
+    """``-n`` value with ``%h`` (host), ``%n`` (short host), ``%d`` (domain) expanded."""
+    host = socket.gethostname()
+    short, _, domain = host.partition(".")
+    name = name or "celeriac@%h"
+    if "@" not in name:
+        name = f"{name}@%h"
+    return name.replace("%h", host).replace("%n", short).replace("%d", domain)
+
+
+class Worker:
+    """Consumes ``queues`` and runs their tasks in a pool until stopped."""
+
+    def __init__(
+        self,
+        app: Celeriac,
+        queues: Sequence[str] | str | None = None,
+        exclude_queues: Sequence[str] | str | None = None,
+        concurrency: int | None = None,
+        pool: str | None = None,
+        hostname: str | None = None,
+        prefetch_multiplier: int | None = None,
+        max_tasks_per_child: int | None = None,
+        burst: bool = False,
+        install_signal_handlers: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        conf = app.conf
+        self.app = app
+        self.hostname = expand_hostname(hostname)
+        self.queues = _queue_list(queues) or [conf.task_default_queue]
+        excluded = set(_queue_list(exclude_queues))
+        self.queues = [q for q in self.queues if q not in excluded]
+        if not self.queues:
+            raise ImproperlyConfigured("no queues left to consume after -X")
+        self.pool_name = pool or conf.worker_pool
+        if self.pool_name not in POOLS:
+            raise ImproperlyConfigured(f"unknown pool {self.pool_name!r}: use {', '.join(POOLS)}")
+        default_c = 100 if self.pool_name == "asyncio" else (os.cpu_count() or 1)
+        self.concurrency = (
+            1
+            if self.pool_name == "solo"
+            else int(concurrency or conf.worker_concurrency or default_c)
+        )
+        multiplier = (
+            prefetch_multiplier
+            if prefetch_multiplier is not None
+            else conf.worker_prefetch_multiplier
+        )
+        self.max_inflight = max(1, self.concurrency * max(1, int(multiplier)))
+        self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
+        self.burst = burst
+        self.install_signal_handlers = install_signal_handlers
+        self.accept = content_types(conf.accept_content)
+        self.max_deliveries = conf.worker_max_deliveries
+        self.exitcode = 0
+        self._inflight: dict[int, Job] = {}
+        self._inflight_lock = threading.Lock()
+        self._room = threading.Event()
+        self._stop_requested = False
+        self._cold = False
+        self._done = threading.Event()
+        self._next_job_id = 0
+        self.pool: Pool | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> int:
+        """Run until stopped (or, in burst mode, until the queues are empty); returns the
+        exit code."""
+        app = self.app
+        app.finalize()
+        signals.worker_init.send(sender=self)
+        self._wait_for_broker()
+        self.pool = POOLS[self.pool_name](
+            app, self.concurrency, self._on_done, self.hostname, self.max_tasks_per_child
+        )
+        self.pool.start()
+        if self.install_signal_handlers:
+            self._install_signals()
+        heartbeat = threading.Thread(target=self._heartbeat, name="celeriac-heartbeat", daemon=True)
+        heartbeat.start()
+        logger.info(
+            "%s ready: %s, queues %s, pool %s (concurrency %d)",
+            self.hostname,
+            safe_url(app.broker.url),
+            ",".join(self.queues),
+            self.pool_name,
+            self.concurrency,
+        )
+        signals.worker_ready.send(sender=self)
+        try:
+            self._consume()
+        except ColdShutdown:
+            self._cold = True
+        finally:
+            self._shutdown()
+            self._done.set()
+            heartbeat.join(2)
+        return self.exitcode
+
+    def stop(self, cold: bool = False) -> None:
+        """Ask the worker to stop: warm (finish running tasks) or cold (abandon them)."""
+        if cold or self._stop_requested:
+            self._cold = True
+        self._stop_requested = True
+        self._room.set()
+        self.app.broker.wakeup()
+
+    def _install_signals(self) -> None:
+        def on_term(signum: int, frame: Any) -> None:
+            name = signal.Signals(signum).name
+            if self._stop_requested or signum == signal.SIGQUIT:
+                logger.warning("worker: Cold shutdown (%s)", name)
+                self.stop(cold=True)
+                if self.pool_name == "solo" and self.pool is not None and self.pool.running():
+                    raise ColdShutdown()
+            else:
+                logger.warning("worker: Warm shutdown (%s)", name)
+                signals.worker_shutting_down.send(
+                    sender=self.hostname, sig=name, how="Warm", exitcode=0
+                )
+                self.stop()
+
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(sig, on_term)
+
+    def _wait_for_broker(self) -> None:
+        conf = self.app.conf
+        retries = conf.broker_connection_max_retries or 0
+        delay = 1.0
+        attempt = 0
+        while True:
+            try:
+                self.app.broker.queue_length(self.queues[0])
+                return
+            except OperationalError as exc:
+                attempt += 1
+                if not conf.broker_connection_retry_on_startup or (retries and attempt > retries):
+                    raise
+                logger.error(
+                    "Cannot connect to %s: %s. Trying again in %.0f seconds...",
+                    safe_url(self.app.broker.url),
+                    exc,
+                    delay,
+                )
+                if self._sleep(delay):
+                    raise
+                delay = min(delay * 2, 32.0)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep unless asked to stop; True if stopping."""
+        end = time.monotonic() + seconds
+        while not self._stop_requested and time.monotonic() < end:
+            time.sleep(min(0.1, end - time.monotonic()))
+        return self._stop_requested
+
+    # -- consuming ------------------------------------------------------------------------
+
+    def _consume(self) -> None:
+        assert self.pool is not None
+        broker = self.app.broker
+        failures = 0
+        while not self._stop_requested:
+            self.pool.poll()
+            with self._inflight_lock:
+                room = self.max_inflight - len(self._inflight)
+            if room <= 0:
+                self._room.wait(0.5)
+                self._room.clear()
+                continue
+            try:
+                timeout = 0.0 if self.pool.busy() and self.pool_name == "solo" else 1.0
+                deliveries = broker.fetch(self.queues, room, timeout)
+            except OperationalError as exc:
+                failures += 1
+                delay = min(2.0 ** (failures - 1), 32.0)
+                if failures == 1:
+                    logger.warning(
+                        "broker %s unavailable (%s); reconnecting", safe_url(broker.url), exc
+                    )
+                self._sleep(delay)
+                continue
+            if failures:
+                logger.warning("broker connection restored after %d attempt(s)", failures)
+                failures = 0
+            if deliveries:
+                self._receive(deliveries)
+            elif self.burst and not self.pool.busy():
+                with self._inflight_lock:
+                    if not self._inflight:
+                        return
+
+    def _receive(self, deliveries: list[Delivery]) -> None:
+        broker = self.app.broker
+        candidates: list[tuple[Delivery, Message]] = []
+        for d in deliveries:
+            if self.max_deliveries and d.delivery_count > self.max_deliveries:
+                self._dead_letter(
+                    d,
+                    f"delivered {d.delivery_count} times without completing "
+                    f"(worker_max_deliveries={self.max_deliveries})",
+                )
+                continue
+            try:
+                message = Message.decode(d.body, self.accept)
+            except InvalidTaskError as exc:
+                logger.error("Rejected a bad message from queue %s: %s", d.queue, exc)
+                signals.task_rejected.send(sender=None, message=d.body, exc=exc)
+                self._dead_letter(d, f"invalid message: {exc}")
+                continue
+            if message.task not in self.app.tasks:
+                logger.error(
+                    "Received unregistered task %r (id %s); moved to %s.dlq",
+                    message.task,
+                    message.id,
+                    d.queue,
+                )
+                signals.task_unknown.send(
+                    sender=None,
+                    name=message.task,
+                    id=message.id,
+                    message=message.to_dict(),
+                    exc=None,
+                )
+                self._dead_letter(d, f"unknown task {message.task!r}")
+                continue
+            candidates.append((d, message))
+        if not candidates:
+            return
+        metas = self._states([m.id for _, m in candidates])
+        now = time.time()
+        for d, message in candidates:
+            state = metas.get(message.id)
+            if state == states.REVOKED:
+                self._discard_revoked(d, message, expired=False)
+                continue
+            if state in states.READY_STATES and d.redelivered:
+                logger.info(
+                    "Task %s[%s] already %s; redelivered copy acknowledged",
+                    message.task,
+                    message.id,
+                    state,
+                )
+                broker.ack(d)
+                continue
+            if message.expires is not None and message.expires < now:
+                self._discard_revoked(d, message, expired=True)
+                continue
+            self._dispatch(d, message)
+
+    def _states(self, ids: list[str]) -> dict[str, str]:
+        if not self.app.results.enabled:
+            return {}
+        try:
+            return {tid: m["status"] for tid, m in self.app.results.metas(ids).items()}
+        except OperationalError as exc:
+            logger.warning("result backend unavailable (%s); not checking for duplicates", exc)
+            return {}
+
+    def _dispatch(self, d: Delivery, message: Message) -> None:
+        assert self.pool is not None
+        task = self.app.tasks[message.task]
+        conf = self.app.conf
+        self._next_job_id += 1
+        job = Job(
+            id=self._next_job_id,
+            message=message,
+            delivery=d,
+            task=task,
+            soft_limit=message.soft_time_limit or task.soft_time_limit or conf.task_soft_time_limit,
+            hard_limit=message.time_limit or task.time_limit or conf.task_time_limit,
+        )
+        acks_late = task.acks_late if task.acks_late is not None else conf.task_acks_late
+        if not acks_late:
+            self.app.broker.ack(d)
+            job.acked = True
+        with self._inflight_lock:
+            self._inflight[job.id] = job
+        request = Context(
+            id=message.id,
+            task=task,
+            args=message.args,
+            kwargs=message.kwargs,
+            hostname=self.hostname,
+            delivery_info=job.delivery_info,
+        )
+        signals.task_received.send(sender=self, request=request)
+        logger.info("Task %s[%s] received", message.task, message.id)
+        self.pool.submit(job)
+
+    def _discard_revoked(self, d: Delivery, message: Message, expired: bool) -> None:
+        task = self.app.tasks[message.task]
+        request = Context(
+            id=message.id,
+            task=task,
+            args=message.args,
+            kwargs=message.kwargs,
+            hostname=self.hostname,
+        )
+        if expired:
+            logger.info("Task %s[%s] expired; not run", message.task, message.id)
+            if self.app.results.enabled and not message.ignore_result:
+                self.app.results.store(message.id, states.REVOKED, None, None, message.task)
+            self._dead_letter(d, "expired before it could run")
+        else:
+            logger.info("Discarding revoked task: %s[%s]", message.task, message.id)
+            self.app.broker.ack(d)
+        signals.task_revoked.send(
+            sender=task, request=request, terminated=False, signum=None, expired=expired
+        )
+
+    def _dead_letter(self, d: Delivery, reason: str) -> None:
+        try:
+            self.app.broker.dead_letter(d, reason)
+        except OperationalError as exc:
+            logger.warning("could not dead-letter a message (%s); it will be redelivered", exc)
+
+    # -- settling -------------------------------------------------------------------------
+
+    def _on_done(self, job: Job, outcome: Outcome) -> None:
+        broker = self.app.broker
+        try:
+            if not job.acked:
+                if outcome.action == ACK:
+                    broker.ack(job.delivery)
+                elif outcome.action == REQUEUE:
+                    broker.release(job.delivery, outcome.requeue_delay)
+                elif outcome.action == DEAD_LETTER:
+                    broker.dead_letter(job.delivery, outcome.reason or outcome.state)
+                job.acked = True
+        except OperationalError as exc:
+            logger.warning(
+                "could not settle %s[%s] (%s); its lease will expire and the "
+                "finished state prevents a second run",
+                job.task.name,
+                job.message.id,
+                exc,
+            )
+        finally:
+            with self._inflight_lock:
+                self._inflight.pop(job.id, None)
+            self._room.set()
+
+    def _release(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            if not job.acked:
+                try:
+                    self.app.broker.release(job.delivery)
+                    job.acked = True
+                except OperationalError as exc:
+                    logger.warning(
+                        "could not release %s (%s); its lease will expire", job.message.id, exc
+                    )
+            with self._inflight_lock:
+                self._inflight.pop(job.id, None)
+
+    def _heartbeat(self) -> None:
+        broker, backend = self.app.broker, self.app.backend
+        interval = max(0.2, min(broker.visibility_timeout / 3.0, 10.0))
+        cleanup_every = float(self.app.conf.worker_result_cleanup_interval or 0)
+        next_cleanup = time.monotonic() + min(cleanup_every, 30.0)
+        while not self._done.wait(interval):
+            with self._inflight_lock:
+                held = [j.delivery for j in self._inflight.values() if not j.acked]
+            try:
+                if held:
+                    broker.extend(held)
+                if backend is not None and cleanup_every and time.monotonic() > next_cleanup:
+                    next_cleanup = time.monotonic() + cleanup_every
+                    backend.cleanup()
+            except OperationalError as exc:
+                logger.warning("heartbeat failed: %s", exc)
+            signals.heartbeat_sent.send(sender=self)
+
+    def _shutdown(self) -> None:
+        pool = self.pool
+        assert pool is not None
+        self._release(pool.cancel_pending())  # prefetched, never started: back at once
+        while not self._cold and not pool.join(0.2):
+            pass
+        if self._cold:
+            self._release(pool.terminate())
+            self.exitcode = 1
+        pool.stop()
+        signals.worker_shutdown.send(sender=self)
+        logger.info("%s stopped", self.hostname)
+        self.app.close()
+
+
+def _queue_list(value: Sequence[str] | str | None) -> list[str]:
+    if not value:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [q.strip() for q in items if q and q.strip()]
