@@ -1,0 +1,171 @@
+"""Shared fixtures: real services when present, worker processes started through the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from celeriac import Celery
+
+TESTS_DIR = Path(__file__).resolve().parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SERVICES = {"redis": 6379, "amqp": 5672, "postgresql": 5432}
+
+
+def service_up(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str) -> None:
+    """Skip when ``name`` is not running here; in CI a missing service is a failure."""
+    if not service_up(SERVICES[name]):
+        message = f"{name} is not answering on 127.0.0.1:{SERVICES[name]}"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: services are required)")
+        pytest.skip(message)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+class WorkerProcess:
+    """``celeriac -A proj worker`` in a subprocess, with its output collected."""
+
+    def __init__(self, env: dict[str, str], args: list[str]) -> None:
+        cmd = [sys.executable, "-m", "celeriac", "-A", "proj", "worker", "-l", "info", *args]
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=TESTS_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_ready(self, timeout: float = 30.0) -> WorkerProcess:
+        wait_until(lambda: " ready: " in self.output or self.proc.poll() is not None, timeout)
+        if self.proc.poll() is not None:
+            raise AssertionError(f"worker exited early:\n{self.output}")
+        return self
+
+    def signal(self, sig: int) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+
+    def kill(self) -> None:
+        """SIGKILL the worker and every process it started."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        return code
+
+
+class Project:
+    """The test project's settings for one test: a private SQLite file and a runs log."""
+
+    def __init__(self, tmp_path: Path, broker: str | None = None) -> None:
+        self.tmp_path = tmp_path
+        self.broker = broker or f"sqlite:///{tmp_path}/broker.db"
+        self.runs_file = tmp_path / "runs.txt"
+        self.env = {
+            **os.environ,
+            "CELERIAC_TEST_BROKER": self.broker,
+            "CELERIAC_TEST_RUNS": str(self.runs_file),
+            "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
+        }
+        self.workers: list[WorkerProcess] = []
+        self.app = Celery("producer", broker=self.broker)
+        self.app.conf.broker_transport_options = {"visibility_timeout": 30.0}
+
+    def set(self, **env: str) -> None:
+        self.env.update(env)
+        if "CELERIAC_TEST_VT" in env:
+            self.app.conf.broker_transport_options = {
+                "visibility_timeout": float(env["CELERIAC_TEST_VT"])
+            }
+
+    def worker(self, *args: str, ready: bool = True) -> WorkerProcess:
+        w = WorkerProcess(self.env, list(args))
+        self.workers.append(w)
+        return w.wait_ready() if ready else w
+
+    def runs(self, kind: str = "run") -> list[list[str]]:
+        if not self.runs_file.exists():
+            return []
+        lines = self.runs_file.read_text().splitlines()
+        return [line.split()[1:] for line in lines if line.split()[0] == kind]
+
+    def send(self, name: str, *args: Any, **options: Any) -> Any:
+        return self.app.send_task(f"proj.tasks.{name}", args, **options)
+
+    def close(self) -> None:
+        for w in self.workers:
+            if w.proc.poll() is None:
+                w.kill()
+        self.app.close()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    p = Project(tmp_path)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def memory_app(request: pytest.FixtureRequest) -> Iterator[Celery]:
+    """An app on a private in-process broker and backend."""
+    url = f"memory://{request.node.name}-{time.monotonic_ns()}"
+    app = Celery("tests", broker=url, backend=url)
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def sqlite_app(tmp_path: Path) -> Iterator[Celery]:
+    url = f"sqlite:///{tmp_path}/app.db"
+    app = Celery("tests", broker=url, backend=url)
+    yield app
+    app.close()

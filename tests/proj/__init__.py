@@ -1,0 +1,21 @@
+"""A small project used by the worker process tests (``celeriac -A proj worker``).
+
+Configured from the environment: CELERIAC_TEST_BROKER, CELERIAC_TEST_BACKEND,
+CELERIAC_TEST_VT (visibility timeout, seconds) and CELERIAC_TEST_RUNS (a file each task run
+appends a line to, so tests can count executions across processes).
+"""
+
+import os
+
+from celeriac import Celery
+
+app = Celery(
+    "proj",
+    broker=os.environ.get("CELERIAC_TEST_BROKER", "sqlite:///proj.db"),
+    backend=os.environ.get("CELERIAC_TEST_BACKEND") or None,
+    include=["proj.tasks"],
+)
+app.conf.broker_transport_options = {
+    "visibility_timeout": float(os.environ.get("CELERIAC_TEST_VT", "30"))
+}
+app.conf.worker_prefetch_multiplier = int(os.environ.get("CELERIAC_TEST_PREFETCH", "1"))

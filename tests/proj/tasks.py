@@ -1,0 +1,97 @@
+import asyncio
+import os
+import time
+
+from celeriac.exceptions import SoftTimeLimitExceeded
+
+from . import app
+
+
+class CustomError(Exception):
+    """An application error, rebuilt with its own type by AsyncResult.get()."""
+
+
+def _record(*fields):
+    path = os.environ.get("CELERIAC_TEST_RUNS")
+    if path:
+        line = " ".join(str(f) for f in fields) + "\n"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+
+@app.task
+def add(x, y):
+    return x + y
+
+
+@app.task(bind=True)
+def record(self, tag):
+    _record("run", tag, os.getpid(), self.request.hostname)
+    return tag
+
+
+@app.task(bind=True)
+def sleep_record(self, tag, seconds):
+    _record("start", tag, os.getpid())
+    time.sleep(seconds)
+    _record("end", tag, os.getpid())
+    return tag
+
+
+@app.task
+def fail(message):
+    raise CustomError(message)
+
+
+@app.task(
+    bind=True,
+    autoretry_for=(ConnectionError,),
+    retry_backoff=0.1,
+    retry_jitter=False,
+    max_retries=5,
+)
+def flaky(self, failures):
+    _record("try", self.request.id, self.request.retries)
+    if self.request.retries < failures:
+        raise ConnectionError("flaky service")
+    return self.request.retries
+
+
+@app.task(bind=True, max_retries=2, default_retry_delay=0.05)
+def doomed(self):
+    raise self.retry(exc=CustomError("never works"))
+
+
+@app.task(soft_time_limit=0.5)
+def soft_limited(seconds):
+    try:
+        time.sleep(seconds)
+    except SoftTimeLimitExceeded:
+        return "cleaned up"
+    return "finished"
+
+
+@app.task(time_limit=0.5)
+def hard_limited(seconds):
+    time.sleep(seconds)
+    return "finished"
+
+
+@app.task
+async def async_add(x, y):
+    await asyncio.sleep(0.01)
+    return x + y
+
+
+@app.task
+def pid():
+    return os.getpid()
+
+
+@app.task(bind=True)
+def order(self, priority):
+    _record("order", priority)
+    return priority

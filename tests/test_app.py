@@ -1,0 +1,221 @@
+"""The app, configuration, task options and eager execution."""
+
+from __future__ import annotations
+
+import types
+import warnings
+
+import pytest
+
+import celeriac
+from celeriac import Celeriac, Celery, shared_task, states
+from celeriac.config import UnknownSettingWarning
+from celeriac.exceptions import ImproperlyConfigured, MaxRetriesExceededError, NotRegistered
+from celeriac.message import Message
+from celeriac.result import EagerResult
+
+
+def test_public_surface() -> None:
+    assert Celery is Celeriac
+    assert set(celeriac.__all__) >= {
+        "Celery",
+        "Celeriac",
+        "shared_task",
+        "Task",
+        "states",
+        "AsyncResult",
+        "signature",
+    }
+    for name in set(celeriac.__all__) - {"current_task"}:
+        assert getattr(celeriac, name) is not None
+
+
+def test_settings_use_celery_names_and_report_unknown_ones() -> None:
+    app = Celery("t", broker="memory://", task_default_queue="jobs")
+    assert app.conf.task_default_queue == "jobs"
+    assert app.conf.task_acks_late is True
+    app.conf.update(worker_prefetch_multiplier=2, CELERY_TASK_ALWAYS_EAGER=True)
+    assert app.conf.worker_prefetch_multiplier == 2
+    assert app.conf.task_always_eager is True
+    with pytest.warns(UnknownSettingWarning, match="task_defualt_queue"):
+        app.conf.task_defualt_queue = "typo"
+
+
+def test_config_from_object_with_namespace() -> None:
+    settings = types.SimpleNamespace(
+        CELERY_BROKER_URL="memory://ns",
+        CELERY_BEAT_SCHEDULE={"x": {"task": "t", "schedule": 5}},
+        CELERY_TASK_SERIALIZER="json",
+        DATABASES={},
+    )
+    app = Celery("t")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        app.config_from_object(settings, namespace="CELERY")
+    assert app.conf.broker_url == "memory://ns"
+    assert app.conf.beat_schedule == {"x": {"task": "t", "schedule": 5}}
+
+
+def test_config_from_missing_module_is_a_clear_error() -> None:
+    with pytest.raises(ImproperlyConfigured, match="no_such_module"):
+        Celery("t").config_from_object("no_such_module")
+
+
+def test_task_names_and_registry() -> None:
+    app = Celery("proj", broker="memory://names")
+
+    @app.task
+    def add(x, y):
+        return x + y
+
+    @app.task(name="custom.name")
+    def other():
+        return 1
+
+    assert add.name.endswith(".add")
+    assert app.tasks["custom.name"] is other
+    assert add(2, 3) == 5
+    with pytest.raises(NotRegistered):
+        app.tasks["missing"]
+
+
+def test_unknown_task_option_is_an_error() -> None:
+    app = Celery("t", broker="memory://opts")
+    with pytest.raises(TypeError, match="retry_forever"):
+
+        @app.task(retry_forever=True)
+        def f():
+            pass
+
+
+def test_arguments_are_checked_when_called() -> None:
+    app = Celery("t", broker="memory://typing")
+
+    @app.task
+    def add(x, y):
+        return x + y
+
+    with pytest.raises(TypeError, match="add"):
+        add.delay(1, 2, 3)
+
+
+def test_apply_runs_here_and_returns_an_eager_result() -> None:
+    app = Celery("t", broker="memory://eager")
+
+    @app.task
+    def add(x, y):
+        return x + y
+
+    result = add.apply((2, 3))
+    assert isinstance(result, EagerResult)
+    assert result.get() == 5
+    assert result.successful() and result.ready() and result.state == states.SUCCESS
+
+
+def test_always_eager_and_failures_propagate_on_get() -> None:
+    app = Celery("t", broker="memory://eager2", task_always_eager=True)
+
+    @app.task
+    def boom():
+        raise KeyError("nope")
+
+    result = boom.delay()
+    assert result.failed()
+    assert isinstance(result.exception, KeyError)
+    with pytest.raises(KeyError):
+        result.get()
+
+
+def test_eager_retries_until_success_and_until_exhausted() -> None:
+    app = Celery("t", broker="memory://eager3")
+    attempts: list[int] = []
+
+    @app.task(bind=True, autoretry_for=(ConnectionError,), max_retries=3)
+    def flaky(self):
+        attempts.append(self.request.retries)
+        if self.request.retries < 2:
+            raise ConnectionError("down")
+        return "ok"
+
+    assert flaky.apply().get() == "ok"
+    assert attempts == [0, 1, 2]
+
+    @app.task(bind=True, max_retries=1)
+    def hopeless(self):
+        raise self.retry()
+
+    with pytest.raises(MaxRetriesExceededError):
+        hopeless.apply().get()
+
+
+def test_async_task_applies_eagerly() -> None:
+    app = Celery("t", broker="memory://async")
+
+    @app.task
+    async def double(x):
+        return x * 2
+
+    assert double.apply((4,)).get() == 8
+
+
+def test_shared_task_binds_to_the_current_app() -> None:
+    @shared_task
+    def mul(x, y):
+        return x * y
+
+    app = Celery("shared", broker="memory://shared")
+    assert mul.apply((3, 4)).get() == 12
+    assert mul.name in app.tasks
+
+
+def test_priority_must_be_0_to_9() -> None:
+    app = Celery("t", broker="memory://prio")
+    with pytest.raises(ValueError, match=r"0 \(lowest\) to 9 \(highest\)"):
+        app.build_message("x", priority=10)
+    assert app.build_message("x", priority=9).priority == 9
+
+
+def test_routing_precedence() -> None:
+    app = Celery("t", broker="memory://routes")
+    app.conf.task_routes = {"feed.*": {"queue": "feeds", "priority": 3}}
+
+    @app.task(name="feed.fetch", queue="ignored", priority=1)
+    def fetch():
+        pass
+
+    msg = app.build_message("feed.fetch", task=fetch)
+    assert (msg.queue, msg.priority) == ("feeds", 3)
+    msg = app.build_message("feed.fetch", task=fetch, queue="urgent", priority=9)
+    assert (msg.queue, msg.priority) == ("urgent", 9)
+    assert app.build_message("other").queue == "celery"
+
+
+def test_message_round_trip_and_bad_input() -> None:
+    from celeriac.exceptions import ContentDisallowed, InvalidTaskError
+    from celeriac.serialization import content_types
+
+    msg = Message(id="1", task="t", args=[1, "a"], kwargs={"k": [1]}, priority=7, eta=5.0)
+    json_only = content_types(["json"])
+    back = Message.decode(msg.encode(), json_only)
+    assert (back.args, back.kwargs, back.priority, back.eta) == ([1, "a"], {"k": [1]}, 7, 5.0)
+    pickled = Message(id="2", task="t", content_type="application/x-python-serialize").encode()
+    with pytest.raises(ContentDisallowed):
+        Message.decode(pickled, json_only)
+    assert Message.decode(pickled, content_types(["json", "pickle"])).id == "2"
+    for bad in (b"", b"{not json", b'{"id": "x"}', b"[1, 2]", b'{"id":"1","task":"t","args":3}'):
+        with pytest.raises(InvalidTaskError):
+            Message.decode(bad, json_only)
+
+
+def test_unserialisable_argument_is_a_clear_error() -> None:
+    from celeriac.exceptions import EncodeError
+
+    msg = Message(id="1", task="t", args=[object()])
+    with pytest.raises(EncodeError, match="object"):
+        msg.encode()
+
+
+def test_bad_broker_url_is_a_clear_error() -> None:
+    app = Celery("t", broker="nosuch://host")
+    with pytest.raises(ImproperlyConfigured, match="unknown broker URL"):
+        _ = app.broker
