@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -157,7 +158,8 @@ def project(tmp_path: Path) -> Iterator[Project]:
 @pytest.fixture
 def memory_app(request: pytest.FixtureRequest) -> Iterator[Celery]:
     """An app on a private in-process broker and backend."""
-    url = f"memory://{request.node.name}-{time.monotonic_ns()}"
+    name = re.sub(r"\W", "-", request.node.name)
+    url = f"memory://{name}-{time.monotonic_ns()}"
     app = Celery("tests", broker=url, backend=url)
     yield app
     app.close()

@@ -369,7 +369,7 @@ async def execute_async(
     run = TaskRun(app, task, make_request(task, message, hostname, delivery_info))
     retval: Any = None
     try:
-        await asyncio.to_thread(run.begin) if app.results.enabled else run.begin()
+        run.begin()  # in the loop's context, so end() can reset the request there
         if task.is_async:
             retval = await _limited(run.call(), *limits)
         else:

@@ -257,14 +257,18 @@ class AsyncioPool(Pool):
                         return  # taken back by cancel_pending
                     self._pending.remove(job)
                     self._take(job)
-                outcome = await execute_async(
-                    self.app,
-                    job.task,
-                    job.message,
-                    self.hostname,
-                    job.delivery_info,
-                    (job.soft_limit, job.hard_limit),
-                )
+                try:
+                    outcome = await execute_async(
+                        self.app,
+                        job.task,
+                        job.message,
+                        self.hostname,
+                        job.delivery_info,
+                        (job.soft_limit, job.hard_limit),
+                    )
+                except BaseException as exc:  # never leave a job unsettled
+                    logger.exception("internal error running %s", job.message.id)
+                    outcome = Outcome(REQUEUE, states.PENDING, f"internal error: {exc!r}", 1.0)
             await asyncio.to_thread(self._finish, job, outcome)
         finally:
             self._tasks.pop(job.id, None)

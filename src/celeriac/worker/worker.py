@@ -208,6 +208,8 @@ class Worker:
                 continue
             try:
                 timeout = 0.0 if self.pool.busy() and self.pool_name == "solo" else 1.0
+                if self.burst:
+                    timeout = min(timeout, 0.05)
                 deliveries = broker.fetch(self.queues, room, timeout)
             except OperationalError as exc:
                 failures += 1
@@ -223,10 +225,16 @@ class Worker:
                 failures = 0
             if deliveries:
                 self._receive(deliveries)
-            elif self.burst and not self.pool.busy():
-                with self._inflight_lock:
-                    if not self._inflight:
-                        return
+            elif self.burst and self._drained():
+                return
+
+    def _drained(self) -> bool:
+        """Burst mode: nothing held, nothing running, nothing waiting (delayed included)."""
+        assert self.pool is not None
+        with self._inflight_lock:
+            if self._inflight or self.pool.busy():
+                return False
+        return all(self.app.broker.queue_length(q) == 0 for q in self.queues)
 
     def _receive(self, deliveries: list[Delivery]) -> None:
         broker = self.app.broker

@@ -1,0 +1,232 @@
+"""What the SQLite broker and result backend share: URL rules, pragmas, and connections that
+are private to each thread and each process.
+
+One connection per thread keeps transactions of different threads apart. After ``fork`` the
+child opens new connections; it must never close one it inherited (SQLite's POSIX locks and
+WAL bookkeeping belong to the parent), so inherited connections are kept referenced for the
+life of the child.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .brokers.base import safe_url
+from .exceptions import ImproperlyConfigured, OperationalError
+
+DEFAULT_FILENAME = "celeriac.db"
+DEFAULT_BUSY_TIMEOUT = 10.0
+
+
+def sqlite_path(url: str) -> str:
+    """The absolute file path of a ``sqlite://`` URL.
+
+    ``sqlite:///rel/path.db`` is relative to the current directory, ``sqlite:////abs/path.db``
+    is absolute and ``sqlite://`` alone means ``celeriac.db`` in the current directory.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+")[0] != "sqlite":
+        raise ImproperlyConfigured(f"not a sqlite:// URL: {safe_url(url)!r}")
+    rest = rest.split("?", 1)[0]
+    if rest and not rest.startswith("/"):
+        raise ImproperlyConfigured(
+            f"SQLite URL {safe_url(url)!r} has a host part; use sqlite:///relative/path.db "
+            "or sqlite:////absolute/path.db"
+        )
+    path = rest[1:] or DEFAULT_FILENAME
+    if path == ":memory:" or path.startswith("file::memory:"):
+        raise ImproperlyConfigured(
+            "sqlite:///:memory: cannot be used: an in-memory database is private to one "
+            "connection, so producers and workers could not share it. Use a file "
+            "(sqlite:///celeriac.db) or memory:// for a single process."
+        )
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise ImproperlyConfigured(
+            f"SQLite URL {safe_url(url)!r}: directory {parent!r} does not exist"
+        )
+    return path
+
+
+class _Conn:
+    """A connection with the process and generation it was opened in."""
+
+    __slots__ = ("__weakref__", "conn", "generation", "pid")
+
+    def __init__(self, conn: sqlite3.Connection, pid: int, generation: int) -> None:
+        self.conn = conn
+        self.pid = pid
+        self.generation = generation
+
+
+# Every open connection of every database (weakly). Just before a fork they are all referenced
+# strongly, so that the child (which drops the parent's other threads and their thread-locals)
+# cannot garbage-collect, and so close, a connection it inherited.
+_registry_lock = threading.Lock()
+_registry: weakref.WeakSet[_Conn] = weakref.WeakSet()
+_held_over_fork: list[_Conn] = []
+_inherited: list[_Conn] = []
+_databases: weakref.WeakSet[SQLiteDatabase] = weakref.WeakSet()  # their locks are reset in a child
+
+
+def _before_fork() -> None:
+    _registry_lock.acquire()  # held across fork so the child's copy is consistent
+    _held_over_fork[:] = list(_registry)
+
+
+def _after_fork_in_parent() -> None:
+    _held_over_fork.clear()
+    _registry_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    _inherited.extend(_held_over_fork)
+    _held_over_fork.clear()
+    _registry_lock.release()
+    for db in list(_databases):
+        db._lock = threading.Lock()  # another thread of the parent may have held it
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
+
+
+class SQLiteDatabase:
+    """Connections to one SQLite file in WAL mode, one per thread and process.
+
+    ``schema`` (``CREATE ... IF NOT EXISTS`` statements) is applied once per process.
+    """
+
+    def __init__(self, url: str, schema: str, options: dict[str, Any] | None = None) -> None:
+        options = options or {}
+        self.url = url
+        self.safe_url = safe_url(url)
+        self.path = sqlite_path(url)
+        self.busy_timeout = float(options.get("busy_timeout", DEFAULT_BUSY_TIMEOUT))
+        self._schema = schema
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: weakref.WeakSet[_Conn] = weakref.WeakSet()
+        self._generation = 0
+        self._schema_pid = 0
+        with _registry_lock:
+            _databases.add(self)
+
+    # -- connections ----------------------------------------------------------------------
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened (or reopened after fork or close) as needed."""
+        held: _Conn | None = getattr(self._local, "held", None)
+        pid = os.getpid()
+        if held is not None and held.pid == pid and held.generation == self._generation:
+            return held.conn
+        if held is not None and held.pid != pid:
+            _inherited.append(held)  # forked without the at-fork hooks: keep it, never close it
+        held = _Conn(self._open(), pid, self._generation)
+        self._local.held = held
+        with _registry_lock:
+            _registry.add(held)
+        with self._lock:
+            self._conns.add(held)
+        return held.conn
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout,
+            isolation_level=None,  # autocommit; transactions are explicit (BEGIN IMMEDIATE)
+            check_same_thread=False,  # so close() may close other threads' connections
+        )
+        try:
+            self._set_wal(conn)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            if self._schema_pid != os.getpid():
+                with self._lock:
+                    if self._schema_pid != os.getpid():
+                        conn.executescript(f"BEGIN IMMEDIATE;\n{self._schema}\nCOMMIT;")
+                        self._schema_pid = os.getpid()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _set_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching a new file to WAL takes an exclusive lock and may report "locked" at once
+        # when many processes open it together, without waiting for busy_timeout.
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL").fetchall()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def close(self) -> None:
+        """Close this process's connections; threads reconnect on their next use."""
+        pid = os.getpid()
+        with self._lock:
+            self._generation += 1
+            mine = [held for held in self._conns if held.pid == pid]
+            for held in mine:
+                self._conns.discard(held)
+        for held in mine:
+            try:
+                held.conn.close()
+            except sqlite3.Error:
+                pass
+
+    # -- helpers --------------------------------------------------------------------------
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """Raise sqlite3 errors as :class:`OperationalError` naming the database."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise OperationalError(f"{self.safe_url}: {exc}") from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``) on this thread's connection.
+
+        Taking the write lock up front means the busy timeout applies, instead of the
+        immediate ``SQLITE_BUSY`` a read transaction gets when it tries to become a writer.
+        """
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            raise
+        conn.execute("COMMIT")
+
+    def data_version(self) -> int:
+        """A number that changes whenever another connection commits to the database."""
+        row = self.connection().execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+
+def poll_intervals(first: float = 0.002, factor: float = 1.5, cap: float = 0.02) -> Iterator[float]:
+    """Sleep lengths for polling: short at first, growing to ``cap``."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(delay * factor, cap)

@@ -1,0 +1,297 @@
+"""A broker in one SQLite file: ``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or
+``sqlite://`` (``celeriac.db`` in the current directory).
+
+Many producer and worker processes on one machine may share the file. A message is a row;
+its ``visible_at`` is when it is next due (its eta, or the deadline of its lease), so delayed
+messages, expired leases and released messages are all found by the same query. Each claim
+writes a fresh random lease token into the row, and settling a delivery matches on
+``(id, lease)``, so a holder whose lease expired cannot touch the message once it is claimed
+again. An idle ``fetch`` polls ``PRAGMA data_version`` (a counter in shared memory that moves
+when another connection commits) and wakes at the next due time.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .._sqlite import SQLiteDatabase, poll_intervals
+from .base import DEFAULT_VISIBILITY_TIMEOUT, DeadLetter, Delivery, Outgoing
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS celeriac_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    visible_at REAL NOT NULL,
+    body BLOB NOT NULL,
+    lease TEXT,
+    deliveries INTEGER NOT NULL DEFAULT 0,
+    published_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS celeriac_messages_order
+    ON celeriac_messages (queue, priority DESC, id, visible_at);
+CREATE INDEX IF NOT EXISTS celeriac_messages_due
+    ON celeriac_messages (queue, visible_at);
+CREATE TABLE IF NOT EXISTS celeriac_dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    dead_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS celeriac_dead_letters_queue ON celeriac_dead_letters (queue, id);
+"""
+
+_INSERT = (
+    "INSERT INTO celeriac_messages (queue, priority, visible_at, body, published_at) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _claim_sql(n_queues: int) -> str:
+    # Per queue, the first LIMIT due rows in (priority, id) order straight from the index;
+    # then the best LIMIT of those, earlier queues first among equal priorities.
+    per_queue = " UNION ALL ".join(
+        f"SELECT id, priority, {i} AS qi FROM (SELECT id, priority FROM celeriac_messages "
+        "INDEXED BY celeriac_messages_order WHERE queue = ? AND visible_at <= ? "
+        "ORDER BY priority DESC, id LIMIT ?)"
+        for i in range(n_queues)
+    )
+    return (
+        "UPDATE celeriac_messages SET lease = ?, visible_at = ?, deliveries = deliveries + 1 "
+        f"WHERE id IN (SELECT id FROM ({per_queue}) ORDER BY priority DESC, qi, id LIMIT ?) "
+        "RETURNING id, queue, priority, body, deliveries"
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _next_due_sql(n_queues: int) -> str:
+    per_queue = " UNION ALL ".join(
+        "SELECT (SELECT MIN(visible_at) FROM celeriac_messages WHERE queue = ?) AS t"
+        for _ in range(n_queues)
+    )
+    return f"SELECT MIN(t) FROM ({per_queue})"
+
+
+def _tag(delivery: Delivery) -> tuple[int, str]:
+    row_id, lease = delivery.tag
+    return int(row_id), str(lease)
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class SQLiteBroker:
+    """A broker stored in a SQLite file shared by the processes of one machine."""
+
+    def __init__(self, url: str = "sqlite://", options: dict[str, Any] | None = None) -> None:
+        options = options or {}
+        self.url = url
+        self.visibility_timeout = float(
+            options.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT)
+        )
+        if self.visibility_timeout <= 0:
+            raise ValueError("visibility_timeout must be positive")
+        self._db = SQLiteDatabase(url, SCHEMA, options)
+        self._wake = threading.Event()
+
+    def publish(self, messages: Sequence[Outgoing]) -> None:
+        """Insert ``messages`` in one transaction."""
+        if not messages:
+            return
+        now = time.time()
+        rows = [
+            (
+                m.queue,
+                min(max(int(m.priority), 0), 9),
+                now if m.eta is None else float(m.eta),
+                m.body,
+                now,
+            )
+            for m in messages
+        ]
+        with self._db.errors(), self._db.transaction() as conn:
+            conn.executemany(_INSERT, rows)
+
+    def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
+        """Claim up to ``limit`` due messages, waiting up to ``timeout`` for one."""
+        names = list(dict.fromkeys(queues))
+        if not names or limit <= 0:
+            return []
+        db = self._db
+        deadline = time.monotonic() + max(timeout, 0.0)
+        with db.errors():
+            while True:
+                version = db.data_version()
+                due = self._next_due(names)
+                now = time.time()
+                if due is not None and due <= now:
+                    claimed = self._claim(names, limit, now)
+                    if claimed:
+                        return claimed
+                if self._wake.is_set():
+                    self._wake.clear()
+                    return []
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                if due is not None:
+                    remaining = min(remaining, max(due - now, 0.0) + 0.001)
+                self._wait_for_change(version, remaining)
+
+    def _next_due(self, names: list[str]) -> float | None:
+        row = self._db.connection().execute(_next_due_sql(len(names)), names).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def _claim(self, names: list[str], limit: int, now: float) -> list[Delivery]:
+        lease = secrets.token_hex(8)
+        params: list[Any] = [lease, now + self.visibility_timeout]
+        for name in names:
+            params += (name, now, limit)
+        params.append(limit)
+        conn = self._db.connection()
+        rows = conn.execute(_claim_sql(len(names)), params).fetchall()
+        order = {name: i for i, name in enumerate(names)}
+        rows.sort(key=lambda r: (-r[2], order[r[1]], r[0]))  # RETURNING has no defined order
+        return [
+            Delivery(
+                body=bytes(body),
+                queue=queue,
+                priority=priority,
+                tag=(row_id, lease),
+                delivery_count=deliveries,
+            )
+            for row_id, queue, priority, body, deliveries in rows
+        ]
+
+    def _wait_for_change(self, version: int, seconds: float) -> None:
+        """Sleep up to ``seconds``, returning early on another connection's commit or wakeup."""
+        end = time.monotonic() + seconds
+        for interval in poll_intervals():
+            left = end - time.monotonic()
+            if left <= 0 or self._wake.wait(min(interval, left)):
+                return
+            if self._db.data_version() != version:
+                return
+
+    def extend(self, deliveries: Sequence[Delivery]) -> None:
+        """Push the lease deadlines of ``deliveries`` still held to now + visibility_timeout."""
+        if not deliveries:
+            return
+        until = time.time() + self.visibility_timeout
+        rows = [(until, *_tag(d)) for d in deliveries]
+        with self._db.errors(), self._db.transaction() as conn:
+            conn.executemany(
+                "UPDATE celeriac_messages SET visible_at = ? WHERE id = ? AND lease = ?", rows
+            )
+
+    def ack(self, delivery: Delivery) -> None:
+        """Delete the message if ``delivery`` still holds its lease."""
+        with self._db.errors():
+            self._db.connection().execute(
+                "DELETE FROM celeriac_messages WHERE id = ? AND lease = ?", _tag(delivery)
+            )
+
+    def release(self, delivery: Delivery, delay: float | None = None) -> None:
+        """Make the message due again (after ``delay`` seconds); its id keeps its place."""
+        visible_at = time.time() + (delay if delay and delay > 0 else 0.0)
+        with self._db.errors():
+            self._db.connection().execute(
+                "UPDATE celeriac_messages SET lease = NULL, visible_at = ? "
+                "WHERE id = ? AND lease = ?",
+                (visible_at, *_tag(delivery)),
+            )
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Move the message to its queue's dead letters."""
+        tag = _tag(delivery)
+        with self._db.errors(), self._db.transaction() as conn:
+            moved = conn.execute(
+                "INSERT INTO celeriac_dead_letters (queue, priority, body, reason, dead_at) "
+                "SELECT queue, priority, body, ?, ? FROM celeriac_messages "
+                "WHERE id = ? AND lease = ?",
+                (reason, time.time(), *tag),
+            ).rowcount
+            if moved:
+                conn.execute("DELETE FROM celeriac_messages WHERE id = ? AND lease = ?", tag)
+
+    def queue_length(self, queue: str) -> int:
+        """Messages waiting, delayed or leased in ``queue``."""
+        with self._db.errors():
+            row = (
+                self._db.connection()
+                .execute("SELECT COUNT(*) FROM celeriac_messages WHERE queue = ?", (queue,))
+                .fetchone()
+            )
+        return int(row[0])
+
+    def purge(self, queue: str) -> int:
+        """Delete the messages of ``queue`` that are not under a live lease."""
+        with self._db.errors():
+            cur = self._db.connection().execute(
+                "DELETE FROM celeriac_messages "
+                "WHERE queue = ? AND (lease IS NULL OR visible_at <= ?)",
+                (queue, time.time()),
+            )
+        return cur.rowcount
+
+    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        """The oldest ``limit`` dead letters of ``queue``."""
+        with self._db.errors():
+            rows = (
+                self._db.connection()
+                .execute(
+                    "SELECT id, body, queue, reason, dead_at FROM celeriac_dead_letters "
+                    "WHERE queue = ? ORDER BY id LIMIT ?",
+                    (queue, max(limit, 0)),
+                )
+                .fetchall()
+            )
+        return [DeadLetter(i, bytes(body), q, reason, at) for i, body, q, reason, at in rows]
+
+    def requeue_dead_letters(self, queue: str, ids: Sequence[Any] | None = None) -> int:
+        """Publish dead letters (all, or those ``ids``) to ``queue`` again, oldest first."""
+        now = time.time()
+        select = (
+            "INSERT INTO celeriac_messages (queue, priority, visible_at, body, published_at) "
+            "SELECT queue, priority, ?, body, ? FROM celeriac_dead_letters WHERE queue = ?"
+        )
+        delete = "DELETE FROM celeriac_dead_letters WHERE queue = ?"
+        with self._db.errors(), self._db.transaction() as conn:
+            if ids is None:
+                moved = conn.execute(select + " ORDER BY id", (now, now, queue)).rowcount
+                conn.execute(delete, (queue,))
+                return moved
+            wanted = sorted({i for i in map(_int_or_none, ids) if i is not None})
+            if not wanted:
+                return 0
+            conn.executemany(select + " AND id = ?", [(now, now, queue, i) for i in wanted])
+            cur = conn.executemany(delete + " AND id = ?", [(queue, i) for i in wanted])
+            return cur.rowcount
+
+    def purge_dead_letters(self, queue: str) -> int:
+        """Delete the dead letters of ``queue``."""
+        with self._db.errors():
+            cur = self._db.connection().execute(
+                "DELETE FROM celeriac_dead_letters WHERE queue = ?", (queue,)
+            )
+        return cur.rowcount
+
+    def wakeup(self) -> None:
+        """Make this broker's blocked (or next) ``fetch`` return at once."""
+        self._wake.set()
+
+    def close(self) -> None:
+        """Close this process's connections (they reopen when the broker is used again)."""
+        self._db.close()

@@ -1,0 +1,83 @@
+"""What only the SQLite broker and backend promise: URL rules, error translation, fork safety."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from celeriac._sqlite import sqlite_path
+from celeriac.backends.sqlite import SQLiteBackend
+from celeriac.brokers.base import Outgoing
+from celeriac.brokers.sqlite import SQLiteBroker
+from celeriac.exceptions import ImproperlyConfigured, OperationalError
+
+
+def test_url_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    assert sqlite_path("sqlite://") == str(tmp_path / "celeriac.db")
+    assert sqlite_path("sqlite:///") == str(tmp_path / "celeriac.db")
+    assert sqlite_path("sqlite:///sub/x.db") == str(tmp_path / "sub" / "x.db")
+    assert sqlite_path(f"sqlite:///{tmp_path}/abs.db") == str(tmp_path / "abs.db")
+    assert sqlite_path("sqlite:///x.db?mode=rw") == str(tmp_path / "x.db")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite:///:memory:", "cannot be shared|cannot be used"),
+        ("sqlite://host/x.db", "host part"),
+        ("sqlite:///no/such/dir/x.db", "does not exist"),
+        ("redis://localhost", "not a sqlite"),
+    ],
+)
+def test_bad_urls(url: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ImproperlyConfigured, match=message):
+        SQLiteBroker(url, {})
+
+
+def test_driver_errors_are_operational_errors(tmp_path: Path) -> None:
+    (tmp_path / "dir.db").mkdir()  # a directory where the database file should be
+    broker = SQLiteBroker(f"sqlite:///{tmp_path}/dir.db", {})
+    with pytest.raises(OperationalError, match=r"dir\.db"):
+        broker.queue_length("q")
+    backend = SQLiteBackend(f"sqlite:///{tmp_path}/dir.db", {})
+    with pytest.raises(OperationalError, match=r"dir\.db"):
+        backend.load("t")
+
+
+def test_broker_and_backend_share_a_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/app.db"
+    broker, backend = SQLiteBroker(url, {}), SQLiteBackend(url, {})
+    broker.publish([Outgoing(b"x", "q")])
+    backend.store("t", "SUCCESS", b"r", None)
+    assert broker.queue_length("q") == 1
+    assert backend.load("t") == b"r"
+    broker.close()
+    backend.close()
+    assert broker.queue_length("q") == 1  # reconnects after close
+
+
+def _child(broker: SQLiteBroker, backend: SQLiteBackend) -> None:
+    [d] = broker.fetch(["q"], 1, 5.0)
+    broker.ack(d)
+    backend.store("t", "SUCCESS", d.body, None)
+    broker.close()  # closes the child's own connections only
+
+
+def test_objects_inherited_over_fork_keep_working(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/fork.db"
+    broker, backend = SQLiteBroker(url, {}), SQLiteBackend(url, {})
+    broker.publish([Outgoing(b"from parent", "q")])
+    assert backend.load("t") is None
+    child = multiprocessing.get_context("fork").Process(target=_child, args=(broker, backend))
+    child.start()
+    assert backend.wait_for("t", 10.0) == b"from parent"
+    child.join(10)
+    assert child.exitcode == 0
+    assert broker.queue_length("q") == 0
+    broker.publish([Outgoing(b"again", "q")])
+    assert [d.body for d in broker.fetch(["q"], 1, 0)] == [b"again"]
