@@ -53,8 +53,13 @@ def test_results_failures_and_async_tasks(memory_app: Celery, pool: str) -> None
 def test_retries_then_dead_letter(memory_app: Celery) -> None:
     tries: list[int] = []
 
-    @memory_app.task(bind=True, autoretry_for=(ConnectionError,), retry_backoff=0.05,
-                     retry_jitter=False, max_retries=3)
+    @memory_app.task(
+        bind=True,
+        autoretry_for=(ConnectionError,),
+        retry_backoff=0.05,
+        retry_jitter=False,
+        max_retries=3,
+    )
     def flaky(self):
         tries.append(self.request.retries)
         if self.request.retries < 2:
@@ -177,7 +182,7 @@ def test_worker_signals(memory_app: Celery) -> None:
     assert seen[0] == "ready" and seen[-1] == "shutdown"
     assert "unknown:missing.task" in seen
     i = seen.index("received")
-    assert seen[i:i + 4] == ["received", "prerun", "success", "postrun"]
+    assert seen[i : i + 4] == ["received", "prerun", "success", "postrun"]
 
 
 def test_progress_link_and_errback(memory_app: Celery) -> None:

@@ -1,0 +1,103 @@
+"""The CLI worker as a real process on the SQLite broker: signals, crashes, limits."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from celeriac import states
+from celeriac.exceptions import TimeLimitExceeded
+from conftest import TESTS_DIR, Project, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def test_prefork_worker_runs_tasks_and_shuts_down_warm(project: Project) -> None:
+    worker = project.worker("-c", "2")
+    assert project.send("add", 2, 3).get(timeout=20) == 5
+    long = project.send("sleep_record", "long", 1.0)
+    wait_until(lambda: project.runs("start"))
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    assert [r[0] for r in project.runs("end")] == ["long"]  # it was allowed to finish
+    assert long.get(timeout=5) == "long"
+    assert "Warm shutdown" in worker.output
+
+
+def test_sigkill_mid_task_loses_nothing(project: Project) -> None:
+    project.set(CELERIAC_TEST_VT="2")
+    first = project.worker("-c", "1")
+    result = project.send("sleep_record", "k", 1.0)
+    wait_until(lambda: project.runs("start"))
+    first.kill()
+    project.worker("-c", "1")
+    assert result.get(timeout=30) == "k"
+    assert len(project.runs("start")) == 2  # it never finished the first time
+    assert len(project.runs("end")) == 1
+
+
+def test_long_task_is_not_redelivered_while_its_worker_lives(project: Project) -> None:
+    project.set(CELERIAC_TEST_VT="1")
+    project.worker("-c", "1", "-n", "a@%h")
+    project.worker("-c", "1", "-n", "b@%h")
+    result = project.send("sleep_record", "long", 3.0)
+    assert result.get(timeout=30) == "long"
+    assert len(project.runs("start")) == 1
+
+
+def test_hard_time_limit_kills_the_child_and_the_worker_goes_on(project: Project) -> None:
+    project.worker("-c", "1")
+    limited = project.send("hard_limited", 10)
+    with pytest.raises(TimeLimitExceeded):
+        limited.get(timeout=20)
+    assert limited.state == states.FAILURE
+    assert project.send("add", 1, 1).get(timeout=20) == 2
+
+
+def test_second_signal_is_a_cold_shutdown_that_requeues(project: Project) -> None:
+    worker = project.worker("-c", "1")
+    project.send("sleep_record", "cold", 5.0)
+    wait_until(lambda: project.runs("start"))
+    worker.signal(signal.SIGTERM)
+    wait_until(lambda: "Warm shutdown" in worker.output)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 1
+    assert "Cold shutdown" in worker.output
+    assert project.app.broker.queue_length("celery") == 1  # back in the queue, not lost
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "celeriac", *args],
+        cwd=TESTS_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_errors_are_one_clear_line(project: Project) -> None:
+    assert _cli("--version").stdout.startswith("celeriac ")
+    bad_app = _cli("-A", "no_such_project", "worker", env=project.env)
+    assert bad_app.returncode == 2
+    assert bad_app.stderr.strip().splitlines() == [
+        "Error: Unable to load app 'no_such_project': No module named 'no_such_project'"
+    ]
+    bad_url = _cli(
+        "-A", "proj", "--broker", "nosuch://x", "call", "proj.tasks.add", env=project.env
+    )
+    assert bad_url.returncode == 1
+    assert "unknown broker URL 'nosuch://x'" in bad_url.stderr
+
+
+def test_cli_call_and_result(project: Project) -> None:
+    project.worker("-c", "1")
+    sent = _cli("-A", "proj", "call", "proj.tasks.add", "--args", "[4, 5]", env=project.env)
+    assert sent.returncode == 0, sent.stderr
+    task_id = sent.stdout.strip()
+    shown = _cli("-A", "proj", "result", task_id, "--wait", "20", env=project.env)
+    assert '"state": "SUCCESS"' in shown.stdout and '"result": 9' in shown.stdout
