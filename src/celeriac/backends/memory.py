@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..brokers.base import PerURL
 from ..exceptions import OperationalError
 from ..states import READY_STATES
 
@@ -38,25 +39,9 @@ class _Store:
         return record[0] if record is not None and _alive(record[1], now) else None
 
 
-_stores: dict[str, _Store] = {}
-_stores_lock = threading.Lock()
-
-
-def _store_for(url: str) -> _Store:
-    with _stores_lock:
-        store = _stores.get(url)
-        if store is None:
-            store = _stores[url] = _Store()
-        return store
-
-
-def reset_stores(url: str | None = None) -> None:
-    """Forget the data of ``url`` (every URL when None). For tests."""
-    with _stores_lock:
-        if url is None:
-            _stores.clear()
-        else:
-            _stores.pop(url, None)
+_stores: PerURL[_Store] = PerURL(_Store)
+_store_for = _stores.get
+reset_stores = _stores.reset
 
 
 class MemoryBackend:

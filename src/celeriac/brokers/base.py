@@ -20,14 +20,16 @@ Guarantees every broker gives:
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 from ..exceptions import ImproperlyConfigured
 
 DEFAULT_VISIBILITY_TIMEOUT = 30.0
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -174,6 +176,46 @@ def safe_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def visibility_timeout(options: dict[str, Any]) -> float:
+    """The lease length from ``broker_transport_options`` (positive seconds)."""
+    value = float(options.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT))
+    if value <= 0:
+        raise ValueError("visibility_timeout must be positive")
+    return value
+
+
+def int_or_none(value: Any) -> int | None:
+    """``value`` as an int, or None when it is not one (dead-letter ids from users)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class PerURL(Generic[T]):
+    """Objects shared by every client of one URL in this process (the memory stores)."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._items: dict[str, T] = {}
+        self._lock = threading.Lock()
+
+    def get(self, url: str) -> T:
+        with self._lock:
+            item = self._items.get(url)
+            if item is None:
+                item = self._items[url] = self._factory()
+            return item
+
+    def reset(self, url: str | None = None) -> None:
+        """Forget ``url``'s object (every URL's when None). For tests."""
+        with self._lock:
+            if url is None:
+                self._items.clear()
+            else:
+                self._items.pop(url, None)
 
 
 def dead_letter_queue(queue: str) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import DEFAULT_VISIBILITY_TIMEOUT, DeadLetter, Delivery, Outgoing
+from .base import DeadLetter, Delivery, Outgoing, PerURL, int_or_none, visibility_timeout
 
 
 @dataclass(slots=True)
@@ -112,32 +112,9 @@ class _Store:
         return msg if msg is not None and msg.lease == lease else None
 
 
-_stores: dict[str, _Store] = {}
-_stores_lock = threading.Lock()
-
-
-def _store_for(url: str) -> _Store:
-    with _stores_lock:
-        store = _stores.get(url)
-        if store is None:
-            store = _stores[url] = _Store()
-        return store
-
-
-def reset_stores(url: str | None = None) -> None:
-    """Forget the queues of ``url`` (every URL when None). For tests."""
-    with _stores_lock:
-        if url is None:
-            _stores.clear()
-        else:
-            _stores.pop(url, None)
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+_stores: PerURL[_Store] = PerURL(_Store)
+_store_for = _stores.get
+reset_stores = _stores.reset
 
 
 class MemoryBroker:
@@ -146,11 +123,7 @@ class MemoryBroker:
     def __init__(self, url: str = "memory://", options: dict[str, Any] | None = None) -> None:
         options = options or {}
         self.url = url
-        self.visibility_timeout = float(
-            options.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT)
-        )
-        if self.visibility_timeout <= 0:
-            raise ValueError("visibility_timeout must be positive")
+        self.visibility_timeout = visibility_timeout(options)
         self._store = _store_for(url)
         self._woken = False
 
@@ -305,7 +278,7 @@ class MemoryBroker:
         store = self._store
         with store.cond:
             letters = store.dead.get(queue, {})
-            wanted = list(letters) if ids is None else [_int_or_none(i) for i in ids]
+            wanted = list(letters) if ids is None else [int_or_none(i) for i in ids]
             chosen = [i for i in dict.fromkeys(wanted) if i is not None and i in letters]
             now = time.time()
             for letter_id in chosen:

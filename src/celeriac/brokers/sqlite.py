@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._sqlite import SQLiteDatabase, poll_intervals
-from .base import DEFAULT_VISIBILITY_TIMEOUT, DeadLetter, Delivery, Outgoing
+from .base import DeadLetter, Delivery, Outgoing, int_or_none, visibility_timeout
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS celeriac_messages (
@@ -85,24 +85,13 @@ def _tag(delivery: Delivery) -> tuple[int, str]:
     return int(row_id), str(lease)
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 class SQLiteBroker:
     """A broker stored in a SQLite file shared by the processes of one machine."""
 
     def __init__(self, url: str = "sqlite://", options: dict[str, Any] | None = None) -> None:
         options = options or {}
         self.url = url
-        self.visibility_timeout = float(
-            options.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT)
-        )
-        if self.visibility_timeout <= 0:
-            raise ValueError("visibility_timeout must be positive")
+        self.visibility_timeout = visibility_timeout(options)
         self._db = SQLiteDatabase(url, SCHEMA, options)
         self._wake = threading.Event()
 
@@ -273,7 +262,7 @@ class SQLiteBroker:
                 moved = conn.execute(select + " ORDER BY id", (now, now, queue)).rowcount
                 conn.execute(delete, (queue,))
                 return moved
-            wanted = sorted({i for i in map(_int_or_none, ids) if i is not None})
+            wanted = sorted({i for i in map(int_or_none, ids) if i is not None})
             if not wanted:
                 return 0
             conn.executemany(select + " AND id = ?", [(now, now, queue, i) for i in wanted])
