@@ -302,42 +302,16 @@ class Celeriac:
         name: str,
         args: Sequence[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
-        countdown: float | None = None,
-        eta: dt.datetime | float | None = None,
-        task_id: str | None = None,
-        expires: dt.datetime | dt.timedelta | float | None = None,
-        priority: int | None = None,
-        queue: str | None = None,
-        link: Any = None,
-        link_error: Any = None,
-        headers: dict[str, Any] | None = None,
-        ignore_result: bool | None = None,
-        serializer: str | None = None,
+        *,
         retry: bool | None = None,
         retry_policy: dict[str, Any] | None = None,
-        task: Task | None = None,
         add_to_parent: bool = True,
         **options: Any,
     ) -> _AsyncResult:
-        """Send a task by name (it need not be registered here)."""
-        message = self.build_message(
-            name,
-            args,
-            kwargs,
-            countdown=countdown,
-            eta=eta,
-            task_id=task_id,
-            expires=expires,
-            priority=priority,
-            queue=queue,
-            link=link,
-            link_error=link_error,
-            headers=headers,
-            ignore_result=ignore_result,
-            serializer=serializer,
-            task=task,
-            **options,
-        )
+        """Send a task by name (it need not be registered here). ``options`` are those of
+        :meth:`build_message`: countdown, eta, task_id, expires, priority, queue, link, ..."""
+        task = options.get("task")
+        message = self.build_message(name, args, kwargs, **options)
         self.publish([message], retry=retry, retry_policy=retry_policy, task=task)
         request = _state.current_request.get()
         result = AsyncResult(message.id, app=self, task_name=name)

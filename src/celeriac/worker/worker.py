@@ -322,27 +322,25 @@ class Worker:
             job.acked = True
         with self._inflight_lock:
             self._inflight[job.id] = job
-        request = Context(
-            id=message.id,
-            task=task,
-            args=message.args,
-            kwargs=message.kwargs,
-            hostname=self.hostname,
-            delivery_info=job.delivery_info,
-        )
+        request = self._request(message, job.delivery_info)
         signals.task_received.send(sender=self, request=request)
         logger.info("Task %s[%s] received", message.task, message.id)
         self.pool.submit(job)
 
-    def _discard_revoked(self, d: Delivery, message: Message, expired: bool) -> None:
-        task = self.app.tasks[message.task]
-        request = Context(
+    def _request(self, message: Message, delivery_info: dict[str, Any]) -> Context:
+        """The request signals see for a message the worker holds."""
+        return Context(
             id=message.id,
-            task=task,
+            task=self.app.tasks[message.task],
             args=message.args,
             kwargs=message.kwargs,
             hostname=self.hostname,
+            delivery_info=delivery_info,
         )
+
+    def _discard_revoked(self, d: Delivery, message: Message, expired: bool) -> None:
+        task = self.app.tasks[message.task]
+        request = self._request(message, {"queue": d.queue, "routing_key": d.queue})
         if expired:
             logger.info("Task %s[%s] expired; not run", message.task, message.id)
             if self.app.results.enabled and not message.ignore_result:
