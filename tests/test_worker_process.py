@@ -101,3 +101,35 @@ def test_cli_call_and_result(project: Project) -> None:
     task_id = sent.stdout.strip()
     shown = _cli("-A", "proj", "result", task_id, "--wait", "20", env=project.env)
     assert '"state": "SUCCESS"' in shown.stdout and '"result": 9' in shown.stdout
+
+
+def test_max_tasks_per_child_replaces_the_process(project: Project) -> None:
+    project.worker("-c", "1", "--max-tasks-per-child", "1")
+    pids = {project.send("pid").get(timeout=20) for _ in range(3)}
+    assert len(pids) == 3
+
+
+def test_cli_purge_and_dead_letter_commands(project: Project) -> None:
+    for i in range(3):
+        project.send("add", i, i)
+    purged = _cli("-A", "proj", "purge", "-f", env=project.env)
+    assert purged.stdout.strip() == "Purged 3 messages from 1 queue."
+    project.app.send_task("proj.tasks.nope")
+    burst = _cli("-A", "proj", "worker", "--burst", "-P", "solo", "-q", env=project.env)
+    assert burst.returncode == 0, burst.stderr
+    listed = _cli("-A", "proj", "dlq", "list", env=project.env)
+    assert "unknown task 'proj.tasks.nope'" in listed.stdout
+    requeued = _cli("-A", "proj", "dlq", "requeue", env=project.env)
+    assert requeued.stdout.strip() == "Requeued 1 message(s) to celery."
+    assert project.app.broker.queue_length("celery") == 1
+    _cli("-A", "proj", "worker", "--burst", "-P", "solo", "-q", env=project.env)
+    dropped = _cli("-A", "proj", "dlq", "purge", env=project.env)
+    assert dropped.stdout.strip() == "Deleted 1 message(s) from celery.dlq."
+
+
+def test_exclude_queues(project: Project) -> None:
+    project.worker("-Q", "a,b", "-X", "b", "-c", "1")
+    in_a = project.send("add", 1, 2, queue="a")
+    project.send("add", 3, 4, queue="b")
+    assert in_a.get(timeout=20) == 3
+    assert project.app.broker.queue_length("b") == 1
