@@ -221,3 +221,22 @@ def test_acks_early_opt_out(memory_app: Celery) -> None:
     result = quick.delay()
     run_worker(memory_app)
     assert result.get(timeout=5) == "done"
+
+
+def test_msgpack_and_pickle_only_when_accepted(memory_app: Celery) -> None:
+    memory_app.conf.accept_content = ["json", "msgpack"]
+
+    @memory_app.task(serializer="msgpack")
+    def packed(x):
+        return x * 2
+
+    @memory_app.task(serializer="pickle")
+    def pickled(x):
+        return x
+
+    ok = packed.delay(21)
+    refused = pickled.delay(1)
+    run_worker(memory_app)
+    assert ok.get(timeout=5) == 42
+    assert refused.state == states.PENDING
+    assert any("refusing to decode" in r for r in reasons(memory_app))
