@@ -240,3 +240,17 @@ def test_msgpack_and_pickle_only_when_accepted(memory_app: Celery) -> None:
     assert ok.get(timeout=5) == 42
     assert refused.state == states.PENDING
     assert any("refusing to decode" in r for r in reasons(memory_app))
+
+
+def test_hard_time_limit_in_the_threads_pool(memory_app: Celery) -> None:
+    from celeriac.exceptions import TimeLimitExceeded
+
+    @memory_app.task(time_limit=0.2)
+    def busy():
+        for _ in range(200):
+            time.sleep(0.01)
+
+    result = busy.delay()
+    run_worker(memory_app, pool="threads")
+    with pytest.raises(TimeLimitExceeded):
+        result.get(timeout=5)
