@@ -95,10 +95,8 @@ class ResultStore:
         ser = get_serializer(self.app.conf.result_serializer)
         accept = self.app.conf.result_accept_content or self.app.conf.accept_content
         allowed = content_types(accept) | {ser.content_type}
-        if payload[:1] in (b"{", b"\x8a", b"\x8b", b"\x8c", b"\x8d", b"\x8e", b"\x8f"):
-            ctype = "application/json" if payload[:1] == b"{" else "application/x-msgpack"
-        else:
-            ctype = ser.content_type
+        # A JSON object starts with "{"; anything else was written with result_serializer.
+        ctype = "application/json" if payload[:1] == b"{" else ser.content_type
         return loads_checked(payload, ctype, allowed)
 
     def store(

@@ -76,16 +76,23 @@ class BrokerSetup:
         return broker
 
 
-@pytest.fixture(params=sorted(BROKERS))
-def broker_setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerSetup]:
-    kind = BROKERS[request.param]
+def _setup(
+    kinds: dict[str, Kind], request: pytest.FixtureRequest, tmp_path: Path, cls: Any
+) -> Iterator[Any]:
+    """Prepare the parametrised kind, yield its setup, then close and clean up."""
+    kind = kinds[request.param]
     _prepare(kind)
-    setup = BrokerSetup(request.param, kind, kind.url(tmp_path), [])
+    setup = cls(request.param, kind, kind.url(tmp_path), [])
     yield setup
-    for broker in setup.made:
-        broker.close()
+    for made in setup.made:
+        made.close()
     if kind.cleanup is not None:
         kind.cleanup(setup.url)
+
+
+@pytest.fixture(params=sorted(BROKERS))
+def broker_setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerSetup]:
+    yield from _setup(BROKERS, request, tmp_path, BrokerSetup)
 
 
 @pytest.fixture
@@ -109,14 +116,7 @@ class BackendSetup:
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend_setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BackendSetup]:
-    kind = BACKENDS[request.param]
-    _prepare(kind)
-    setup = BackendSetup(request.param, kind, kind.url(tmp_path), [])
-    yield setup
-    for backend in setup.made:
-        backend.close()
-    if kind.cleanup is not None:
-        kind.cleanup(setup.url)
+    yield from _setup(BACKENDS, request, tmp_path, BackendSetup)
 
 
 @pytest.fixture

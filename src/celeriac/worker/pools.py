@@ -327,9 +327,10 @@ def _child_main(
                 outcome = execute(app, task, message, hostname, delivery_info)
         except (SoftTimeLimitExceeded, TimeLimitExceeded):  # fired between task and return
             outcome = Outcome("ack", states.SUCCESS)
-        conn.send((job_id, outcome))
         done += 1
-        if max_tasks and done >= max_tasks:
+        retiring = bool(max_tasks and done >= max_tasks)
+        conn.send((job_id, outcome, retiring))  # the parent sends nothing more once retiring
+        if retiring:
             break
     signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
     conn.close()
@@ -342,6 +343,7 @@ class _Child:
         self.conn = conn
         self.job: Job | None = None
         self.killed_for: str | None = None
+        self.retiring = False
 
 
 class PreforkPool(Pool):
@@ -406,7 +408,7 @@ class PreforkPool(Pool):
         for child in self._children:
             if not self._pending:
                 return
-            if child.job is None and child.process.is_alive():
+            if child.job is None and not child.retiring and child.process.is_alive():
                 job = self._pending.popleft()
                 child.job = job
                 job.worker_pid = child.process.pid
@@ -429,7 +431,7 @@ class PreforkPool(Pool):
         for child in list(self._children):
             try:
                 while child.conn.poll():
-                    _job_id, outcome = child.conn.recv()
+                    _job_id, outcome, child.retiring = child.conn.recv()
                     job, child.job = child.job, None
                     if job is not None:
                         self._finish(job, outcome)
