@@ -5,41 +5,20 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from celeriac import Celery
+from services import IN_CI, require_service  # noqa: F401  (re-exported for test modules)
 
 TESTS_DIR = Path(__file__).resolve().parent
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-SERVICES = {"redis": 6379, "amqp": 5672, "postgresql": 5432}
-
-
-def service_up(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def require_service(name: str) -> None:
-    """Skip when ``name`` is not running here; in CI a missing service is a failure."""
-    if not service_up(SERVICES[name]):
-        message = f"{name} is not answering on 127.0.0.1:{SERVICES[name]}"
-        if IN_CI:
-            pytest.fail(f"{message} (CI=true: services are required)")
-        pytest.skip(message)
-
-
 def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -55,8 +34,9 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: fl
 class WorkerProcess:
     """``celeriac -A proj worker`` in a subprocess, with its output collected."""
 
-    def __init__(self, env: dict[str, str], args: list[str]) -> None:
-        cmd = [sys.executable, "-m", "celeriac", "-A", "proj", "worker", "-l", "info", *args]
+    def __init__(self, env: dict[str, str], args: list[str], prefix: Sequence[str] = ()) -> None:
+        cmd = [*prefix, sys.executable, "-m", "celeriac", "-A", "proj", "worker", "-l", "info"]
+        cmd += args
         self.proc = subprocess.Popen(
             cmd,
             cwd=TESTS_DIR,
@@ -104,20 +84,22 @@ class WorkerProcess:
 
 
 class Project:
-    """The test project's settings for one test: a private SQLite file and a runs log."""
+    """The test project's settings for one test: a broker (a private SQLite file unless
+    given), a result backend (the broker's store unless given) and a runs log."""
 
-    def __init__(self, tmp_path: Path, broker: str | None = None) -> None:
+    def __init__(self, tmp_path: Path, broker: str | None = None, backend: str = "") -> None:
         self.tmp_path = tmp_path
         self.broker = broker or f"sqlite:///{tmp_path}/broker.db"
         self.runs_file = tmp_path / "runs.txt"
         self.env = {
             **os.environ,
             "CELERIAC_TEST_BROKER": self.broker,
+            "CELERIAC_TEST_BACKEND": backend,
             "CELERIAC_TEST_RUNS": str(self.runs_file),
             "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
         }
         self.workers: list[WorkerProcess] = []
-        self.app = Celery("producer", broker=self.broker)
+        self.app = Celery("producer", broker=self.broker, backend=backend or None)
         self.app.conf.broker_transport_options = {"visibility_timeout": 30.0}
 
     def set(self, **env: str) -> None:
@@ -127,8 +109,11 @@ class Project:
                 "visibility_timeout": float(env["CELERIAC_TEST_VT"])
             }
 
-    def worker(self, *args: str, ready: bool = True) -> WorkerProcess:
-        w = WorkerProcess(self.env, list(args))
+    def worker(
+        self, *args: str, ready: bool = True, prefix: Sequence[str] = (), **env: str
+    ) -> WorkerProcess:
+        """Start ``celeriac -A proj worker *args`` (under ``prefix``, with extra ``env``)."""
+        w = WorkerProcess({**self.env, **env}, list(args), prefix)
         self.workers.append(w)
         return w.wait_ready() if ready else w
 

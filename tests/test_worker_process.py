@@ -1,4 +1,6 @@
-"""The CLI worker as a real process on the SQLite broker: signals, crashes, limits."""
+"""The CLI worker as a real process on the SQLite broker: signals, limits, the CLI.
+
+Crashes and many workers are tested on every broker in test_distributed.py."""
 
 from __future__ import annotations
 
@@ -25,27 +27,6 @@ def test_prefork_worker_runs_tasks_and_shuts_down_warm(project: Project) -> None
     assert [r[0] for r in project.runs("end")] == ["long"]  # it was allowed to finish
     assert long.get(timeout=5) == "long"
     assert "Warm shutdown" in worker.output
-
-
-def test_sigkill_mid_task_loses_nothing(project: Project) -> None:
-    project.set(CELERIAC_TEST_VT="2")
-    first = project.worker("-c", "1")
-    result = project.send("sleep_record", "k", 1.0)
-    wait_until(lambda: project.runs("start"))
-    first.kill()
-    project.worker("-c", "1")
-    assert result.get(timeout=30) == "k"
-    assert len(project.runs("start")) == 2  # it never finished the first time
-    assert len(project.runs("end")) == 1
-
-
-def test_long_task_is_not_redelivered_while_its_worker_lives(project: Project) -> None:
-    project.set(CELERIAC_TEST_VT="1")
-    project.worker("-c", "1", "-n", "a@%h")
-    project.worker("-c", "1", "-n", "b@%h")
-    result = project.send("sleep_record", "long", 3.0)
-    assert result.get(timeout=30) == "long"
-    assert len(project.runs("start")) == 1
 
 
 def test_hard_time_limit_kills_the_child_and_the_worker_goes_on(project: Project) -> None:

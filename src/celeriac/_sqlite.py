@@ -1,10 +1,12 @@
 """What the SQLite broker and result backend share: URL rules, pragmas, and connections that
 are private to each thread and each process.
 
-One connection per thread keeps transactions of different threads apart. After ``fork`` the
-child opens new connections; it must never close one it inherited (SQLite's POSIX locks and
-WAL bookkeeping belong to the parent), so inherited connections are kept referenced for the
-life of the child.
+One connection per thread keeps transactions of different threads apart, and a connection is
+only ever closed by its own thread: ``close`` closes the caller's and marks the others stale,
+and each other thread closes its own on its next use (or when it ends). Closing a connection
+another thread is using crashes the interpreter. After ``fork`` the child opens new
+connections; it must never close one it inherited (SQLite's POSIX locks and WAL bookkeeping
+belong to the parent), so inherited connections are kept referenced for the life of the child.
 """
 
 from __future__ import annotations
@@ -117,7 +119,6 @@ class SQLiteDatabase:
         self._schema = schema
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._conns: weakref.WeakSet[_Conn] = weakref.WeakSet()
         self._generation = 0
         self._schema_pid = 0
         with _registry_lock:
@@ -131,14 +132,15 @@ class SQLiteDatabase:
         pid = os.getpid()
         if held is not None and held.pid == pid and held.generation == self._generation:
             return held.conn
-        if held is not None and held.pid != pid:
-            _inherited.append(held)  # forked without the at-fork hooks: keep it, never close it
+        if held is not None:
+            if held.pid != pid:
+                _inherited.append(held)  # forked without the at-fork hooks: never close it
+            else:
+                _close_quietly(held.conn)  # stale since close(): this thread's own
         held = _Conn(self._open(), pid, self._generation)
         self._local.held = held
         with _registry_lock:
             _registry.add(held)
-        with self._lock:
-            self._conns.add(held)
         return held.conn
 
     def _open(self) -> sqlite3.Connection:
@@ -146,7 +148,7 @@ class SQLiteDatabase:
             self.path,
             timeout=self.busy_timeout,
             isolation_level=None,  # autocommit; transactions are explicit (BEGIN IMMEDIATE)
-            check_same_thread=False,  # so close() may close other threads' connections
+            check_same_thread=False,  # a thread-local may be freed on another thread
         )
         try:
             self._set_wal(conn)
@@ -175,18 +177,13 @@ class SQLiteDatabase:
                 time.sleep(0.01)
 
     def close(self) -> None:
-        """Close this process's connections; threads reconnect on their next use."""
-        pid = os.getpid()
+        """Close this thread's connection; other threads reopen theirs on their next use."""
         with self._lock:
             self._generation += 1
-            mine = [held for held in self._conns if held.pid == pid]
-            for held in mine:
-                self._conns.discard(held)
-        for held in mine:
-            try:
-                held.conn.close()
-            except sqlite3.Error:
-                pass
+        held: _Conn | None = getattr(self._local, "held", None)
+        if held is not None and held.pid == os.getpid():
+            self._local.held = None
+            _close_quietly(held.conn)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -222,6 +219,13 @@ class SQLiteDatabase:
         """A number that changes whenever another connection commits to the database."""
         row = self.connection().execute("PRAGMA data_version").fetchone()
         return int(row[0])
+
+
+def _close_quietly(conn: sqlite3.Connection) -> None:
+    try:
+        conn.close()
+    except sqlite3.Error:
+        pass
 
 
 def poll_intervals(first: float = 0.002, factor: float = 1.5, cap: float = 0.02) -> Iterator[float]:

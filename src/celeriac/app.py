@@ -434,7 +434,8 @@ class Celeriac:
     def _publish_with_retry(
         self, outgoing: list[Outgoing], retry: bool, policy: dict[str, Any]
     ) -> None:
-        max_retries = int(policy.get("max_retries") or 0) if retry else 0
+        limit = policy.get("max_retries", 3)
+        max_retries = (float("inf") if limit is None else int(limit)) if retry else 0
         interval = float(policy.get("interval_start", 0))
         attempt = 0
         while True:

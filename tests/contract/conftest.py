@@ -1,9 +1,10 @@
 """Fixtures for the broker and result-backend contract suites.
 
-Each implementation is one entry in :data:`BROKERS` / :data:`BACKENDS`. To add one (redis,
-amqp, postgresql), add an entry whose ``url`` makes a private URL for one test, with
-``prepare`` skipping when its service is not running (see ``require_service`` in
-``tests/conftest.py``) and ``cleanup`` emptying what the test left.
+Each implementation is one entry in :data:`BROKERS` / :data:`BACKENDS`: ``url`` makes a URL
+private to one test, ``prepare`` skips (or fails, in CI) when its service is not running and
+empties what an earlier run left, and ``cleanup`` empties what the test left. The services are
+isolated from other data on the machine: Redis uses its own database numbers, PostgreSQL its
+own schemas and RabbitMQ its own virtual host (see :mod:`tests.services`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import Any
 
 import pytest
 
+from celeriac import Celery
 from celeriac.backends.base import ResultBackend, create_backend
 from celeriac.backends.memory import MemoryBackend
 from celeriac.brokers.base import Broker, create_broker
 from celeriac.brokers.memory import MemoryBroker
+from services import AMQP, POSTGRES_BACKEND, POSTGRES_BROKER, REDIS_BACKEND, REDIS_BROKER
 
 _unique = itertools.count()
 
@@ -32,21 +35,30 @@ class Kind:
     url: Callable[[Path], str]  # tmp_path -> a URL private to this test
     cross_process: bool  # usable by several processes at once
     prepare: Callable[[], None] | None = None  # e.g. skip when its service is not running
-    cleanup: Callable[[str], None] | None = None  # called with the URL after the test
+    cleanup: Callable[[str, list[Any]], None] | None = None  # (URL, instances made) after
 
 
 def _memory_url(tmp_path: Path) -> str:
     return f"memory://contract-{os.getpid()}-{next(_unique)}"
 
 
+def _service(service: Any) -> Kind:
+    return Kind(lambda tmp: service.url, True, service.prepare, service.cleanup)
+
+
 BROKERS: dict[str, Kind] = {
-    "memory": Kind(_memory_url, cross_process=False, cleanup=MemoryBroker.reset),
+    "memory": Kind(_memory_url, False, cleanup=lambda url, made: MemoryBroker.reset(url)),
     "sqlite": Kind(lambda tmp: f"sqlite:///{tmp}/broker.db", cross_process=True),
+    "redis": _service(REDIS_BROKER),
+    "amqp": _service(AMQP),
+    "postgresql": _service(POSTGRES_BROKER),
 }
 
 BACKENDS: dict[str, Kind] = {
-    "memory": Kind(_memory_url, cross_process=False, cleanup=MemoryBackend.reset),
+    "memory": Kind(_memory_url, False, cleanup=lambda url, made: MemoryBackend.reset(url)),
     "sqlite": Kind(lambda tmp: f"sqlite:///{tmp}/results.db", cross_process=True),
+    "redis": _service(REDIS_BACKEND),
+    "postgresql": _service(POSTGRES_BACKEND),
 }
 
 #: The visibility timeout of brokers made by ``make_broker(short_lease=True)``.
@@ -87,7 +99,7 @@ def _setup(
     for made in setup.made:
         made.close()
     if kind.cleanup is not None:
-        kind.cleanup(setup.url)
+        kind.cleanup(setup.url, setup.made)
 
 
 @pytest.fixture(params=sorted(BROKERS))
@@ -122,3 +134,41 @@ def backend_setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ba
 @pytest.fixture
 def backend(backend_setup: BackendSetup) -> ResultBackend:
     return backend_setup.make()
+
+
+#: (broker, backend) pairs the worker contract runs on: every broker and every backend.
+PAIRS = [
+    ("memory", "memory"),
+    ("sqlite", "sqlite"),
+    ("redis", "redis"),
+    ("amqp", "postgresql"),
+    ("postgresql", "postgresql"),
+]
+
+
+def _app(broker_name: str, backend_name: str, tmp_path: Path) -> Iterator[Celery]:
+    broker_kind, backend_kind = BROKERS[broker_name], BACKENDS[backend_name]
+    _prepare(broker_kind)
+    _prepare(backend_kind)
+    app = Celery("contract", broker=broker_kind.url(tmp_path), backend=backend_kind.url(tmp_path))
+    yield app
+    app.close()
+    if broker_kind.cleanup is not None:
+        broker_kind.cleanup(app.conf.broker_url, [app.broker])
+    if backend_kind.cleanup is not None:
+        backend_kind.cleanup(app.conf.result_backend, [app.backend])
+
+
+@pytest.fixture(params=PAIRS, ids=[f"{b}+{r}" for b, r in PAIRS])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Celery]:
+    """An app on one (broker, result backend) pair."""
+    yield from _app(*request.param, tmp_path)
+
+
+MATRIX = [(b, r) for b in sorted(BROKERS) for r in sorted(BACKENDS)]
+
+
+@pytest.fixture(params=MATRIX, ids=[f"{b}+{r}" for b, r in MATRIX])
+def matrix_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Celery]:
+    """An app on every combination of broker and result backend."""
+    yield from _app(*request.param, tmp_path)

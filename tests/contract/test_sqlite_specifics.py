@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from celeriac import Celery
 from celeriac._sqlite import sqlite_path
 from celeriac.backends.sqlite import SQLiteBackend
 from celeriac.brokers.base import Outgoing
@@ -81,3 +85,34 @@ def test_objects_inherited_over_fork_keep_working(tmp_path: Path) -> None:
     assert broker.queue_length("q") == 0
     broker.publish([Outgoing(b"again", "q")])
     assert [d.body for d in broker.fetch(["q"], 1, 0)] == [b"again"]
+
+
+def test_worker_deletes_expired_results(sqlite_app: Celery, tmp_path: Path) -> None:
+    sqlite_app.conf.update(
+        result_expires=0.2,
+        worker_result_cleanup_interval=0.2,
+        broker_transport_options={"visibility_timeout": 0.9},  # heartbeat every 0.3 s
+    )
+
+    @sqlite_app.task
+    def add(x, y):
+        return x + y
+
+    worker = sqlite_app.Worker(pool="threads", concurrency=1, install_signal_handlers=False)
+    thread = threading.Thread(target=worker.start)
+    thread.start()
+    try:
+        assert add.delay(1, 2).get(timeout=10) == 3
+        db = sqlite3.connect(tmp_path / "app.db")
+
+        def rows() -> int:
+            return int(db.execute("SELECT COUNT(*) FROM celeriac_results").fetchone()[0])
+
+        deadline = time.monotonic() + 10
+        while rows() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert rows() == 0
+        db.close()
+    finally:
+        worker.stop()
+        thread.join(10)

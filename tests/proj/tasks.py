@@ -35,7 +35,7 @@ def record(self, tag):
 
 @app.task(bind=True)
 def sleep_record(self, tag, seconds):
-    _record("start", tag, os.getpid())
+    _record("start", tag, os.getpid(), self.request.hostname)
     time.sleep(seconds)
     _record("end", tag, os.getpid())
     return tag

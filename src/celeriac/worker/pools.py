@@ -143,10 +143,14 @@ class Pool:
         self._running[job.id] = job
 
     def _finish(self, job: Job, outcome: Outcome) -> None:
-        with self._lock:
-            self._running.pop(job.id, None)
-            self._lock.notify_all()
-        self.on_done(job, outcome)
+        # A job counts as running until its message is settled, so join() (warm shutdown)
+        # returns only when nothing is left to acknowledge.
+        try:
+            self.on_done(job, outcome)
+        finally:
+            with self._lock:
+                self._running.pop(job.id, None)
+                self._lock.notify_all()
 
 
 class SoloPool(Pool):

@@ -93,6 +93,7 @@ class Worker:
         self.exitcode = 0
         self._inflight: dict[int, Job] = {}
         self._inflight_lock = threading.Lock()
+        self._unsettled: dict[int, Outcome] = {}  # finished jobs whose settle failed
         self._room = threading.Event()
         self._stop_requested = False
         self._cold = False
@@ -362,28 +363,53 @@ class Worker:
     # -- settling -------------------------------------------------------------------------
 
     def _on_done(self, job: Job, outcome: Outcome) -> None:
+        if self._settle(job, outcome):
+            self._forget(job)
+            return
+        logger.warning(
+            "could not settle %s[%s] (broker unavailable); retrying while its lease is kept",
+            job.task.name,
+            job.message.id,
+        )
+        with self._inflight_lock:
+            self._unsettled[job.id] = outcome
+
+    def _settle(self, job: Job, outcome: Outcome) -> bool:
+        """Ack, requeue or dead-letter the job's message; False if the broker is unreachable.
+
+        An unsettled job stays in flight, so the heartbeat keeps extending its lease and
+        retries the settle: a finished task is not redelivered because its ack was lost."""
+        if job.acked:
+            return True
         broker = self.app.broker
         try:
-            if not job.acked:
-                if outcome.action == ACK:
-                    broker.ack(job.delivery)
-                elif outcome.action == REQUEUE:
-                    broker.release(job.delivery, outcome.requeue_delay)
-                elif outcome.action == DEAD_LETTER:
-                    broker.dead_letter(job.delivery, outcome.reason or outcome.state)
-                job.acked = True
-        except OperationalError as exc:
-            logger.warning(
-                "could not settle %s[%s] (%s); its lease will expire and the "
-                "finished state prevents a second run",
-                job.task.name,
-                job.message.id,
-                exc,
-            )
-        finally:
+            if outcome.action == ACK:
+                broker.ack(job.delivery)
+            elif outcome.action == REQUEUE:
+                broker.release(job.delivery, outcome.requeue_delay)
+            elif outcome.action == DEAD_LETTER:
+                broker.dead_letter(job.delivery, outcome.reason or outcome.state)
+        except OperationalError:
+            return False
+        job.acked = True
+        return True
+
+    def _settle_pending(self) -> None:
+        with self._inflight_lock:
+            pending = [(self._inflight[i], o) for i, o in self._unsettled.items()]
+        for job, outcome in pending:
+            if not self._settle(job, outcome):
+                return
             with self._inflight_lock:
-                self._inflight.pop(job.id, None)
-            self._room.set()
+                self._unsettled.pop(job.id, None)
+            self._forget(job)
+        if pending:
+            logger.warning("settled %d message(s) held while the broker was away", len(pending))
+
+    def _forget(self, job: Job) -> None:
+        with self._inflight_lock:
+            self._inflight.pop(job.id, None)
+        self._room.set()
 
     def _release(self, jobs: list[Job]) -> None:
         for job in jobs:
@@ -395,8 +421,7 @@ class Worker:
                     logger.warning(
                         "could not release %s (%s); its lease will expire", job.message.id, exc
                     )
-            with self._inflight_lock:
-                self._inflight.pop(job.id, None)
+            self._forget(job)
 
     def _heartbeat(self) -> None:
         broker, backend = self.app.broker, self.app.backend
@@ -407,6 +432,8 @@ class Worker:
             with self._inflight_lock:
                 held = [j.delivery for j in self._inflight.values() if not j.acked]
             try:
+                if self._unsettled:
+                    self._settle_pending()
                 if held:
                     broker.extend(held)
                 if backend is not None and cleanup_every and time.monotonic() > next_cleanup:
@@ -422,6 +449,7 @@ class Worker:
         self._release(pool.cancel_pending())  # prefetched, never started: back at once
         while not self._cold and not pool.join(0.2):
             pass
+        self._settle_pending()
         if self._cold:
             self._release(pool.terminate())
             self.exitcode = 1

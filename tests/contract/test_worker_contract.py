@@ -1,0 +1,290 @@
+"""The worker in-process on every broker, each paired with a result backend: the core
+contract a Celery user relies on (results, retries, dead letters, priorities, delays,
+revocation, signals, links, serializers, time limits)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from celeriac import Celery, signals, states
+from celeriac.brokers.base import Outgoing
+from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from conftest import wait_until
+
+
+class AppError(Exception):
+    """Raised by a task; get() must re-raise this very type."""
+
+
+@contextmanager
+def worker(app: Celery, **options: Any) -> Iterator[Any]:
+    """A worker running in a thread for the duration of the block, then stopped (warm)."""
+    options.setdefault("pool", "threads")
+    options.setdefault("concurrency", 2)
+    w = app.Worker(install_signal_handlers=False, **options)
+    thread = threading.Thread(target=w.start, name="test-worker")
+    thread.start()
+    try:
+        yield w
+    finally:
+        w.stop()
+        thread.join(30)
+        assert not thread.is_alive()
+
+
+def reasons(app: Celery, queue: str = "celery") -> list[str]:
+    return [dl.reason for dl in app.broker.dead_letters(queue)]
+
+
+def wait_for_reason(app: Celery, text: str) -> None:
+    wait_until(lambda: any(text in r for r in reasons(app)), timeout=15)
+
+
+def test_broker_and_backend_combine_freely(matrix_app: Celery) -> None:
+    @matrix_app.task
+    def add(x, y):
+        return x + y
+
+    @matrix_app.task
+    def fail():
+        raise AppError("broken")
+
+    ok, bad = add.delay(2, 3), fail.delay()
+    with worker(matrix_app):
+        assert ok.get(timeout=15) == 5
+        with pytest.raises(AppError):
+            bad.get(timeout=15)
+
+
+@pytest.mark.parametrize("pool", ["threads", "solo", "asyncio"])
+def test_results_failures_and_async_tasks(app: Celery, pool: str) -> None:
+    @app.task
+    def add(x, y):
+        return x + y
+
+    @app.task
+    def fail():
+        raise AppError("broken")
+
+    @app.task
+    async def async_mul(x, y):
+        return x * y
+
+    ok, bad, coro = add.delay(2, 3), fail.delay(), async_mul.delay(4, 5)
+    with worker(app, pool=pool):
+        assert ok.get(timeout=15) == 5 and ok.state == states.SUCCESS and ok.date_done
+        assert coro.get(timeout=15) == 20
+        with pytest.raises(AppError, match="broken"):
+            bad.get(timeout=15)
+        assert bad.failed() and "AppError" in (bad.traceback or "")
+
+
+def test_retries_then_dead_letter(app: Celery) -> None:
+    tries: list[int] = []
+
+    @app.task(
+        bind=True,
+        autoretry_for=(ConnectionError,),
+        retry_backoff=0.05,
+        retry_jitter=False,
+        max_retries=3,
+    )
+    def flaky(self):
+        tries.append(self.request.retries)
+        if self.request.retries < 2:
+            raise ConnectionError("down")
+        return "ok"
+
+    @app.task(bind=True, max_retries=1, default_retry_delay=0.05)
+    def doomed(self):
+        raise self.retry(exc=AppError("never"))
+
+    good, bad = flaky.delay(), doomed.delay()
+    with worker(app):
+        assert good.get(timeout=15) == "ok" and tries == [0, 1, 2]
+        with pytest.raises(AppError):
+            bad.get(timeout=15)
+        wait_for_reason(app, "max retries")
+
+
+def test_bad_input_goes_to_the_dead_letter_queue_and_the_worker_goes_on(app: Celery) -> None:
+    @app.task
+    def add(x, y):
+        return x + y
+
+    app.broker.publish([Outgoing(b"\x00not a message", "celery")])
+    app.send_task("no.such.task", [1])
+    after = add.delay(1, 1)
+    with worker(app):
+        assert after.get(timeout=15) == 2
+        wait_for_reason(app, "invalid message")
+        wait_for_reason(app, "unknown task 'no.such.task'")
+
+
+def test_priority_9_runs_first(app: Celery) -> None:
+    order: list[int] = []
+
+    @app.task
+    def t1(p):
+        order.append(p)
+
+    sent = [t1.apply_async(args=[p], priority=p) for p in (5, 6, 7, 9, 0, 3)]
+    app.conf.worker_prefetch_multiplier = 1
+    with worker(app, concurrency=1):
+        for result in sent:
+            result.get(timeout=15)
+    assert order == [9, 7, 6, 5, 3, 0]
+
+
+def test_countdown_is_held_by_the_broker(app: Celery) -> None:
+    ran_at: list[float] = []
+
+    @app.task
+    def stamp():
+        ran_at.append(time.time())
+
+    sent = time.time()
+    result = stamp.apply_async(countdown=0.5)
+    with worker(app):
+        result.get(timeout=15)
+    assert ran_at[0] - sent >= 0.45
+
+
+def test_revoked_and_expired_tasks_do_not_run(app: Celery) -> None:
+    ran: list[str] = []
+
+    @app.task
+    def work(tag):
+        ran.append(tag)
+
+    revoked = work.delay("revoked")
+    revoked.revoke()
+    expired = work.apply_async(args=["expired"], expires=0.01)
+    time.sleep(0.05)
+    kept = work.delay("kept")
+    with worker(app, concurrency=1):
+        kept.get(timeout=15)
+    assert ran == ["kept"]
+    assert revoked.state == states.REVOKED and expired.state == states.REVOKED
+
+
+def test_soft_time_limit_raises_inside_the_task(app: Celery) -> None:
+    @app.task(soft_time_limit=0.2)
+    def slow():
+        try:
+            for _ in range(100):
+                time.sleep(0.02)
+        except SoftTimeLimitExceeded:
+            return "cleaned up"
+        return "finished"
+
+    result = slow.delay()
+    with worker(app):
+        assert result.get(timeout=15) == "cleaned up"
+
+
+def test_hard_time_limit_in_the_threads_pool(app: Celery) -> None:
+    @app.task(time_limit=0.2)
+    def busy():
+        for _ in range(200):
+            time.sleep(0.01)
+
+    result = busy.delay()
+    with worker(app, pool="threads"), pytest.raises(TimeLimitExceeded):
+        result.get(timeout=15)
+
+
+def test_worker_signals(app: Celery) -> None:
+    seen: list[str] = []
+
+    @app.task
+    def ok():
+        return 1
+
+    receivers = {
+        signals.task_received: lambda **kw: seen.append("received"),
+        signals.task_prerun: lambda **kw: seen.append("prerun"),
+        signals.task_success: lambda **kw: seen.append("success"),
+        signals.task_postrun: lambda **kw: seen.append("postrun"),
+        signals.task_unknown: lambda **kw: seen.append(f"unknown:{kw['name']}"),
+        signals.worker_ready: lambda **kw: seen.append("ready"),
+        signals.worker_shutdown: lambda **kw: seen.append("shutdown"),
+    }
+    for sig, fn in receivers.items():
+        sig.connect(fn)
+    try:
+        app.send_task("missing.task")
+        result = ok.delay()
+        with worker(app, concurrency=1):
+            result.get(timeout=15)
+            wait_until(lambda: "postrun" in seen)
+    finally:
+        for sig, fn in receivers.items():
+            sig.disconnect(fn)
+    assert seen[0] == "ready" and seen[-1] == "shutdown"
+    assert "unknown:missing.task" in seen
+    i = seen.index("received")
+    assert seen[i : i + 4] == ["received", "prerun", "success", "postrun"]
+
+
+def test_progress_link_and_errback(app: Celery) -> None:
+    calls: list[Any] = []
+
+    @app.task(bind=True)
+    def progress(self):
+        self.update_state(state="PROGRESS", meta={"done": 1})
+        return 10
+
+    @app.task
+    def after(value):
+        calls.append(("after", value))
+
+    @app.task
+    def broken():
+        raise AppError("x")
+
+    @app.task
+    def on_error(request, exc, traceback):
+        calls.append(("errback", request.id, type(exc).__name__))
+
+    first = progress.apply_async(link=after.s())
+    failing = broken.apply_async(link_error=on_error.s())
+    with worker(app):
+        assert first.get(timeout=15) == 10
+        wait_until(lambda: ("after", 10) in calls)
+        wait_until(lambda: ("errback", failing.id, "AppError") in calls)
+
+
+def test_acks_early_opt_out(app: Celery) -> None:
+    @app.task(acks_late=False)
+    def quick():
+        return "done"
+
+    result = quick.delay()
+    with worker(app):
+        assert result.get(timeout=15) == "done"
+
+
+def test_msgpack_and_pickle_only_when_accepted(app: Celery) -> None:
+    app.conf.accept_content = ["json", "msgpack"]
+
+    @app.task(serializer="msgpack")
+    def packed(x):
+        return x * 2
+
+    @app.task(serializer="pickle")
+    def pickled(x):
+        return x
+
+    refused = pickled.delay(1)
+    ok = packed.delay(21)
+    with worker(app):
+        assert ok.get(timeout=15) == 42
+        wait_for_reason(app, "refusing to decode")
+    assert refused.state == states.PENDING

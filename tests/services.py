@@ -1,0 +1,142 @@
+"""The real services the tests use, each isolated from other data on the machine.
+
+Redis tests use their own database numbers, PostgreSQL tests their own schemas (chosen with
+``search_path`` in the URL) and RabbitMQ tests their own virtual host. Each :class:`Service`
+gives a URL, a ``prepare`` that skips (fails in CI) when the server is down and empties what
+an earlier run left, and a ``cleanup`` that empties what a test left.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SERVICES = {"redis": 6379, "amqp": 5672, "postgresql": 5432}
+
+
+def service_up(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str) -> None:
+    """Skip when ``name`` is not running here; in CI a missing service is a failure."""
+    if not service_up(SERVICES[name]):
+        message = f"{name} is not answering on 127.0.0.1:{SERVICES[name]}"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: services are required)")
+        pytest.skip(message)
+
+
+REDIS = "redis://127.0.0.1:6379"
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+AMQP_VHOST = "celeriac-test"
+
+
+@dataclass(frozen=True)
+class Service:
+    """One isolated place on a real server."""
+
+    url: str
+    prepare: Callable[[], None]
+    cleanup: Callable[[str, list[Any]], None]
+
+
+def _redis(db: int) -> Service:
+    url = f"{REDIS}/{db}"
+
+    def flush(*_: Any) -> None:
+        import redis
+
+        client = redis.Redis.from_url(url)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+
+    def prepare() -> None:
+        require_service("redis")
+        flush()
+
+    return Service(url, prepare, flush)
+
+
+def _postgres(schema: str) -> Service:
+    # application_name lets a test find (and terminate) this schema's connections
+    url = f"{POSTGRES}?application_name={schema}&options=-csearch_path%3D{schema}"
+
+    def reset(*_: Any) -> None:
+        import psycopg
+
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            conn.execute(f"CREATE SCHEMA {schema}")
+
+    def prepare() -> None:
+        require_service("postgresql")
+        reset()
+
+    return Service(url, prepare, reset)
+
+
+@functools.cache
+def _ensure_vhost() -> None:
+    """Create the tests' virtual host once per session (rabbitmqctl needs to run as root)."""
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    for args in (["add_vhost", AMQP_VHOST], ["set_permissions", "-p", AMQP_VHOST, "guest"]):
+        if args[0] == "set_permissions":
+            args += [".*", ".*", ".*"]
+        subprocess.run([ctl, "-q", *args], capture_output=True, timeout=60)
+
+
+def amqp_delete_queues(url: str, names: Sequence[str]) -> None:
+    """Delete ``names`` (and their dead-letter queues) from the tests' virtual host."""
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = conn.channel()
+        for name in names:
+            for queue in (name, f"{name}.dlq"):
+                channel.queue_delete(queue)
+    finally:
+        conn.close()
+
+
+def _amqp() -> Service:
+    url = f"amqp://guest:guest@127.0.0.1:5672/{AMQP_VHOST}"
+
+    def prepare() -> None:
+        require_service("amqp")
+        _ensure_vhost()
+
+    def cleanup(url: str, made: list[Any]) -> None:
+        names: set[str] = set()
+        for broker in made:
+            names |= set(getattr(broker, "declared_queues", ()))
+        if names:
+            amqp_delete_queues(url, sorted(names))
+
+    return Service(url, prepare, cleanup)
+
+
+REDIS_BROKER = _redis(10)
+REDIS_BACKEND = _redis(11)
+REDIS_PROCESS = _redis(12)  # worker-process tests
+REDIS_PROCESS_RESULTS = _redis(13)
+POSTGRES_BROKER = _postgres("celeriac_test_broker")
+POSTGRES_BACKEND = _postgres("celeriac_test_backend")
+POSTGRES_PROCESS = _postgres("celeriac_test_process")
+AMQP = _amqp()

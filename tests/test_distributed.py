@@ -1,0 +1,333 @@
+"""CLI workers as processes on every broker: crashes, restarts, many workers, many hosts.
+
+Each test runs against the embedded SQLite broker and the real Redis, RabbitMQ and PostgreSQL
+servers (see :mod:`services`), with the result backend named beside each broker.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from celeriac import states
+from conftest import Project, wait_until
+from services import (
+    AMQP,
+    IN_CI,
+    POSTGRES,
+    POSTGRES_PROCESS,
+    REDIS_PROCESS,
+    REDIS_PROCESS_RESULTS,
+    Service,
+)
+
+pytestmark = pytest.mark.slow
+
+#: broker name -> (broker service, result backend service or None for the broker's own store)
+DEPLOYMENTS: dict[str, tuple[Service | None, Service | None]] = {
+    "sqlite": (None, None),
+    "redis": (REDIS_PROCESS, None),
+    "amqp": (AMQP, REDIS_PROCESS_RESULTS),
+    "postgresql": (POSTGRES_PROCESS, None),
+}
+
+
+@pytest.fixture(params=sorted(DEPLOYMENTS))
+def dist(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
+    """A project on one broker (and result backend), emptied before and after the test."""
+    broker, backend = DEPLOYMENTS[request.param]
+    for service in (broker, backend):
+        if service is not None:
+            service.prepare()
+    project = Project(
+        tmp_path,
+        broker.url if broker else None,
+        backend.url if backend else "",
+    )
+    yield project
+    project.close()
+    for service in (broker, backend):
+        if service is not None:
+            service.cleanup(service.url, [project.app.broker])
+
+
+def ended(project: Project) -> collections.Counter[str]:
+    return collections.Counter(r[0] for r in project.runs("end"))
+
+
+def test_priorities_mean_the_same_on_every_broker(dist: Project) -> None:
+    sent = [dist.send("order", p, priority=p) for p in (5, 0, 6, 9, 7)]
+    dist.worker("-c", "1")
+    for result in sent:
+        result.get(timeout=30)
+    assert [int(r[0]) for r in dist.runs("order")] == [9, 7, 6, 5, 0]
+
+
+def test_sigkill_mid_task_loses_nothing(dist: Project) -> None:
+    dist.set(CELERIAC_TEST_VT="2")
+    first = dist.worker("-c", "1")
+    result = dist.send("sleep_record", "k", 1.0)
+    wait_until(lambda: dist.runs("start"))
+    first.kill()
+    dist.worker("-c", "1")
+    assert result.get(timeout=30) == "k"
+    assert len(dist.runs("start")) == 2  # it never finished the first time
+    assert ended(dist) == {"k": 1}
+
+
+def test_task_longer_than_the_visibility_timeout_runs_once(dist: Project) -> None:
+    dist.set(CELERIAC_TEST_VT="1")
+    dist.worker("-c", "1", "-n", "a@%h")
+    dist.worker("-c", "1", "-n", "b@%h")
+    result = dist.send("sleep_record", "long", 3.0)
+    assert result.get(timeout=30) == "long"
+    assert len(dist.runs("start")) == 1
+
+
+def test_eta_past_the_visibility_timeout_runs_once(dist: Project) -> None:
+    dist.set(CELERIAC_TEST_VT="2")
+    dist.worker("-c", "1", "-n", "a@%h")
+    dist.worker("-c", "1", "-n", "b@%h")
+    sent_at = time.time()
+    result = dist.send("record", "eta", countdown=5)
+    assert result.get(timeout=30) == "eta"
+    assert time.time() - sent_at >= 4.9
+    time.sleep(2.5)  # a second copy would have run by now
+    assert len(dist.runs("run")) == 1
+
+
+def test_three_workers_share_the_queue_and_survive_a_kill(dist: Project) -> None:
+    dist.set(CELERIAC_TEST_VT="3")
+    workers = [dist.worker("-c", "1", "-n", f"w{i}@%h") for i in range(3)]
+    results = [dist.send("sleep_record", f"t{i}", 0.2) for i in range(24)]
+    wait_until(lambda: len(dist.runs("end")) >= 4)
+    workers[0].kill()
+    assert [r.get(timeout=60) for r in results] == [f"t{i}" for i in range(24)]
+    assert ended(dist) == {f"t{i}": 1 for i in range(24)}  # none finished twice
+    hosts = {r[2].split("@")[0] for r in dist.runs("start")}
+    assert len(hosts) >= 2, hosts
+
+
+# -- broker restarts --------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """A private redis-server that keeps its data (append-only file) across restarts."""
+
+    def __init__(self, directory: Path, bind: str = "127.0.0.1", port: int = 0) -> None:
+        self.directory = directory
+        self.bind = bind
+        self.port = port or _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.bind.split()[0]}:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                *("--port", str(self.port), "--bind", *self.bind.split()),
+                *("--dir", str(self.directory), "--save", ""),
+                *("--appendonly", "yes", "--appendfsync", "always"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        host = self.bind.split()[0]
+
+        def up() -> bool:
+            try:
+                socket.create_connection((host, self.port), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
+
+        wait_until(up, timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # redis-server flushes the append-only file on SIGTERM
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        if IN_CI:
+            pytest.fail("redis-server is not installed (CI=true: services are required)")
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
+
+
+def _restart_rabbitmq() -> None:
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    subprocess.run([ctl, "-q", "stop_app"], check=True, capture_output=True, timeout=120)
+    time.sleep(1)
+    subprocess.run([ctl, "-q", "start_app"], check=True, capture_output=True, timeout=120)
+
+
+def _terminate_postgres_connections(application_name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (application_name,),
+        )
+
+
+def _stream_through_a_restart(project: Project, restart: object) -> None:
+    project.worker("-c", "2")
+    results = [project.send("sleep_record", f"t{i}", 0.1) for i in range(10)]
+    wait_until(lambda: len(project.runs("end")) >= 3)
+    restart()  # type: ignore[operator]
+    results += [
+        project.send("sleep_record", f"t{i}", 0.1, retry=True, retry_policy={"max_retries": 20})
+        for i in range(10, 20)
+    ]
+    assert [r.get(timeout=90) for r in results] == [f"t{i}" for i in range(20)]
+    assert ended(project) == {f"t{i}": 1 for i in range(20)}
+    assert all(r.state == states.SUCCESS for r in results)
+
+
+def test_redis_restart_mid_stream(redis_server: RedisServer, tmp_path: Path) -> None:
+    redis_server.start()
+    project = Project(tmp_path, redis_server.url)
+    try:
+
+        def restart() -> None:
+            redis_server.stop()
+            time.sleep(1.5)
+            redis_server.start()
+
+        _stream_through_a_restart(project, restart)
+        worker_log = project.workers[0].output
+        assert worker_log.count("unavailable") <= 2, worker_log  # one warning, not a flood
+    finally:
+        project.close()
+
+
+def test_rabbitmq_restart_mid_stream(tmp_path: Path) -> None:
+    AMQP.prepare()
+    REDIS_PROCESS_RESULTS.prepare()
+    project = Project(tmp_path, AMQP.url, REDIS_PROCESS_RESULTS.url)
+    try:
+        _stream_through_a_restart(project, _restart_rabbitmq)
+    finally:
+        project.close()
+        AMQP.cleanup(AMQP.url, [project.app.broker])
+
+
+def test_postgresql_connections_killed_mid_stream(tmp_path: Path) -> None:
+    POSTGRES_PROCESS.prepare()
+    project = Project(tmp_path, POSTGRES_PROCESS.url)
+    try:
+        _stream_through_a_restart(
+            project, lambda: _terminate_postgres_connections("celeriac_test_process")
+        )
+    finally:
+        project.close()
+
+
+def test_worker_waits_for_the_broker_at_startup(redis_server: RedisServer, tmp_path: Path) -> None:
+    project = Project(tmp_path, redis_server.url)
+    try:
+        worker = project.worker("-c", "1", ready=False)
+        wait_until(lambda: f"Cannot connect to {redis_server.url}" in worker.output)
+        redis_server.start()
+        worker.wait_ready()
+        assert project.send("add", 2, 2).get(timeout=30) == 4
+    finally:
+        project.close()
+
+
+# -- separate hosts ---------------------------------------------------------------------------
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture
+def namespaces() -> Iterator[list[tuple[str, str]]]:
+    """Three network namespaces, each joined to this one by a veth pair on its own subnet.
+
+    Yields (namespace, address of this side) pairs; a process in a namespace reaches only that
+    address. Skipped where namespaces cannot be made (no root, no ``ip``)."""
+    if shutil.which("ip") is None or os.geteuid() != 0:
+        pytest.skip("network namespaces need root and the ip command")
+    tag = f"{os.getpid() % 10000}"
+    made: list[tuple[str, str]] = []
+    try:
+        for i in range(3):
+            ns, host_if, ns_if = f"cel{tag}n{i}", f"cel{tag}h{i}", f"cel{tag}c{i}"
+            subnet = f"10.213.{i}"
+            steps = [
+                ("netns", "add", ns),
+                ("link", "add", host_if, "type", "veth", "peer", "name", ns_if),
+                ("link", "set", ns_if, "netns", ns),
+                ("addr", "add", f"{subnet}.1/24", "dev", host_if),
+                ("link", "set", host_if, "up"),
+                ("-n", ns, "addr", "add", f"{subnet}.2/24", "dev", ns_if),
+                ("-n", ns, "link", "set", ns_if, "up"),
+                ("-n", ns, "link", "set", "lo", "up"),
+            ]
+            for step in steps:
+                done = _ip(*step)
+                if done.returncode != 0:
+                    pytest.skip(
+                        f"cannot make network namespaces: ip {' '.join(step)}: "
+                        f"{done.stderr.strip()}"
+                    )
+                if step[:2] == ("netns", "add"):
+                    made.append((ns, f"{subnet}.1"))
+        yield made
+    finally:
+        for ns, _ in made:
+            _ip("netns", "delete", ns)  # also removes its veth pair
+
+
+def test_workers_on_separate_hosts(namespaces: list[tuple[str, str]], tmp_path: Path) -> None:
+    """Three workers, each in its own network namespace, reach Redis only over their own
+    link: every task runs once, on more than one of them, and a SIGKILL loses nothing."""
+    server = RedisServer(tmp_path, bind=" ".join(addr for _, addr in namespaces))
+    server.start()
+    project = Project(tmp_path, server.url)
+    try:
+        for i, (ns, addr) in enumerate(namespaces):
+            project.worker(
+                "-c",
+                "1",
+                "-n",
+                f"host{i}@%h",
+                prefix=["ip", "netns", "exec", ns],
+                CELERIAC_TEST_BROKER=f"redis://{addr}:{server.port}/0",
+                CELERIAC_TEST_VT="3",
+            )
+        results = [project.send("sleep_record", f"t{i}", 0.2) for i in range(18)]
+        wait_until(lambda: len(project.runs("end")) >= 3)
+        project.workers[0].kill()
+        assert [r.get(timeout=60) for r in results] == [f"t{i}" for i in range(18)]
+        assert ended(project) == {f"t{i}": 1 for i in range(18)}
+        assert len({r[2] for r in project.runs("start")}) >= 2
+    finally:
+        project.close()
+        server.stop()
