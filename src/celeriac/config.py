@@ -35,6 +35,10 @@ DEFAULTS: dict[str, Any] = {
     # results
     "result_backend": None,
     "result_backend_transport_options": {},
+    "result_backend_always_retry": True,  # workers retry storing results while it is down
+    "result_backend_max_retries": None,  # None: until it is back (the lease is kept meanwhile)
+    "result_backend_base_sleep_between_retries_ms": 10,
+    "result_backend_max_sleep_between_retries_ms": 10000,
     "result_expires": 86400.0,
     "result_serializer": "json",
     "result_accept_content": None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import importlib
+import logging
 import sys
 import time
 import traceback as tb
@@ -22,13 +23,21 @@ from typing import TYPE_CHECKING, Any
 
 from . import states
 from ._state import current_request
-from .exceptions import ImproperlyConfigured, TaskError, TaskRevokedError, TimeoutError
+from .exceptions import (
+    ImproperlyConfigured,
+    OperationalError,
+    TaskError,
+    TaskRevokedError,
+    TimeoutError,
+)
 from .serialization import content_types, get_serializer, loads_checked
 
 if TYPE_CHECKING:
     from .app import Celeriac
     from .backends.base import ResultBackend
     from .task import Context
+
+logger = logging.getLogger("celeriac.result")
 
 
 def exception_to_meta(exc: BaseException) -> dict[str, Any]:
@@ -107,8 +116,13 @@ class ResultStore:
         traceback: str | None = None,
         task_name: str | None = None,
         request: Context | None = None,
+        retry: bool = False,
     ) -> None:
-        """Record ``state`` for ``task_id``; exceptions are stored as exception meta."""
+        """Record ``state`` for ``task_id``; exceptions are stored as exception meta.
+
+        With ``retry`` (the worker storing an outcome) an unreachable backend is retried with
+        capped exponential back-off, per the ``result_backend_*retr*`` settings, so a task
+        that finished is not run again only because its result could not be written."""
         if isinstance(result, BaseException):
             result = exception_to_meta(result)
         meta: dict[str, Any] = {
@@ -131,7 +145,31 @@ class ResultStore:
                 meta["args"], meta["kwargs"] = list(request.args), dict(request.kwargs)
         expires = self.app.conf.result_expires
         expires_in = expires.total_seconds() if isinstance(expires, dt.timedelta) else expires
-        self.backend.store(task_id, state, self.encode(meta), expires_in or None)
+        payload = self.encode(meta)
+        conf = self.app.conf
+        retries = conf.result_backend_max_retries if retry else 0
+        if not conf.result_backend_always_retry:
+            retries = 0
+        delay = conf.result_backend_base_sleep_between_retries_ms / 1000.0
+        cap = conf.result_backend_max_sleep_between_retries_ms / 1000.0
+        attempt = 0
+        while True:
+            try:
+                self.backend.store(task_id, state, payload, expires_in or None)
+            except OperationalError as exc:
+                attempt += 1
+                if retries is not None and attempt > retries:
+                    raise
+                if attempt == 1:
+                    logger.warning(
+                        "result backend unavailable (%s); retrying to store %s", exc, task_id
+                    )
+                time.sleep(delay)
+                delay = min(delay * 2, cap)
+                continue
+            if attempt:
+                logger.warning("result backend reachable again; stored %s", task_id)
+            return
 
     def store_failure(
         self,
@@ -140,10 +178,11 @@ class ResultStore:
         task_name: str | None,
         request: Context | None,
         traceback: str | None = None,
+        retry: bool = False,
     ) -> None:
         if traceback is None:
             traceback = "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
-        self.store(task_id, states.FAILURE, exc, traceback, task_name, request)
+        self.store(task_id, states.FAILURE, exc, traceback, task_name, request, retry)
 
     def meta(self, task_id: str) -> dict[str, Any]:
         payload = self.backend.load(task_id)

@@ -26,14 +26,17 @@ class TaskContextFilter(logging.Filter):
 
 
 class TaskFormatter(logging.Formatter):
-    """Uses the task format for records logged inside a task, the plain one otherwise."""
+    """Uses the task format for records logged inside a task, the plain one otherwise.
+
+    The worker's own records (``celeriac.*`` loggers) already name the task, so they keep the
+    plain format."""
 
     def __init__(self, fmt: str, task_fmt: str) -> None:
         super().__init__(fmt)
         self._task = logging.Formatter(task_fmt)
 
     def format(self, record: logging.LogRecord) -> str:
-        if getattr(record, "task_id", "???") != "???":
+        if getattr(record, "task_id", "???") != "???" and not record.name.startswith("celeriac"):
             return self._task.format(record)
         return super().format(record)
 

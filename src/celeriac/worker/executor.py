@@ -179,7 +179,9 @@ class TaskRun:
         req, task = self.request, self.task
         if self.stores_results:
             try:
-                self.app.results.store(str(req.id), states.SUCCESS, retval, None, task.name, req)
+                self.app.results.store(
+                    str(req.id), states.SUCCESS, retval, None, task.name, req, retry=True
+                )
             except EncodeError as exc:
                 return self.failed(exc)
         task.on_success(retval, str(req.id), req.args, req.kwargs)
@@ -222,7 +224,7 @@ class TaskRun:
         einfo = ExceptionInfo(reason)
         if self.stores_results:
             self.app.results.store(
-                str(req.id), states.RETRY, reason, einfo.traceback, task.name, req
+                str(req.id), states.RETRY, reason, einfo.traceback, task.name, req, retry=True
             )
         task.on_retry(reason, str(req.id), req.args, req.kwargs, einfo)
         signals.task_retry.send(sender=task, request=req, reason=reason, einfo=einfo)
@@ -236,7 +238,9 @@ class TaskRun:
             task.store_errors_even_if_ignored and not req.is_eager and self.app.results.enabled
         )
         if store:
-            self.app.results.store_failure(str(req.id), exc, task.name, req, einfo.traceback)
+            self.app.results.store_failure(
+                str(req.id), exc, task.name, req, einfo.traceback, retry=True
+            )
         try:
             task.on_failure(exc, str(req.id), req.args, req.kwargs, einfo)
         except Exception:

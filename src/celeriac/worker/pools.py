@@ -285,7 +285,19 @@ class AsyncioPool(Pool):
 
     def stop(self) -> None:
         super().stop()
+        future = asyncio.run_coroutine_threadsafe(self._drain(), self._loop)
+        with contextlib.suppress(Exception):
+            future.result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    async def _drain(self) -> None:
+        """Let finished jobs' coroutines return, so none is destroyed while pending."""
+        tasks = list(self._tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=2)
+        for task in tasks:
+            task.cancel()
 
 
 # -- prefork -----------------------------------------------------------------------------------

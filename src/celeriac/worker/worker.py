@@ -428,6 +428,7 @@ class Worker:
         interval = max(0.2, min(broker.visibility_timeout / 3.0, 10.0))
         cleanup_every = float(self.app.conf.worker_result_cleanup_interval or 0)
         next_cleanup = time.monotonic() + min(cleanup_every, 30.0)
+        failing = False
         while not self._done.wait(interval):
             with self._inflight_lock:
                 held = [j.delivery for j in self._inflight.values() if not j.acked]
@@ -440,7 +441,11 @@ class Worker:
                     next_cleanup = time.monotonic() + cleanup_every
                     backend.cleanup()
             except OperationalError as exc:
-                logger.warning("heartbeat failed: %s", exc)
+                if not failing:  # one warning per outage; the consumer loop reconnects
+                    logger.warning("heartbeat failed (leases not renewed): %s", exc)
+                failing = True
+            else:
+                failing = False
             signals.heartbeat_sent.send(sender=self)
 
     def _shutdown(self) -> None:
