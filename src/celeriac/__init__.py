@@ -16,8 +16,19 @@ from typing import Any
 from . import states
 from ._state import get_current_app, get_current_task
 from .app import Celeriac, Celery, shared_task
-from .canvas import Signature, maybe_signature, signature, subtask
-from .result import AsyncResult, EagerResult
+from .canvas import (
+    Signature,
+    chain,
+    chord,
+    chunks,
+    group,
+    maybe_signature,
+    signature,
+    subtask,
+    xmap,
+    xstarmap,
+)
+from .result import AsyncResult, EagerResult, GroupResult, ResultSet
 from .task import Task
 
 __version__ = "0.1.0"
@@ -36,14 +47,22 @@ __all__ = [
     "Celeriac",
     "Celery",
     "EagerResult",
+    "GroupResult",
+    "ResultSet",
     "Signature",
     "Task",
     "__version__",
+    "chain",
+    "chord",
+    "chunks",
     "current_app",
     "current_task",
+    "group",
     "maybe_signature",
     "shared_task",
     "signature",
     "states",
     "subtask",
+    "xmap",
+    "xstarmap",
 ]

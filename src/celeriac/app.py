@@ -24,6 +24,7 @@ from typing import Any, overload
 from . import _state, signals
 from .backends.base import ResultBackend, create_backend
 from .brokers.base import Broker, Outgoing, create_broker, safe_url
+from .canvas import register_builtins
 from .config import Settings, settings_from_object
 from .exceptions import ImproperlyConfigured, NotRegistered, OperationalError
 from .message import Message, clamp_priority
@@ -83,6 +84,7 @@ class Celeriac:
             self.config_from_object(config_source, namespace=namespace)
         self.task_cls: type[Task] = _resolve_task_cls(task_cls)
         self._tasks = TaskRegistry()
+        register_builtins(self)
         self._finalized = False
         self._finalize_lock = threading.RLock()
         self._pending_autodiscover: list[tuple[Any, str]] = []

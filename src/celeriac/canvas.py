@@ -1,22 +1,39 @@
-"""Signatures: a task name with arguments and options, the unit that travels in messages.
+"""The canvas: signatures and the workflows built from them.
 
-``task.s(1, 2)`` is a :class:`Signature`; it is a dict (``task``, ``args``, ``kwargs``,
-``options``, ``subtask_type``, ``immutable``) so it serialises with any serializer.
+A :class:`Signature` is a task name with arguments and options; it is a dict (``task``,
+``args``, ``kwargs``, ``options``, ``subtask_type``, ``immutable``), so it travels inside
+messages with any serializer. ``group``, ``chain``, ``chord``, ``xmap``, ``xstarmap`` and
+``chunks`` are signatures too (their parts are in ``kwargs``), so workflows nest and travel.
+
+Sending a workflow is one pass that builds every message to publish now and freezes (assigns)
+the ids of everything that runs later, then one publish of the whole batch. What runs later
+travels inside the messages: a chain's remaining steps in ``chain``, a chord's body in
+``chord``; the worker sends them on (see :mod:`celeriac.worker.workflow`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+import itertools
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from .app import Celeriac
-    from .result import AsyncResult
+    from .message import Message
+    from .result import GroupResult
     from .task import Task
+
+#: Options that say how to publish, not what to run.
+_PUBLISH_OPTIONS = ("retry", "retry_policy")
+#: Options that place a signature inside a workflow; they apply to its last task.
+_TAIL_OPTIONS = ("group_id", "group_index", "chord")
 
 
 class Signature(dict[str, Any]):
     """A task invocation that can be sent later, passed around, or composed."""
+
+    TYPES: ClassVar[dict[str, type[Signature]]] = {}  # subtask_type -> class
 
     def __init__(
         self,
@@ -50,6 +67,10 @@ class Signature(dict[str, Any]):
             immutable=immutable,
         )
 
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        Signature.TYPES[cls.__name__] = cls
+
     # dict keys as attributes, as in Celery
     task = property(lambda self: self["task"])
     args = property(lambda self: self["args"])
@@ -77,7 +98,15 @@ class Signature(dict[str, Any]):
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], app: Celeriac | None = None) -> Signature:
-        return d if isinstance(d, Signature) else cls(d, app=app)
+        """The signature (of the right kind: group, chain, ...) that ``d`` describes."""
+        if isinstance(d, Signature):
+            return d
+        kind = Signature.TYPES.get(d.get("subtask_type") or "", Signature)
+        sig = kind.__new__(kind)
+        Signature.__init__(sig, d, app=app)
+        return sig
+
+    # -- building -------------------------------------------------------------------------
 
     def clone(
         self,
@@ -91,11 +120,8 @@ class Signature(dict[str, Any]):
         if not self.immutable:
             new_args = [*(args or ()), *new_args]
             new_kwargs.update(kwargs or {})
-        sig = Signature(
-            {**self, "args": new_args, "kwargs": new_kwargs, "options": {**self.options, **opts}},
-            app=self._app,
-        )
-        return sig
+        data = {**self, "args": new_args, "kwargs": new_kwargs, "options": {**self.options, **opts}}
+        return Signature.from_dict(data, app=self._app)
 
     def set(self, immutable: bool | None = None, **options: Any) -> Signature:
         """Update options in place; returns self so calls chain."""
@@ -119,20 +145,68 @@ class Signature(dict[str, Any]):
 
     on_error = link_error
 
+    def freeze(self, _id: str | None = None, **options: Any) -> Any:
+        """Fix the task id now (so results can be handed out before sending); returns the
+        result it will have."""
+        from .result import AsyncResult
+
+        opts = self.options
+        if _id is not None:
+            opts["task_id"] = _id
+        opts.setdefault("task_id", str(uuid.uuid4()))
+        opts.update(options)
+        return AsyncResult(opts["task_id"], app=self.app, task_name=self.task)
+
+    def _set_tail(self, options: Mapping[str, Any]) -> None:
+        """Apply workflow placement (group, index, chord) to the task that finishes last."""
+        self.options.update(options)
+
+    def _build(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: dict[str, Any],
+        out: list[Message],
+    ) -> Any:
+        """Append the messages to publish to ``out``; return the result handle."""
+        from .result import AsyncResult
+
+        sig = self.clone(args, kwargs) if (args or kwargs) else self
+        opts = {**sig.options, **options}
+        app = self.app
+        task = app.tasks.get(sig.task)
+        if task is not None and task.typing:
+            task._check_arguments(tuple(sig.args), sig.kwargs)
+        message = app.build_message(sig.task, sig.args, sig.kwargs, task=task, **opts)
+        out.append(message)
+        return AsyncResult(message.id, app=app, task_name=sig.task)
+
+    # -- sending --------------------------------------------------------------------------
+
     def apply_async(
         self,
         args: Iterable[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> AsyncResult:
-        """Send it, with partial ``args``/``kwargs`` and option overrides."""
-        sig = self.clone(args, kwargs) if (args or kwargs) else self
-        opts = {**sig.options, **options}
-        if sig.task in self.app.tasks:
-            return self.app.tasks[sig.task].apply_async(sig.args, sig.kwargs, **opts)
-        return self.app.send_task(sig.task, sig.args, sig.kwargs, **opts)
+    ) -> Any:
+        """Send it (the whole workflow, in one publish), with partial ``args``/``kwargs``
+        and option overrides; returns its result (a GroupResult for a group)."""
+        from ._state import current_request
 
-    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        app = self.app
+        publish = {k: options.pop(k) for k in _PUBLISH_OPTIONS if k in options}
+        add_to_parent = options.pop("add_to_parent", True)
+        if app.conf.task_always_eager:
+            return self.apply(args, kwargs, **options)
+        out: list[Message] = []
+        result = self._build(tuple(args or ()), dict(kwargs or {}), options, out)
+        app.publish(out, retry=publish.get("retry"), retry_policy=publish.get("retry_policy"))
+        request = current_request.get()
+        if add_to_parent and request is not None and not request.is_eager:
+            request.children.append(result)
+        return result
+
+    def delay(self, *args: Any, **kwargs: Any) -> Any:
         return self.apply_async(args, kwargs)
 
     def apply(
@@ -143,16 +217,448 @@ class Signature(dict[str, Any]):
     ) -> Any:
         """Run it here and now; returns an EagerResult."""
         sig = self.clone(args, kwargs) if (args or kwargs) else self
-        return self.type.apply(sig.args, sig.kwargs, **{**sig.options, **options})
+        opts = {k: v for k, v in {**sig.options, **options}.items() if k not in _TAIL_OPTIONS}
+        return self.type.apply(sig.args, sig.kwargs, **opts)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the task function directly with partial arguments."""
         sig = self.clone(args, kwargs) if (args or kwargs) else self
         return self.type(*sig.args, **sig.kwargs)
 
+    # -- composing ------------------------------------------------------------------------
+
+    def __or__(self, other: Any) -> Signature:  # type: ignore[override]
+        """``a | b``: a chain (``group | task`` makes a chord, as in Celery)."""
+        if not isinstance(other, Signature):
+            return NotImplemented
+        return chain(self, other, app=self._app)
+
     def __repr__(self) -> str:
         parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
         return f"{self.task}({', '.join(parts)}){'!' if self.immutable else ''}"
+
+
+def _tasks_arg(tasks: tuple[Any, ...]) -> list[Any]:
+    """``f(a, b)`` and ``f([a, b])`` (or a generator) mean the same."""
+    if len(tasks) == 1 and not isinstance(tasks[0], Mapping) and isinstance(tasks[0], Iterable):
+        return list(tasks[0])
+    return list(tasks)
+
+
+class _Composite(Signature):
+    """A signature made of other signatures, kept in ``kwargs["tasks"]``."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, *tasks: Any, app: Celeriac | None = None, **options: Any) -> None:
+        members = [maybe_signature(t, app) for t in _tasks_arg(tasks)]
+        if app is None:
+            app = next((m._app for m in members if m is not None and m._app is not None), None)
+        super().__init__(
+            f"celeriac.{self.kind}",
+            (),
+            {"tasks": members},
+            options,
+            subtask_type=type(self).__name__,
+            app=app,
+        )
+
+    @property
+    def tasks(self) -> list[Signature]:
+        members = self.kwargs["tasks"]
+        for i, t in enumerate(members):
+            if not isinstance(t, Signature):
+                members[i] = Signature.from_dict(t, app=self._app)
+        return list(members)
+
+    def clone(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **opts: Any,
+    ) -> Signature:
+        copy = super().clone(args, kwargs, **opts)
+        copy.kwargs["tasks"] = [t.clone() for t in self.tasks]
+        return copy
+
+    def __call__(self, *args: Any, **options: Any) -> Any:
+        return self.apply_async(args, **options)
+
+    def __repr__(self) -> str:
+        return f"{self.kind}({', '.join(repr(t) for t in self.tasks)})"
+
+
+class group(_Composite):
+    """Run signatures in parallel: ``group(a.s(1), b.s(2)).apply_async()`` returns a
+    :class:`~celeriac.result.GroupResult` with results in member order."""
+
+    kind = "group"
+
+    def __or__(self, other: Any) -> Signature:  # type: ignore[override]
+        if isinstance(other, Signature) and not isinstance(other, chain | group):
+            return chord(self, other, app=self._app)
+        return super().__or__(other)
+
+    def freeze(self, _id: str | None = None, **options: Any) -> Any:
+        from .result import GroupResult
+
+        gid = _id or self.options.get("task_id") or str(uuid.uuid4())
+        self.options["task_id"] = gid
+        results = [t.freeze(group_id=gid, group_index=i) for i, t in enumerate(self.tasks)]
+        return GroupResult(gid, results, app=self.app)
+
+    def _set_tail(self, options: Mapping[str, Any]) -> None:
+        if options:
+            raise ValueError("a group cannot finish a chord header member; use a chord")
+
+    def _build(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: dict[str, Any],
+        out: list[Message],
+    ) -> Any:
+        from .result import GroupResult
+
+        rest = options.pop("chain", None)
+        if rest:  # a group with steps after it is a chord, as in Celery
+            after = [Signature.from_dict(d, app=self._app) for d in reversed(rest)]
+            body = after[0] if len(after) == 1 else chain(*after, app=self._app)
+            return chord(self, body, app=self._app)._build(args, kwargs, options, out)
+        args = (*args, *self.args)
+        opts = {**self.options, **options}
+        gid = opts.pop("task_id", None) or str(uuid.uuid4())
+        for key in (*_TAIL_OPTIONS, "link", "link_error"):
+            opts.pop(key, None)
+        results = [
+            t._build(args, kwargs, {**opts, "group_id": gid, "group_index": i}, out)
+            for i, t in enumerate(self.tasks)
+        ]
+        return GroupResult(gid, results, app=self.app)
+
+    def apply(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        from .result import GroupResult
+
+        gid = options.pop("task_id", None) or self.options.get("task_id") or str(uuid.uuid4())
+        results = [t.apply(args, kwargs, **options) for t in self.tasks]
+        return GroupResult(gid, results, app=self.app)
+
+
+class chain(_Composite):
+    """Run signatures one after another, each result passed as the first argument of the
+    next (unless it is immutable). The result is the last task's, with ``.parent`` links."""
+
+    kind = "chain"
+
+    def __init__(self, *tasks: Any, app: Celeriac | None = None, **options: Any) -> None:
+        flat: list[Any] = []
+        for t in _tasks_arg(tasks):
+            t = maybe_signature(t, app)
+            if isinstance(t, chain) and not t.options:
+                flat.extend(t.tasks)
+            else:
+                flat.append(t)
+        super().__init__(*flat, app=app, **options)
+
+    def __or__(self, other: Any) -> Signature:  # type: ignore[override]
+        if isinstance(other, Signature):
+            return chain(*self.tasks, other, app=self._app, **self.options)
+        return NotImplemented
+
+    def _steps(self) -> list[Signature]:
+        """Copies of the steps, a group followed by more steps made into a chord."""
+        steps = [t.clone() for t in self.tasks]
+        link_error = self.options.get("link_error")
+        i = 0
+        while i < len(steps) - 1:
+            if isinstance(steps[i], group):
+                rest = steps[i + 1 :]
+                body = rest[0] if len(rest) == 1 else chain(*rest, app=self._app)
+                steps[i:] = [chord(steps[i], body, app=self._app)]
+            i += 1
+        if link_error:
+            for step in steps:
+                for eb in link_error:
+                    step.link_error(maybe_signature(eb, self._app))  # type: ignore[arg-type]
+        return steps
+
+    def freeze(self, _id: str | None = None, **options: Any) -> Any:
+        steps = self._steps()
+        self.kwargs["tasks"] = steps
+        if options:
+            steps[-1]._set_tail(options)
+        parent = None
+        result: Any = None
+        for i, step in enumerate(steps):
+            result = step.freeze(_id if i == len(steps) - 1 else None)
+            result.parent = parent
+            parent = result
+        return result
+
+    def _set_tail(self, options: Mapping[str, Any]) -> None:
+        self.tasks[-1]._set_tail(options)
+
+    def _build(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: dict[str, Any],
+        out: list[Message],
+    ) -> Any:
+        if not self.tasks:
+            raise ValueError("an empty chain has nothing to run")
+        tail = {k: options.pop(k) for k in _TAIL_OPTIONS if k in options}
+        last_id = options.pop("task_id", None)
+        outer_rest = options.pop("chain", None) or []
+        copy = chain(*self.tasks, app=self._app, **self.options)
+        result = copy.freeze(last_id, **tail)
+        first, *rest = copy.tasks
+        remaining = [*outer_rest, *(dict(s) for s in reversed(rest))]
+        opts = {**{k: v for k, v in self.options.items() if k != "link_error"}, **options}
+        first._build(args, kwargs, {**opts, "chain": remaining or None}, out)
+        return result
+
+    def apply(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        result: Any = None
+        for i, step in enumerate(self._steps()):
+            if i == 0:
+                step_args: Iterable[Any] | None = args
+            else:
+                step_args = (result.get(),)
+            parent = result
+            result = step.apply(step_args, kwargs if i == 0 else None, **options)
+            result.parent = parent
+        return result
+
+
+class chord(_Composite):
+    """Run a header group in parallel, then the body once with the list of their results:
+    ``chord([a.s(1), a.s(2)], total.s())``. The join is an atomic counter in the result
+    backend, so the body runs once even when header tasks are retried or redelivered."""
+
+    kind = "chord"
+
+    def __init__(
+        self,
+        header: Any = (),
+        body: Any = None,
+        app: Celeriac | None = None,
+        **options: Any,
+    ) -> None:
+        if isinstance(header, Mapping) and header.get("subtask_type") == "group":
+            header = group.from_dict(header, app=app)
+        members = header.tasks if isinstance(header, group) else _tasks_arg((header,))
+        super().__init__(*members, app=app, **options)
+        self.kwargs["body"] = maybe_signature(body, app)
+
+    @property
+    def body(self) -> Signature | None:
+        body = self.kwargs.get("body")
+        if body is not None and not isinstance(body, Signature):
+            body = self.kwargs["body"] = Signature.from_dict(body, app=self._app)
+        return body
+
+    def clone(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **opts: Any,
+    ) -> Signature:
+        copy = super().clone(args, kwargs, **opts)
+        body = self.body
+        copy.kwargs["body"] = body.clone() if body is not None else None
+        return copy
+
+    def __or__(self, other: Any) -> Signature:  # type: ignore[override]
+        if isinstance(other, Signature) and self.body is not None:
+            return chord(self.tasks, self.body | other, app=self._app, **self.options)
+        return super().__or__(other)
+
+    def __call__(self, body: Any = None, **options: Any) -> Any:
+        """``chord(header)(body)`` sends it."""
+        sig = chord(self.tasks, body or self.body, app=self._app, **self.options)
+        return sig.apply_async((), **options)
+
+    def _header(self) -> list[Signature]:
+        """The header's members, nested groups flattened into it."""
+        flat: list[Signature] = []
+        for t in self.tasks:
+            flat.extend(chord(t)._header() if isinstance(t, group) else [t])
+        return flat
+
+    def freeze(self, _id: str | None = None, **options: Any) -> Any:
+        body = self.body
+        if body is None:
+            raise ValueError("a chord needs a body")
+        if options:
+            body._set_tail(options)
+        gid = self.options.get("group_id") or str(uuid.uuid4())
+        self.options["group_id"] = gid
+        result = body.freeze(_id)
+        header = [t.freeze(group_id=gid, group_index=i) for i, t in enumerate(self._header())]
+        result.parent = _header_result(gid, header, self.app)
+        return result
+
+    def _set_tail(self, options: Mapping[str, Any]) -> None:
+        body = self.body
+        if body is not None:
+            body._set_tail(options)
+
+    def _build(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: dict[str, Any],
+        out: list[Message],
+    ) -> Any:
+        body = options.pop("body", None) or self.body
+        if body is None:
+            raise ValueError("a chord needs a body")
+        body = body.clone()
+        rest = options.pop("chain", None)
+        if rest:
+            after = [Signature.from_dict(d, app=self._app) for d in reversed(rest)]
+            body = chain(body, *after, app=self._app)
+        tail = {k: options.pop(k) for k in _TAIL_OPTIONS if k in options}
+        if tail:
+            body._set_tail(tail)
+        opts = {**self.options, **options}
+        result = body.freeze(opts.pop("task_id", None))
+        gid = opts.pop("group_id", None) or str(uuid.uuid4())
+        for key in ("link", "link_error", "group_index"):
+            opts.pop(key, None)
+        args = (*args, *self.args)
+        header = self._header()
+        if not header:
+            body._build(([],), {}, {}, out)
+            result.parent = _header_result(gid, [], self.app)
+            return result
+        join = {"body": dict(body), "size": len(header)}
+        part: list[Message] = []
+        results = [
+            t._build(args, kwargs, {**opts, "group_id": gid, "group_index": i, "chord": join}, part)
+            for i, t in enumerate(header)
+        ]
+        header_result = _header_result(gid, results, self.app)
+        header_result.save()  # the join reads the member ids from here
+        out.extend(part)
+        result.parent = header_result
+        return result
+
+    def apply(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        body = options.pop("body", None) or self.body
+        if body is None:
+            raise ValueError("a chord needs a body")
+        header = group(*self._header(), app=self._app).apply(args, kwargs, **options)
+        result = body.apply((header.get(),))
+        result.parent = header
+        return result
+
+    def __repr__(self) -> str:
+        return f"chord([{', '.join(repr(t) for t in self.tasks)}], {self.body!r})"
+
+
+def _header_result(gid: str, results: list[Any], app: Celeriac) -> GroupResult:
+    from .result import GroupResult
+
+    return GroupResult(gid, results, app=app)
+
+
+class xmap(Signature):
+    """One task that calls ``task`` on each item: ``[task(x) for x in it]``."""
+
+    builtin: ClassVar[str] = "celeriac.map"
+
+    def __init__(self, task: Any, it: Iterable[Any], app: Celeriac | None = None) -> None:
+        sig = maybe_signature(task, app)
+        assert sig is not None
+        super().__init__(
+            self.builtin,
+            (),
+            {"task": sig, "it": list(it)},
+            subtask_type=type(self).__name__,
+            immutable=True,
+            app=app or sig._app,
+        )
+
+    def __repr__(self) -> str:
+        task = Signature.from_dict(self.kwargs["task"])
+        return f"[{task.task}(x) for x in {self.kwargs['it']!r}]"
+
+
+class xstarmap(xmap):
+    """One task that calls ``task`` on each tuple of arguments: ``[task(*x) for x in it]``."""
+
+    builtin = "celeriac.starmap"
+
+    def __repr__(self) -> str:
+        task = Signature.from_dict(self.kwargs["task"])
+        return f"[{task.task}(*x) for x in {self.kwargs['it']!r}]"
+
+
+class chunks(Signature):
+    """Split ``it`` into chunks of ``n`` argument tuples; each chunk is one task
+    (``xstarmap``), and the chunks run as a group."""
+
+    def __init__(self, task: Any, it: Iterable[Any], n: int, app: Celeriac | None = None) -> None:
+        sig = maybe_signature(task, app)
+        assert sig is not None
+        if n < 1:
+            raise ValueError("chunks need a size of at least 1")
+        super().__init__(
+            "celeriac.chunks",
+            (),
+            {"task": sig, "it": [list(x) for x in it], "n": int(n)},
+            subtask_type="chunks",
+            immutable=True,
+            app=app or sig._app,
+        )
+
+    def group(self) -> group:
+        """The group of ``xstarmap`` tasks, one per chunk."""
+        task = Signature.from_dict(self.kwargs["task"], app=self._app)
+        items = iter(self.kwargs["it"])
+        n = self.kwargs["n"]
+        parts = iter(lambda: list(itertools.islice(items, n)), [])
+        return group(*(xstarmap(task, part, app=self._app) for part in parts), app=self._app)
+
+    def _build(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: dict[str, Any],
+        out: list[Message],
+    ) -> Any:
+        return self.group()._build(args, kwargs, {**self.options, **options}, out)
+
+    def freeze(self, _id: str | None = None, **options: Any) -> Any:
+        raise ValueError("chunks cannot be frozen inside a workflow; use chunks(...).group()")
+
+    def apply(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        return self.group().apply(args, kwargs, **options)
+
+    def __call__(self, *args: Any, **options: Any) -> Any:
+        return self.apply_async(args, **options)
 
 
 def signature(varies: Any, *args: Any, **kwargs: Any) -> Signature:
@@ -171,3 +677,23 @@ def maybe_signature(d: Any, app: Celeriac | None = None) -> Signature | None:
     if d is None:
         return None
     return d if isinstance(d, Signature) else Signature.from_dict(d, app=app)
+
+
+def _call_each(task: Any, it: Iterable[Any], star: bool) -> list[Any]:
+    from ._state import get_current_app
+
+    sig = Signature.from_dict(task, app=get_current_app())
+    fn: Callable[..., Any] = sig.type
+    return [fn(*item) if star else fn(item) for item in it]
+
+
+def register_builtins(app: Celeriac) -> None:
+    """The tasks workflows use: ``celeriac.map`` and ``celeriac.starmap``."""
+
+    @app.task(name="celeriac.map")
+    def xmap_task(task: Any, it: Iterable[Any]) -> list[Any]:
+        return _call_each(task, it, star=False)
+
+    @app.task(name="celeriac.starmap")
+    def xstarmap_task(task: Any, it: Iterable[Any]) -> list[Any]:
+        return _call_each(task, it, star=True)

@@ -18,7 +18,7 @@ import logging
 import sys
 import time
 import traceback as tb
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import states
@@ -30,7 +30,7 @@ from .exceptions import (
     TaskRevokedError,
     TimeoutError,
 )
-from .serialization import content_types, get_serializer, loads_checked
+from .serialization import content_types, get_serializer, json_dumps, json_loads, loads_checked
 
 if TYPE_CHECKING:
     from .app import Celeriac
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from .task import Context
 
 logger = logging.getLogger("celeriac.result")
+
+GROUP_KEY = "celeriac:group:{}"
 
 
 def exception_to_meta(exc: BaseException) -> dict[str, Any]:
@@ -143,8 +145,7 @@ class ResultStore:
             meta["root_id"] = request.root_id
             if self.app.conf.result_extended:
                 meta["args"], meta["kwargs"] = list(request.args), dict(request.kwargs)
-        expires = self.app.conf.result_expires
-        expires_in = expires.total_seconds() if isinstance(expires, dt.timedelta) else expires
+        expires_in = self.expires_in
         payload = self.encode(meta)
         conf = self.app.conf
         retries = conf.result_backend_max_retries if retry else 0
@@ -200,6 +201,28 @@ class ResultStore:
 
     def forget(self, task_id: str) -> None:
         self.backend.forget(task_id)
+
+    @property
+    def expires_in(self) -> float | None:
+        """Seconds results (and workflow keys) are kept, from ``result_expires``."""
+        expires = self.app.conf.result_expires
+        seconds = expires.total_seconds() if isinstance(expires, dt.timedelta) else expires
+        return float(seconds) if seconds else None
+
+    def save_group(self, group_id: str, group: GroupResult) -> None:
+        body = json_dumps({"results": encode_members(group.results)})
+        self.backend.set_value(GROUP_KEY.format(group_id), body, self.expires_in)
+
+    def restore_group(self, group_id: str) -> GroupResult | None:
+        body = self.backend.get_value(GROUP_KEY.format(group_id))
+        if body is None:
+            return None
+        return GroupResult(
+            group_id, decode_members(json_loads(body)["results"], self.app), app=self.app
+        )
+
+    def delete_group(self, group_id: str) -> None:
+        self.backend.delete_value(GROUP_KEY.format(group_id))
 
 
 def _pending(task_id: str) -> dict[str, Any]:
@@ -480,3 +503,230 @@ class EagerResult(AsyncResult):
 
     def revoke(self, *args: Any, **kwargs: Any) -> None:
         self._cache = {**self._get_meta(), "status": states.REVOKED}
+
+
+class ResultSet:
+    """Several results handled as one: ``get()``/``join()`` return their values in order."""
+
+    def __init__(self, results: Iterable[Any], app: Celeriac | None = None, **kwargs: Any) -> None:
+        self.results: list[Any] = list(results)
+        if app is None:
+            app = next((r.app for r in self.results if getattr(r, "app", None)), None)
+        if app is None:
+            from ._state import get_current_app
+
+            app = get_current_app()
+        self.app = app
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: [{', '.join(r.id for r in self.results)}]>"
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.results[index]
+
+    def add(self, result: Any) -> None:
+        if result not in self.results:
+            self.results.append(result)
+
+    def update(self, results: Iterable[Any]) -> None:
+        for r in results:
+            self.add(r)
+
+    def discard(self, result: Any) -> None:
+        if result in self.results:
+            self.results.remove(result)
+
+    remove = discard
+
+    def clear(self) -> None:
+        self.results.clear()
+
+    @property
+    def children(self) -> list[Any]:
+        return self.results
+
+    # -- state ----------------------------------------------------------------------------
+
+    def _prefetch(self) -> None:
+        """Read every plain member's state in one backend round trip (cached when ready)."""
+        pending = [r for r in self.results if type(r) is AsyncResult and r._cache is None]
+        if not pending or not self.app.results.enabled:
+            return
+        metas = self.app.results.metas([r.id for r in pending])
+        for r in pending:
+            meta = metas.get(r.id)
+            if meta is not None:
+                r._set_cache(meta)
+
+    def ready(self) -> bool:
+        """Have all members finished?"""
+        self._prefetch()
+        return all(r.ready() for r in self.results)
+
+    def successful(self) -> bool:
+        """Did every member succeed?"""
+        self._prefetch()
+        return all(r.successful() for r in self.results)
+
+    def failed(self) -> bool:
+        """Did any member fail?"""
+        self._prefetch()
+        return any(r.failed() for r in self.results)
+
+    def waiting(self) -> bool:
+        """Is any member still to finish?"""
+        return not self.ready()
+
+    def completed_count(self) -> int:
+        """How many members succeeded."""
+        self._prefetch()
+        return sum(1 for r in self.results if r.successful())
+
+    def forget(self) -> None:
+        for r in self.results:
+            r.forget()
+
+    def revoke(self, terminate: bool = False, signal: str = "SIGTERM", **kwargs: Any) -> None:
+        """Revoke every member."""
+        ids: list[str] = []
+        for r in self.results:
+            if isinstance(r, ResultSet):
+                r.revoke(terminate, signal)
+            else:
+                ids.append(r.id)
+        if ids:
+            self.app.control.revoke(ids, terminate=terminate, signal=signal)
+
+    # -- waiting --------------------------------------------------------------------------
+
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        callback: Callable[[str, Any], None] | None = None,
+        disable_sync_subtasks: bool = True,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """The members' values in order; see :meth:`join`."""
+        return self.join(timeout, propagate, interval, callback, disable_sync_subtasks)
+
+    def join(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        callback: Callable[[str, Any], None] | None = None,
+        disable_sync_subtasks: bool = True,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """Wait for every member and return their values in member order.
+
+        ``timeout`` bounds the whole wait. A failed member's exception is raised when
+        ``propagate`` is true. Finished members are read in batches; the wait for an
+        unfinished one wakes on the backend's notification."""
+        if disable_sync_subtasks and current_request.get() is not None:
+            raise RuntimeError("Never call result.get() within a task: use a chord instead.")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._prefetch()
+        last_prefetch = time.monotonic()
+        values: list[Any] = []
+        for r in self.results:
+            if deadline is not None and time.monotonic() >= deadline and not r.ready():
+                raise TimeoutError("The operation timed out.")
+            if time.monotonic() - last_prefetch > 0.05:
+                self._prefetch()
+                last_prefetch = time.monotonic()
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            value = r.get(timeout=left, propagate=propagate, disable_sync_subtasks=False)
+            if callback is not None:
+                callback(r.id, value)
+            else:
+                values.append(value)
+        return values
+
+    join_native = join
+    supports_native_join = True
+
+
+class GroupResult(ResultSet):
+    """The result of a group: an id and the members' results, in member order.
+
+    ``save()`` keeps the member ids in the result backend so ``GroupResult.restore(id)`` can
+    rebuild it elsewhere (a chord's header is saved this way automatically)."""
+
+    def __init__(
+        self,
+        id: str | None = None,
+        results: Iterable[Any] | None = None,
+        parent: Any = None,
+        app: Celeriac | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(results or [], app=app)
+        self.id = id or ""
+        self.parent = parent
+
+    def __repr__(self) -> str:
+        return f"<GroupResult: {self.id} [{', '.join(r.id for r in self.results)}]>"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, GroupResult):
+            return other.id == self.id and other.results == self.results
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __reduce__(self) -> Any:
+        return (GroupResult, (self.id, self.results, self.parent))
+
+    def save(self, backend: Any = None) -> GroupResult:
+        """Store the member ids under the group id."""
+        self.app.results.save_group(self.id, self)
+        return self
+
+    def delete(self, backend: Any = None) -> None:
+        self.app.results.delete_group(self.id)
+
+    @classmethod
+    def restore(
+        cls, id: str, backend: Any = None, app: Celeriac | None = None
+    ) -> GroupResult | None:
+        """The saved group ``id`` (None if it was never saved or has expired)."""
+        if app is None:
+            from ._state import get_current_app
+
+            app = get_current_app()
+        return app.results.restore_group(id)
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (
+            (self.id, self.parent.as_tuple() if self.parent else None),
+            [r.as_tuple() for r in self.results],
+        )
+
+
+def encode_members(results: Iterable[Any]) -> list[Any]:
+    """Member ids of a group, nested groups as ``{"group": id, "results": [...]}``."""
+    return [
+        {"group": r.id, "results": encode_members(r.results)}
+        if isinstance(r, GroupResult)
+        else r.id
+        for r in results
+    ]
+
+
+def decode_members(items: Iterable[Any], app: Celeriac) -> list[Any]:
+    return [
+        GroupResult(i["group"], decode_members(i["results"], app), app=app)
+        if isinstance(i, Mapping)
+        else AsyncResult(str(i), app=app)
+        for i in items
+    ]

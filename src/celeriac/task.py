@@ -261,6 +261,24 @@ class Task:
         """Immutable signature: ignores the result of a parent in a chain."""
         return self.signature(args, kwargs, immutable=True)
 
+    def map(self, it: Any) -> Signature:
+        """One task calling this one on each item: ``[task(x) for x in it]``."""
+        from .canvas import xmap
+
+        return xmap(self.s(), it, app=self.app)
+
+    def starmap(self, it: Any) -> Signature:
+        """One task calling this one on each argument tuple: ``[task(*x) for x in it]``."""
+        from .canvas import xstarmap
+
+        return xstarmap(self.s(), it, app=self.app)
+
+    def chunks(self, it: Any, n: int) -> Signature:
+        """Argument tuples split into chunks of ``n``, each chunk one task, run as a group."""
+        from .canvas import chunks
+
+        return chunks(self.s(), it, n, app=self.app)
+
     # -- inside a running task ----------------------------------------------------------
 
     def retry(
@@ -430,6 +448,7 @@ def build_task_class(
         "__doc__": fun.__doc__,
         "__module__": fun.__module__,
         "__qualname__": getattr(fun, "__qualname__", name),
+        "__name__": getattr(fun, "__name__", name),
         "__wrapped__": fun,
         **options,
     }

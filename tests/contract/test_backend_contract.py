@@ -165,6 +165,41 @@ def test_incr_is_atomic_across_processes(backend_setup: BackendSetup) -> None:
     assert parent.get_value("counter") == b"450"
 
 
+def test_add_to_set_counts_each_member_once(backend: ResultBackend) -> None:
+    assert backend.add_to_set("s", "a") == 1
+    assert backend.add_to_set("s", "b") == 2
+    assert backend.add_to_set("s", "a") == 2  # again: counted once
+    assert backend.add_to_set("other", "a") == 1
+    backend.delete_value("s")
+    assert backend.add_to_set("s", "c") == 1
+
+
+def test_add_to_set_expiry(backend: ResultBackend) -> None:
+    assert backend.add_to_set("s", "a", expires_in=0.2) == 1
+    assert backend.add_to_set("s", "b") == 2  # keeps its expiry
+    time.sleep(0.3)
+    assert backend.add_to_set("s", "c") == 1  # an expired set starts empty
+    assert backend.cleanup() >= 0
+
+
+def test_add_to_set_has_one_last_adder(backend_setup: BackendSetup) -> None:
+    """Racing members all finish; exactly one of them sees the full count."""
+    barrier = threading.Barrier(8)
+    counts: list[int] = []
+
+    def add(n: int) -> None:
+        backend = backend_setup.make()
+        barrier.wait()
+        counts.append(backend.add_to_set("chord", str(n), 60.0))
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(counts) == list(range(1, 9))
+
+
 def test_set_get_delete_value(backend: ResultBackend) -> None:
     assert backend.get_value("k") is None
     assert backend.set_value("k", b"one") is True

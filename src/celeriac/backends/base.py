@@ -46,6 +46,11 @@ class ResultBackend(Protocol):
     def incr(self, key: str, amount: int = 1, expires_in: float | None = None) -> int:
         """Atomically add ``amount`` to the counter ``key`` (created at 0) and return it."""
 
+    def add_to_set(self, key: str, member: str, expires_in: float | None = None) -> int:
+        """Atomically add ``member`` to the set ``key`` and return how many distinct members
+        it holds. Adding a member again changes nothing, so a repeated step counts once
+        (chord joins rely on this). ``expires_in`` (re)sets the set's expiry."""
+
     def set_value(
         self, key: str, value: bytes, expires_in: float | None = None, only_if_absent: bool = False
     ) -> bool:
@@ -56,7 +61,7 @@ class ResultBackend(Protocol):
         """The value of ``key`` unless missing or expired."""
 
     def delete_value(self, key: str) -> None:
-        """Delete ``key``."""
+        """Delete ``key`` (a value, counter or set)."""
 
     def close(self) -> None:
         """Release connections (the backend reconnects if used again)."""

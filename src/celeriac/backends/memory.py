@@ -29,6 +29,7 @@ class _Store:
         self.cond = threading.Condition(threading.Lock())
         self.results: dict[str, tuple[str, bytes, float | None]] = {}
         self.values: dict[str, tuple[bytes | int, float | None]] = {}
+        self.sets: dict[str, tuple[set[str], float | None]] = {}
 
     def result(self, task_id: str, now: float) -> tuple[str, bytes, float | None] | None:
         record = self.results.get(task_id)
@@ -106,11 +107,14 @@ class MemoryBackend:
             now = time.time()
             results = [k for k, r in store.results.items() if not _alive(r[2], now)]
             values = [k for k, v in store.values.items() if not _alive(v[1], now)]
+            sets = [k for k, v in store.sets.items() if not _alive(v[1], now)]
             for k in results:
                 del store.results[k]
             for k in values:
                 del store.values[k]
-            return len(results) + len(values)
+            for k in sets:
+                del store.sets[k]
+            return len(results) + len(values) + len(sets)
 
     def incr(self, key: str, amount: int = 1, expires_in: float | None = None) -> int:
         """Add ``amount`` to counter ``key`` (missing or expired: 0) and return the sum.
@@ -133,6 +137,20 @@ class MemoryBackend:
             store.values[key] = (total, expires_at)
             return total
 
+    def add_to_set(self, key: str, member: str, expires_in: float | None = None) -> int:
+        """Add ``member`` to the set ``key``; returns its number of distinct members."""
+        store = self._store
+        with store.cond:
+            now = time.time()
+            members, expires_at = store.sets.get(key, (set(), None))
+            if not _alive(expires_at, now):
+                members, expires_at = set(), None
+            members.add(member)
+            if expires_in is not None:
+                expires_at = now + expires_in
+            store.sets[key] = (members, expires_at)
+            return len(members)
+
     def set_value(
         self, key: str, value: bytes, expires_in: float | None = None, only_if_absent: bool = False
     ) -> bool:
@@ -154,6 +172,7 @@ class MemoryBackend:
         """Delete ``key``."""
         with self._store.cond:
             self._store.values.pop(key, None)
+            self._store.sets.pop(key, None)
 
     def close(self) -> None:
         """Nothing to release: the data lives as long as the process."""

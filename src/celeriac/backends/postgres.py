@@ -32,8 +32,23 @@ DDL = [
     )""",
     "CREATE INDEX IF NOT EXISTS celeriac_kv_expiry "
     "ON celeriac_kv (expires_at) WHERE expires_at IS NOT NULL",
+    """CREATE TABLE IF NOT EXISTS celeriac_sets (
+        key text NOT NULL,
+        member text NOT NULL,
+        expires_at double precision,
+        PRIMARY KEY (key, member)
+    )""",
+    "CREATE INDEX IF NOT EXISTS celeriac_sets_expiry "
+    "ON celeriac_sets (expires_at) WHERE expires_at IS NOT NULL",
 ]
-RELATIONS = ["celeriac_results", "celeriac_results_expiry", "celeriac_kv", "celeriac_kv_expiry"]
+RELATIONS = [
+    "celeriac_results",
+    "celeriac_results_expiry",
+    "celeriac_kv",
+    "celeriac_kv_expiry",
+    "celeriac_sets",
+    "celeriac_sets_expiry",
+]
 
 _ALIVE = "(expires_at IS NULL OR expires_at > %(now)s)"
 
@@ -58,9 +73,24 @@ SELECT state, payload FROM celeriac_results WHERE task_id = %(task_id)s AND {_AL
 
 _CLEANUP = """
 WITH results AS (DELETE FROM celeriac_results WHERE expires_at <= %(now)s RETURNING 1),
-     keys AS (DELETE FROM celeriac_kv WHERE expires_at <= %(now)s RETURNING 1)
+     keys AS (DELETE FROM celeriac_kv WHERE expires_at <= %(now)s RETURNING 1),
+     sets AS (DELETE FROM celeriac_sets WHERE expires_at <= %(now)s RETURNING 1)
 SELECT (SELECT count(*) FROM results) + (SELECT count(*) FROM keys)
+    + (SELECT count(*) FROM sets)
 """
+
+# Adds to one set are serialised by a transaction-scoped advisory lock on the key, so the
+# count that follows (a new snapshot under READ COMMITTED) sees every earlier member.
+_SET_ADD = [
+    "SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))",
+    "DELETE FROM celeriac_sets WHERE key = %(key)s AND expires_at <= %(now)s",
+    # a new member takes the set's expiry
+    "INSERT INTO celeriac_sets (key, member, expires_at) SELECT %(key)s, %(member)s, "
+    "(SELECT expires_at FROM celeriac_sets WHERE key = %(key)s LIMIT 1) ON CONFLICT DO NOTHING",
+    "UPDATE celeriac_sets SET expires_at = %(expires_at)s::float8 "
+    "WHERE key = %(key)s AND %(expires_at)s::float8 IS NOT NULL",
+    "SELECT count(*) FROM celeriac_sets WHERE key = %(key)s",
+]
 
 # Counters are stored as ASCII digits, so get_value reads them like any value. An expired
 # counter starts again from 0, without an expiry unless this call gives one.
@@ -218,6 +248,21 @@ class PostgresBackend:
 
         return self._db.call(incr)
 
+    def add_to_set(self, key: str, member: str, expires_in: float | None = None) -> int:
+        """Add ``member`` to the set ``key``; returns its number of distinct members."""
+        now = time.time()
+        params = {"key": key, "member": member, "expires_at": _expiry(expires_in, now), "now": now}
+
+        def add(conn: Connection) -> int:
+            with conn.transaction():
+                for statement in _SET_ADD[:-1]:
+                    conn.execute(statement, params)
+                row = conn.execute(_SET_ADD[-1], params).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        return self._db.call(add)
+
     def set_value(
         self, key: str, value: bytes, expires_in: float | None = None, only_if_absent: bool = False
     ) -> bool:
@@ -250,7 +295,12 @@ class PostgresBackend:
 
     def delete_value(self, key: str) -> None:
         """Delete ``key``."""
-        self._db.call(lambda conn: conn.execute("DELETE FROM celeriac_kv WHERE key = %s", (key,)))
+
+        def delete(conn: Connection) -> None:
+            conn.execute("DELETE FROM celeriac_kv WHERE key = %s", (key,))
+            conn.execute("DELETE FROM celeriac_sets WHERE key = %s", (key,))
+
+        self._db.call(delete)
 
     def close(self) -> None:
         """Close this process's connections (they reopen when the backend is used again)."""

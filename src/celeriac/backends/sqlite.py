@@ -30,6 +30,14 @@ CREATE TABLE IF NOT EXISTS celeriac_kv (
 );
 CREATE INDEX IF NOT EXISTS celeriac_kv_expiry
     ON celeriac_kv (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS celeriac_sets (
+    key TEXT NOT NULL,
+    member TEXT NOT NULL,
+    expires_at REAL,
+    PRIMARY KEY (key, member)
+);
+CREATE INDEX IF NOT EXISTS celeriac_sets_expiry
+    ON celeriac_sets (expires_at) WHERE expires_at IS NOT NULL;
 """
 
 _ALIVE = "(expires_at IS NULL OR expires_at > ?)"
@@ -146,7 +154,8 @@ class SQLiteBackend:
                 "DELETE FROM celeriac_results WHERE expires_at <= ?", (now,)
             ).rowcount
             keys = conn.execute("DELETE FROM celeriac_kv WHERE expires_at <= ?", (now,)).rowcount
-        return results + keys
+            sets = conn.execute("DELETE FROM celeriac_sets WHERE expires_at <= ?", (now,)).rowcount
+        return results + keys + sets
 
     def incr(self, key: str, amount: int = 1, expires_in: float | None = None) -> int:
         """Add ``amount`` to counter ``key`` (missing or expired: 0) and return the sum.
@@ -159,6 +168,26 @@ class SQLiteBackend:
                 .execute(_INCR, (key, int(amount), _expiry(expires_in, now), now))
                 .fetchone()
             )
+        return int(row[0])
+
+    def add_to_set(self, key: str, member: str, expires_in: float | None = None) -> int:
+        """Add ``member`` to the set ``key``; returns its number of distinct members."""
+        now = time.time()
+        with self._db.errors(), self._db.transaction() as conn:
+            conn.execute("DELETE FROM celeriac_sets WHERE key = ? AND expires_at <= ?", (key, now))
+            conn.execute(
+                "INSERT INTO celeriac_sets (key, member, expires_at) SELECT ?1, ?2, "
+                "(SELECT expires_at FROM celeriac_sets WHERE key = ?1 LIMIT 1) "
+                "WHERE true ON CONFLICT DO NOTHING",
+                (key, member),
+            )
+            if expires_in is not None:
+                conn.execute(
+                    "UPDATE celeriac_sets SET expires_at = ? WHERE key = ?", (now + expires_in, key)
+                )
+            row = conn.execute(
+                "SELECT count(*) FROM celeriac_sets WHERE key = ?", (key,)
+            ).fetchone()
         return int(row[0])
 
     def set_value(
@@ -191,8 +220,9 @@ class SQLiteBackend:
 
     def delete_value(self, key: str) -> None:
         """Delete ``key``."""
-        with self._db.errors():
-            self._db.connection().execute("DELETE FROM celeriac_kv WHERE key = ?", (key,))
+        with self._db.errors(), self._db.transaction() as conn:
+            conn.execute("DELETE FROM celeriac_kv WHERE key = ?", (key,))
+            conn.execute("DELETE FROM celeriac_sets WHERE key = ?", (key,))
 
     def close(self) -> None:
         """Close this process's connections (they reopen when the backend is used again)."""

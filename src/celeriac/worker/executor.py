@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import signals, states
-from ..canvas import maybe_signature
 from ..exceptions import (
     EncodeError,
     Ignore,
@@ -33,6 +32,7 @@ from ..exceptions import (
 from ..message import Message
 from ..result import EagerResult
 from ..task import Context, Task
+from . import workflow
 
 if TYPE_CHECKING:
     from ..app import Celeriac
@@ -118,8 +118,9 @@ class TaskRun:
 
     @property
     def stores_results(self) -> bool:
+        # a chord's header members always store: the join reads their results
         return (
-            not self.request.ignore_result
+            (not self.request.ignore_result or bool(self.request.chord))
             and not self.request.is_eager
             and self.app.results.enabled
         )
@@ -177,6 +178,7 @@ class TaskRun:
 
     def succeeded(self, retval: Any) -> Outcome:
         req, task = self.request, self.task
+        workflow.name_continuation(self.app, req)
         if self.stores_results:
             try:
                 self.app.results.store(
@@ -186,7 +188,9 @@ class TaskRun:
                 return self.failed(exc)
         task.on_success(retval, str(req.id), req.args, req.kwargs)
         signals.task_success.send(sender=task, result=retval)
-        self._send_callbacks(retval)
+        workflow.send_continuation(self.app, req, retval)
+        if req.chord and not req.is_eager:
+            workflow.on_chord_part_return(self.app, req)
         logger.info(
             "Task %s[%s] succeeded in %.4fs: %s",
             task.name,
@@ -254,7 +258,11 @@ class TaskRun:
             traceback=exc.__traceback__,
             einfo=einfo,
         )
-        self._send_errbacks(exc, einfo)
+        workflow.call_errbacks(self.app, req, exc, einfo.traceback)
+        if not req.is_eager:
+            workflow.fail_downstream(self.app, req, exc, einfo.traceback)
+            if req.chord:
+                workflow.on_chord_part_return(self.app, req)
         logger.error(
             "Task %s[%s] raised unexpected: %r\n%s", task.name, req.id, exc, einfo.traceback
         )
@@ -271,43 +279,6 @@ class TaskRun:
         if not acks:
             return Outcome(DEAD_LETTER, states.FAILURE, f"failed: {type(exc).__name__}: {exc}")
         return Outcome(ACK, states.FAILURE)
-
-    def _send_callbacks(self, retval: Any) -> None:
-        req = self.request
-        for cb in req.callbacks or ():
-            sig = maybe_signature(cb, self.app)
-            if sig is not None:
-                sig.apply_async((retval,), parent_id=req.id, root_id=req.root_id)
-        if req.chain:
-            chain = list(req.chain)
-            nxt = maybe_signature(chain.pop(), self.app)
-            if nxt is not None:
-                nxt.apply_async(
-                    (retval,), chain=chain or None, parent_id=req.id, root_id=req.root_id
-                )
-
-    def _send_errbacks(self, exc: BaseException, einfo: ExceptionInfo) -> None:
-        req = self.request
-        for eb in req.errbacks or ():
-            sig = maybe_signature(eb, self.app)
-            if sig is None:
-                continue
-            try:
-                errback = self.app.tasks[sig.task]
-                if _arity(errback) == 3:
-                    errback(req, exc, einfo.traceback)  # new style: called here, synchronously
-                else:
-                    sig.apply_async((req.id,), parent_id=req.id, root_id=req.root_id)
-            except Exception:
-                logger.exception("errback %r of %s[%s] raised", sig, self.task.name, req.id)
-
-
-def _arity(task: Task) -> int:
-    fn = type(task).__dict__.get("_fun") or task.run
-    params = list(inspect.signature(fn).parameters.values())
-    if task.bind:
-        params = params[1:]
-    return len([p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
 
 
 def _pid() -> int:

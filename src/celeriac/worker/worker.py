@@ -22,6 +22,7 @@ from ..exceptions import ImproperlyConfigured, InvalidTaskError, OperationalErro
 from ..message import Message
 from ..serialization import content_types
 from ..task import Context
+from . import workflow
 from .executor import ACK, DEAD_LETTER, REQUEUE, Outcome
 from .pools import POOLS, Job, Pool
 
@@ -238,7 +239,6 @@ class Worker:
         return all(self.app.broker.queue_length(q) == 0 for q in self.queues)
 
     def _receive(self, deliveries: list[Delivery]) -> None:
-        broker = self.app.broker
         candidates: list[tuple[Delivery, Message]] = []
         for d in deliveries:
             if self.max_deliveries and d.delivery_count > self.max_deliveries:
@@ -274,35 +274,48 @@ class Worker:
             candidates.append((d, message))
         if not candidates:
             return
-        metas = self._states([m.id for _, m in candidates])
+        metas = self._metas([m.id for _, m in candidates])
         now = time.time()
         for d, message in candidates:
-            state = metas.get(message.id)
+            meta = metas.get(message.id)
+            state = meta["status"] if meta is not None else None
             if state == states.REVOKED:
                 self._discard_revoked(d, message, expired=False)
                 continue
-            if state in states.READY_STATES and d.redelivered:
-                logger.info(
-                    "Task %s[%s] already %s; redelivered copy acknowledged",
-                    message.task,
-                    message.id,
-                    state,
-                )
-                broker.ack(d)
+            if meta is not None and state in states.READY_STATES and d.redelivered:
+                self._replay(d, message, meta)
                 continue
             if message.expires is not None and message.expires < now:
                 self._discard_revoked(d, message, expired=True)
                 continue
             self._dispatch(d, message)
 
-    def _states(self, ids: list[str]) -> dict[str, str]:
+    def _metas(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         if not self.app.results.enabled:
             return {}
         try:
-            return {tid: m["status"] for tid, m in self.app.results.metas(ids).items()}
+            return self.app.results.metas(ids)
         except OperationalError as exc:
             logger.warning("result backend unavailable (%s); not checking for duplicates", exc)
             return {}
+
+    def _replay(self, d: Delivery, message: Message, meta: dict[str, Any]) -> None:
+        """A redelivered task that already finished: not run again, but its workflow steps
+        (callbacks, the chain's next step, the chord join) are redone where they may have
+        been cut short."""
+        logger.info(
+            "Task %s[%s] already %s; redelivered copy acknowledged",
+            message.task,
+            message.id,
+            meta["status"],
+        )
+        try:
+            workflow.replay(self.app, message, meta)
+        except OperationalError as exc:
+            logger.warning("could not replay %s's workflow steps (%s); later", message.id, exc)
+            self.app.broker.release(d, 1.0)
+            return
+        self.app.broker.ack(d)
 
     def _dispatch(self, d: Delivery, message: Message) -> None:
         assert self.pool is not None
