@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from celeriac import states
+from celeriac import chord, signature, states
 from conftest import Project, wait_until
 from services import (
     AMQP,
@@ -114,6 +114,21 @@ def test_three_workers_share_the_queue_and_survive_a_kill(dist: Project) -> None
     assert ended(dist) == {f"t{i}": 1 for i in range(24)}  # none finished twice
     hosts = {r[2].split("@")[0] for r in dist.runs("start")}
     assert len(hosts) >= 2, hosts
+
+
+def test_chord_body_runs_once_when_a_worker_is_killed_mid_header(dist: Project) -> None:
+    dist.set(CELERIAC_TEST_VT="2")
+    first = dist.worker("-c", "2")
+    header = [
+        signature("proj.tasks.sleep_record", (f"h{i}", 0.4), app=dist.app) for i in range(6)
+    ]
+    result = chord(header, signature("proj.tasks.collect", app=dist.app)).apply_async()
+    wait_until(lambda: len(dist.runs("start")) >= 2)
+    first.kill()
+    dist.worker("-c", "2")
+    assert result.get(timeout=60) == [f"h{i}" for i in range(6)]
+    assert dist.runs("body") == [["6"]]
+    assert ended(dist) == {f"h{i}": 1 for i in range(6)}
 
 
 # -- broker restarts --------------------------------------------------------------------------
@@ -221,6 +236,23 @@ def test_redis_restart_mid_stream(redis_server: RedisServer, tmp_path: Path) -> 
         _stream_through_a_restart(project, restart)
         worker_log = project.workers[0].output
         assert worker_log.count("unavailable") <= 2, worker_log  # one warning, not a flood
+    finally:
+        project.close()
+
+
+def test_result_backend_restart_mid_stream(redis_server: RedisServer, tmp_path: Path) -> None:
+    """The result backend goes away while tasks finish: their results are stored once it is
+    back, and none runs twice."""
+    redis_server.start()
+    project = Project(tmp_path, None, redis_server.url)
+    try:
+
+        def restart() -> None:
+            redis_server.stop()
+            time.sleep(1.5)
+            redis_server.start()
+
+        _stream_through_a_restart(project, restart)
     finally:
         project.close()
 

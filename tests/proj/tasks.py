@@ -95,3 +95,9 @@ def pid():
 def order(self, priority):
     _record("order", priority)
     return priority
+
+
+@app.task
+def collect(values):
+    _record("body", len(values))
+    return values
