@@ -81,7 +81,7 @@ def test_forget(backend: ResultBackend) -> None:
     backend.forget("never-stored")
 
 
-def test_expiry_and_cleanup(backend: ResultBackend) -> None:
+def test_expiry_and_cleanup(backend: ResultBackend, backend_setup: BackendSetup) -> None:
     backend.store("short", states.SUCCESS, b"x", 0.2)
     backend.store("long", states.SUCCESS, b"y", 60)
     backend.store("forever", states.SUCCESS, b"z", None)
@@ -93,7 +93,8 @@ def test_expiry_and_cleanup(backend: ResultBackend) -> None:
     assert backend.load("short") is None
     assert backend.wait_for("short", 0) is None
     assert backend.get_value("k-short") is None
-    assert backend.cleanup() == 2
+    # Redis deletes expired keys by itself: its cleanup finds nothing left to delete
+    assert backend.cleanup() == (0 if backend_setup.name == "redis" else 2)
     assert backend.cleanup() == 0
     assert backend.load("long") == b"y"
     assert backend.load("forever") == b"z"

@@ -1,0 +1,350 @@
+"""What the Redis broker and result backend share: URL parsing, connection pools, batched
+command execution with Lua scripts, reconnection and the translation of driver errors.
+
+Commands go out on pooled connections of redis-py's thread-safe, fork-aware
+``ConnectionPool`` (a forked child opens its own connections and never closes its parent's).
+Each call sends its commands in one round trip. When the server cannot be reached (a restart,
+a dead connection) a call is tried again, with a growing pause, for up to ``retry_window``
+seconds (transport option, default 5): always when nothing was sent yet, and only for
+idempotent calls when the connection broke after sending. What still fails is raised as
+:class:`OperationalError` naming the URL with its password masked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import select
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from .brokers.base import safe_url
+from .exceptions import ImproperlyConfigured, OperationalError
+
+try:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.exceptions import AuthenticationError, NoScriptError, RedisError, ResponseError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from redis.retry import Retry
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installation
+    raise ImproperlyConfigured(
+        "redis:// URLs need the redis package: pip install 'celeriac[redis]'"
+    ) from exc
+
+__all__ = ["DEFAULT_PREFIX", "RedisClient", "ResponseError", "Script", "Waker", "never"]
+
+T = TypeVar("T")
+Command = Sequence[Any]
+
+DEFAULT_PREFIX = "celeriac:"
+DEFAULT_RETRY_WINDOW = 5.0
+WAIT_GRACE = 5.0  # how much longer than its timeout a BLPOP may take to answer
+#: Connection settings used unless the transport options give them.
+DEFAULT_CONNECTION: dict[str, Any] = {
+    "socket_timeout": 30.0,
+    "socket_connect_timeout": 10.0,
+    "socket_keepalive": True,
+}
+#: Transport options handed to redis-py's connections as they are.
+CONNECTION_OPTIONS = (
+    "socket_timeout",
+    "socket_connect_timeout",
+    "socket_keepalive",
+    "health_check_interval",
+    "max_connections",
+    "client_name",
+    "username",
+    "password",
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_check_hostname",
+)
+_RETRIED = (RedisConnectionError, RedisTimeoutError)
+
+
+class _NotSent(Exception):
+    """No connection could be had, so nothing was sent: always safe to try again."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def never() -> bool:
+    """A ``stop`` for :meth:`RedisClient.call` that allows no retry at all."""
+    return True
+
+
+class Script:
+    """A Lua script, run by its SHA1 digest and loaded on the server when missing."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+
+def wait_readable(socks: Sequence[Any], timeout: float) -> set[int]:
+    """The file descriptors of ``socks`` with something to read within ``timeout`` seconds
+    (``poll`` where there is one: ``select`` fails on descriptors above 1023)."""
+    fds = [s.fileno() for s in socks]
+    pending = {s.fileno() for s in socks if hasattr(s, "pending") and s.pending()}
+    if pending:  # TLS bytes already decrypted above the socket
+        return pending
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        return {fd for fd, _ in poller.poll(max(timeout, 0.0) * 1000.0)}
+    readable, _, _ = select.select(fds, [], [], max(timeout, 0.0))
+    return set(readable)
+
+
+class Waker:
+    """A flag and a socket pair of this process: :meth:`wake` is safe in a signal handler and
+    interrupts a :meth:`RedisClient.blpop` waiting in another thread."""
+
+    def __init__(self) -> None:
+        self.woken = False
+        self._pid = 0
+        self._reader: socket.socket | None = None
+        self._writer: socket.socket | None = None
+
+    def reader(self) -> socket.socket:
+        """This process's reading end (a forked child makes its own pair)."""
+        pid = os.getpid()
+        if self._pid != pid or self._reader is None:
+            self.close()
+            self._reader, self._writer = socket.socketpair()
+            self._reader.setblocking(False)
+            self._writer.setblocking(False)
+            self._pid = pid
+        return self._reader
+
+    def wake(self) -> None:
+        """Set the flag and write one byte (nothing else: signal handlers call this)."""
+        self.woken = True
+        writer = self._writer
+        if self._pid == os.getpid() and writer is not None:
+            try:
+                writer.send(b"\0")
+            except OSError:
+                pass  # full (already woken) or closed
+
+    def consume(self) -> bool:
+        """Whether a wakeup came (clearing the flag)."""
+        woken, self.woken = self.woken, False
+        return woken
+
+    def drain(self) -> None:
+        reader = self._reader
+        try:
+            while reader is not None and reader.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def close(self) -> None:
+        """Close the pair (a child closes only its own copies of its parent's)."""
+        for sock in (self._reader, self._writer):
+            if sock is not None:
+                sock.close()
+        self._reader = self._writer = None
+
+
+def connection_socket(conn: Any) -> socket.socket | None:
+    """The socket of a redis-py connection, if it is connected."""
+    sock = getattr(conn, "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _connection_kwargs(options: dict[str, Any]) -> dict[str, Any]:
+    kwargs = dict(DEFAULT_CONNECTION)
+    kwargs.update({k: options[k] for k in CONNECTION_OPTIONS if k in options})
+    kwargs["retry"] = Retry(NoBackoff(), 0)  # retries are ours: see RedisClient.call
+    kwargs["protocol"] = 2  # the replies (and pub/sub messages) every redis-py 5+ reads alike
+    return kwargs
+
+
+def _pool(url: str, kwargs: dict[str, Any]) -> redis.ConnectionPool:
+    scheme = urlsplit(url).scheme
+    if scheme not in ("redis", "rediss"):
+        raise ImproperlyConfigured(
+            f"unsupported Redis URL {safe_url(url)!r}: use redis:// or rediss:// (TLS)"
+        )
+    try:
+        return redis.ConnectionPool.from_url(url, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"bad Redis URL {safe_url(url)!r}: {exc}") from None
+
+
+class RedisClient:
+    """Connections to one Redis URL: a pool for commands and one for blocking reads."""
+
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+        options = options or {}
+        self.url = url
+        self.safe_url = safe_url(url)
+        try:
+            self._password = urlsplit(url).password or options.get("password") or None
+        except ValueError:
+            raise ImproperlyConfigured(f"bad Redis URL {self.safe_url!r}") from None
+        self.prefix = str(options.get("key_prefix", DEFAULT_PREFIX))
+        self.retry_window = float(options.get("retry_window", DEFAULT_RETRY_WINDOW))
+        kwargs = _connection_kwargs(options)
+        self.pool = _pool(url, kwargs)
+        # waits (BLPOP, SUBSCRIBE) on their own connections, never starving short calls
+        self.blocking_pool = _pool(url, kwargs)
+        self.db = int(self.pool.connection_kwargs.get("db") or 0)
+
+    # -- connections ----------------------------------------------------------------------
+
+    @contextmanager
+    def connection(self, blocking: bool = False) -> Iterator[Any]:
+        """A pooled connection for one call; dropped (not reused) if the call fails."""
+        pool = self.blocking_pool if blocking else self.pool
+        try:
+            conn = pool.get_connection()
+        except _RETRIED as exc:
+            raise _NotSent(exc) from exc
+        try:
+            yield conn
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+
+    def close(self) -> None:
+        """Close this process's connections (they reopen on next use)."""
+        self.pool.disconnect()
+        self.blocking_pool.disconnect(inuse_connections=False)
+
+    def close_blocking(self) -> None:
+        """Close the connections used for waiting (a fetch that was woken by close())."""
+        self.blocking_pool.disconnect()
+
+    # -- calls ----------------------------------------------------------------------------
+
+    def call(
+        self,
+        attempt: Callable[[], T],
+        idempotent: bool = True,
+        stop: Callable[[], bool] | None = None,
+    ) -> T:
+        """Run ``attempt`` (which uses :meth:`connection`), trying again while the server
+        cannot be reached, for up to ``retry_window`` seconds. A call that is not
+        ``idempotent`` is tried again only when nothing was sent; ``stop`` ends the retries
+        early (``never`` for calls whose callers have their own retry policy). Driver errors
+        are raised as OperationalError."""
+        give_up = time.monotonic() + self.retry_window
+        pause = 0.05
+        while True:
+            try:
+                return attempt()
+            except _NotSent as exc:
+                failure: Exception = exc.cause
+                if isinstance(failure, AuthenticationError):  # waiting will not help
+                    raise self.error(failure) from failure
+            except _RETRIED as exc:
+                if not idempotent:
+                    raise self.error(exc) from exc
+                failure = exc
+            except RedisError as exc:
+                raise self.error(exc) from exc
+            if time.monotonic() + pause > give_up or (stop is not None and stop()):
+                raise self.error(failure) from failure
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    def execute(self, *commands: Command, idempotent: bool = True) -> list[Any]:
+        """Send ``commands`` in one round trip and return their replies."""
+        return self.call(lambda: self._send(commands), idempotent)
+
+    def command(self, *args: Any, idempotent: bool = True) -> Any:
+        """Run one command and return its reply."""
+        return self.execute(args, idempotent=idempotent)[0]
+
+    def run(
+        self,
+        script: Script,
+        keys: Sequence[Any],
+        args: Sequence[Any],
+        idempotent: bool = True,
+        stop: Callable[[], bool] | None = None,
+    ) -> Any:
+        """Run a Lua script (EVALSHA, loading it when the server does not know it yet)."""
+        return self.call(lambda: self._eval(script, keys, args), idempotent, stop)
+
+    def _send(self, commands: Sequence[Command]) -> list[Any]:
+        with self.connection() as conn:
+            return self._replies(conn, commands)
+
+    @staticmethod
+    def _replies(conn: Any, commands: Sequence[Command]) -> list[Any]:
+        conn.send_packed_command(conn.pack_commands(commands))
+        replies: list[Any] = []
+        error: ResponseError | None = None
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except ResponseError as exc:  # read the rest, so the connection stays usable
+                error = error or exc
+                replies.append(exc)
+        if error is not None:
+            raise error
+        return replies
+
+    def _eval(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        with self.connection() as conn:
+            try:
+                return self._replies(conn, [("EVALSHA", script.sha, len(keys), *keys, *args)])[0]
+            except NoScriptError:  # a new or restarted server: EVAL also caches it
+                return self._replies(conn, [("EVAL", script.source, len(keys), *keys, *args)])[0]
+
+    # -- waiting --------------------------------------------------------------------------
+
+    def blpop(self, keys: Sequence[str], seconds: float, waker: Waker, raise_errors: bool) -> bool:
+        """Wait in ``BLPOP`` on ``keys`` for up to ``seconds`` (on a connection of its own),
+        returning early when a token is pushed or ``waker`` wakes. Returns False when the
+        connection failed, unless ``raise_errors`` (then it raises OperationalError)."""
+        reader = waker.reader()
+        if waker.woken:
+            return True
+        limit = seconds + WAIT_GRACE
+        try:
+            with self.connection(blocking=True) as conn:
+                conn.send_command("BLPOP", *keys, f"{max(seconds, 0.001):.3f}")
+                sock = connection_socket(conn)
+                readable = wait_readable([sock, reader], limit) if sock is not None else set()
+                if sock is not None and sock.fileno() in readable:
+                    conn.read_response()
+                elif reader.fileno() in readable:
+                    waker.drain()
+                    conn.disconnect()  # abandons the pending BLPOP
+                else:
+                    raise RedisTimeoutError(f"no answer to BLPOP within {limit:.0f}s")
+        except (_NotSent, *_RETRIED) as exc:
+            cause = exc.cause if isinstance(exc, _NotSent) else exc
+            if raise_errors:
+                raise self.error(cause) from cause
+            return False
+        except RedisError as exc:
+            raise self.error(exc) from exc
+        return True
+
+    # -- errors ---------------------------------------------------------------------------
+
+    def error(self, exc: BaseException) -> OperationalError:
+        """``exc`` as an OperationalError naming the server (never its password)."""
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        if self._password:
+            message = message.replace(str(self._password), "***")
+        return OperationalError(f"{self.safe_url}: {message}")

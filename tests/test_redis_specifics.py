@@ -1,0 +1,196 @@
+"""What only the Redis broker and result backend promise: namespaced keys, bounded wake lists,
+blocking waits without polling, riding out a server restart, masked passwords."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from celeriac import states
+from celeriac.backends.redis import RedisBackend
+from celeriac.brokers.base import Outgoing
+from celeriac.brokers.redis import WAKE_TOKENS, RedisBroker
+from celeriac.exceptions import ImproperlyConfigured, OperationalError
+from conftest import wait_until
+from services import IN_CI, REDIS, require_service
+
+URL = f"{REDIS}/14"  # a database of its own
+
+
+def _flush(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    require_service("redis")
+    _flush(URL)
+    yield URL
+    _flush(URL)
+
+
+def _keys(url: str) -> list[str]:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return sorted(k.decode() for k in client.keys("*"))
+    finally:
+        client.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """A private redis-server (its command counts are ours alone), kept across restarts."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.args = [
+            shutil.which("redis-server") or "redis-server",
+            *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory)),
+            *("--save", "", "--appendonly", "yes", "--appendfsync", "always"),
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL)
+        wait_until(lambda: _connectable(self.port), timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def calls(self, command: str) -> int:
+        import redis
+
+        client = redis.Redis(port=self.port)
+        try:
+            return int(client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
+        finally:
+            client.close()
+
+
+def _connectable(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    if shutil.which("redis-server") is None:
+        if IN_CI:
+            pytest.fail("redis-server is not installed (CI=true: services are required)")
+        pytest.skip("redis-server is not installed")
+    srv = Server(tmp_path)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_keys_are_namespaced(url: str) -> None:
+    broker, backend = RedisBroker(url), RedisBackend(url)
+    broker.publish([Outgoing(b"a", "q"), Outgoing(b"b", "q", eta=time.time() + 60)])
+    [d] = broker.fetch(["q"], 1, 0)
+    broker.dead_letter(d, "no")
+    backend.store("t", states.SUCCESS, b"r", None)
+    backend.incr("n")
+    assert all(k.startswith("celeriac:") for k in _keys(url)), _keys(url)
+    other = RedisBroker(url, {"key_prefix": "other:"})
+    assert other.queue_length("q") == 0 and broker.queue_length("q") == 1
+    other.publish([Outgoing(b"c", "q")])
+    assert [x.body for x in other.fetch(["q"], 5, 0)] == [b"c"]
+    assert {k.split(":")[0] for k in _keys(url)} == {"celeriac", "other"}
+    for made in (broker, backend, other):
+        made.close()
+
+
+def test_wake_lists_stay_small(url: str) -> None:
+    broker = RedisBroker(url)
+    for i in range(3 * WAKE_TOKENS):
+        broker.publish([Outgoing(f"{i}".encode(), "q")])
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        assert client.llen("celeriac:wake:q") == WAKE_TOKENS
+        assert 0 < client.pttl("celeriac:wake:q") <= 60_000
+    finally:
+        client.close()
+    assert len(broker.fetch(["q"], 100, 0)) == 3 * WAKE_TOKENS
+    broker.close()
+
+
+def test_errors_name_the_server_without_its_password() -> None:
+    broker = RedisBroker(f"redis://:s3cret@127.0.0.1:{_free_port()}/0", {"retry_window": 0.3})
+    started = time.monotonic()
+    with pytest.raises(OperationalError) as raised:
+        broker.queue_length("q")
+    assert ":***@127.0.0.1" in str(raised.value) and "s3cret" not in str(raised.value)
+    assert time.monotonic() - started < 3
+    with pytest.raises(OperationalError):  # publishing is never retried by the broker
+        broker.publish([Outgoing(b"x", "q")])
+
+
+@pytest.mark.parametrize("bad", ["redis+sentinel://127.0.0.1:26379/0", "redis://h:port/0"])
+def test_bad_urls(bad: str) -> None:
+    with pytest.raises(ImproperlyConfigured):
+        RedisBroker(bad)
+
+
+def test_an_idle_fetch_blocks_instead_of_polling(server: Server) -> None:
+    broker = RedisBroker(server.url)
+    broker.fetch(["q"], 1, 0)  # loads the script
+    evals, blpops = server.calls("evalsha") + server.calls("eval"), server.calls("blpop")
+    assert broker.fetch(["q"], 1, 1.5) == []
+    assert server.calls("evalsha") + server.calls("eval") - evals <= 2
+    assert server.calls("blpop") - blpops <= 2
+    broker.close()
+
+
+def test_riding_out_a_server_restart(server: Server) -> None:
+    broker, backend = RedisBroker(server.url), RedisBackend(server.url)
+    broker.publish([Outgoing(b"before", "q")])
+    backend.store("t", states.SUCCESS, b"kept", None)
+    got: list[bytes] = []
+    fetcher = threading.Thread(target=lambda: got.extend(d.body for d in broker.fetch(["q"], 5, 8)))
+    server.stop()
+    threading.Timer(1.0, server.start).start()
+    fetcher.start()  # its claim waits for the server to come back (the retry window)
+    fetcher.join(15)
+    assert got == [b"before"]
+    assert backend.load("t") == b"kept"  # stale pooled connections are replaced
+    broker.publish([Outgoing(b"after", "q")])  # scripts are loaded again (NOSCRIPT)
+    assert [d.body for d in broker.fetch(["q"], 5, 1)] == [b"after"]
+    broker.close()
+    backend.close()
+
+
+def test_incr_of_a_value_that_is_not_a_number(url: str) -> None:
+    backend = RedisBackend(url)
+    backend.set_value("k", b"text")
+    with pytest.raises(ValueError):
+        backend.incr("k")
+    backend.close()
