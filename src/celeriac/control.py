@@ -43,5 +43,14 @@ class Control:
             if meta["status"] not in states.READY_STATES:
                 results.store(tid, states.REVOKED, None, task_name=meta.get("name"))
 
+    def rate_limit(
+        self, task_name: str, rate_limit: str | None, destination: Any = None, **kwargs: Any
+    ) -> None:
+        """Change a task's rate limit on every worker, within a heartbeat (None: back to the
+        task's own). ``destination`` is accepted for compatibility; all workers apply it."""
+        from .worker.ratelimit import publish
+
+        publish(self.app, task_name, rate_limit)
+
     def is_revoked(self, task_id: str) -> bool:
         return self.app.results.backend.get_value(REVOKED_KEY.format(task_id)) is not None

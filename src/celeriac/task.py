@@ -102,6 +102,10 @@ class Task:
     soft_time_limit: ClassVar[float | None] = None
     track_started: ClassVar[bool | None] = None
     rate_limit: ClassVar[str | None] = None
+    #: "worker" (Celery's meaning: per worker) or "global" (one budget for all workers).
+    rate_limit_scope: ClassVar[str] = "worker"
+    #: Shortcut for ``rate_limit=... , rate_limit_scope="global"``.
+    global_rate_limit: ClassVar[str | None] = None
     bind: ClassVar[bool] = False
     is_async: ClassVar[bool] = False
 
@@ -134,6 +138,8 @@ class Task:
             "soft_time_limit",
             "track_started",
             "rate_limit",
+            "rate_limit_scope",
+            "global_rate_limit",
             "shared",
             "routing_key",
             "exchange",
@@ -429,6 +435,12 @@ def build_task_class(
     unknown = set(options) - Task.OPTIONS
     if unknown:
         raise TypeError(f"unknown task option(s) for {name}: {', '.join(sorted(unknown))}")
+    if options.get("rate_limit_scope", "worker") not in ("worker", "global"):
+        raise ValueError(f"{name}: rate_limit_scope must be 'worker' or 'global'")
+    from .worker.ratelimit import parse_rate
+
+    for key in ("rate_limit", "global_rate_limit"):
+        parse_rate(options.get(key))  # a bad rate is an error where the task is defined
     bind = bool(options.pop("bind", False))
     for key in ("shared", "base", "name", "options", "routing_key", "exchange"):
         options.pop(key, None)

@@ -7,6 +7,7 @@ the dead-letter queue, skip revoked/finished ids) -> pool -> executor -> :meth:`
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ from ..task import Context
 from . import workflow
 from .executor import ACK, DEAD_LETTER, REQUEUE, Outcome
 from .pools import POOLS, Job, Pool
+from .ratelimit import RateLimits
 
 if TYPE_CHECKING:
     from ..app import Celeriac
@@ -101,6 +103,12 @@ class Worker:
         self._done = threading.Event()
         self._next_job_id = 0
         self.pool: Pool | None = None
+        self.rate_limits = RateLimits(app, disabled=bool(conf.worker_disable_rate_limits))
+        # jobs waiting for their rate limit: (monotonic time to try again, job id, job); only
+        # the consumer thread touches it. They stay in flight (leases renewed) but do not take
+        # prefetch room, so other tasks keep running.
+        self._held: list[tuple[float, int, Job]] = []
+        self.max_held = self.max_inflight * 10
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -202,17 +210,18 @@ class Worker:
         failures = 0
         while not self._stop_requested:
             self.pool.poll()
+            until_held = self._admit_held()
             with self._inflight_lock:
-                room = self.max_inflight - len(self._inflight)
-            if room <= 0:
-                self._room.wait(0.5)
+                room = self.max_inflight - (len(self._inflight) - len(self._held))
+            if room <= 0 or len(self._held) >= self.max_held:
+                self._room.wait(min(0.5, until_held))
                 self._room.clear()
                 continue
             try:
                 timeout = 0.0 if self.pool.busy() and self.pool_name == "solo" else 1.0
                 if self.burst:
                     timeout = min(timeout, 0.05)
-                deliveries = broker.fetch(self.queues, room, timeout)
+                deliveries = broker.fetch(self.queues, room, min(timeout, until_held))
             except OperationalError as exc:
                 failures += 1
                 delay = min(2.0 ** (failures - 1), 32.0)
@@ -234,7 +243,7 @@ class Worker:
         """Burst mode: nothing held, nothing running, nothing waiting (delayed included)."""
         assert self.pool is not None
         with self._inflight_lock:
-            if self._inflight or self.pool.busy():
+            if self._inflight or self._held or self.pool.busy():
                 return False
         return all(self.app.broker.queue_length(q) == 0 for q in self.queues)
 
@@ -339,7 +348,29 @@ class Worker:
         request = self._request(message, job.delivery_info)
         signals.task_received.send(sender=self, request=request)
         logger.info("Task %s[%s] received", message.task, message.id)
-        self.pool.submit(job)
+        self._admit(job)
+
+    # -- rate limits ----------------------------------------------------------------------
+
+    def _admit(self, job: Job) -> None:
+        """Start ``job`` now, or hold it until its rate limit lets it start."""
+        assert self.pool is not None
+        wait = self.rate_limits.wait(job.task)
+        if wait <= 0:
+            self.pool.submit(job)
+        else:
+            heapq.heappush(self._held, (time.monotonic() + wait, job.id, job))
+
+    def _admit_held(self) -> float:
+        """Start held jobs whose turn has come; returns seconds until the next one's."""
+        now = time.monotonic()
+        while self._held and self._held[0][0] <= now:
+            self._admit(heapq.heappop(self._held)[2])
+        return max(0.0, self._held[0][0] - now) if self._held else 1.0
+
+    def set_rate_limit(self, task_name: str, rate: str | None) -> None:
+        """Change a task's rate limit in this worker (the remote-control hook)."""
+        self.rate_limits.set(task_name, rate)
 
     def _request(self, message: Message, delivery_info: dict[str, Any]) -> Context:
         """The request signals see for a message the worker holds."""
@@ -450,6 +481,7 @@ class Worker:
                     self._settle_pending()
                 if held:
                     broker.extend(held)
+                self.rate_limits.refresh()
                 if backend is not None and cleanup_every and time.monotonic() > next_cleanup:
                     next_cleanup = time.monotonic() + cleanup_every
                     backend.cleanup()
@@ -464,7 +496,8 @@ class Worker:
     def _shutdown(self) -> None:
         pool = self.pool
         assert pool is not None
-        self._release(pool.cancel_pending())  # prefetched, never started: back at once
+        held, self._held = [entry[2] for entry in self._held], []
+        self._release(held + pool.cancel_pending())  # prefetched, never started: back at once
         while not self._cold and not pool.join(0.2):
             pass
         self._settle_pending()

@@ -1,0 +1,181 @@
+"""Rate limits: ``rate_limit="10/s" | "100/m" | "1000/h"`` per task.
+
+Per worker (Celery's meaning): a token bucket per task type in each worker, holding one token,
+refilled at the rate, so executions are spaced evenly.
+
+Global (``rate_limit_scope="global"`` or ``global_rate_limit=``): one budget shared by every
+worker through the result backend's atomic counters. The period is cut into (at most ten)
+windows, each with its share of the limit, and a task takes a place in the current window's
+counter; so a limit of 100/m holds however many workers run (within one window's share: any
+sliding minute sees at most 110).
+
+A task that has to wait is held by the worker (its lease kept) and started when its turn
+comes; other tasks on the worker keep running meanwhile.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import OperationalError
+from ..serialization import json_dumps, json_loads
+
+if TYPE_CHECKING:
+    from ..app import Celeriac
+    from ..task import Task
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*([smhd]))?\s*$")
+WINDOW_KEY = "celeriac:rate:{}:{}"  # task name, window number
+OVERRIDES_KEY = "celeriac:rate-limits"  # rate limits changed at run time, for every worker
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """``count`` executions per ``period`` seconds."""
+
+    count: float
+    period: float
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.period
+
+
+def parse_rate(rate: Any) -> Rate | None:
+    """``"10/s"``, ``"100/m"``, ``"1000/h"`` (a bare number is per second); None or 0: no
+    limit. Anything else raises ValueError naming the value."""
+    if rate is None or rate == "" or rate == 0:
+        return None
+    if isinstance(rate, int | float) and not isinstance(rate, bool):
+        return Rate(float(rate), 1.0) if rate > 0 else None
+    match = _RATE.match(str(rate))
+    if match is None:
+        raise ValueError(f"bad rate limit {rate!r}: use a number per s, m or h, like '10/m'")
+    count = float(match.group(1))
+    if count <= 0:
+        return None
+    return Rate(count, _UNITS[match.group(2) or "s"])
+
+
+class TokenBucket:
+    """One token, refilled at ``rate``: executions are spaced by ``1 / rate`` seconds."""
+
+    def __init__(self, rate: Rate, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._next = clock()
+
+    def wait(self) -> float:
+        """Take the token if it is there (0.0); else the seconds until it will be."""
+        now = self._clock()
+        interval = 1.0 / self.rate.per_second
+        if now >= self._next:
+            # a little lateness is forgiven so the rate holds; idleness does not bank tokens
+            self._next = max(self._next, now - interval / 2) + interval
+            return 0.0
+        return self._next - now
+
+
+class GlobalWindow:
+    """A share of ``rate`` per window, counted in the result backend for every worker."""
+
+    def __init__(
+        self, app: Celeriac, name: str, rate: Rate, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.app = app
+        self.name = name
+        self.rate = rate
+        self._clock = clock
+        windows = max(1, min(10, math.floor(rate.count)))
+        self.window = rate.period / windows
+        self.share = math.ceil(rate.count / windows)
+
+    def wait(self) -> float:
+        now = self._clock()
+        number = int(now // self.window)
+        key = WINDOW_KEY.format(self.name, number)
+        taken = self.app.results.backend.incr(key, 1, expires_in=self.window * 2 + 1)
+        if taken <= self.share:
+            return 0.0
+        return (number + 1) * self.window - now + 0.001
+
+
+class RateLimits:
+    """The limiters of one worker, by task name, with run-time overrides."""
+
+    def __init__(self, app: Celeriac, disabled: bool = False) -> None:
+        self.app = app
+        self.disabled = disabled
+        self._overrides: dict[str, str | None] = {}
+        self._limiters: dict[str, tuple[Any, TokenBucket | GlobalWindow | None]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, task: Task) -> float:
+        """Seconds ``task`` must wait before it may start (0.0: start now, token taken)."""
+        if self.disabled:
+            return 0.0
+        limiter = self._limiter(task)
+        if limiter is None:
+            return 0.0
+        try:
+            return limiter.wait()
+        except OperationalError:
+            return 1.0  # the shared budget cannot be read: try again shortly
+
+    def set(self, name: str, rate: str | None) -> None:
+        """Change ``name``'s rate limit in this worker (None: back to the task's own)."""
+        parse_rate(rate)
+        with self._lock:
+            if rate is None:
+                self._overrides.pop(name, None)
+            else:
+                self._overrides[name] = rate
+
+    def refresh(self) -> None:
+        """Read the rate limits changed at run time for every worker (see :func:`publish`)."""
+        if not self.app.results.enabled:
+            return
+        raw = self.app.results.backend.get_value(OVERRIDES_KEY)
+        overrides = json_loads(raw) if raw else {}
+        with self._lock:
+            self._overrides = {str(k): v for k, v in overrides.items()}
+
+    def _limiter(self, task: Task) -> TokenBucket | GlobalWindow | None:
+        with self._lock:
+            spec = self._overrides.get(task.name)
+        is_global = bool(task.global_rate_limit) or task.rate_limit_scope == "global"
+        if spec is None:
+            spec = task.global_rate_limit or task.rate_limit
+        if spec is None:
+            spec = self.app.conf.task_default_rate_limit
+        key = (spec, is_global)
+        cached = self._limiters.get(task.name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        rate = parse_rate(spec)
+        limiter: TokenBucket | GlobalWindow | None = None
+        if rate is not None:
+            limiter = GlobalWindow(self.app, task.name, rate) if is_global else TokenBucket(rate)
+        self._limiters[task.name] = (key, limiter)
+        return limiter
+
+
+def publish(app: Celeriac, name: str, rate: str | None) -> None:
+    """Change ``name``'s rate limit on every worker (None: back to the task's own). Workers
+    pick it up within a heartbeat."""
+    parse_rate(rate)
+    backend = app.results.backend
+    raw = backend.get_value(OVERRIDES_KEY)
+    overrides = json_loads(raw) if raw else {}
+    if rate is None:
+        overrides.pop(name, None)
+    else:
+        overrides[name] = rate
+    backend.set_value(OVERRIDES_KEY, json_dumps(overrides))
