@@ -114,3 +114,17 @@ def test_exclude_queues(project: Project) -> None:
     project.send("add", 3, 4, queue="b")
     assert in_a.get(timeout=20) == 3
     assert project.app.broker.queue_length("b") == 1
+
+
+def test_revoke_terminate_kills_the_running_task_and_the_worker_goes_on(project: Project) -> None:
+    worker = project.worker("-c", "1")
+    result = project.send("forever", "f")
+    wait_until(lambda: project.runs("start"))
+    result.revoke(terminate=True, signal="SIGKILL")
+    wait_until(lambda: result.state == states.REVOKED)
+    try:
+        assert project.send("add", 1, 2).get(timeout=20) == 3  # a new child took over
+    except Exception as exc:
+        raise AssertionError(worker.output) from exc
+    assert "Terminating revoked task" in worker.output
+    assert len(project.runs("start")) == 1  # not redelivered

@@ -29,6 +29,7 @@ from .canvas import (
     xstarmap,
 )
 from .result import AsyncResult, EagerResult, GroupResult, ResultSet
+from .routing import Exchange, Queue
 from .task import Task
 
 __version__ = "0.1.0"
@@ -47,7 +48,9 @@ __all__ = [
     "Celeriac",
     "Celery",
     "EagerResult",
+    "Exchange",
     "GroupResult",
+    "Queue",
     "ResultSet",
     "Signature",
     "Task",

@@ -104,6 +104,122 @@ os.register_at_fork(
 )
 
 
+class _ForkGuard:
+    """Calls into SQLite and write transactions in progress, so ``fork`` waits for them.
+
+    SQLite keeps process-wide state: mutexes (its allocator's, for one) and, per database
+    file, which locks this process's connections hold. A child forked while another thread
+    is inside SQLite, or has a transaction open, inherits that state, and its first SQLite
+    call hangs on the mutex or finds the database locked for ever. So every call into SQLite
+    and every transaction is counted here, and a fork waits until none is running (and holds
+    new ones back until it is done)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._active = 0
+        self._forking = False
+        self._local = threading.local()
+
+    def __enter__(self) -> None:
+        depth = getattr(self._local, "depth", 0)
+        self._local.depth = depth + 1
+        if depth:
+            return
+        with self._cond:
+            while self._forking:
+                self._cond.wait()
+            self._active += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._local.depth -= 1
+        if self._local.depth:
+            return
+        with self._cond:
+            self._active -= 1
+            if not self._active:
+                self._cond.notify_all()
+
+    def before_fork(self) -> None:
+        if getattr(self._local, "depth", 0):
+            return  # forking from inside a call: nothing to wait for that would ever end
+        with self._cond:
+            self._forking = True
+            while self._active:
+                self._cond.wait()
+
+    def after_fork_in_parent(self) -> None:
+        with self._cond:
+            self._forking = False
+            self._cond.notify_all()
+
+    def after_fork_in_child(self) -> None:
+        self.__init__()  # type: ignore[misc]  # the other threads are gone
+
+
+_guard = _ForkGuard()
+# registered after the registry hooks, so it runs before them (before-hooks run in reverse)
+os.register_at_fork(
+    before=_guard.before_fork,
+    after_in_parent=_guard.after_fork_in_parent,
+    after_in_child=_guard.after_fork_in_child,
+)
+
+
+class Rows:
+    """The complete result of one statement, read while the fork guard was held.
+
+    A statement left half-read keeps a read lock, which a forked child would inherit the
+    record of; so every statement is stepped to its end (and reset) before the guard is let
+    go, and its rows are handed out from here."""
+
+    __slots__ = ("_next", "rowcount", "rows")
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self.rows: list[Any] = cursor.fetchall()
+        self.rowcount = cursor.rowcount
+        self._next = 0
+
+    def fetchone(self) -> Any:
+        if self._next >= len(self.rows):
+            return None
+        self._next += 1
+        return self.rows[self._next - 1]
+
+    def fetchall(self) -> list[Any]:
+        rest, self._next = self.rows[self._next :], len(self.rows)
+        return rest
+
+    def __iter__(self) -> Iterator[Any]:
+        while self._next < len(self.rows):
+            yield self.fetchone()
+
+
+class _GuardedConnection(sqlite3.Connection):
+    """A connection whose statements run to completion inside the fork guard."""
+
+    def _run(self, method: str, *args: Any) -> Rows:
+        with _guard:
+            cursor = self.cursor()
+            try:
+                getattr(cursor, method)(*args)
+                return Rows(cursor)
+            finally:
+                cursor.close()
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Rows:  # type: ignore[override]
+        return self._run("execute", sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> Rows:  # type: ignore[override]
+        return self._run("executemany", sql, parameters)
+
+    def executescript(self, sql_script: str, /) -> Rows:  # type: ignore[override]
+        return self._run("executescript", sql_script)
+
+    def close(self) -> None:
+        with _guard:
+            super().close()
+
+
 class SQLiteDatabase:
     """Connections to one SQLite file in WAL mode, one per thread and process.
 
@@ -144,12 +260,14 @@ class SQLiteDatabase:
         return held.conn
 
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self.busy_timeout,
-            isolation_level=None,  # autocommit; transactions are explicit (BEGIN IMMEDIATE)
-            check_same_thread=False,  # a thread-local may be freed on another thread
-        )
+        with _guard:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,  # autocommit; transactions are explicit (BEGIN IMMEDIATE)
+                check_same_thread=False,  # a thread-local may be freed on another thread
+                factory=_GuardedConnection,
+            )
         try:
             self._set_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -201,19 +319,21 @@ class SQLiteDatabase:
 
         Taking the write lock up front means the busy timeout applies, instead of the
         immediate ``SQLITE_BUSY`` a read transaction gets when it tries to become a writer.
-        """
-        conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-            raise
-        conn.execute("COMMIT")
+        No fork happens while it is open: a child would inherit this process's record of the
+        lock and find the database locked for ever."""
+        with _guard:
+            conn = self.connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                raise
 
     def data_version(self) -> int:
         """A number that changes whenever another connection commits to the database."""

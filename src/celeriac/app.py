@@ -26,11 +26,11 @@ from .backends.base import ResultBackend, create_backend
 from .brokers.base import Broker, Outgoing, create_broker, safe_url
 from .canvas import register_builtins
 from .config import Settings, settings_from_object
-from .exceptions import ImproperlyConfigured, NotRegistered, OperationalError
+from .exceptions import ImproperlyConfigured, NotRegistered, OperationalError, QueueNotFound
 from .message import Message, clamp_priority
 from .result import AsyncResult, ResultStore
 from .result import AsyncResult as _AsyncResult
-from .routing import prepare_routers, route
+from .routing import Queue, declared_queues, prepare_routers, route
 from .serialization import get_serializer
 from .signals import Signal
 from .task import Task, build_task_class
@@ -94,6 +94,7 @@ class Celeriac:
         self._backend_resolved = False
         self._inherited: list[Any] = []  # connections from a parent process, never closed here
         self._routers: tuple[Any, list[Any]] | None = None
+        self._queues: tuple[Any, dict[str, Queue]] | None = None
         self.results = ResultStore(self)
         self.on_after_configure = Signal("on_after_configure")
         self.on_after_finalize = Signal("on_after_finalize")
@@ -291,6 +292,14 @@ class Celeriac:
         """The result of the task with this id."""
         return AsyncResult(task_id, app=self, **kwargs)
 
+    @property
+    def queues(self) -> dict[str, Queue]:
+        """The queues declared in ``task_queues``, by name."""
+        setting = self.conf.task_queues
+        if self._queues is None or self._queues[0] is not setting:
+            self._queues = (setting, declared_queues(setting))
+        return self._queues[1]
+
     def _route(
         self, name: str, args: Any, kwargs: Any, options: dict[str, Any], task: Task | None
     ) -> dict[str, Any]:
@@ -352,8 +361,18 @@ class Celeriac:
             priority = routed.get("priority")
         if priority is None and task is not None:
             priority = task.priority
+        declared = self.queues.get(str(queue))
+        if declared is None and self.queues and not conf.task_create_missing_queues:
+            raise QueueNotFound(
+                f"queue {queue!r} is not in task_queues (task_create_missing_queues is off)"
+            )
+        if priority is None and declared is not None:
+            priority = declared.priority
         if priority is None:
             priority = conf.task_default_priority
+        priority = clamp_priority(priority or 0)
+        if declared is not None and declared.max_priority is not None:
+            priority = min(priority, int(declared.max_priority))
         now = time.time()
         eta_ts: float | None = None
         if countdown is not None:
@@ -362,6 +381,10 @@ class Celeriac:
             eta_ts = to_unix(eta, self.timezone)
         if expires is None and task is not None:
             expires = task.expires
+        expires_at = relative_or_absolute(expires, self.timezone) if expires is not None else None
+        if expires_at is None and declared is not None and declared.message_ttl:
+            # like a queue TTL: counted from when the message is due in its queue
+            expires_at = (eta_ts or now) + float(declared.message_ttl)
         parent = _state.current_request.get()
         task_id = task_id or str(uuid.uuid4())
         root_id = options.pop("root_id", None) or (parent.root_id or parent.id if parent else None)
@@ -378,9 +401,9 @@ class Celeriac:
             args=list(args or ()),
             kwargs=dict(kwargs or {}),
             queue=str(queue),
-            priority=clamp_priority(priority or 0),
+            priority=priority,
             eta=eta_ts,
-            expires=relative_or_absolute(expires, self.timezone) if expires is not None else None,
+            expires=expires_at,
             retries=int(options.pop("retries", 0)),
             root_id=root_id or task_id,
             parent_id=parent_id,

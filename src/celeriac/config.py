@@ -71,6 +71,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "task_routes": None,
     "task_queues": None,
+    "router_least_loaded_queues": None,
     "task_create_missing_queues": True,
     "task_annotations": None,
     "task_send_sent_event": False,
@@ -99,7 +100,7 @@ DEFAULTS: dict[str, Any] = {
     "worker_heartbeat_interval": None,
     "worker_result_cleanup_interval": 300.0,
     "worker_shutdown_timeout": None,
-    "worker_queue_order": "round_robin",
+    "worker_queue_order": "round_robin",  # or "priority": earlier -Q queues drained first
     "worker_state_db": None,
     # time
     "timezone": None,

@@ -7,6 +7,7 @@ as REVOKED and never runs.
 
 from __future__ import annotations
 
+import signal as signal_module
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from .app import Celeriac
 
 REVOKED_KEY = "celeriac:revoked:{}"
+TERMINATE_KEY = "celeriac:terminate-requests"  # bumped by every revoke(terminate=True)
 #: How long a revocation is remembered (seconds).
 REVOKE_TTL = 3 * 86400.0
 
@@ -37,11 +39,17 @@ class Control:
         honoured by workers that support it)."""
         ids = [task_id] if isinstance(task_id, str) else list(task_id)
         results = self.app.results
+        # the value is the signal to stop a running task with, empty when it may finish
+        value = _signal_name(signal).encode() if terminate else b""
+        metas = results.metas(ids)
         for tid in ids:
-            results.backend.set_value(REVOKED_KEY.format(tid), signal.encode(), REVOKE_TTL)
-            meta = results.meta(tid)
-            if meta["status"] not in states.READY_STATES:
-                results.store(tid, states.REVOKED, None, task_name=meta.get("name"))
+            results.backend.set_value(REVOKED_KEY.format(tid), value, REVOKE_TTL)
+            meta = metas.get(tid)
+            if meta is None or meta["status"] not in states.READY_STATES:
+                name = meta.get("name") if meta else None
+                results.store(tid, states.REVOKED, None, task_name=name)
+        if terminate:
+            results.backend.incr(TERMINATE_KEY)  # running workers look for their tasks
 
     def rate_limit(
         self, task_name: str, rate_limit: str | None, destination: Any = None, **kwargs: Any
@@ -54,3 +62,21 @@ class Control:
 
     def is_revoked(self, task_id: str) -> bool:
         return self.app.results.backend.get_value(REVOKED_KEY.format(task_id)) is not None
+
+    def termination_signal(self, task_id: str) -> int | None:
+        """The signal a running ``task_id`` is to be stopped with, if revoked to terminate."""
+        value = self.app.results.backend.get_value(REVOKED_KEY.format(task_id))
+        if not value:
+            return None
+        return int(getattr(signal_module.Signals, value.decode(), signal_module.SIGTERM))
+
+
+def _signal_name(sig: str | int) -> str:
+    """``"SIGKILL"``, ``"KILL"`` or ``9`` -> ``"SIGKILL"``."""
+    if isinstance(sig, int):
+        return signal_module.Signals(sig).name
+    name = sig.upper()
+    name = name if name.startswith("SIG") else f"SIG{name}"
+    if name not in signal_module.Signals.__members__:
+        raise ValueError(f"unknown signal {sig!r}")
+    return name

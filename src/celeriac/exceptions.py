@@ -105,6 +105,10 @@ class TaskRevokedError(CeleriacError):
     """The task was revoked (or expired) before it could run."""
 
 
+class Terminated(TaskRevokedError):
+    """Raised in (or recorded for) a running task stopped by ``revoke(terminate=True)``."""
+
+
 class ChordError(CeleriacError):
     """A task in a chord's header failed."""
 

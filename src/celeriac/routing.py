@@ -1,7 +1,8 @@
-"""Routing: which queue (and priority) a task goes to.
+"""Routing: which queue (and priority) a task goes to, and the queues declared for it.
 
 Precedence, as Celery documents: explicit ``apply_async(queue=..., priority=...)`` options,
-then ``task_routes``, then the task's own options, then the configuration defaults.
+then ``task_routes``, then the task's own options, then the queue's declared default priority,
+then the configuration defaults.
 
 ``task_routes`` is a dict (task name, glob or compiled regex -> options), a router callable
 ``(name, args, kwargs, options, task=None, **kw) -> dict | None``, a dotted path to one, or a
@@ -14,11 +15,79 @@ import fnmatch
 import importlib
 import re
 from collections.abc import Callable, Mapping, Sequence
+from importlib.metadata import entry_points
 from typing import Any
 
 from .exceptions import ImproperlyConfigured
 
 RouterFn = Callable[..., Mapping[str, Any] | str | None]
+ENTRY_POINT_GROUP = "celeriac.routers"
+
+
+class Exchange:
+    """Accepted for Celery compatibility: celeriac routes straight to queues."""
+
+    def __init__(self, name: str = "", type: str = "direct", **kwargs: Any) -> None:
+        self.name = name
+        self.type = type
+
+
+class Queue:
+    """A declared queue (``task_queues``), Celery/kombu style.
+
+    ``priority``: the default priority of messages routed here without one. ``max_priority``
+    (or ``queue_arguments={"x-max-priority": n}``): higher priorities count as this one.
+    ``message_ttl`` (seconds, or ``x-message-ttl`` in ms): a message not started within it
+    expires (it is recorded REVOKED and moved to the dead-letter queue). ``exchange`` and
+    ``routing_key`` are accepted and ignored. Every queue has its dead-letter queue
+    ``<name>.dlq``."""
+
+    def __init__(
+        self,
+        name: str,
+        exchange: Any = None,
+        routing_key: str | None = None,
+        *,
+        priority: int | None = None,
+        max_priority: int | None = None,
+        message_ttl: float | None = None,
+        queue_arguments: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        args = dict(queue_arguments or {})
+        self.name = name
+        self.exchange = exchange
+        self.routing_key = routing_key or name
+        self.priority = priority
+        self.max_priority = max_priority if max_priority is not None else args.get("x-max-priority")
+        ttl_ms = args.get("x-message-ttl")
+        self.message_ttl = (
+            message_ttl
+            if message_ttl is not None
+            else (ttl_ms / 1000.0 if ttl_ms is not None else None)
+        )
+        if self.max_priority is not None and not 0 <= int(self.max_priority) <= 9:
+            self.max_priority = min(9, max(0, int(self.max_priority)))
+
+    def __repr__(self) -> str:
+        return f"<Queue {self.name}>"
+
+
+def declared_queues(setting: Any) -> dict[str, Queue]:
+    """The ``task_queues`` setting as name -> Queue (names and dicts are accepted too)."""
+    if not setting:
+        return {}
+    items = setting.values() if isinstance(setting, Mapping) else setting
+    queues: dict[str, Queue] = {}
+    for item in items:
+        if isinstance(item, str):
+            item = Queue(item)
+        elif isinstance(item, Mapping):
+            item = Queue(**item)
+        if not isinstance(item, Queue):
+            raise ImproperlyConfigured(f"task_queues entry {item!r} is not a Queue")
+        queues[item.name] = item
+    return queues
 
 
 class MapRouter:
@@ -46,11 +115,23 @@ class MapRouter:
 
 
 def _import_router(path: str) -> RouterFn:
-    module, _, attr = path.replace(":", ".").rpartition(".")
-    try:
-        obj = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ImproperlyConfigured(f"cannot import router {path!r}: {exc}") from None
+    """A router by dotted path (``"proj.routers.route"``) or by the name it is registered
+    under in the ``celeriac.routers`` entry point group (``"least-loaded"``)."""
+    if "." not in path and ":" not in path:
+        found = entry_points(group=ENTRY_POINT_GROUP, name=path)
+        if not found:
+            known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+            raise ImproperlyConfigured(
+                f"no router named {path!r} in the {ENTRY_POINT_GROUP} entry points "
+                f"(installed: {', '.join(known) or 'none'})"
+            )
+        obj = next(iter(found)).load()
+    else:
+        module, _, attr = path.replace(":", ".").rpartition(".")
+        try:
+            obj = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ImproperlyConfigured(f"cannot import router {path!r}: {exc}") from None
     return obj() if isinstance(obj, type) else obj
 
 

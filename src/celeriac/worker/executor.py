@@ -27,6 +27,7 @@ from ..exceptions import (
     Reject,
     Retry,
     SoftTimeLimitExceeded,
+    Terminated,
     TimeLimitExceeded,
 )
 from ..message import Message
@@ -203,6 +204,8 @@ class TaskRun:
     def failed(self, exc: BaseException) -> Outcome:
         if isinstance(exc, Retry):
             return self._retried(exc)
+        if isinstance(exc, Terminated):
+            return self.terminated(exc)
         if isinstance(exc, Ignore):
             return Outcome(ACK, states.IGNORED)
         if isinstance(exc, Reject):
@@ -221,6 +224,17 @@ class TaskRun:
             except BaseException as final:
                 exc = final
         return self._failure(exc)
+
+    def terminated(self, exc: Terminated, signum: int | None = None) -> Outcome:
+        """Stopped by ``revoke(terminate=True)``: REVOKED, and the message is done with."""
+        req, task = self.request, self.task
+        if self.app.results.enabled and not req.is_eager:
+            self.app.results.store(str(req.id), states.REVOKED, exc, None, task.name, req, True)
+        signals.task_revoked.send(
+            sender=task, request=req, terminated=True, signum=signum, expired=False
+        )
+        logger.warning("Task %s[%s] terminated: %s", task.name, req.id, exc)
+        return Outcome(ACK, states.REVOKED)
 
     def _retried(self, retry: Retry) -> Outcome:
         req, task = self.request, self.task

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import states
 from ..brokers.base import Delivery
-from ..exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from ..exceptions import SoftTimeLimitExceeded, Terminated, TimeLimitExceeded
 from ..message import Message
 from ..task import Task
 from .executor import REQUEUE, Outcome, execute, execute_async
@@ -200,13 +200,22 @@ class ThreadPool(Pool):
                 self._take(job)
             try:
                 outcome = execute(self.app, job.task, job.message, self.hostname, job.delivery_info)
-            except (SoftTimeLimitExceeded, TimeLimitExceeded):  # arrived after the task ended
+            except (SoftTimeLimitExceeded, TimeLimitExceeded, Terminated):  # came too late
                 outcome = Outcome("ack", states.SUCCESS)
             finally:
                 with self._lock:
                     job.thread_id = None
                 raise_in_thread(threading.get_ident(), None)
             self._finish(job, outcome)
+
+    def terminate_job(self, task_id: str, signum: int) -> bool:
+        """Raise :class:`Terminated` in the thread running ``task_id``."""
+        with self._lock:
+            for job in self._running.values():
+                if job.message.id == task_id and job.thread_id is not None:
+                    raise_in_thread(job.thread_id, Terminated)
+                    return True
+        return False
 
     def _watch(self) -> None:
         while not self._stopping:
@@ -472,6 +481,14 @@ class PreforkPool(Pool):
         from .executor import TaskRun, make_request
 
         code = child.process.exitcode
+        run = TaskRun(
+            self.app,
+            job.task,
+            make_request(job.task, job.message, self.hostname, job.delivery_info),
+        )
+        if child.killed_for == "revoked":
+            signum = -code if code is not None and code < 0 else None
+            return run.terminated(Terminated(f"terminated by revoke (exit code {code})"), signum)
         if child.killed_for == "time_limit":
             exc: BaseException = TimeLimitExceeded(f"time limit ({job.hard_limit}s) exceeded")
         else:
@@ -481,11 +498,6 @@ class PreforkPool(Pool):
             if reject or child.killed_for == "shutdown":
                 return Outcome(REQUEUE, states.PENDING, "worker process lost")
             exc = WorkerLostError(f"Worker exited prematurely: exitcode {code}.")
-        run = TaskRun(
-            self.app,
-            job.task,
-            make_request(job.task, job.message, self.hostname, job.delivery_info),
-        )
         logger.error("Task %s[%s]: %s", job.task.name, job.message.id, exc)
         return run.failed(exc)
 

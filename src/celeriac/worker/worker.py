@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import signals, states
 from ..brokers.base import Delivery, safe_url
+from ..control import TERMINATE_KEY
 from ..exceptions import ImproperlyConfigured, InvalidTaskError, OperationalError
 from ..message import Message
 from ..serialization import content_types
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
     from ..app import Celeriac
 
 logger = logging.getLogger("celeriac.worker")
+
+
+#: How often a worker looks for revoke(terminate=True) requests (seconds).
+TERMINATE_CHECK_INTERVAL = 0.5
 
 
 class ColdShutdown(BaseException):
@@ -68,11 +73,17 @@ class Worker:
         conf = app.conf
         self.app = app
         self.hostname = expand_hostname(hostname)
-        self.queues = _queue_list(queues) or [conf.task_default_queue]
+        self.queues = _queue_list(queues) or list(app.queues) or [conf.task_default_queue]
         excluded = set(_queue_list(exclude_queues))
         self.queues = [q for q in self.queues if q not in excluded]
         if not self.queues:
             raise ImproperlyConfigured("no queues left to consume after -X")
+        self.queue_order = conf.worker_queue_order or "round_robin"
+        if self.queue_order not in ("round_robin", "priority"):
+            raise ImproperlyConfigured(
+                f"worker_queue_order must be 'round_robin' or 'priority', not {self.queue_order!r}"
+            )
+        self._rotation = 0
         self.pool_name = pool or conf.worker_pool
         if self.pool_name not in POOLS:
             raise ImproperlyConfigured(f"unknown pool {self.pool_name!r}: use {', '.join(POOLS)}")
@@ -109,6 +120,7 @@ class Worker:
         # prefetch room, so other tasks keep running.
         self._held: list[tuple[float, int, Job]] = []
         self.max_held = self.max_inflight * 10
+        self._terminate_requests: bytes | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -221,7 +233,7 @@ class Worker:
                 timeout = 0.0 if self.pool.busy() and self.pool_name == "solo" else 1.0
                 if self.burst:
                     timeout = min(timeout, 0.05)
-                deliveries = broker.fetch(self.queues, room, min(timeout, until_held))
+                deliveries = self._fetch(room, min(timeout, until_held))
             except OperationalError as exc:
                 failures += 1
                 delay = min(2.0 ** (failures - 1), 32.0)
@@ -238,6 +250,23 @@ class Worker:
                 self._receive(deliveries)
             elif self.burst and self._drained():
                 return
+
+    def _fetch(self, room: int, timeout: float) -> list[Delivery]:
+        """Claim up to ``room`` messages. Across queues the highest priority comes first; among
+        equal priorities, ``worker_queue_order="priority"`` prefers queues in ``-Q`` order
+        (a queue is drained before the next is touched), and ``"round_robin"`` rotates which
+        queue is preferred on each fetch."""
+        broker, queues = self.app.broker, self.queues
+        if len(queues) == 1:
+            return broker.fetch(queues, room, timeout)
+        if self.queue_order == "priority":
+            for queue in queues[:-1]:
+                found = broker.fetch([queue], room, 0.0)
+                if found:
+                    return found
+            return broker.fetch(queues, room, timeout)
+        self._rotation = (self._rotation + 1) % len(queues)
+        return broker.fetch(queues[self._rotation :] + queues[: self._rotation], room, timeout)
 
     def _drained(self) -> bool:
         """Burst mode: nothing held, nothing running, nothing waiting (delayed included)."""
@@ -473,7 +502,12 @@ class Worker:
         cleanup_every = float(self.app.conf.worker_result_cleanup_interval or 0)
         next_cleanup = time.monotonic() + min(cleanup_every, 30.0)
         failing = False
-        while not self._done.wait(interval):
+        next_beat = time.monotonic() + interval
+        while not self._done.wait(min(interval, TERMINATE_CHECK_INTERVAL)):
+            self._terminate_revoked()
+            if time.monotonic() < next_beat:
+                continue
+            next_beat = time.monotonic() + interval
             with self._inflight_lock:
                 held = [j.delivery for j in self._inflight.values() if not j.acked]
             try:
@@ -492,6 +526,24 @@ class Worker:
             else:
                 failing = False
             signals.heartbeat_sent.send(sender=self)
+
+    def _terminate_revoked(self) -> None:
+        """Stop running tasks revoked with ``terminate=True`` (one cheap read per check; the
+        running tasks' revocations are read only when a new terminate request was made)."""
+        assert self.pool is not None
+        if not self.app.results.enabled:
+            return
+        try:
+            requests = self.app.results.backend.get_value(TERMINATE_KEY)
+            if requests == self._terminate_requests:
+                return
+            self._terminate_requests = requests
+            for job in self.pool.running():
+                signum = self.app.control.termination_signal(job.message.id)
+                if signum is not None and self.pool.terminate_job(job.message.id, signum):
+                    logger.warning("Terminating revoked task %s[%s]", job.task.name, job.message.id)
+        except OperationalError:
+            pass  # the heartbeat reports backend trouble
 
     def _shutdown(self) -> None:
         pool = self.pool

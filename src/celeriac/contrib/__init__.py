@@ -1,0 +1,1 @@
+"""Optional integrations and plugins that ship with celeriac."""
