@@ -126,6 +126,8 @@ def _amqp() -> Service:
         names: set[str] = set()
         for broker in made:
             names |= set(getattr(broker, "declared_queues", ()))
+        # worker processes declare every delay rung of their queues (q.delay.0 ... q.delay.31)
+        names |= {f"{q}.delay.{n}" for q in list(names) if f"{q}.dlq" in names for n in range(32)}
         if names:
             amqp_delete_queues(url, sorted(names))
 

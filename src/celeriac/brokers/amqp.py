@@ -1,0 +1,617 @@
+"""A broker on RabbitMQ: ``amqp://user:password@host:5672/vhost`` (also ``amqps://`` and
+``pyamqp://``; the vhost is URL-encoded and ``//`` means ``/``). Needs pika.
+
+Queues are durable, with ``x-max-priority`` 9; messages are persistent and publishing waits
+for confirms. ``fetch`` takes queue heads with ``basic.get`` (priorities hold across queues)
+and, when nothing is ready, waits on one-message consumers cancelled before it returns, so
+nothing is prefetched beyond what was asked. Delays go through a ladder of TTL queues (see
+:mod:`celeriac._amqp`). Leases are kept by this client: the I/O thread requeues a delivery
+not extended in time, and settling checks the lease token. A delivery held past ``park_after``
+(RabbitMQ closes channels holding one past ``consumer_timeout``) is *parked*: a copy waits in
+``celeriac.lease.<token>``, expiring back into its queue unless refreshed, and the original
+is acked; settling deletes that queue.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import socket
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._amqp import (
+    DEFAULT_OPERATION_TIMEOUT,
+    LEVELS,
+    PRIORITY_ARGS,
+    Claim,
+    Item,
+    Link,
+    Raw,
+    Step,
+    connection_parameters,
+    delay_ms,
+    drain,
+    ladder_steps,
+    park_arguments,
+    park_queue,
+    properties,
+    route,
+    rung,
+    rung_arguments,
+    sequence,
+    wait_readable,
+)
+from ..exceptions import OperationalError
+from .base import DeadLetter, Delivery, Outgoing, dead_letter_queue, safe_url, visibility_timeout
+
+DEFAULT_PARK_AFTER = 900.0  # RabbitMQ's consumer_timeout is 30 minutes by default
+H_ID = "x-celeriac-id"  # stable per message: remembers its deliveries in this client
+H_DELIVERIES = "x-celeriac-deliveries"  # deliveries before this copy was published
+H_ETA = "x-celeriac-eta"  # floats travel as strings (pika has no float type)
+H_PARK = "x-celeriac-park"  # which copy of a parked message this is
+H_DEAD_ID = "x-celeriac-dead-id"
+H_REASON = "x-celeriac-reason"
+H_DEAD_AT = "x-celeriac-dead-at"
+_SEEN_MAX = 10_000
+_inherited: list[Any] = []  # a forked child's copies of its parent's connections, never used
+
+
+@dataclass(eq=False)
+class _Lease:
+    token: str
+    queue: str
+    body: bytes
+    priority: int
+    message_id: str | None
+    mid: str  # the H_ID header
+    count: int  # delivery_count of this delivery
+    link: Link | None  # where ``tag`` lives; None once parked
+    tag: int
+    expires: float  # monotonic
+    since: float  # monotonic, when it was delivered
+    parked: bool = False
+    copy: int = 0  # the H_PARK of the parked copy
+    mutex: threading.Lock = field(default_factory=threading.Lock)
+
+
+class AMQPBroker:
+    """A broker on a RabbitMQ server (or cluster node), shared by any number of hosts.
+
+    Transport options: ``visibility_timeout``, ``park_after`` (seconds a delivery is held
+    before it is parked), ``prefetch_count`` (most messages one fetch takes; default: what the
+    worker asks for), ``connect_timeout``, ``operation_timeout``, ``heartbeat``,
+    ``blocked_connection_timeout``, ``connection_name`` and ``ssl`` (for amqps: an SSLContext
+    or a dict of ca_certs, certfile, keyfile, verify).
+    """
+
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+        options = options or {}
+        self.url = url
+        self.visibility_timeout = visibility_timeout(options)
+        self.park_after = float(options.get("park_after", DEFAULT_PARK_AFTER))
+        self.prefetch_count = int(options.get("prefetch_count") or 0)
+        #: every queue this object declared (tests delete them afterwards)
+        self.declared_queues: set[str] = set()
+        self._where = safe_url(url)
+        self._params = connection_parameters(url, options)
+        self._timeout = float(options.get("operation_timeout", DEFAULT_OPERATION_TIMEOUT))
+        self._reset()
+
+    def _reset(self) -> None:
+        """Fresh per-process state (also in a forked child: the parent's is left alone)."""
+        self._pid = os.getpid()
+        self._lock = threading.Lock()  # leases, the delivery memory and the sweep plan
+        self._connect_lock = threading.Lock()
+        self._dlq_lock = threading.Lock()
+        self._link: Link | None = None
+        self._leases: dict[str, _Lease] = {}
+        self._seen: OrderedDict[str, tuple[int, bool]] = OrderedDict()
+        self._sweep: tuple[float, Link | None] = (math.inf, None)
+        self._woken = False  # a plain flag: wakeup() may run in a signal handler
+        self._fetching = False
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+
+    def _check_pid(self) -> None:
+        if self._pid != os.getpid():
+            _inherited.append((self._link, self._wake_r, self._wake_w))
+            self._reset()
+
+    # -- connection and topology --------------------------------------------------------------
+
+    def _connection(self) -> Link:
+        self._check_pid()
+        link = self._link
+        if link is not None and link.alive:
+            return link
+        with self._connect_lock:
+            link = self._link
+            if link is None or not link.alive:
+                link = Link(self._params, self._where, self._notify, self._lost, self._timeout)
+                link.open()
+                self._link = link
+            return link
+
+    def _ready(self, queues: Sequence[str]) -> Link:
+        """The live link, with ``queues`` and their dead-letter queues declared."""
+        link = self._connection()
+        missing = [q for q in dict.fromkeys(queues) if q not in link.declared]
+        if missing:
+            steps = []
+            for queue in missing:
+                steps += [
+                    link.declare(queue, PRIORITY_ARGS),
+                    link.declare(dead_letter_queue(queue)),
+                ]
+            link.call(sequence(steps))
+            link.declared.update(missing)
+            with self._lock:
+                self.declared_queues.update(missing)
+                self.declared_queues.update(dead_letter_queue(q) for q in missing)
+        return link
+
+    def _send(self, link: Link, items: Sequence[Item]) -> None:
+        """Publish ``items`` and wait for their confirms, first declaring (once per
+        connection) the ladder exchanges and the rungs the delayed ones pass through."""
+        steps, marks, rungs = ladder_steps(link, items)
+        if steps:
+            with self._lock:
+                self.declared_queues.update(rungs)
+            link.call(sequence(steps))
+            link.declared.update(marks)
+        link.call(link.publish(items))
+
+    def _rungs(self, queue: str) -> list[tuple[int, str]]:
+        """The levels and names of all rungs of ``queue``, highest first, about to be
+        declared (so counted or purged; unbound rungs receive nothing)."""
+        rungs = [(n, rung(queue, n)) for n in reversed(range(LEVELS))]
+        with self._lock:
+            self.declared_queues.update(name for _, name in rungs)
+        return rungs
+
+    def _lost(self, link: Link) -> None:
+        """The link ended (I/O thread): its deliveries went back to their queues."""
+        with self._lock:
+            for token, lease in list(self._leases.items()):
+                if lease.link is link:
+                    del self._leases[token]
+                    self._remember(lease.mid, lease.count, exact=False)
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    def publish(self, messages: Sequence[Outgoing]) -> None:
+        """Publish ``messages`` (delayed ones into the ladder) and wait for every confirm."""
+        if not messages:
+            return
+        link = self._ready([m.queue for m in messages])
+        now = time.time()
+        items = []
+        for m in messages:
+            headers: dict[str, Any] = {H_ID: uuid.uuid4().hex}
+            delay = delay_ms(m.eta - now) if m.eta is not None else 0
+            if delay:
+                headers[H_ETA] = repr(float(m.eta or 0.0))
+            props = properties(m.priority, headers, m.message_id)
+            items.append(route(m.queue, bytes(m.body), props, delay))
+        self._send(link, items)
+
+    def _copy(self, lease: _Lease, delay: float = 0.0, **headers: Any) -> Item:
+        """A fresh message for ``lease`` (never its AMQP headers: RabbitMQ would see a
+        dead-letter cycle in a second trip through the ladder)."""
+        ms = delay_ms(delay)
+        fields = {H_ID: lease.mid, H_DELIVERIES: lease.count, **headers}
+        if ms:
+            fields[H_ETA] = repr(time.time() + delay)
+        return route(
+            lease.queue, lease.body, properties(lease.priority, fields, lease.message_id), ms
+        )
+
+    # -- fetching -----------------------------------------------------------------------------
+
+    def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
+        """Take up to ``limit`` ready messages, waiting up to ``timeout`` for one."""
+        names = list(dict.fromkeys(queues))
+        if not names or limit <= 0:
+            return []
+        if self.prefetch_count:
+            limit = min(limit, self.prefetch_count)
+        deadline = time.monotonic() + max(timeout, 0.0)
+        link: Link | None = None
+        self._fetching = True
+        try:
+            link = self._ready(names)
+            claim = link.call(link.claim(names, limit))
+            while True:
+                got = self._leased(link, claim)
+                if got:
+                    return got
+                if self._woken:
+                    self._woken = False
+                    return []
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                claim = self._wait(link, names, limit, remaining)
+        except OperationalError:
+            if link is not None and link.closing:
+                return []  # close() from another thread
+            raise
+        finally:
+            self._fetching = False
+
+    def _wait(self, link: Link, names: list[str], limit: int, seconds: float) -> Claim:
+        """Consume until a message arrives, ``seconds`` pass or wakeup() is called."""
+        reader = self._wake_sockets()[0]
+        drain(reader)
+        if self._woken:
+            return Claim()
+        tags = link.call(link.consume(names))
+        try:
+            wait_readable(reader.fileno(), seconds)
+        finally:
+            arrived = link.call(link.cancel(tags))
+        if not arrived:
+            return Claim()
+        return link.call(link.claim(names, limit, arrived))  # fill up behind them
+
+    def _leased(self, link: Link, claim: Claim) -> list[Delivery]:
+        """Deliveries (under new leases) for what ``claim`` took."""
+        now = time.time()
+        early = [raw for raw in claim.taken if float(raw.header(H_ETA) or 0.0) > now]
+        if early:
+            self._delay_again(link, early, now)
+        early_tags = {raw.tag for raw in early}
+        deliveries = []
+        start = time.monotonic()
+        with self._lock:
+            for raw in claim.returned:
+                self._returned(raw)
+            for raw in claim.taken:
+                if raw.tag in early_tags:
+                    continue
+                lease = self._new_lease(link, raw, start)
+                deliveries.append(
+                    Delivery(raw.body, raw.queue, raw.priority, lease.token, lease.count)
+                )
+        if deliveries:
+            self._plan_sweep(link, start + self.visibility_timeout)
+        return deliveries
+
+    def _new_lease(self, link: Link, raw: Raw, now: float) -> _Lease:
+        mid = str(raw.header(H_ID) or uuid.uuid4().hex)
+        count = int(raw.header(H_DELIVERIES) or 0) + (2 if raw.redelivered else 1)
+        known = self._seen.get(mid)
+        if known is not None:
+            count = known[0] + 1 if known[1] else max(count, known[0] + 1)
+        self._remember(mid, count, exact=False)
+        lease = _Lease(
+            token=secrets.token_hex(8),
+            queue=raw.queue,
+            body=raw.body,
+            priority=raw.priority,
+            message_id=raw.properties.message_id,
+            mid=mid,
+            count=count,
+            link=link,
+            tag=raw.tag,
+            expires=now + self.visibility_timeout,
+            since=now,
+        )
+        self._leases[lease.token] = lease
+        return lease
+
+    def _returned(self, raw: Raw) -> None:
+        """A head looked at and put back: that was not a delivery (under self._lock)."""
+        mid = raw.header(H_ID)
+        if mid:
+            known = self._seen.get(mid)
+            before = int(raw.header(H_DELIVERIES) or 0) + (1 if raw.redelivered else 0)
+            self._remember(mid, known[0] if known else before, exact=True)
+
+    def _remember(self, mid: str, count: int, exact: bool) -> None:
+        """Note that message ``mid`` was delivered ``count`` times (exactly, or at least)."""
+        seen = self._seen
+        seen[mid] = (count, exact)
+        seen.move_to_end(mid)
+        while len(seen) > _SEEN_MAX:
+            seen.popitem(last=False)
+
+    def _delay_again(self, link: Link, early: list[Raw], now: float) -> None:
+        """Messages that arrived before their eta (a delay beyond the ladder's ~49 days, or
+        another host's clock) go back into the ladder."""
+        items = []
+        for raw in early:
+            eta = float(raw.header(H_ETA))
+            headers = {**(raw.properties.headers or {}), H_ETA: repr(eta)}
+            headers = {k: v for k, v in headers.items() if k.startswith("x-celeriac-")}
+            props = properties(raw.priority, headers, raw.properties.message_id)
+            items.append(route(raw.queue, raw.body, props, delay_ms(eta - now)))
+        self._send(link, items)
+        link.call(link.settle(acks=[raw.tag for raw in early]))
+
+    # -- lease expiry (timers in the link's I/O thread) -------------------------------------
+
+    def _plan_sweep(self, link: Link, at: float) -> None:
+        with self._lock:
+            planned, planned_link = self._sweep
+            if planned <= at and planned_link is link and link.alive:
+                return
+            self._sweep = (at, link)
+        link.later(at - time.monotonic(), lambda: self._expire(link))
+
+    def _expire(self, link: Link) -> None:
+        """Requeue the deliveries whose lease ran out, in the order they were delivered."""
+        now = time.monotonic()
+        with self._lock:
+            self._sweep = (math.inf, None)
+            due = [x for x in self._leases.values() if x.expires <= now]
+            requeue = []
+            for lease in due:
+                if lease.mutex.locked():
+                    continue  # being settled or parked right now: look again soon
+                del self._leases[lease.token]
+                self._remember(lease.mid, lease.count, exact=True)
+                if not lease.parked and lease.link is link:
+                    requeue.append(lease.tag)
+            busy = any(x.expires <= now for x in self._leases.values())
+            nxt = min((x.expires for x in self._leases.values()), default=math.inf)
+            nxt = min(nxt, now + 0.05) if busy else nxt
+            if nxt < math.inf:
+                self._sweep = (nxt, link)
+        link.requeue_now(requeue)
+        if nxt < math.inf:
+            link.later(nxt - now, lambda: self._expire(link))
+
+    # -- settling -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _holding(self, delivery: Delivery) -> Iterator[_Lease | None]:
+        """The lease of ``delivery`` if it is still current, locked for one settle."""
+        self._check_pid()
+        lease = self._leases.get(str(delivery.tag))
+        if lease is None:
+            yield None
+            return
+        with lease.mutex:
+            yield lease if self._leases.get(lease.token) is lease else None
+
+    def _drop(self, lease: _Lease, exact: bool = True) -> None:
+        with self._lock:
+            if self._leases.get(lease.token) is lease:
+                del self._leases[lease.token]
+            self._remember(lease.mid, lease.count, exact)
+            self.declared_queues.discard(park_queue(lease.token))
+
+    def _finish(self, lease: _Lease) -> None:
+        """Remove the leased message from where it is held (unparked: ack it)."""
+        if lease.parked:
+            link = self._connection()
+            link.call(link.delete(park_queue(lease.token)))
+        elif lease.link is not None:
+            lease.link.call(lease.link.settle(acks=[lease.tag]))
+
+    def extend(self, deliveries: Sequence[Delivery]) -> None:
+        """Push the lease deadlines of ``deliveries`` still held to now + visibility_timeout,
+        parking (or refreshing the parked copy of) those held longer than ``park_after``."""
+        self._check_pid()
+        now = time.monotonic()
+        to_park = []
+        with self._lock:
+            for d in deliveries:
+                lease = self._leases.get(str(d.tag))
+                if lease is not None:
+                    lease.expires = now + self.visibility_timeout
+                    if lease.parked or now - lease.since >= self.park_after:
+                        to_park.append(d)
+        for d in to_park:
+            with self._holding(d) as lease:
+                if lease is not None:
+                    self._park(lease)
+
+    def _park(self, lease: _Lease) -> None:
+        link = self._ready([lease.queue])
+        name = park_queue(lease.token)
+        ttl = str(math.ceil(self.visibility_timeout * 1000))
+        copy = self._copy(lease, **{H_PARK: lease.copy + 1})
+        item = ("", name, copy[2], copy[3])
+        item[3].expiration = ttl
+        if not lease.parked:
+            if lease.link is not link:
+                return  # its link ended: already requeued
+            args = park_arguments(lease.queue, self.visibility_timeout)
+            with self._lock:
+                self.declared_queues.add(name)
+            link.call(sequence([link.declare(name, args), link.publish([item])]))
+            link.call(link.settle(acks=[lease.tag]))
+            lease.parked, lease.link, lease.copy = True, None, 1
+        else:
+            _, old = link.call(sequence([link.publish([item]), link.get(name, pub=True)]))
+            if old is not None:
+                link.call(link.settle(acks=[old.tag], pub=True))
+            if old is None or old.header(H_PARK) != lease.copy:
+                # the previous copy expired into the queue: the lease was lost
+                link.call(link.delete(name))
+                self._drop(lease, exact=False)
+                return
+            lease.copy += 1
+        self._plan_sweep(link, lease.expires)
+
+    def ack(self, delivery: Delivery) -> None:
+        """Remove the message if ``delivery`` still holds its lease."""
+        with self._holding(delivery) as lease:
+            if lease is not None:
+                self._finish(lease)
+                self._drop(lease)
+
+    def release(self, delivery: Delivery, delay: float | None = None) -> None:
+        """Requeue the message in its place (nack) or, with ``delay``, through the ladder. A
+        parked message is published again (its place is lost)."""
+        with self._holding(delivery) as lease:
+            if lease is None:
+                return
+            if not lease.parked and not delay_ms(delay or 0.0) and lease.link is not None:
+                lease.link.call(lease.link.settle(requeue=[lease.tag]))
+            else:
+                link = self._ready([lease.queue])
+                self._send(link, [self._copy(lease, delay or 0.0)])
+                self._finish(lease)
+            self._drop(lease)
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Publish the message to ``<queue>.dlq`` with ``reason``, then remove it."""
+        with self._holding(delivery) as lease:
+            if lease is None:
+                return
+            link = self._ready([lease.queue])
+            headers = {
+                H_ID: lease.mid,
+                H_DEAD_ID: uuid.uuid4().hex,
+                H_REASON: str(reason),
+                H_DEAD_AT: repr(time.time()),
+            }
+            props = properties(lease.priority, headers, lease.message_id)
+            dlq = dead_letter_queue(lease.queue)
+            link.call(link.publish([("", dlq, lease.body, props)]))
+            self._finish(lease)
+            self._drop(lease)
+
+    # -- inspection ---------------------------------------------------------------------------
+
+    def queue_length(self, queue: str) -> int:
+        """Messages ready or delayed in ``queue``, plus those this client holds (RabbitMQ does
+        not report other clients' unacknowledged messages)."""
+        link = self._ready([queue])
+        # Delayed messages only move down the ladder and into the queue, so counting in that
+        # order never misses one, but may see one twice if it moves meanwhile: count again.
+        steps = [link.declare(name, rung_arguments(n)) for n, name in self._rungs(queue)]
+        steps.append(link.declare(queue, PRIORITY_ARGS))
+        best = math.inf
+        for _ in range(3):
+            counts = link.call(sequence(steps))
+            if sum(counts) == best or not any(counts[:-1]):
+                best = sum(counts)
+                break
+            best = min(best, sum(counts))
+        with self._lock:
+            held = sum(1 for lease in self._leases.values() if lease.queue == queue)
+        return int(best) + held
+
+    def purge(self, queue: str) -> int:
+        """Delete the ready and delayed messages of ``queue`` (not the leased ones)."""
+        link = self._ready([queue])
+        steps: list[Step] = []
+        for n, name in self._rungs(queue):  # declared first: purging a missing queue fails
+            steps += [link.declare(name, rung_arguments(n)), link.purge(name)]
+        counts = link.call(sequence([*steps, link.purge(queue)]))
+        return sum(counts[1::2]) + counts[-1]
+
+    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        """The oldest ``limit`` dead letters of ``queue`` (read, then requeued in place)."""
+        if limit <= 0:
+            return []
+        link = self._ready([queue])
+        with self._dlq_lock:
+            raws = link.call(link.get_many(dead_letter_queue(queue), limit, pub=True))
+            if raws:
+                link.call(link.settle(requeue=[r.tag for r in raws], pub=True))
+        return [
+            DeadLetter(
+                id=str(raw.header(H_DEAD_ID) or ""),
+                body=raw.body,
+                queue=queue,
+                reason=str(raw.header(H_REASON) or ""),
+                dead_at=float(raw.header(H_DEAD_AT) or 0.0),
+            )
+            for raw in raws
+        ]
+
+    def requeue_dead_letters(self, queue: str, ids: Sequence[Any] | None = None) -> int:
+        """Publish dead letters (all, or those ``ids``) to ``queue`` again, oldest first."""
+        wanted = None if ids is None else {str(i) for i in ids}
+        if wanted is not None and not wanted:
+            return 0
+        link = self._ready([queue])
+        dlq = dead_letter_queue(queue)
+        moved, kept = 0, []
+        with self._dlq_lock:
+            try:
+                while wanted is None or wanted:
+                    raws = link.call(link.get_many(dlq, 500, pub=True))
+                    if not raws:
+                        break
+                    take = [r for r in raws if wanted is None or r.header(H_DEAD_ID) in wanted]
+                    taken = {r.tag for r in take}
+                    kept += [r for r in raws if r.tag not in taken]
+                    if wanted is not None:
+                        wanted -= {str(r.header(H_DEAD_ID)) for r in take}
+                    if take:
+                        link.call(link.publish([_revived(queue, r) for r in take]))
+                        link.call(link.settle(acks=[r.tag for r in take], pub=True))
+                        moved += len(take)
+            finally:
+                if kept and link.alive:
+                    link.call(link.settle(requeue=[r.tag for r in kept], pub=True))
+        return moved
+
+    def purge_dead_letters(self, queue: str) -> int:
+        """Delete the dead letters of ``queue``."""
+        link = self._ready([queue])
+        return int(link.call(link.purge(dead_letter_queue(queue))))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def _wake_sockets(self) -> tuple[socket.socket, socket.socket]:
+        if self._wake_r is None or self._wake_w is None:
+            reader, writer = socket.socketpair()
+            reader.setblocking(False)
+            writer.setblocking(False)
+            self._wake_r, self._wake_w = reader, writer
+        return self._wake_r, self._wake_w
+
+    def _notify(self) -> None:
+        """Wake a waiting fetch (from the I/O thread: a message arrived or the link ended)."""
+        writer = self._wake_w
+        if writer is not None and self._pid == os.getpid():
+            try:
+                writer.send(b"\0")
+            except OSError:
+                pass  # full (already woken) or closed
+
+    def wakeup(self) -> None:
+        """Make this broker's blocked (or next) ``fetch`` return at once.
+
+        Safe to call from a signal handler: it sets a flag and writes one byte."""
+        self._woken = True
+        self._notify()
+
+    def close(self) -> None:
+        """Close this process's connection; the server requeues what it had delivered, and
+        parked messages come back when their copy expires. The broker reconnects when used."""
+        self._check_pid()
+        with self._connect_lock:
+            link, self._link = self._link, None
+        if link is not None:
+            link.close()
+        with self._lock:
+            self._leases.clear()
+            self._sweep = (math.inf, None)
+        if not self._fetching:
+            reader, writer = self._wake_r, self._wake_w
+            self._wake_r = self._wake_w = None
+            for sock in (reader, writer):
+                if sock is not None:
+                    sock.close()
+
+
+def _revived(queue: str, raw: Raw) -> Item:
+    """A dead letter as a new message of ``queue`` (a fresh id: its count starts again)."""
+    props = properties(raw.priority, {H_ID: uuid.uuid4().hex}, raw.properties.message_id)
+    return ("", queue, raw.body, props)

@@ -1,0 +1,318 @@
+"""What only the RabbitMQ broker does: URL rules, the delay ladder, parking long deliveries
+(so RabbitMQ's consumer_timeout never closes a channel under a long task), and workers killed
+while their delivery is parked."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from celeriac import Celery
+from celeriac.brokers.base import Broker, Outgoing, create_broker
+from celeriac.exceptions import OperationalError
+from conftest import wait_until
+from services import AMQP, AMQP_VHOST
+
+Q = "amqp-specifics"
+Maker = Callable[..., Any]
+
+
+@pytest.fixture
+def make() -> Iterator[Maker]:
+    """Brokers on the tests' virtual host; their queues are deleted afterwards."""
+    AMQP.prepare()
+    made: list[Broker] = []
+
+    def factory(**options: Any) -> Any:
+        broker = create_broker(AMQP.url, options)
+        made.append(broker)
+        return broker
+
+    yield factory
+    for broker in made:
+        broker.close()
+    AMQP.cleanup(AMQP.url, made)
+
+
+def test_url_rules() -> None:
+    from celeriac._amqp import connection_parameters
+
+    def vhost(url: str) -> str:
+        return str(connection_parameters(url, {}).virtual_host)
+
+    assert vhost("amqp://h") == vhost("amqp://h/") == vhost("amqp://h//") == "/"
+    assert vhost("amqp://h/%2F") == "/" and vhost("amqp://h/a%2Fb") == "a/b"
+    params = connection_parameters("pyamqp://u:p%40ss@h:1234/v", {"heartbeat": 7})
+    assert (params.host, params.port, params.virtual_host, params.heartbeat) == ("h", 1234, "v", 7)
+    assert params.credentials.password == "p@ss"
+    assert connection_parameters("amqps://h", {}).port == 5671
+
+
+def test_errors_name_the_server_without_its_password() -> None:
+    broker = create_broker("amqp://guest:s3cret@127.0.0.1:1//", {"connect_timeout": 2})
+    with pytest.raises(OperationalError) as raised:
+        broker.publish([Outgoing(b"x", Q)])
+    assert "guest:***@127.0.0.1:1" in str(raised.value)
+    assert "s3cret" not in str(raised.value)
+
+
+def test_a_lost_connection_is_replaced_and_its_leases_are_void(make: Maker) -> None:
+    broker = make()
+    broker.publish([Outgoing(b"job", Q)])
+    [d] = broker.fetch([Q], 1, 0)
+    broker._link.kill("cut for the test")  # as if the server dropped the connection
+    broker.ack(d)  # that lease went with the connection: nothing to do
+    [again] = broker.fetch([Q], 1, 3.0)  # reconnects; RabbitMQ requeued the message
+    assert again.body == b"job" and again.delivery_count == 2
+    broker.ack(again)
+    broker.close()
+    assert broker.queue_length(Q) == 0  # usable again after close()
+
+
+def test_a_long_delay_does_not_block_a_short_one(make: Maker) -> None:
+    broker = make()
+    now = time.time()
+    broker.publish([Outgoing(b"in a minute", Q, eta=now + 60)])
+    broker.publish([Outgoing(b"soon", Q, eta=now + 0.3)])
+    [d] = broker.fetch([Q], 5, 5.0)
+    assert d.body == b"soon"
+    assert now + 0.3 <= time.time() < now + 2.0
+    broker.ack(d)
+    assert broker.queue_length(Q) == 1  # still waiting in the ladder
+    assert broker.purge(Q) == 1
+
+
+def test_delays_are_exact_and_in_eta_order(make: Maker) -> None:
+    broker = make()
+    now = time.time()
+    delays = [0.7, 0.05, 0.45, 0.2, 0.333]
+    broker.publish([Outgoing(f"{s}".encode(), Q, eta=now + s) for s in delays])
+    seen: list[tuple[float, float]] = []  # (delay, arrived after)
+    while len(seen) < len(delays):
+        for d in broker.fetch([Q], 5, 3.0):
+            seen.append((float(d.body), time.time() - now))
+            broker.ack(d)
+    assert [s for s, _ in seen] == sorted(delays)
+    assert all(s <= arrived < s + 0.5 for s, arrived in seen), seen
+
+
+def test_parked_delivery_outlives_its_lease_until_settled(make: Maker) -> None:
+    holder = make(visibility_timeout=0.6, park_after=0.2)
+    other = make(visibility_timeout=0.6)
+    holder.publish([Outgoing(b"long", Q, 4)])
+    [d] = holder.fetch([Q], 1, 0)
+    until = time.monotonic() + 2.0
+    while time.monotonic() < until:  # well past park_after and the visibility timeout
+        time.sleep(0.15)
+        holder.extend([d])
+        assert other.fetch([Q], 1, 0) == []
+    assert holder._leases[d.tag].parked  # the original was acked; a copy is parked
+    holder.ack(d)
+    assert other.fetch([Q], 1, 1.2) == []  # the parked copy went with the ack
+    assert other.queue_length(Q) == 0
+
+
+def test_parked_delivery_comes_back_when_its_holder_is_gone(make: Maker) -> None:
+    holder = make(visibility_timeout=0.5, park_after=0.1)
+    other = make(visibility_timeout=5.0)
+    holder.publish([Outgoing(b"job", Q, 7)])
+    [d] = holder.fetch([Q], 1, 0)
+    time.sleep(0.2)
+    holder.extend([d])
+    assert holder._leases[d.tag].parked
+    holder.close()  # as if the process died: nobody refreshes the parked copy
+    [again] = other.fetch([Q], 1, 3.0)
+    assert (again.body, again.priority, again.delivery_count) == (b"job", 7, 2)
+    other.ack(again)
+
+
+def test_stale_settles_of_a_parked_delivery_do_not_disturb_the_new_holder(make: Maker) -> None:
+    holder = make(visibility_timeout=0.4, park_after=0.1)
+    other = make(visibility_timeout=5.0)
+    holder.publish([Outgoing(b"job", Q)])
+    [old] = holder.fetch([Q], 1, 0)
+    time.sleep(0.15)
+    holder.extend([old])  # parked; then no more extends: the copy expires into the queue
+    [new] = other.fetch([Q], 1, 3.0)
+    assert new.body == b"job" and new.delivery_count == 2
+    holder.extend([old])
+    holder.ack(old)
+    holder.release(old)
+    holder.dead_letter(old, "stale")
+    assert other.queue_length(Q) == 1 and other.dead_letters(Q) == []
+    other.ack(new)
+    assert other.queue_length(Q) == 0
+
+
+def test_release_and_dead_letter_of_parked_deliveries(make: Maker) -> None:
+    broker = make(visibility_timeout=1.0, park_after=0.1)
+    broker.publish([Outgoing(b"again", Q, 3), Outgoing(b"dead", Q, 2)])
+    again, dead = broker.fetch([Q], 2, 0)
+    time.sleep(0.15)
+    broker.extend([again, dead])
+    broker.release(again, delay=0.2)
+    broker.dead_letter(dead, "gave up")
+    [back] = broker.fetch([Q], 5, 3.0)
+    assert (back.body, back.priority, back.delivery_count) == (b"again", 3, 2)
+    broker.ack(back)
+    [letter] = broker.dead_letters(Q)
+    assert (letter.body, letter.reason) == (b"dead", "gave up")
+    assert broker.fetch([Q], 5, 1.5) == []  # no parked copy comes back
+
+
+# -- worker processes ---------------------------------------------------------------------------
+
+APP = """
+import os, time
+from celeriac import Celery
+
+app = Celery("parkproj", broker=os.environ["PARK_BROKER"], backend=os.environ["PARK_BACKEND"])
+app.conf.broker_transport_options = {"visibility_timeout": 1.0, "park_after": 0.3}
+app.conf.worker_prefetch_multiplier = 1
+
+
+def record(*fields):
+    with open(os.environ["PARK_RUNS"], "a") as f:
+        f.write(" ".join(map(str, fields)) + "\\n")
+
+
+@app.task
+def slow(tag, seconds):
+    record("start", tag, os.getpid())
+    time.sleep(seconds)
+    record("end", tag, os.getpid())
+    return tag
+"""
+
+
+class Deployment:
+    """Workers of a small app whose deliveries park after 0.3s (visibility timeout 1s)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        (tmp_path / "parkproj.py").write_text(textwrap.dedent(APP))
+        self.runs = tmp_path / "runs.txt"
+        self.env = {
+            **os.environ,
+            "PARK_BROKER": AMQP.url,
+            "PARK_BACKEND": f"sqlite:///{tmp_path}/results.db",
+            "PARK_RUNS": str(self.runs),
+            "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+        }
+        self.cwd = tmp_path
+        self.workers: list[subprocess.Popen[str]] = []
+        os.environ.update({k: self.env[k] for k in ("PARK_BROKER", "PARK_BACKEND", "PARK_RUNS")})
+        sys.path.insert(0, str(tmp_path))
+        import parkproj
+
+        self.app: Celery = parkproj.app
+
+    def worker(self, name: str) -> subprocess.Popen[str]:
+        cmd = [sys.executable, "-m", "celeriac", "-A", "parkproj", "worker", "-l", "info"]
+        proc = subprocess.Popen(
+            [*cmd, "-c", "1", "-P", "threads", "-n", f"{name}@%h"],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.workers.append(proc)
+        return proc
+
+    def lines(self, kind: str) -> list[list[str]]:
+        if not self.runs.exists():
+            return []
+        rows = [line.split() for line in self.runs.read_text().splitlines()]
+        return [row[1:] for row in rows if row[0] == kind]
+
+    def close(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            if proc.stdout is not None:
+                proc.stdout.close()
+        self.app.close()
+        sys.path.remove(str(self.cwd))
+        sys.modules.pop("parkproj", None)
+
+
+def queues_holding() -> dict[str, tuple[int, int]]:
+    """(ready, unacknowledged) per queue of the tests' virtual host, from rabbitmqctl."""
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    out = subprocess.run(
+        [
+            ctl,
+            "-q",
+            "list_queues",
+            "-p",
+            AMQP_VHOST,
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    rows = [line.split("\t") for line in out.splitlines() if line.count("\t") == 2]
+    return {n: (int(r), int(u)) for n, r, u in rows if r.isdigit() and u.isdigit()}
+
+
+def parked_copies() -> int:
+    """Messages in lease queues, with the main queue holding nothing ready or unacked."""
+    held = queues_holding()
+    if held.get("celery", (0, 0)) != (0, 0):
+        return 0
+    return sum(r for name, (r, _) in held.items() if name.startswith("celeriac.lease."))
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    AMQP.prepare()
+    d = Deployment(tmp_path)
+    yield d
+    d.close()
+    # the queues the producer declared; lease queues delete themselves (x-expires)
+    AMQP.cleanup(AMQP.url, [d.app.broker])
+
+
+@pytest.mark.slow
+def test_a_task_longer_than_park_after_and_the_lease_runs_once(deployment: Deployment) -> None:
+    deployment.worker("a")
+    deployment.worker("b")
+    result = deployment.app.send_task("parkproj.slow", ["long", 4.0])
+    wait_until(lambda: parked_copies() == 1, timeout=10, interval=0.2)
+    assert result.get(timeout=30) == "long"
+    time.sleep(1.5)  # a duplicate would have started by now
+    assert len(deployment.lines("start")) == 1
+    assert len(deployment.lines("end")) == 1
+
+
+@pytest.mark.slow
+def test_a_worker_killed_while_its_delivery_is_parked_loses_nothing(
+    deployment: Deployment,
+) -> None:
+    first = deployment.worker("first")
+    result = deployment.app.send_task("parkproj.slow", ["k", 5.0])
+    wait_until(lambda: deployment.lines("start"), timeout=30)
+    wait_until(lambda: parked_copies() == 1, timeout=10, interval=0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(10)
+    deployment.worker("second")
+    assert result.get(timeout=30) == "k"
+    starts = deployment.lines("start")
+    assert len(starts) == 2 and starts[0][1] != starts[1][1]  # run again, by the other worker
+    assert len(deployment.lines("end")) == 1
