@@ -29,7 +29,7 @@ from .canvas import (
     xstarmap,
 )
 from .result import AsyncResult, EagerResult, GroupResult, ResultSet
-from .routing import Exchange, Queue
+from .routing import Broadcast, Exchange, Queue
 from .task import Task
 
 __version__ = "0.1.0"
@@ -45,6 +45,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AsyncResult",
+    "Broadcast",
     "Celeriac",
     "Celery",
     "EagerResult",

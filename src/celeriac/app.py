@@ -30,7 +30,14 @@ from .exceptions import ImproperlyConfigured, NotRegistered, OperationalError, Q
 from .message import Message, clamp_priority
 from .result import AsyncResult, ResultStore
 from .result import AsyncResult as _AsyncResult
-from .routing import Queue, declared_queues, prepare_routers, route
+from .routing import (
+    Broadcast,
+    BroadcastTargets,
+    Queue,
+    declared_queues,
+    prepare_routers,
+    route,
+)
 from .serialization import get_serializer
 from .signals import Signal
 from .task import Task, build_task_class
@@ -95,6 +102,7 @@ class Celeriac:
         self._inherited: list[Any] = []  # connections from a parent process, never closed here
         self._routers: tuple[Any, list[Any]] | None = None
         self._queues: tuple[Any, dict[str, Queue]] | None = None
+        self._broadcast_targets = BroadcastTargets()
         self.results = ResultStore(self)
         self.on_after_configure = Signal("on_after_configure")
         self.on_after_finalize = Signal("on_after_finalize")
@@ -446,6 +454,7 @@ class Celeriac:
                     retry_policy=retry_policy,
                 )
             outgoing.append(Outgoing(msg.encode(), msg.queue, msg.priority, msg.eta, msg.id))
+        outgoing = self._fan_out(outgoing)
         if retry is None:
             retry = self.conf.task_publish_retry
         policy = {**self.conf.task_publish_retry_policy, **(retry_policy or {})}
@@ -455,6 +464,23 @@ class Celeriac:
                 signals.after_task_publish.send(
                     sender=msg.task, body=msg.to_dict(), exchange="", routing_key=msg.queue
                 )
+
+    def _fan_out(self, outgoing: list[Outgoing]) -> list[Outgoing]:
+        """Messages for broadcast queues become one copy per live consuming worker."""
+        broadcasts = {name for name, q in self.queues.items() if isinstance(q, Broadcast)}
+        if not broadcasts or not any(o.queue in broadcasts for o in outgoing):
+            return outgoing
+        expanded: list[Outgoing] = []
+        for o in outgoing:
+            if o.queue not in broadcasts:
+                expanded.append(o)
+                continue
+            targets = self._broadcast_targets.queues(self.results.backend, o.queue)
+            if not targets:
+                logger.warning("no live worker consumes broadcast queue %s: not sent", o.queue)
+            for queue in targets:
+                expanded.append(Outgoing(o.body, queue, o.priority, o.eta, o.message_id))
+        return expanded
 
     def _publish_with_retry(
         self, outgoing: list[Outgoing], retry: bool, policy: dict[str, Any]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import Any
@@ -71,6 +72,60 @@ class Queue:
 
     def __repr__(self) -> str:
         return f"<Queue {self.name}>"
+
+
+class Broadcast(Queue):
+    """A queue every worker consuming it gets its own copy of each message from.
+
+    Each such worker takes a private queue ``<name>@<worker name>`` and announces itself in
+    the result backend while it lives; publishing to the broadcast queue sends a copy (same
+    task id) to each worker alive at that moment. As in Celery, a worker that is down when a
+    message is published does not get it."""
+
+
+BROADCAST_MEMBERS = "celeriac:broadcast:{}"  # the names of workers that consumed the queue
+BROADCAST_ALIVE = "celeriac:broadcast:{}:{}"  # present while that worker lives
+MEMBERS_TTL = 86400.0
+
+
+def private_queue(queue: str, worker: str) -> str:
+    """The queue a worker named ``worker`` takes its copies of broadcast ``queue`` from."""
+    return f"{queue}@{worker}"
+
+
+def join_broadcasts(backend: Any, queues: Sequence[str], worker: str, ttl: float) -> None:
+    """Announce (again) that ``worker`` consumes the broadcast ``queues``, for ``ttl`` s."""
+    for queue in queues:
+        backend.add_to_set(BROADCAST_MEMBERS.format(queue), worker, MEMBERS_TTL)
+        backend.set_value(BROADCAST_ALIVE.format(queue, worker), b"1", ttl)
+
+
+def leave_broadcasts(backend: Any, queues: Sequence[str], worker: str) -> None:
+    for queue in queues:
+        backend.delete_value(BROADCAST_ALIVE.format(queue, worker))
+
+
+class BroadcastTargets:
+    """Publisher side: the private queues of the live workers of each broadcast queue, read
+    from the result backend at most once per ``ttl`` seconds."""
+
+    def __init__(self, ttl: float = 1.0) -> None:
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, list[str]]] = {}
+
+    def queues(self, backend: Any, queue: str) -> list[str]:
+        now = time.monotonic()
+        cached = self._cache.get(queue)
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        workers = backend.set_members(BROADCAST_MEMBERS.format(queue))
+        alive = [
+            private_queue(queue, w)
+            for w in workers
+            if backend.get_value(BROADCAST_ALIVE.format(queue, w)) is not None
+        ]
+        self._cache[queue] = (now, alive)
+        return alive
 
 
 def declared_queues(setting: Any) -> dict[str, Queue]:

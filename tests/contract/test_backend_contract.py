@@ -175,6 +175,16 @@ def test_add_to_set_counts_each_member_once(backend: ResultBackend) -> None:
     assert backend.add_to_set("s", "c") == 1
 
 
+def test_set_members(backend: ResultBackend) -> None:
+    assert backend.set_members("s") == []
+    for member in ("b", "a", "b"):
+        backend.add_to_set("s", member)
+    assert sorted(backend.set_members("s")) == ["a", "b"]
+    backend.add_to_set("gone", "x", expires_in=0.2)
+    time.sleep(0.3)
+    assert backend.set_members("gone") == []
+
+
 def test_add_to_set_expiry(backend: ResultBackend) -> None:
     assert backend.add_to_set("s", "a", expires_in=0.2) == 1
     assert backend.add_to_set("s", "b") == 2  # keeps its expiry

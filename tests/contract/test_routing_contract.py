@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from celeriac import Celery, Queue, signals, states
+from celeriac import Broadcast, Celery, Queue, signals, states
 from celeriac.contrib.routers import LeastLoadedRouter
 from celeriac.exceptions import QueueNotFound
+from celeriac.routing import BroadcastTargets
 from conftest import wait_until
 from contract.test_worker_contract import reasons, worker
 
@@ -155,3 +156,37 @@ def test_revoke_with_terminate_stops_a_running_task(app: Celery) -> None:
     finally:
         signals.task_revoked.disconnect(on_revoked)
     assert (result.id, True) in revoked
+
+
+def test_every_worker_gets_a_copy_from_a_broadcast_queue(app: Celery) -> None:
+    ran: list[str] = []
+    lock = threading.Lock()
+
+    def refresh_cache(self: Any) -> str:
+        with lock:
+            ran.append(self.request.hostname)
+        return self.request.hostname
+
+    queues = [Broadcast("bcast"), Queue("celery")]
+    nodes = [
+        Celery("node", broker=app.conf.broker_url, backend=app.conf.result_backend)
+        for _ in range(3)
+    ]
+    for each in (app, *nodes):
+        each.conf.task_queues = queues
+        each.task(name="cache.refresh", bind=True, queue="bcast")(refresh_cache)
+    try:
+        with (
+            worker(nodes[0], hostname="a@test"),
+            worker(nodes[1], hostname="b@test"),
+            worker(nodes[2], hostname="c@test"),
+        ):
+            targets = BroadcastTargets(ttl=0)
+            wait_until(lambda: len(targets.queues(app.results.backend, "bcast")) == 3)
+            app.send_task("cache.refresh").get(timeout=20)
+            wait_until(lambda: len(ran) == 3)
+            time.sleep(0.3)
+    finally:
+        for each in nodes:
+            each.close()
+    assert sorted(ran) == ["a@test", "b@test", "c@test"]

@@ -51,6 +51,9 @@ class ResultBackend(Protocol):
         it holds. Adding a member again changes nothing, so a repeated step counts once
         (chord joins rely on this). ``expires_in`` (re)sets the set's expiry."""
 
+    def set_members(self, key: str) -> list[str]:
+        """The members of the set ``key`` (empty when missing or expired), in no order."""
+
     def set_value(
         self, key: str, value: bytes, expires_in: float | None = None, only_if_absent: bool = False
     ) -> bool:

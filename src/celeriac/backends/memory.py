@@ -151,6 +151,12 @@ class MemoryBackend:
             store.sets[key] = (members, expires_at)
             return len(members)
 
+    def set_members(self, key: str) -> list[str]:
+        """The members of the set ``key``."""
+        with self._store.cond:
+            members, expires_at = self._store.sets.get(key, (set(), None))
+            return sorted(members) if _alive(expires_at, time.time()) else []
+
     def set_value(
         self, key: str, value: bytes, expires_in: float | None = None, only_if_absent: bool = False
     ) -> bool:

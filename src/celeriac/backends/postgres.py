@@ -263,6 +263,16 @@ class PostgresBackend:
 
         return self._db.call(add)
 
+    def set_members(self, key: str) -> list[str]:
+        """The members of the set ``key``."""
+        params = {"key": key, "now": time.time()}
+        rows = self._db.call(
+            lambda conn: conn.execute(
+                f"SELECT member FROM celeriac_sets WHERE key = %(key)s AND {_ALIVE}", params
+            ).fetchall()
+        )
+        return [str(r[0]) for r in rows]
+
     def set_value(
         self, key: str, value: bytes, expires_in: float | None = None, only_if_absent: bool = False
     ) -> bool:

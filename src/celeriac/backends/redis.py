@@ -166,6 +166,11 @@ class RedisBackend:
         ms = "" if expires_in is None else max(int(expires_in * 1000), 1)
         return int(self._db.run(_ADD_TO_SET, [self._kv(key)], [str(member), ms]))
 
+    def set_members(self, key: str) -> list[str]:
+        """The members of the set ``key``."""
+        members = self._db.command("SMEMBERS", self._kv(key), idempotent=True) or []
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
     def set_value(
         self, key: str, value: bytes, expires_in: float | None = None, only_if_absent: bool = False
     ) -> bool:

@@ -190,6 +190,14 @@ class SQLiteBackend:
             ).fetchone()
         return int(row[0])
 
+    def set_members(self, key: str) -> list[str]:
+        """The members of the set ``key``."""
+        with self._db.errors():
+            rows = self._db.connection().execute(
+                f"SELECT member FROM celeriac_sets WHERE key = ? AND {_ALIVE}", (key, time.time())
+            )
+        return [str(r[0]) for r in rows]
+
     def set_value(
         self, key: str, value: bytes, expires_in: float | None = None, only_if_absent: bool = False
     ) -> bool:

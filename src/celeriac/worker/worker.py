@@ -22,6 +22,7 @@ from ..brokers.base import Delivery, safe_url
 from ..control import TERMINATE_KEY
 from ..exceptions import ImproperlyConfigured, InvalidTaskError, OperationalError
 from ..message import Message
+from ..routing import Broadcast, join_broadcasts, leave_broadcasts, private_queue
 from ..serialization import content_types
 from ..task import Context
 from . import workflow
@@ -78,6 +79,12 @@ class Worker:
         self.queues = [q for q in self.queues if q not in excluded]
         if not self.queues:
             raise ImproperlyConfigured("no queues left to consume after -X")
+        self.broadcasts = [q for q in self.queues if isinstance(app.queues.get(q), Broadcast)]
+        if self.broadcasts and not app.results.enabled:
+            raise ImproperlyConfigured("broadcast queues need a result backend")
+        self.queues = [
+            private_queue(q, self.hostname) if q in self.broadcasts else q for q in self.queues
+        ]
         self.queue_order = conf.worker_queue_order or "round_robin"
         if self.queue_order not in ("round_robin", "priority"):
             raise ImproperlyConfigured(
@@ -131,6 +138,7 @@ class Worker:
         app.finalize()
         signals.worker_init.send(sender=self)
         self._wait_for_broker()
+        self._join_broadcasts()
         self.pool = POOLS[self.pool_name](
             app, self.concurrency, self._on_done, self.hostname, self.max_tasks_per_child
         )
@@ -516,6 +524,7 @@ class Worker:
                 if held:
                     broker.extend(held)
                 self.rate_limits.refresh()
+                self._join_broadcasts()
                 if backend is not None and cleanup_every and time.monotonic() > next_cleanup:
                     next_cleanup = time.monotonic() + cleanup_every
                     backend.cleanup()
@@ -526,6 +535,12 @@ class Worker:
             else:
                 failing = False
             signals.heartbeat_sent.send(sender=self)
+
+    def _join_broadcasts(self) -> None:
+        """Tell publishers this worker takes copies of its broadcast queues (again)."""
+        if self.broadcasts:
+            ttl = max(10.0, 3 * min(self.app.broker.visibility_timeout / 3.0, 10.0))
+            join_broadcasts(self.app.results.backend, self.broadcasts, self.hostname, ttl)
 
     def _terminate_revoked(self) -> None:
         """Stop running tasks revoked with ``terminate=True`` (one cheap read per check; the
@@ -548,6 +563,11 @@ class Worker:
     def _shutdown(self) -> None:
         pool = self.pool
         assert pool is not None
+        if self.broadcasts:
+            try:
+                leave_broadcasts(self.app.results.backend, self.broadcasts, self.hostname)
+            except OperationalError as exc:
+                logger.warning("could not leave the broadcast queues: %s", exc)
         held, self._held = [entry[2] for entry in self._held], []
         self._release(held + pool.cancel_pending())  # prefetched, never started: back at once
         while not self._cold and not pool.join(0.2):
