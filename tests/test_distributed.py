@@ -185,6 +185,11 @@ class RedisServer:
 
         wait_until(up, timeout=10)
 
+    def restart(self, down_for: float = 1.5) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()  # redis-server flushes the append-only file on SIGTERM
@@ -239,13 +244,7 @@ def test_redis_restart_mid_stream(redis_server: RedisServer, tmp_path: Path) -> 
     redis_server.start()
     project = Project(tmp_path, redis_server.url)
     try:
-
-        def restart() -> None:
-            redis_server.stop()
-            time.sleep(1.5)
-            redis_server.start()
-
-        _stream_through_a_restart(project, restart)
+        _stream_through_a_restart(project, redis_server.restart)
         worker_log = project.workers[0].output
         assert worker_log.count("unavailable") <= 2, worker_log  # one warning, not a flood
     finally:
@@ -258,13 +257,7 @@ def test_result_backend_restart_mid_stream(redis_server: RedisServer, tmp_path: 
     redis_server.start()
     project = Project(tmp_path, None, redis_server.url)
     try:
-
-        def restart() -> None:
-            redis_server.stop()
-            time.sleep(1.5)
-            redis_server.start()
-
-        _stream_through_a_restart(project, restart)
+        _stream_through_a_restart(project, redis_server.restart)
     finally:
         project.close()
 

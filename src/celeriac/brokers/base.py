@@ -218,6 +218,24 @@ class PerURL(Generic[T]):
                 self._items.pop(url, None)
 
 
+def claimed(rows: Sequence[Sequence[Any]], queues: Sequence[str], lease: str) -> list[Delivery]:
+    """Deliveries from claimed SQL rows ``(id, queue, priority, body, deliveries)``, in
+    delivery order: priority first, then the order of ``queues``, then id (RETURNING rows
+    come in no defined order)."""
+    order = {name: i for i, name in enumerate(queues)}
+    ordered = sorted(rows, key=lambda r: (-r[2], order[r[1]], r[0]))
+    return [
+        Delivery(
+            body=bytes(body),
+            queue=queue,
+            priority=priority,
+            tag=(row_id, lease),
+            delivery_count=deliveries,
+        )
+        for row_id, queue, priority, body, deliveries in ordered
+    ]
+
+
 def dead_letter_queue(queue: str) -> str:
     """The name of ``queue``'s dead-letter queue."""
     return f"{queue}.dlq"

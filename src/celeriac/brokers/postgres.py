@@ -33,7 +33,7 @@ from .._postgres import (
     sql,
     wait_readable,
 )
-from .base import DeadLetter, Delivery, Outgoing, int_or_none, visibility_timeout
+from .base import DeadLetter, Delivery, Outgoing, claimed, int_or_none, visibility_timeout
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS celeriac_messages (
@@ -332,18 +332,7 @@ class PostgresBroker:
             "until": now + self.visibility_timeout,
         }
         rows = self._db.call(lambda conn: conn.execute(_CLAIM, params, binary=True).fetchall())
-        order = {name: i for i, name in enumerate(names)}
-        rows.sort(key=lambda r: (-r[2], order[r[1]], r[0]))  # RETURNING has no defined order
-        return [
-            Delivery(
-                body=bytes(body),
-                queue=queue,
-                priority=priority,
-                tag=(row_id, lease),
-                delivery_count=deliveries,
-            )
-            for row_id, queue, priority, body, deliveries in rows
-        ]
+        return claimed(rows, names, lease)
 
     def _next_due(self, names: list[str]) -> float | None:
         row = self._db.call(lambda conn: conn.execute(_NEXT_DUE, (names,)).fetchone())

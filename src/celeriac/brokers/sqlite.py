@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._sqlite import SQLiteDatabase, poll_intervals
-from .base import DeadLetter, Delivery, Outgoing, int_or_none, visibility_timeout
+from .base import DeadLetter, Delivery, Outgoing, claimed, int_or_none, visibility_timeout
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS celeriac_messages (
@@ -151,18 +151,7 @@ class SQLiteBroker:
         params.append(limit)
         conn = self._db.connection()
         rows = conn.execute(_claim_sql(len(names)), params).fetchall()
-        order = {name: i for i, name in enumerate(names)}
-        rows.sort(key=lambda r: (-r[2], order[r[1]], r[0]))  # RETURNING has no defined order
-        return [
-            Delivery(
-                body=bytes(body),
-                queue=queue,
-                priority=priority,
-                tag=(row_id, lease),
-                delivery_count=deliveries,
-            )
-            for row_id, queue, priority, body, deliveries in rows
-        ]
+        return claimed(rows, names, lease)
 
     def _wait_for_change(self, version: int, seconds: float) -> None:
         """Sleep up to ``seconds``, returning early on another connection's commit or wakeup."""
