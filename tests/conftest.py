@@ -32,10 +32,19 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: fl
 
 
 class WorkerProcess:
-    """``celeriac -A proj worker`` in a subprocess, with its output collected."""
+    """``celeriac -A proj worker`` (or ``beat``) in a subprocess, with its output collected."""
 
-    def __init__(self, env: dict[str, str], args: list[str], prefix: Sequence[str] = ()) -> None:
-        cmd = [*prefix, sys.executable, "-m", "celeriac", "-A", "proj", "worker", "-l", "info"]
+    READY = {"worker": " ready: ", "beat": "beat: starting"}
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        args: list[str],
+        prefix: Sequence[str] = (),
+        command: str = "worker",
+    ) -> None:
+        self.command = command
+        cmd = [*prefix, sys.executable, "-m", "celeriac", "-A", "proj", command, "-l", "info"]
         cmd += args
         self.proc = subprocess.Popen(
             cmd,
@@ -60,7 +69,8 @@ class WorkerProcess:
         return "".join(self.lines)
 
     def wait_ready(self, timeout: float = 30.0) -> WorkerProcess:
-        wait_until(lambda: " ready: " in self.output or self.proc.poll() is not None, timeout)
+        ready = self.READY[self.command]
+        wait_until(lambda: ready in self.output or self.proc.poll() is not None, timeout)
         if self.proc.poll() is not None:
             raise AssertionError(f"worker exited early:\n{self.output}")
         return self
@@ -116,6 +126,14 @@ class Project:
         w = WorkerProcess({**self.env, **env}, list(args), prefix)
         self.workers.append(w)
         return w.wait_ready() if ready else w
+
+    def beat(self, *args: str, **env: str) -> WorkerProcess:
+        """Start ``celeriac -A proj beat *args``; its state file is in the test's directory."""
+        if "-s" not in args and "-S" not in args:
+            args = (*args, "-s", str(self.tmp_path / "beat-schedule.json"))
+        b = WorkerProcess({**self.env, **env}, list(args), command="beat")
+        self.workers.append(b)
+        return b.wait_ready()
 
     def runs(self, kind: str = "run") -> list[list[str]]:
         if not self.runs_file.exists():

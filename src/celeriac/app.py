@@ -103,6 +103,7 @@ class Celeriac:
         self._routers: tuple[Any, list[Any]] | None = None
         self._queues: tuple[Any, dict[str, Queue]] | None = None
         self._broadcast_targets = BroadcastTargets()
+        self._event_subscribers: dict[str, set[str]] = {}
         self.results = ResultStore(self)
         self.on_after_configure = Signal("on_after_configure")
         self.on_after_finalize = Signal("on_after_finalize")
@@ -196,6 +197,7 @@ class Celeriac:
             if self._finalized:
                 return
             self._finalized = True
+            self.on_after_configure.send(sender=self, source=self.conf)
             for make in list(_shared_task_makers):
                 make(self)
             for module in (*self.conf.imports, *self.conf.include):
@@ -204,6 +206,62 @@ class Celeriac:
                 packages, related = self._pending_autodiscover.pop(0)
                 self._import_related(packages, related)
             self.on_after_finalize.send(sender=self)
+
+    def add_periodic_task(
+        self,
+        schedule: Any,
+        sig: Any,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        name: str | None = None,
+        **opts: Any,
+    ) -> str:
+        """Add an entry to ``beat_schedule``: send ``sig`` on ``schedule`` (seconds, a
+        timedelta, crontab, solar or clocked); returns the entry's name."""
+        from .canvas import maybe_signature
+
+        signature = maybe_signature(sig, self)
+        if signature is None:
+            raise TypeError("add_periodic_task needs a signature, e.g. task.s(1, 2)")
+        key = name or f"{signature!r}"
+        entry: dict[str, Any] = {
+            "task": signature.task,
+            "schedule": schedule,
+            "args": [*signature.args, *args],
+            "kwargs": {**signature.kwargs, **(kwargs or {})},
+            "options": {**signature.options, **opts.pop("options", {}), **opts},
+        }
+        for flag in ("relative", "max_active", "one_off", "start_time", "expires"):
+            if flag in entry["options"]:
+                entry[flag] = entry["options"].pop(flag)
+        self.conf.beat_schedule = {**(self.conf.beat_schedule or {}), key: entry}
+        return key
+
+    # -- events ---------------------------------------------------------------------------
+
+    def on_event(self, event: str) -> Callable[[Any], Any]:
+        """Subscribe a task to a named event: ``send_event(event, payload)`` sends it with
+        the payload as its argument. Stack it over ``@app.task``."""
+
+        def subscribe(task: Any) -> Any:
+            self._event_subscribers.setdefault(event, set()).add(task.name)
+            return task
+
+        return subscribe
+
+    def send_event(self, event: str, payload: Any = None, **options: Any) -> list[_AsyncResult]:
+        """Send every task subscribed to ``event`` (here or by any worker that has started)
+        with ``payload``, in one publish; returns their results."""
+        from .subscriptions import subscribers
+
+        names = sorted(subscribers(self, event))
+        messages = [
+            self.build_message(name, [payload], {}, headers={"event": event}, **options)
+            for name in names
+        ]
+        if messages:
+            self.publish(messages)
+        return [AsyncResult(m.id, app=self, task_name=m.task) for m in messages]
 
     def autodiscover_tasks(
         self,

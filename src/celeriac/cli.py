@@ -1,4 +1,4 @@
-"""The ``celeriac`` command: worker, call, result, purge, dlq.
+"""The ``celeriac`` command: worker, beat, schedule, call, result, purge, dlq.
 
 celeriac -A proj worker -l info -c 4 -Q default,high
 celeriac -A proj call proj.tasks.add --args '[1, 2]'
@@ -113,10 +113,39 @@ def cmd_worker(app: Celeriac, args: argparse.Namespace) -> int:
         prefetch_multiplier=args.prefetch_multiplier,
         max_tasks_per_child=args.max_tasks_per_child,
         burst=args.burst,
+        beat=args.beat,
     )
     if not args.quiet:
         print(_banner(app, worker), file=sys.stderr, flush=True)
     return worker.start()
+
+
+def cmd_beat(app: Celeriac, args: argparse.Namespace) -> int:
+    import signal
+
+    from .beat import Beat
+    from .beat.service import FileStore
+    from .utils.log import setup_logging
+
+    setup_logging(args.loglevel, args.logfile)
+    store: Any
+    if args.scheduler in ("db", "database"):
+        from .beat.database import DatabaseStore
+
+        store = DatabaseStore(app)
+    else:
+        store = FileStore(app, args.schedule)
+    beat = Beat(app, store, max_interval=args.max_interval)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: beat.stop())
+    print(
+        f"celeriac {__version__} beat: broker {safe_url(app.broker.url)}, "
+        f"schedule {getattr(store, 'where', getattr(store, 'path', ''))}",
+        file=sys.stderr,
+        flush=True,
+    )
+    beat.run()
+    return 0
 
 
 def _banner(app: Celeriac, worker: Any) -> str:
@@ -243,7 +272,22 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--max-tasks-per-child", type=int)
     w.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     w.add_argument("-q", "--quiet", action="store_true", help="no start-up banner")
+    w.add_argument("-B", "--beat", action="store_true", help="also run beat in this process")
     w.set_defaults(func=cmd_worker)
+
+    b = sub.add_parser("beat", parents=[common], help="send periodic tasks when they are due")
+    b.add_argument("-s", "--schedule", help="file keeping the run state (file scheduler)")
+    b.add_argument(
+        "-S", "--scheduler", default="file", help="'file' (default) or 'db' (SQL tables)"
+    )
+    b.add_argument("--max-interval", type=float, help="longest sleep between checks (s)")
+    b.add_argument("-l", "--loglevel", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
+    b.add_argument("-f", "--logfile", help="log to this file instead of stderr")
+    b.set_defaults(func=cmd_beat)
+
+    from .beat.commands import add_parser as add_schedule_parser
+
+    add_schedule_parser(sub, common)
 
     c = sub.add_parser("call", parents=[common], help="send a task by name; prints its id")
     c.add_argument("name")

@@ -115,6 +115,10 @@ DEFAULTS: dict[str, Any] = {
     "beat_max_loop_interval": 300.0,
     "beat_sync_every": 0,
     "beat_schedule_max_active": None,
+    "beat_missed_runs": "one",  # after downtime: "one" catch-up run per entry, or "none"
+    "beat_leader_lease": 15.0,  # seconds; a standby beat takes over within about this long
+    "beat_db_url": None,  # the database scheduler's SQL database (default: see docs)
+    "beat_db_sync_interval": 3.0,  # how often the database scheduler looks for changes
     # events and control
     "event_queue_ttl": 5.0,
     "event_queue_expires": 60.0,

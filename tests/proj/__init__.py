@@ -19,3 +19,11 @@ app.conf.broker_transport_options = {
     "visibility_timeout": float(os.environ.get("CELERIAC_TEST_VT", "30"))
 }
 app.conf.worker_prefetch_multiplier = int(os.environ.get("CELERIAC_TEST_PREFETCH", "1"))
+if os.environ.get("CELERIAC_TEST_BEAT"):  # a fast periodic task for the beat tests
+    app.conf.beat_schedule = {
+        "tick": {
+            "task": "proj.tasks.beat_tick",
+            "schedule": float(os.environ["CELERIAC_TEST_BEAT"]),
+        }
+    }
+    app.conf.beat_leader_lease = float(os.environ.get("CELERIAC_TEST_BEAT_LEASE", "15"))

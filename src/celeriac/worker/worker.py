@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import signals, states
+from .. import signals, states, subscriptions
 from ..brokers.base import Delivery, safe_url
 from ..control import TERMINATE_KEY
 from ..exceptions import ImproperlyConfigured, InvalidTaskError, OperationalError
@@ -68,6 +68,7 @@ class Worker:
         prefetch_multiplier: int | None = None,
         max_tasks_per_child: int | None = None,
         burst: bool = False,
+        beat: bool = False,
         install_signal_handlers: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -108,6 +109,8 @@ class Worker:
         self.max_inflight = max(1, self.concurrency * max(1, int(multiplier)))
         self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
         self.burst = burst
+        self.embed_beat = beat
+        self.beat: Any = None
         self.install_signal_handlers = install_signal_handlers
         self.accept = content_types(conf.accept_content)
         self.max_deliveries = conf.worker_max_deliveries
@@ -139,6 +142,7 @@ class Worker:
         signals.worker_init.send(sender=self)
         self._wait_for_broker()
         self._join_broadcasts()
+        subscriptions.announce(app)
         self.pool = POOLS[self.pool_name](
             app, self.concurrency, self._on_done, self.hostname, self.max_tasks_per_child
         )
@@ -156,15 +160,30 @@ class Worker:
             self.concurrency,
         )
         signals.worker_ready.send(sender=self)
+        beat_thread = self._start_beat()
         try:
             self._consume()
         except ColdShutdown:
             self._cold = True
         finally:
+            if self.beat is not None:
+                self.beat.stop()
+                beat_thread.join(10)  # type: ignore[union-attr]
             self._shutdown()
             self._done.set()
             heartbeat.join(2)
         return self.exitcode
+
+    def _start_beat(self) -> threading.Thread | None:
+        """``-B``: run beat in this process, in a thread of its own."""
+        if not self.embed_beat:
+            return None
+        from ..beat import Beat
+
+        self.beat = Beat(self.app)
+        thread = threading.Thread(target=self.beat.run, name="celeriac-beat", daemon=True)
+        thread.start()
+        return thread
 
     def stop(self, cold: bool = False) -> None:
         """Ask the worker to stop: warm (finish running tasks) or cold (abandon them)."""
