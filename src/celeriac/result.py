@@ -605,18 +605,6 @@ class ResultSet:
 
     # -- waiting --------------------------------------------------------------------------
 
-    def get(
-        self,
-        timeout: float | None = None,
-        propagate: bool = True,
-        interval: float = 0.5,
-        callback: Callable[[str, Any], None] | None = None,
-        disable_sync_subtasks: bool = True,
-        **kwargs: Any,
-    ) -> list[Any]:
-        """The members' values in order; see :meth:`join`."""
-        return self.join(timeout, propagate, interval, callback, disable_sync_subtasks)
-
     def join(
         self,
         timeout: float | None = None,
@@ -651,7 +639,7 @@ class ResultSet:
                 values.append(value)
         return values
 
-    join_native = join
+    get = join_native = join
     supports_native_join = True
 
 
