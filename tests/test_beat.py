@@ -272,3 +272,28 @@ def test_schedule_command_line(tmp_path: Path) -> None:
         timeout=60,
     )
     assert bad.returncode == 1 and "crontab minute" in bad.stderr
+
+
+def test_start_time_expires_and_the_max_active_setting(app: Celery) -> None:
+    app.conf.beat_schedule_max_active = 1  # CELERY_BEAT_SCHEDULE_MAX_ACTIVE
+    app.conf.beat_schedule = {
+        "window": {
+            "task": "proj.window",
+            "schedule": 10.0,
+            "start_time": at(20),
+            "expires": at(45),
+        },
+    }
+    beat = Beat(app)
+    for t in range(0, 80, 10):
+        beat.tick(at(t))
+        for message in sent(app):  # each run finishes at once
+            app.results.store(message.id, "SUCCESS", t)
+    entry = beat._entries["window"]  # type: ignore[index]
+    assert entry.total_run_count == 3  # at 20, 30 and 40 only
+    beat.close()
+    app.conf.beat_schedule = {"busy": {"task": "proj.busy", "schedule": 10.0}}
+    busy = Beat(app)
+    busy.tick(at(100))
+    busy.tick(at(110))
+    assert len(sent(app)) == 1  # the setting's max_active: the first run never finished
