@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import select
 import socket
 import ssl
 import threading
@@ -227,16 +226,6 @@ def properties(
         message_id=message_id,
         expiration=expiration,
     )
-
-
-def wait_readable(fd: int, seconds: float) -> None:
-    """Sleep until ``fd`` has something to read or ``seconds`` have passed."""
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        poller.poll(max(seconds, 0.0) * 1000.0)
-    else:  # pragma: no cover - platforms without poll
-        select.select([fd], [], [], max(seconds, 0.0))
 
 
 # -- messages and replies -----------------------------------------------------------------------

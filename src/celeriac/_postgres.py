@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import select
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 
 from .brokers.base import safe_url
 from .exceptions import ImproperlyConfigured, OperationalError
+from .utils.io import fd_readable, wait_readable
 
 try:
     import psycopg
@@ -128,26 +128,6 @@ def discard(conn: Connection, opened_by: int) -> None:
         conn.close()
     except Exception:
         pass
-
-
-def wait_readable(fds: Sequence[int], timeout: float) -> set[int]:
-    """Those of ``fds`` that have something to read (or were closed) within ``timeout``
-    seconds. ``poll`` where there is one: ``select`` fails on descriptors above 1023."""
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        for fd in fds:
-            poller.register(fd, select.POLLIN)
-        return {fd for fd, _ in poller.poll(max(timeout, 0.0) * 1000.0)}
-    readable, _, _ = select.select(list(fds), [], [], max(timeout, 0.0))
-    return set(readable)
-
-
-def fd_readable(fd: int) -> bool:
-    """Whether ``fd`` has something to read right now (or is closed)."""
-    try:
-        return bool(wait_readable([fd], 0))
-    except (OSError, ValueError):
-        return True
 
 
 class PostgresDatabase:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import select
 import socket
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 
 from .brokers.base import safe_url
 from .exceptions import ImproperlyConfigured, OperationalError
+from .utils.io import fd_readable, wait_readable
 
 try:
     import redis
@@ -36,6 +38,10 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installa
     raise ImproperlyConfigured(
         "redis:// URLs need the redis package: pip install 'celeriac[redis]'"
     ) from exc
+try:
+    import hiredis
+except ModuleNotFoundError:  # pragma: no cover - hiredis comes with celeriac[redis]
+    hiredis = None  # type: ignore[assignment]
 
 __all__ = ["DEFAULT_PREFIX", "RedisClient", "ResponseError", "Script", "Waker", "never"]
 
@@ -91,22 +97,6 @@ class Script:
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
 
-def wait_readable(socks: Sequence[Any], timeout: float) -> set[int]:
-    """The file descriptors of ``socks`` with something to read within ``timeout`` seconds
-    (``poll`` where there is one: ``select`` fails on descriptors above 1023)."""
-    fds = [s.fileno() for s in socks]
-    pending = {s.fileno() for s in socks if hasattr(s, "pending") and s.pending()}
-    if pending:  # TLS bytes already decrypted above the socket
-        return pending
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        for fd in fds:
-            poller.register(fd, select.POLLIN)
-        return {fd for fd, _ in poller.poll(max(timeout, 0.0) * 1000.0)}
-    readable, _, _ = select.select(fds, [], [], max(timeout, 0.0))
-    return set(readable)
-
-
 class Waker:
     """A flag and a socket pair of this process: :meth:`wake` is safe in a signal handler and
     interrupts a :meth:`RedisClient.blpop` waiting in another thread."""
@@ -159,6 +149,121 @@ class Waker:
         self._reader = self._writer = None
 
 
+class Wire:
+    """A bare RESP2 connection on hiredis for short calls.
+
+    It does what redis-py's connection does on the hot path (pack, send, parse), without its
+    layers, which cost several times the round trip itself; it has the same methods the
+    calls here use (``connect``, ``send_packed_command``, ``pack_commands``,
+    ``read_response``, ``disconnect``) and raises redis-py's exceptions. Plain TCP only:
+    TLS and Unix-socket URLs use redis-py's connections."""
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        self.host = str(kwargs.get("host", "localhost"))
+        self.port = int(kwargs.get("port", 6379))
+        self.db = int(kwargs.get("db") or 0)
+        self.username = kwargs.get("username")
+        self.password = kwargs.get("password")
+        self.client_name = kwargs.get("client_name")
+        self.timeout = kwargs.get("socket_timeout")
+        self.connect_timeout = kwargs.get("socket_connect_timeout") or self.timeout
+        self.keepalive = bool(kwargs.get("socket_keepalive"))
+        self._sock: socket.socket | None = None
+        self._reader: Any = None
+        self._buffer = bytearray(65536)
+        self.pid = os.getpid()
+
+    @staticmethod
+    def usable_for(pool: Any) -> bool:
+        return pool.connection_class is redis.Connection and hiredis is not None
+
+    def connect(self) -> None:
+        if self._sock is not None:
+            return
+        try:
+            sock = socket.create_connection((self.host, self.port), self.connect_timeout)
+        except TimeoutError as exc:
+            raise RedisTimeoutError(f"Timeout connecting to {self.host}:{self.port}") from exc
+        except OSError as exc:
+            raise RedisConnectionError(
+                f"Error connecting to {self.host}:{self.port}: {exc.strerror or exc}"
+            ) from exc
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.keepalive:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.settimeout(self.timeout)
+        self._sock, self._reader, self.pid = sock, hiredis.Reader(), os.getpid()
+        hello: list[Command] = []
+        if self.password is not None:
+            auth = [self.username, self.password] if self.username else [self.password]
+            hello.append(("AUTH", *auth))
+        if self.db:
+            hello.append(("SELECT", self.db))
+        if self.client_name:
+            hello.append(("CLIENT", "SETNAME", self.client_name))
+        try:
+            if hello:
+                self.send_packed_command(self.pack_commands(hello))
+                for _ in hello:
+                    self.read_response()
+        except ResponseError as exc:
+            self.disconnect()
+            text = str(exc)
+            if "WRONGPASS" in text or "invalid password" in text or "NOAUTH" in text:
+                raise AuthenticationError(text) from None
+            raise
+
+    def disconnect(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            try:
+                if os.getpid() == self.pid:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    @staticmethod
+    def pack_commands(commands: Sequence[Command]) -> bytes:
+        return b"".join(hiredis.pack_command(tuple(c)) for c in commands)
+
+    def send_packed_command(self, data: bytes) -> None:
+        if self._sock is None:
+            self.connect()
+        assert self._sock is not None
+        try:
+            self._sock.sendall(data)
+        except TimeoutError as exc:
+            self.disconnect()
+            raise RedisTimeoutError("Timeout writing to socket") from exc
+        except OSError as exc:
+            self.disconnect()
+            raise RedisConnectionError(f"Error while writing to socket: {exc}") from exc
+
+    def read_response(self) -> Any:
+        reader, sock, buf = self._reader, self._sock, self._buffer
+        assert reader is not None and sock is not None
+        reply = reader.gets()
+        while reply is False:
+            try:
+                n = sock.recv_into(buf)
+            except TimeoutError as exc:
+                self.disconnect()
+                raise RedisTimeoutError("Timeout reading from socket") from exc
+            except OSError as exc:
+                self.disconnect()
+                raise RedisConnectionError(f"Error while reading from socket: {exc}") from exc
+            if not n:
+                self.disconnect()
+                raise RedisConnectionError("Connection closed by server.")
+            reader.feed(buf, 0, n)
+            reply = reader.gets()
+        if isinstance(reply, hiredis.ReplyError):
+            text = str(reply)
+            raise NoScriptError(text) if text.startswith("NOSCRIPT") else ResponseError(text)
+        return reply
+
+
 def connection_socket(conn: Any) -> socket.socket | None:
     """The socket of a redis-py connection, if it is connected."""
     sock = getattr(conn, "_sock", None)
@@ -203,13 +308,27 @@ class RedisClient:
         # waits (BLPOP, SUBSCRIBE) on their own connections, never starving short calls
         self.blocking_pool = _pool(url, kwargs)
         self.db = int(self.pool.connection_kwargs.get("db") or 0)
+        self._local = threading.local()
+        self._wire = Wire.usable_for(self.pool)
+        self._generation = 0
+        self._owned: weakref.WeakSet[Any] = weakref.WeakSet()
 
     # -- connections ----------------------------------------------------------------------
 
     @contextmanager
     def connection(self, blocking: bool = False) -> Iterator[Any]:
-        """A pooled connection for one call; dropped (not reused) if the call fails."""
-        pool = self.blocking_pool if blocking else self.pool
+        """A connection for one call; disconnected (and reconnected on next use) if the call
+        fails. Short calls use this thread's own connection, which saves the pool's
+        bookkeeping on every call; waits take one from the blocking pool."""
+        if not blocking:
+            conn = self._own_connection()
+            try:
+                yield conn
+            except BaseException:
+                conn.disconnect()
+                raise
+            return
+        pool = self.blocking_pool
         try:
             conn = pool.get_connection()
         except _RETRIED as exc:
@@ -222,8 +341,32 @@ class RedisClient:
         finally:
             pool.release(conn)
 
+    def _own_connection(self) -> Any:
+        held = getattr(self._local, "held", None)
+        owner = (os.getpid(), self._generation)
+        if held is None or held[1] != owner:
+            conn = Wire(self.pool.connection_kwargs) if self._wire else self.pool.make_connection()
+            held = (conn, owner)
+            self._local.held = held
+            self._owned.add(held[0])
+        conn = held[0]
+        sock = connection_socket(conn)
+        if sock is not None and fd_readable(sock.fileno()):
+            conn.disconnect()  # an idle connection has nothing to read unless it was closed
+            sock = None
+        if sock is None:
+            try:
+                conn.connect()
+            except _RETRIED as exc:
+                raise _NotSent(exc) from exc
+        return conn
+
     def close(self) -> None:
         """Close this process's connections (they reopen on next use)."""
+        self._generation += 1
+        for conn in list(self._owned):
+            conn.disconnect()
+        self._owned.clear()
         self.pool.disconnect()
         self.blocking_pool.disconnect(inuse_connections=False)
 

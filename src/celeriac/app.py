@@ -17,7 +17,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, overload
 
@@ -27,7 +26,7 @@ from .brokers.base import Broker, Outgoing, create_broker, safe_url
 from .canvas import register_builtins
 from .config import Settings, settings_from_object
 from .exceptions import ImproperlyConfigured, NotRegistered, OperationalError, QueueNotFound
-from .message import Message, clamp_priority
+from .message import Message, clamp_priority, new_id
 from .result import AsyncResult, ResultStore
 from .result import AsyncResult as _AsyncResult
 from .routing import (
@@ -369,10 +368,13 @@ class Celeriac:
     def _route(
         self, name: str, args: Any, kwargs: Any, options: dict[str, Any], task: Task | None
     ) -> dict[str, Any]:
-        routes = self.conf.task_routes
+        return route(self._routers_for(self.conf.task_routes), name, args, kwargs, options, task)
+
+    def _routers_for(self, routes: Any) -> list[Any]:
+        """The router callables of the ``task_routes`` setting (prepared once per value)."""
         if self._routers is None or self._routers[0] is not routes:
             self._routers = (routes, prepare_routers(routes))
-        return route(self._routers[1], name, args, kwargs, options, task)
+        return self._routers[1]
 
     def send_task(
         self,
@@ -452,7 +454,7 @@ class Celeriac:
             # like a queue TTL: counted from when the message is due in its queue
             expires_at = (eta_ts or now) + float(declared.message_ttl)
         parent = _state.current_request.get()
-        task_id = task_id or str(uuid.uuid4())
+        task_id = task_id or new_id()
         root_id = options.pop("root_id", None) or (parent.root_id or parent.id if parent else None)
         parent_id = options.pop("parent_id", None) or (parent.id if parent else None)
         if ignore_result is None:

@@ -13,10 +13,12 @@ travels inside the messages: a chain's remaining steps in ``chain``, a chord's b
 
 from __future__ import annotations
 
+import copy
 import itertools
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from .message import new_id
 
 if TYPE_CHECKING:
     from .app import Celeriac
@@ -153,7 +155,7 @@ class Signature(dict[str, Any]):
         opts = self.options
         if _id is not None:
             opts["task_id"] = _id
-        opts.setdefault("task_id", str(uuid.uuid4()))
+        opts.setdefault("task_id", new_id())
         opts.update(options)
         return AsyncResult(opts["task_id"], app=self.app, task_name=self.task)
 
@@ -302,7 +304,7 @@ class group(_Composite):
     def freeze(self, _id: str | None = None, **options: Any) -> Any:
         from .result import GroupResult
 
-        gid = _id or self.options.get("task_id") or str(uuid.uuid4())
+        gid = _id or self.options.get("task_id") or new_id()
         self.options["task_id"] = gid
         results = [t.freeze(group_id=gid, group_index=i) for i, t in enumerate(self.tasks)]
         return GroupResult(gid, results, app=self.app)
@@ -327,13 +329,16 @@ class group(_Composite):
             return chord(self, body, app=self._app)._build(args, kwargs, options, out)
         args = (*args, *self.args)
         opts = {**self.options, **options}
-        gid = opts.pop("task_id", None) or str(uuid.uuid4())
+        gid = opts.pop("task_id", None) or new_id()
         for key in (*_TAIL_OPTIONS, "link", "link_error"):
             opts.pop(key, None)
-        results = [
-            t._build(args, kwargs, {**opts, "group_id": gid, "group_index": i}, out)
-            for i, t in enumerate(self.tasks)
-        ]
+        members = self.tasks
+        results = _build_uniform(members, args, kwargs, opts, gid, out)
+        if results is None:
+            results = [
+                t._build(args, kwargs, {**opts, "group_id": gid, "group_index": i}, out)
+                for i, t in enumerate(members)
+            ]
         return GroupResult(gid, results, app=self.app)
 
     def apply(
@@ -344,9 +349,55 @@ class group(_Composite):
     ) -> Any:
         from .result import GroupResult
 
-        gid = options.pop("task_id", None) or self.options.get("task_id") or str(uuid.uuid4())
+        gid = options.pop("task_id", None) or self.options.get("task_id") or new_id()
         results = [t.apply(args, kwargs, **options) for t in self.tasks]
         return GroupResult(gid, results, app=self.app)
+
+
+def _build_uniform(
+    members: list[Signature],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    opts: dict[str, Any],
+    gid: str,
+    out: list[Message],
+) -> list[Any] | None:
+    """The common large group, many calls of one task with the same options, built fast:
+    routing and options are resolved once and the other messages are copies with their own
+    id, arguments and index. None when the members differ (or routing may depend on the
+    arguments), for the general path."""
+    from .result import AsyncResult
+    from .routing import MapRouter
+
+    first = members[0] if members else None
+    if first is None or len(members) < 8:
+        return None
+    app = first.app
+    same = (first.task, first.immutable, first.options)
+    if any(type(m) is not Signature or (m.task, m.immutable, m.options) != same for m in members):
+        return None
+    if first.options.get("task_id") or any(
+        not isinstance(r, MapRouter) for r in app._routers_for(app.conf.task_routes)
+    ):
+        return None
+    first._build(args, kwargs, {**opts, "group_id": gid, "group_index": 0}, out)
+    template = out[-1]
+    task = app.tasks.get(first.task)
+    check = task is not None and task.typing
+    results = [AsyncResult(template.id, app=app, task_name=first.task)]
+    for index, member in enumerate(members[1:], 1):
+        margs = list(member.args) if first.immutable else [*args, *member.args]
+        mkwargs = dict(member.kwargs) if first.immutable else {**member.kwargs, **kwargs}
+        if check:
+            task._check_arguments(tuple(margs), mkwargs)  # type: ignore[union-attr]
+        message = copy.copy(template)
+        message.id = new_id()
+        message.args, message.kwargs, message.group_index = margs, mkwargs, index
+        if template.root_id == template.id:
+            message.root_id = message.id
+        out.append(message)
+        results.append(AsyncResult(message.id, app=app, task_name=first.task))
+    return results
 
 
 class chain(_Composite):
@@ -502,7 +553,7 @@ class chord(_Composite):
             raise ValueError("a chord needs a body")
         if options:
             body._set_tail(options)
-        gid = self.options.get("group_id") or str(uuid.uuid4())
+        gid = self.options.get("group_id") or new_id()
         self.options["group_id"] = gid
         result = body.freeze(_id)
         header = [t.freeze(group_id=gid, group_index=i) for i, t in enumerate(self._header())]
@@ -534,7 +585,7 @@ class chord(_Composite):
             body._set_tail(tail)
         opts = {**self.options, **options}
         result = body.freeze(opts.pop("task_id", None))
-        gid = opts.pop("group_id", None) or str(uuid.uuid4())
+        gid = opts.pop("group_id", None) or new_id()
         for key in ("link", "link_error", "group_index"):
             opts.pop(key, None)
         args = (*args, *self.args)

@@ -1,8 +1,9 @@
-"""Remote control of workers: ``app.control.revoke(...)``.
+"""Remote control of workers: ``app.control.revoke(...)``, ``app.control.rate_limit(...)``.
 
-Revocations are kept in the result backend's key-value store (with a TTL), so every worker,
-including ones started later, honours them; a revoked task that has not started is recorded
-as REVOKED and never runs.
+Revocations are kept in the result backend (with a TTL), so every worker, including ones
+started later, honours them: a revoked task that has not started is recorded as REVOKED and
+never runs. Workers keep the set of revoked ids in memory and re-read it when the revocation
+counter moves (they look every half second), so receiving a task costs no lookup.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ if TYPE_CHECKING:
     from .app import Celeriac
 
 REVOKED_KEY = "celeriac:revoked:{}"
-TERMINATE_KEY = "celeriac:terminate-requests"  # bumped by every revoke(terminate=True)
+REVOKED_SET = "celeriac:revoked-ids"  # every id revoked in the last REVOKE_TTL seconds
+REVOCATIONS_KEY = "celeriac:revocations"  # bumped by every revoke: workers re-read the set
 #: How long a revocation is remembered (seconds).
 REVOKE_TTL = 3 * 86400.0
 
@@ -44,12 +46,12 @@ class Control:
         metas = results.metas(ids)
         for tid in ids:
             results.backend.set_value(REVOKED_KEY.format(tid), value, REVOKE_TTL)
+            results.backend.add_to_set(REVOKED_SET, tid, REVOKE_TTL)
             meta = metas.get(tid)
             if meta is None or meta["status"] not in states.READY_STATES:
                 name = meta.get("name") if meta else None
                 results.store(tid, states.REVOKED, None, task_name=name)
-        if terminate:
-            results.backend.incr(TERMINATE_KEY)  # running workers look for their tasks
+        results.backend.incr(REVOCATIONS_KEY)  # workers pick it up within half a second
 
     def rate_limit(
         self, task_name: str, rate_limit: str | None, destination: Any = None, **kwargs: Any

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import inspect
 import random
 import time
@@ -235,7 +236,7 @@ class Task:
 
     def _check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         try:
-            sig = _call_signature(type(self))
+            sig = _call_signature(type(self))  # type: ignore[arg-type]
         except (TypeError, ValueError):
             return
         try:
@@ -419,7 +420,9 @@ def _task_by_name(name: str) -> Task:
     return get_current_app().tasks[name]
 
 
+@functools.cache
 def _call_signature(cls: type[Task]) -> inspect.Signature:
+    """The arguments a task's function takes (without ``self`` when bound); cached."""
     fn = cls.__dict__.get("_fun") or cls.run
     sig = inspect.signature(fn)
     if cls.bind:

@@ -47,9 +47,9 @@ from .._amqp import (
     rung,
     rung_arguments,
     sequence,
-    wait_readable,
 )
 from ..exceptions import OperationalError
+from ..utils.io import wait_readable
 from .base import DeadLetter, Delivery, Outgoing, dead_letter_queue, safe_url, visibility_timeout
 
 DEFAULT_PARK_AFTER = 900.0  # RabbitMQ's consumer_timeout is 30 minutes by default
@@ -255,7 +255,7 @@ class AMQPBroker:
             return Claim()
         tags = link.call(link.consume(names))
         try:
-            wait_readable(reader.fileno(), seconds)
+            wait_readable([reader.fileno()], seconds)
         finally:
             arrived = link.call(link.cancel(tags))
         if not arrived:
@@ -450,6 +450,12 @@ class AMQPBroker:
             if lease is not None:
                 self._finish(lease)
                 self._drop(lease)
+
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """:meth:`ack` each (each is a hand-off to the I/O thread, not a network round trip:
+        AMQP acknowledgements have no reply)."""
+        for delivery in deliveries:
+            self.ack(delivery)
 
     def release(self, delivery: Delivery, delay: float | None = None) -> None:
         """Requeue the message in its place (nack) or, with ``delay``, through the ladder. A

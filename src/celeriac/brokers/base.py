@@ -97,6 +97,9 @@ class Broker(Protocol):
     def ack(self, delivery: Delivery) -> None:
         """The message is done with: remove it."""
 
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """:meth:`ack` several deliveries, in one round trip where the technology allows."""
+
     def release(self, delivery: Delivery, delay: float | None = None) -> None:
         """Put the message back in its queue (due after ``delay`` seconds), keeping its place."""
 

@@ -210,11 +210,16 @@ class MemoryBroker:
 
     def ack(self, delivery: Delivery) -> None:
         """Remove the message, if ``delivery`` still holds its lease."""
+        self.ack_many([delivery])
+
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Remove the messages whose deliveries still hold their leases."""
         store = self._store
         with store.cond:
-            msg = store.leased(delivery.tag)
-            if msg is not None:
-                store.remove(msg)
+            for delivery in deliveries:
+                msg = store.leased(delivery.tag)
+                if msg is not None:
+                    store.remove(msg)
 
     def release(self, delivery: Delivery, delay: float | None = None) -> None:
         """Make the message due again (after ``delay`` seconds), keeping its place."""

@@ -354,10 +354,18 @@ class PostgresBroker:
 
     def ack(self, delivery: Delivery) -> None:
         """Delete the message if ``delivery`` still holds its lease."""
-        tag = _tag(delivery)
+        self.ack_many([delivery])
+
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Delete the messages whose deliveries still hold their leases, in one statement."""
+        if not deliveries:
+            return
+        ids, leases = zip(*(_tag(d) for d in deliveries), strict=True)
         self._db.call(
             lambda conn: conn.execute(
-                "DELETE FROM celeriac_messages WHERE id = %s AND lease = %s", tag
+                "DELETE FROM celeriac_messages AS m USING unnest(%s::bigint[], %s::text[]) "
+                "AS t(id, lease) WHERE m.id = t.id AND m.lease = t.lease",
+                (list(ids), list(leases)),
             )
         )
 

@@ -42,10 +42,11 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 
 _WAKE = """
 local function wake(key, count, cap, ttl)
+  local room = cap - redis.call('LLEN', key)
+  if room <= 0 then return end  -- enough tokens wait already
   local tokens = {}
-  for i = 1, math.min(count, cap) do tokens[i] = '1' end
+  for i = 1, math.min(count, room) do tokens[i] = '1' end
   redis.call('RPUSH', key, unpack(tokens))
-  redis.call('LTRIM', key, -cap, -1)
   redis.call('PEXPIRE', key, ttl)
 end
 """
@@ -61,28 +62,49 @@ end
 
 # KEYS: seq, then per queue: ready, delayed, msgs, wake
 # ARGV: wake cap, wake ttl, then per message: queue index (0-based), priority, eta, body
+# Writes are gathered per queue and sent as multi-member HSET/ZADD calls: a batch costs a
+# few commands per queue instead of three per message.
 _PUBLISH = Script(
     _NOW
     + _WAKE
     + """
 local n = (#ARGV - 2) / 4
 local first = redis.call('INCRBY', KEYS[1], n) - n
-local counts = {}
+local batches = {}
 for i = 0, n - 1 do
   local a = 3 + i * 4
   local q = tonumber(ARGV[a])
-  local k = 2 + q * 4
+  local b = batches[q]
+  if not b then
+    b = {bodies = {}, ready = {}, delayed = {}, count = 0}
+    batches[q] = b
+  end
   local member = string.format('%d%016d', 9 - tonumber(ARGV[a + 1]), first + i + 1)
-  redis.call('HSET', KEYS[k + 2], 'b:' .. member, ARGV[a + 3])
+  local bodies = b.bodies
+  bodies[#bodies + 1] = 'b:' .. member
+  bodies[#bodies + 1] = ARGV[a + 3]
   local eta = tonumber(ARGV[a + 2])
   if eta and eta > now then
-    redis.call('ZADD', KEYS[k + 1], ARGV[a + 2], member)
+    b.delayed[#b.delayed + 1] = ARGV[a + 2]
+    b.delayed[#b.delayed + 1] = member
   else
-    redis.call('ZADD', KEYS[k], 0, member)
+    b.ready[#b.ready + 1] = 0
+    b.ready[#b.ready + 1] = member
   end
-  counts[q] = (counts[q] or 0) + 1
+  b.count = b.count + 1
 end
-for q, count in pairs(counts) do wake(KEYS[5 + q * 4], count, tonumber(ARGV[1]), ARGV[2]) end
+local function each_chunk(cmd, key, items)
+  for s = 1, #items, 1000 do
+    redis.call(cmd, key, unpack(items, s, math.min(s + 999, #items)))
+  end
+end
+for q, b in pairs(batches) do
+  local k = 2 + q * 4
+  each_chunk('HSET', KEYS[k + 2], b.bodies)
+  each_chunk('ZADD', KEYS[k], b.ready)
+  each_chunk('ZADD', KEYS[k + 1], b.delayed)
+  wake(KEYS[k + 3], b.count, tonumber(ARGV[1]), ARGV[2])
+end
 return n
 """
 )
@@ -139,13 +161,20 @@ return out
 """
 )
 
+# KEYS: per delivery: leased, msgs.  ARGV: per delivery: member, delivery count
 _ACK = Script(
-    _HELD
-    + """
-if not held() then return 0 end
-redis.call('ZREM', KEYS[1], member)
-redis.call('HDEL', KEYS[2], 'b:' .. member, 'n:' .. member)
-return 1
+    """
+local n = 0
+for i = 1, #KEYS / 2 do
+  local leased, msgs = KEYS[i * 2 - 1], KEYS[i * 2]
+  local m, count = ARGV[i * 2 - 1], ARGV[i * 2]
+  if redis.call('ZSCORE', leased, m) and redis.call('HGET', msgs, 'n:' .. m) == count then
+    redis.call('ZREM', leased, m)
+    redis.call('HDEL', msgs, 'b:' .. m, 'n:' .. m)
+    n = n + 1
+  end
+end
+return n
 """
 )
 
@@ -391,7 +420,18 @@ class RedisBroker:
 
     def ack(self, delivery: Delivery) -> None:
         """Delete the message if ``delivery`` still holds its lease."""
-        self._db.run(_ACK, self._lease_keys(delivery), _tag(delivery))
+        self.ack_many([delivery])
+
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Delete the messages whose deliveries still hold their leases, in one script."""
+        if not deliveries:
+            return
+        keys: list[str] = []
+        args: list[Any] = []
+        for d in deliveries:
+            keys += self._lease_keys(d)
+            args += _tag(d)
+        self._db.run(_ACK, keys, args)
 
     def release(self, delivery: Delivery, delay: float | None = None) -> None:
         """Make the message due again (after ``delay`` seconds), keeping its place."""

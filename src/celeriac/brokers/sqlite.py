@@ -176,10 +176,15 @@ class SQLiteBroker:
 
     def ack(self, delivery: Delivery) -> None:
         """Delete the message if ``delivery`` still holds its lease."""
-        with self._db.errors():
-            self._db.connection().execute(
-                "DELETE FROM celeriac_messages WHERE id = ? AND lease = ?", _tag(delivery)
-            )
+        self.ack_many([delivery])
+
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Delete the messages whose deliveries still hold their leases, in one transaction."""
+        if not deliveries:
+            return
+        rows = [_tag(d) for d in deliveries]
+        with self._db.errors(), self._db.transaction() as conn:
+            conn.executemany("DELETE FROM celeriac_messages WHERE id = ? AND lease = ?", rows)
 
     def release(self, delivery: Delivery, delay: float | None = None) -> None:
         """Make the message due again (after ``delay`` seconds); its id keeps its place."""

@@ -1,7 +1,9 @@
 """Execution pools behind one small interface: prefork, threads, asyncio, solo.
 
 The consumer hands a :class:`Job` to ``submit``; the pool runs it when a slot is free and calls
-``on_done(job, outcome)`` from one of its own threads (the solo pool: from the main thread).
+``on_done([(job, outcome), ...])`` from one of its own threads (the solo pool: from the main
+thread); the prefork pool hands over every outcome its children have ready at once, so the
+worker can settle them in one broker round trip.
 ``cancel_pending`` takes back jobs that have not started (warm shutdown), ``terminate`` stops
 running ones and returns them (cold shutdown).
 """
@@ -61,7 +63,7 @@ class Job:
         }
 
 
-OnDone = Callable[[Job, Outcome], None]
+OnDone = Callable[[list[tuple[Job, Outcome]]], None]
 
 
 class Pool:
@@ -104,6 +106,11 @@ class Pool:
         with self._lock:
             return list(self._running.values())
 
+    def has_pending(self) -> bool:
+        """Are jobs waiting for a free slot?"""
+        with self._lock:
+            return bool(self._pending)
+
     def busy(self) -> bool:
         with self._lock:
             return bool(self._pending or self._running)
@@ -143,13 +150,17 @@ class Pool:
         self._running[job.id] = job
 
     def _finish(self, job: Job, outcome: Outcome) -> None:
+        self._finish_many([(job, outcome)])
+
+    def _finish_many(self, done: list[tuple[Job, Outcome]]) -> None:
         # A job counts as running until its message is settled, so join() (warm shutdown)
         # returns only when nothing is left to acknowledge.
         try:
-            self.on_done(job, outcome)
+            self.on_done(done)
         finally:
             with self._lock:
-                self._running.pop(job.id, None)
+                for job, _ in done:
+                    self._running.pop(job.id, None)
                 self._lock.notify_all()
 
 
@@ -453,15 +464,19 @@ class PreforkPool(Pool):
                     pass  # the child died; _collect notices
 
     def _collect(self) -> None:
+        done: list[tuple[Job, Outcome]] = []
         for child in list(self._children):
             try:
                 while child.conn.poll():
                     _job_id, outcome, child.retiring = child.conn.recv()
                     job, child.job = child.job, None
                     if job is not None:
-                        self._finish(job, outcome)
+                        done.append((job, outcome))
             except (EOFError, OSError):
                 pass
+        if done:
+            self._finish_many(done)
+        for child in list(self._children):
             if not child.process.is_alive():
                 self._reap(child)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import signals, states, subscriptions
 from ..brokers.base import Delivery, safe_url
-from ..control import TERMINATE_KEY
+from ..control import REVOCATIONS_KEY, REVOKED_SET
 from ..exceptions import ImproperlyConfigured, InvalidTaskError, OperationalError
 from ..message import Message
 from ..routing import Broadcast, join_broadcasts, leave_broadcasts, private_queue
@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("celeriac.worker")
 
 
-#: How often a worker looks for revoke(terminate=True) requests (seconds).
-TERMINATE_CHECK_INTERVAL = 0.5
+#: How often a worker looks for new revocations (seconds).
+REVOCATION_CHECK_INTERVAL = 0.5
 
 
 class ColdShutdown(BaseException):
@@ -107,6 +107,7 @@ class Worker:
             else conf.worker_prefetch_multiplier
         )
         self.max_inflight = max(1, self.concurrency * max(1, int(multiplier)))
+        self.fetch_batch = max(1, self.max_inflight // 2)
         self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
         self.burst = burst
         self.embed_beat = beat
@@ -118,6 +119,7 @@ class Worker:
         self._inflight: dict[int, Job] = {}
         self._inflight_lock = threading.Lock()
         self._unsettled: dict[int, Outcome] = {}  # finished jobs whose settle failed
+        self._acks: list[Delivery] = []  # finished, to be acknowledged with the next fetch
         self._room = threading.Event()
         self._stop_requested = False
         self._cold = False
@@ -130,7 +132,8 @@ class Worker:
         # prefetch room, so other tasks keep running.
         self._held: list[tuple[float, int, Job]] = []
         self.max_held = self.max_inflight * 10
-        self._terminate_requests: bytes | None = None
+        self._revocations: bytes | None = None  # the counter value the set was read at
+        self._revoked: frozenset[str] = frozenset()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -143,6 +146,7 @@ class Worker:
         self._wait_for_broker()
         self._join_broadcasts()
         subscriptions.announce(app)
+        self._refresh_revocations()
         self.pool = POOLS[self.pool_name](
             app, self.concurrency, self._on_done, self.hostname, self.max_tasks_per_child
         )
@@ -252,7 +256,10 @@ class Worker:
             until_held = self._admit_held()
             with self._inflight_lock:
                 room = self.max_inflight - (len(self._inflight) - len(self._held))
-            if room <= 0 or len(self._held) >= self.max_held:
+            # Fetch in batches: while the pool still has work waiting, wait until half the
+            # prefetch window is free, so one broker round trip brings several messages.
+            refill = room >= self.fetch_batch or not self.pool.has_pending()
+            if room <= 0 or not refill or len(self._held) >= self.max_held:
                 self._room.wait(min(0.5, until_held))
                 self._room.clear()
                 continue
@@ -260,6 +267,7 @@ class Worker:
                 timeout = 0.0 if self.pool.busy() and self.pool_name == "solo" else 1.0
                 if self.burst:
                     timeout = min(timeout, 0.05)
+                self._flush_acks()  # the acknowledgements gathered since the last fetch
                 deliveries = self._fetch(room, min(timeout, until_held))
             except OperationalError as exc:
                 failures += 1
@@ -299,7 +307,7 @@ class Worker:
         """Burst mode: nothing held, nothing running, nothing waiting (delayed included)."""
         assert self.pool is not None
         with self._inflight_lock:
-            if self._inflight or self._held or self.pool.busy():
+            if self._inflight or self._held or self._acks or self.pool.busy():
                 return False
         return all(self.app.broker.queue_length(q) == 0 for q in self.queues)
 
@@ -339,7 +347,8 @@ class Worker:
             candidates.append((d, message))
         if not candidates:
             return
-        metas = self._metas([m.id for _, m in candidates])
+        # only redelivered or revoked ids can need skipping: read just their states
+        metas = self._metas([m.id for d, m in candidates if d.redelivered or m.id in self._revoked])
         now = time.time()
         for d, message in candidates:
             meta = metas.get(message.id)
@@ -356,7 +365,7 @@ class Worker:
             self._dispatch(d, message)
 
     def _metas(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        if not self.app.results.enabled:
+        if not ids or not self.app.results.enabled:
             return {}
         try:
             return self.app.results.metas(ids)
@@ -462,17 +471,27 @@ class Worker:
 
     # -- settling -------------------------------------------------------------------------
 
-    def _on_done(self, job: Job, outcome: Outcome) -> None:
-        if self._settle(job, outcome):
-            self._forget(job)
-            return
-        logger.warning(
-            "could not settle %s[%s] (broker unavailable); retrying while its lease is kept",
-            job.task.name,
-            job.message.id,
-        )
-        with self._inflight_lock:
-            self._unsettled[job.id] = outcome
+    def _on_done(self, done: list[tuple[Job, Outcome]]) -> None:
+        """Settle finished jobs. Acknowledgements are queued and sent together before the
+        next fetch (one round trip for many); their leases are renewed until then, and a
+        copy redelivered meanwhile is recognised as finished. The rest settle at once."""
+        for job, outcome in done:
+            if outcome.action == ACK and not job.acked:
+                with self._inflight_lock:
+                    self._acks.append(job.delivery)
+                    job.acked = True
+                self._forget(job)
+                continue
+            if self._settle(job, outcome):
+                self._forget(job)
+                continue
+            logger.warning(
+                "could not settle %s[%s] (broker unavailable); retrying while its lease is kept",
+                job.task.name,
+                job.message.id,
+            )
+            with self._inflight_lock:
+                self._unsettled[job.id] = outcome
 
     def _settle(self, job: Job, outcome: Outcome) -> bool:
         """Ack, requeue or dead-letter the job's message; False if the broker is unreachable.
@@ -506,6 +525,18 @@ class Worker:
         if pending:
             logger.warning("settled %d message(s) held while the broker was away", len(pending))
 
+    def _flush_acks(self) -> None:
+        """Send the queued acknowledgements in one call (kept for later if it fails)."""
+        with self._inflight_lock:
+            acks, self._acks = self._acks, []
+        if not acks:
+            return
+        try:
+            self.app.broker.ack_many(acks)
+        except OperationalError:
+            with self._inflight_lock:
+                self._acks[:0] = acks
+
     def _forget(self, job: Job) -> None:
         with self._inflight_lock:
             self._inflight.pop(job.id, None)
@@ -530,13 +561,14 @@ class Worker:
         next_cleanup = time.monotonic() + min(cleanup_every, 30.0)
         failing = False
         next_beat = time.monotonic() + interval
-        while not self._done.wait(min(interval, TERMINATE_CHECK_INTERVAL)):
-            self._terminate_revoked()
+        while not self._done.wait(min(interval, REVOCATION_CHECK_INTERVAL)):
+            self._refresh_revocations()
             if time.monotonic() < next_beat:
                 continue
             next_beat = time.monotonic() + interval
             with self._inflight_lock:
                 held = [j.delivery for j in self._inflight.values() if not j.acked]
+                held += self._acks
             try:
                 if self._unsettled:
                     self._settle_pending()
@@ -561,18 +593,23 @@ class Worker:
             ttl = max(10.0, 3 * min(self.app.broker.visibility_timeout / 3.0, 10.0))
             join_broadcasts(self.app.results.backend, self.broadcasts, self.hostname, ttl)
 
-    def _terminate_revoked(self) -> None:
-        """Stop running tasks revoked with ``terminate=True`` (one cheap read per check; the
-        running tasks' revocations are read only when a new terminate request was made)."""
-        assert self.pool is not None
+    def _refresh_revocations(self) -> None:
+        """Re-read the revoked ids when the revocation counter moved (one cheap read), and
+        stop running tasks revoked with ``terminate=True``."""
         if not self.app.results.enabled:
             return
         try:
-            requests = self.app.results.backend.get_value(TERMINATE_KEY)
-            if requests == self._terminate_requests:
+            backend = self.app.results.backend
+            counter = backend.get_value(REVOCATIONS_KEY)
+            if counter == self._revocations:
                 return
-            self._terminate_requests = requests
+            self._revoked = frozenset(backend.set_members(REVOKED_SET))
+            self._revocations = counter
+            if self.pool is None:
+                return
             for job in self.pool.running():
+                if job.message.id not in self._revoked:
+                    continue
                 signum = self.app.control.termination_signal(job.message.id)
                 if signum is not None and self.pool.terminate_job(job.message.id, signum):
                     logger.warning("Terminating revoked task %s[%s]", job.task.name, job.message.id)
@@ -596,6 +633,13 @@ class Worker:
             self._release(pool.terminate())
             self.exitcode = 1
         pool.stop()
+        self._flush_acks()
+        if self._acks:
+            logger.warning(
+                "%d acknowledgement(s) could not be sent; those tasks finished and "
+                "will not run again when redelivered",
+                len(self._acks),
+            )
         signals.worker_shutdown.send(sender=self)
         logger.info("%s stopped", self.hostname)
         self.app.close()
