@@ -100,12 +100,12 @@ class Message:
         if not isinstance(name, str) or not name:
             raise InvalidTaskError("message has no task name")
         args, kwargs = obj.get("args", []), obj.get("kwargs", {})
-        if not isinstance(args, list | tuple):
+        if not isinstance(args, (list, tuple)):  # a tuple of types is faster than a union
             raise InvalidTaskError("message args is not a list")
         if not isinstance(kwargs, dict):
             raise InvalidTaskError("message kwargs is not an object")
-        known = {k: obj[k] for k in _FIELDS if k in obj}
-        known["args"] = list(args)
+        known = {k: v for k, v in obj.items() if k in _FIELD_SET}
+        known["args"] = args if type(args) is list else list(args)
         known["content_type"] = content_type
         try:
             msg = cls(**known)
@@ -122,6 +122,7 @@ class Message:
 
 _FIELDS = tuple(f for f in Message.__dataclass_fields__)
 _WIRE_FIELDS = tuple(f for f in _FIELDS if f != "content_type")
+_FIELD_SET = frozenset(_FIELDS)
 _ids = threading.local()  # per thread: (pid, random bytes not used yet)
 
 
@@ -139,6 +140,8 @@ def new_id() -> str:
     raw[8] = (raw[8] & 0x3F) | 0x80
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 _ALWAYS = frozenset({"id", "task", "args", "kwargs", "retries", "priority"})
 
 

@@ -69,9 +69,9 @@ def cmd_schedule(app: Celeriac, args: argparse.Namespace) -> int:
         elif args.action == "run-now":
             print(tasks.run_now(args.name).id)
         else:
-            {"enable": tasks.enable, "disable": tasks.disable, "remove": tasks.remove}[
-                args.action
-            ](args.name)
+            {"enable": tasks.enable, "disable": tasks.disable, "remove": tasks.remove}[args.action](
+                args.name
+            )
             print(f"{args.name}: {args.action}d")
     except KeyError as exc:
         raise CLIError(str(exc.args[0])) from None

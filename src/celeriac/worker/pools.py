@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
+import select
 import threading
 import time
 from collections import deque
@@ -26,6 +28,7 @@ from ..brokers.base import Delivery
 from ..exceptions import SoftTimeLimitExceeded, Terminated, TimeLimitExceeded
 from ..message import Message
 from ..task import Task
+from ..utils.io import fd_readable
 from .executor import REQUEUE, Outcome, execute, execute_async
 from .limits import alarm_limits, raise_in_thread
 
@@ -51,7 +54,7 @@ class Job:
     thread_id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def delivery_info(self) -> dict[str, Any]:
         d = self.delivery
         return {
@@ -420,31 +423,51 @@ class PreforkPool(Pool):
         os.write(self._wake_w, b"x")
 
     def _supervise(self) -> None:
-        from multiprocessing.connection import wait
+        import select
 
         for _ in range(self.concurrency):
             self._spawn()
         self._started.set()
+        # One poll object for the supervisor's life, re-registered only when children change
+        # (building a selector per wait costs more than the rest of a task's handling).
+        poller = select.poll()
+        watched: dict[int, tuple[_Child | None, str]] = {}
         while True:
             with self._lock:
                 if self._stopping and not self._running:
                     break
                 self._dispatch()
-            waitables: list[Any] = [self._wake_r]
-            for c in self._children:
-                waitables += [c.conn, c.process.sentinel]
-            for ready in wait(waitables, timeout=0.1):
-                if ready == self._wake_r:
-                    os.read(self._wake_r, 4096)
-            self._collect()
+            self._watch(poller, watched)
+            ready = [watched[fd] for fd, _ in poller.poll(100) if fd in watched]
+            if any(kind == "wake" for _, kind in ready):
+                os.read(self._wake_r, 4096)
+            self._collect([c for c, kind in ready if kind == "result" and c is not None])
+            for child, kind in ready:
+                if kind == "exit" and child is not None and child in self._children:
+                    self._reap(child)
             self._enforce_limits()
         self._shutdown_children()
+
+    def _watch(self, poller: Any, watched: dict[int, tuple[_Child | None, str]]) -> None:
+        """Keep ``poller`` registered on the wake pipe and every child's pipe and sentinel."""
+        wanted: dict[int, tuple[_Child | None, str]] = {self._wake_r: (None, "wake")}
+        for c in self._children:
+            wanted[c.conn.fileno()] = (c, "result")
+            wanted[c.process.sentinel] = (c, "exit")
+        if wanted == watched:
+            return
+        for fd in set(watched) - set(wanted):
+            poller.unregister(fd)
+        for fd in set(wanted) - set(watched):
+            poller.register(fd, select.POLLIN)
+        watched.clear()
+        watched.update(wanted)
 
     def _dispatch(self) -> None:
         for child in self._children:
             if not self._pending:
                 return
-            if child.job is None and not child.retiring and child.process.is_alive():
+            if child.job is None and not child.retiring and child.process.exitcode is None:
                 job = self._pending.popleft()
                 child.job = job
                 job.worker_pid = child.process.pid
@@ -461,24 +484,22 @@ class PreforkPool(Pool):
                         )
                     )
                 except OSError:
-                    pass  # the child died; _collect notices
+                    pass  # the child died; its sentinel tells
 
-    def _collect(self) -> None:
+    def _collect(self, children: list[_Child]) -> None:
+        """Read the outcomes ``children`` sent and settle them together."""
         done: list[tuple[Job, Outcome]] = []
-        for child in list(self._children):
+        for child in children:
             try:
-                while child.conn.poll():
+                while fd_readable(child.conn.fileno()):  # conn.poll() builds a selector
                     _job_id, outcome, child.retiring = child.conn.recv()
                     job, child.job = child.job, None
                     if job is not None:
                         done.append((job, outcome))
             except (EOFError, OSError):
-                pass
+                pass  # it died: its sentinel tells
         if done:
             self._finish_many(done)
-        for child in list(self._children):
-            if not child.process.is_alive():
-                self._reap(child)
 
     def _reap(self, child: _Child) -> None:
         child.process.join(0)

@@ -119,8 +119,13 @@ class RateLimits:
 
     def wait(self, task: Task) -> float:
         """Seconds ``task`` must wait before it may start (0.0: start now, token taken)."""
-        if self.disabled:
-            return 0.0
+        if self.disabled or (
+            not self._overrides
+            and task.rate_limit is None
+            and task.global_rate_limit is None
+            and self.app.conf.task_default_rate_limit is None
+        ):
+            return 0.0  # the common case, without a lock
         limiter = self._limiter(task)
         if limiter is None:
             return 0.0

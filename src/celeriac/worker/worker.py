@@ -410,8 +410,9 @@ class Worker:
             job.acked = True
         with self._inflight_lock:
             self._inflight[job.id] = job
-        request = self._request(message, job.delivery_info)
-        signals.task_received.send(sender=self, request=request)
+        if signals.task_received.has_receivers():
+            request = self._request(message, job.delivery_info)
+            signals.task_received.send(sender=self, request=request)
         logger.info("Task %s[%s] received", message.task, message.id)
         self._admit(job)
 
