@@ -14,9 +14,24 @@ here = os.path.dirname(os.path.abspath(__file__))
 workdir = tempfile.mkdtemp(prefix="celeriac-demo-")
 os.environ["DEMO_BROKER"] = f"sqlite:///{workdir}/demo.db"
 os.environ["DEMO_ORDER_FILE"] = os.path.join(workdir, "order.txt")
+os.environ["DEMO_BEAT_FILE"] = os.path.join(workdir, "beat.txt")
 sys.path.insert(0, here)
 
-from tasks import always_fails, app, async_fetch, fetch_report, long_job, prioritised, t1  # noqa: E402
+from tasks import (  # noqa: E402
+    always_fails,
+    app,
+    async_fetch,
+    fetch_report,
+    long_job,
+    prioritised,
+    t1,
+    tp1,
+    tp2,
+    tp3,
+    tp4,
+)
+
+from celeriac import chain, group  # noqa: E402
 
 
 def start_worker(*extra):
@@ -73,6 +88,35 @@ try:
         time.sleep(0.05)
     print("long_job ->", job.get(), "| progress seen:", sorted(seen))
     print("async_fetch ->", async_fetch.delay("https://example.org").get(timeout=30))
+
+    section("Task grouping and task chaining (the course's snippets)")
+    tasks_group = group(tp1.s(), tp2.s(), tp3.s(), tp4.s())
+    print("group(tp1.s(), tp2.s(), tp3.s(), tp4.s()) ->", tasks_group.apply_async().get(timeout=30))
+    tasks_chain = chain(tp1.s(), tp2.s(), tp3.s(), tp4.s())
+    print("chain(tp1.s(), tp2.s(), tp3.s(), tp4.s()) ->", tasks_chain.apply_async().get(timeout=30))
+
+    section("Periodic tasks: beat sends heartbeat_report every second")
+    beat = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celeriac",
+            "-A",
+            "tasks",
+            "beat",
+            "-s",
+            os.path.join(workdir, "beat-state.json"),
+        ],
+        cwd=here,
+        env=os.environ.copy(),
+    )
+    time.sleep(3.5)
+    beat.send_signal(signal.SIGTERM)
+    beat.wait(30)
+    time.sleep(0.5)
+    with open(os.environ["DEMO_BEAT_FILE"]) as f:
+        runs = f.read().split()
+    print(f"beat ran heartbeat_report {len(runs)} times in about 3.5 seconds")
 finally:
     worker.send_signal(signal.SIGTERM)
     code = worker.wait(30)

@@ -84,3 +84,35 @@ async def async_fetch(url):
 
     await asyncio.sleep(0.1)
     return f"fetched {url}"
+
+
+@app.task
+def tp1(x=0):
+    return x + 1
+
+
+@app.task
+def tp2(x=0):
+    return x * 2
+
+
+@app.task
+def tp3(x=0):
+    return x + 3
+
+
+@app.task
+def tp4(x=0):
+    return x * 4
+
+
+@app.task
+def heartbeat_report():
+    """A periodic task (see the beat section of the demo)."""
+    with open(os.environ.get("DEMO_BEAT_FILE", "beat.txt"), "a") as f:
+        f.write(f"{time.time():.3f}\n")
+
+
+app.conf.beat_schedule = {
+    "every-second": {"task": "tasks.heartbeat_report", "schedule": 1.0},
+}
