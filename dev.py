@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
-EXTRAS = {"demo": "", "test": "[test,redis,amqp,postgres]", "lint": "[test]"}
+EXTRAS = {"demo": "", "test": "[test,redis,amqp,postgres]", "lint": "[test,redis,amqp,postgres]"}
 
 
 def ensure_venv(extras: str) -> None:
@@ -44,9 +44,9 @@ def run(*cmd: str) -> int:
 
 
 def lint() -> int:
-    return run(str(VENV / "bin" / "ruff"), "check", "src", "tests", "examples", "dev.py") or run(
-        str(VENV / "bin" / "mypy")
-    )
+    return run(
+        str(VENV / "bin" / "ruff"), "check", "src", "tests", "examples", "bench", "dev.py"
+    ) or run(str(VENV / "bin" / "mypy"))
 
 
 def main(argv: list[str]) -> int:

@@ -19,6 +19,8 @@ from celeriac import Celery
 from services import IN_CI, require_service  # noqa: F401  (re-exported for test modules)
 
 TESTS_DIR = Path(__file__).resolve().parent
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
     deadline = time.monotonic() + timeout

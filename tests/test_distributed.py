@@ -128,9 +128,7 @@ def test_three_workers_share_the_queue_and_survive_a_kill(dist: Project) -> None
 def test_chord_body_runs_once_when_a_worker_is_killed_mid_header(dist: Project) -> None:
     dist.set(CELERIAC_TEST_VT="2")
     first = dist.worker("-c", "2")
-    header = [
-        signature("proj.tasks.sleep_record", (f"h{i}", 0.4), app=dist.app) for i in range(6)
-    ]
+    header = [signature("proj.tasks.sleep_record", (f"h{i}", 0.4), app=dist.app) for i in range(6)]
     result = chord(header, signature("proj.tasks.collect", app=dist.app)).apply_async()
     wait_until(lambda: len(dist.runs("start")) >= 2)
     first.kill()

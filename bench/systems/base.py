@@ -1,0 +1,181 @@
+"""The small interface every system implements.
+
+The orchestrator calls ``prepare``, ``config``, ``version``, ``env`` and ``worker_command``
+in its own process. The producer methods (``enqueue``, ``bulk``, ``fill``, ``latency``,
+``results``) run in a separate producer process (``bench/producer.py``), so each system's
+client library is imported only where it is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TypeVar
+
+import common
+
+BIN = Path(sys.executable).parent
+T = TypeVar("T")
+
+
+class NotAvailable(Exception):
+    """The system has no API for this workload (reported as n/a with the reason)."""
+
+
+class System:
+    name = ""  # short id, also the counter tag
+    label = ""  # shown in the table
+    dist = ""  # distribution name, for the version
+    concurrency_note = ""  # how "one worker with concurrency 2" maps onto this system
+
+    @property
+    def db(self) -> int:
+        return common.DB[self.name.split("-")[0]]
+
+    def version(self) -> str:
+        return metadata.version(self.dist)
+
+    def env(self) -> dict[str, str]:
+        """Environment for this system's producer and worker processes."""
+        return {"BENCH_TAG": self.name}
+
+    def prepare(self) -> None:
+        """Start from nothing: flush the system's own Redis database and its counters."""
+        client = common.redis.Redis(host=common.REDIS_HOST, port=common.REDIS_PORT, db=self.db)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+        self.clear_counters()
+
+    def clear_counters(self) -> None:
+        counters = common.counter_client()
+        try:
+            counters.delete(common.done_key(self.name), common.stamps_key(self.name))
+        finally:
+            counters.close()
+
+    def cleanup(self) -> None:
+        """Called once after the last run of this system: leave nothing behind."""
+        self.prepare()
+
+    def config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def worker_command(
+        self, concurrency: int = 2, pool: str | None = None, results: bool = False
+    ) -> list[str]:
+        raise NotImplementedError
+
+    # -- producer side -------------------------------------------------------------------
+
+    def incr_sender(self) -> Callable[[int], Any]:
+        """A function sending one counting task, ``delay()`` style."""
+        raise NotImplementedError
+
+    def stamp_sender(self) -> Callable[[float], Any]:
+        """A function sending one latency task carrying its send time."""
+        raise NotImplementedError
+
+    def round_tripper(self) -> Callable[[int], Any]:
+        """A function sending one task and waiting for its result."""
+        raise NotAvailable("no result mechanism")
+
+    def enqueue(self, n: int) -> float:
+        """Seconds taken by ``n`` single sends, after one warm-up send."""
+        send = self.incr_sender()
+        send(-1)
+        started = time.perf_counter()
+        for i in range(n):
+            send(i)
+        return time.perf_counter() - started
+
+    def send_batch(self, n: int) -> None:
+        """Send ``n`` counting tasks through the system's batch API."""
+        raise NotAvailable("no batch API")
+
+    def bulk(self, n: int) -> float:
+        """Seconds taken by ``send_batch(n)``, after a warm-up batch of one."""
+        self.send_batch(1)
+        started = time.perf_counter()
+        self.send_batch(n)
+        return time.perf_counter() - started
+
+    def fill(self, n: int, task: str = "incr") -> None:
+        """Queue ``n`` counting tasks, untimed (the batch API where there is one)."""
+        try:
+            self.send_batch(n)
+        except NotAvailable:
+            send = self.incr_sender()
+            for i in range(n):
+                send(i)
+
+    def latency(self, n: int, budget: float) -> list[float]:
+        """Send up to ``n`` stamp tasks one at a time, each after the previous one started;
+        returns the enqueue-to-start delays in seconds, as written by the tasks."""
+        send = self.stamp_sender()
+        counters = common.counter_client()
+        key = common.stamps_key()
+        delays: list[float] = []
+        deadline = time.monotonic() + budget
+        while len(delays) < n and time.monotonic() < deadline:
+            send(time.time())
+            popped = counters.blpop([key], timeout=max(1.0, deadline - time.monotonic()))
+            if popped is None:
+                break
+            delays.append(float(popped[1]))
+        return delays
+
+    def results(self, n: int, budget: float) -> tuple[int, float]:
+        """Up to ``n`` send-and-wait round trips within ``budget`` seconds (after one warm-up
+        round trip): returns (round trips done, seconds)."""
+        trip = self.round_tripper()
+        if trip(-1) != -1:
+            raise RuntimeError("warm-up round trip returned a wrong value")
+        done = 0
+        started = time.perf_counter()
+        deadline = started + budget
+        while done < n and time.perf_counter() < deadline:
+            if trip(done) != done:
+                raise RuntimeError(f"round trip {done} returned a wrong value")
+            done += 1
+        return done, time.perf_counter() - started
+
+
+class AsyncSystem(System):
+    """A system whose client is asyncio-only: producer calls run on one event loop."""
+
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(awaitable)
+
+    async def send_incr(self, i: int) -> Any:
+        raise NotImplementedError
+
+    async def send_stamp(self, sent: float) -> Any:
+        raise NotImplementedError
+
+    def incr_sender(self) -> Callable[[int], Any]:
+        return lambda i: self.run(self.send_incr(i))
+
+    def stamp_sender(self) -> Callable[[float], Any]:
+        return lambda sent: self.run(self.send_stamp(sent))
+
+    def enqueue(self, n: int) -> float:
+        """As ``System.enqueue``, but the whole loop runs inside one coroutine."""
+
+        async def loop() -> float:
+            await self.send_incr(-1)
+            started = time.perf_counter()
+            for i in range(n):
+                await self.send_incr(i)
+            return time.perf_counter() - started
+
+        return self.run(loop())

@@ -1,0 +1,162 @@
+"""celeriac, on Redis (the main comparison) and on SQLite, RabbitMQ and PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import common
+from systems.base import BIN, System
+
+# Applied by tasks/celeriac_tasks.py. Results are off except for the results workload's
+# task (``echo``), which opts back in and keeps them in the broker's own store.
+SETTINGS: dict[str, Any] = {
+    "task_default_queue": "celeriac-bench",
+    "task_ignore_result": True,
+}
+
+TMP = Path(__file__).resolve().parent.parent / ".tmp"
+SQLITE_FILE = TMP / "celeriac.db"
+AMQP_VHOST = "celeriac-bench"
+PG_SCHEMA = "celeriac_bench"
+
+URLS = {
+    "redis": common.redis_url(common.DB["celeriac"]),
+    "sqlite": f"sqlite:///{SQLITE_FILE}",
+    "amqp": f"amqp://guest:guest@127.0.0.1:5672/{AMQP_VHOST}",
+    "postgres": (f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{PG_SCHEMA}"),
+}
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+class Celeriac(System):
+    dist = "celeriac"
+    concurrency_note = "prefork pool, -c 2 (one parent and two child processes)"
+
+    def __init__(self, broker: str = "redis") -> None:
+        self.broker = broker
+        self.url = URLS[broker]
+        self.name = "celeriac" if broker == "redis" else f"celeriac-{broker}"
+        self.label = "celeriac" if broker == "redis" else f"celeriac ({broker})"
+        self.amqp_fallback = False
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "BENCH_CELERIAC_BROKER": self.url}
+
+    def config(self) -> dict[str, Any]:
+        shown = self.url if self.broker != "amqp" else self.url.replace("guest:guest@", "")
+        return {
+            "broker": shown,
+            "settings": SETTINGS,
+            "results": "kept in the broker's store, for the results workload's task only",
+            "prefetch": "worker_prefetch_multiplier 4 (the default)",
+            "worker": " ".join(self.worker_command()[1:]),
+            "concurrency": self.concurrency_note,
+        }
+
+    def worker_command(
+        self, concurrency: int = 2, pool: str | None = None, results: bool = False
+    ) -> list[str]:
+        return [
+            str(BIN / "celeriac"), "-A", "tasks.celeriac_tasks", "worker",
+            "-c", str(concurrency), "-P", pool or "prefork", "-q", "-l", "WARNING",
+        ]  # fmt: skip
+
+    # -- lifecycle on each broker ---------------------------------------------------------
+
+    def prepare(self) -> None:
+        if self.broker == "redis":
+            super().prepare()
+            return
+        self.clear_counters()
+        if self.broker == "sqlite":
+            TMP.mkdir(parents=True, exist_ok=True)
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{SQLITE_FILE}{suffix}").unlink(missing_ok=True)
+        elif self.broker == "postgres":
+            self._sql(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE", f"CREATE SCHEMA {PG_SCHEMA}")
+        elif self.broker == "amqp":
+            self._fresh_vhost()
+
+    def cleanup(self) -> None:
+        self.clear_counters()
+        if self.broker == "redis":
+            super().cleanup()
+        elif self.broker == "postgres":
+            self._sql(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
+        elif self.broker == "amqp" and not self.amqp_fallback:
+            try:
+                _rabbitmqctl("delete_vhost", AMQP_VHOST)
+            except (OSError, subprocess.SubprocessError):
+                pass
+        elif self.broker == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{SQLITE_FILE}{suffix}").unlink(missing_ok=True)
+
+    def _sql(self, *statements: str) -> None:
+        import psycopg
+
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
+            for statement in statements:
+                conn.execute(statement)  # type: ignore[arg-type]
+
+    def _fresh_vhost(self) -> None:
+        """A vhost of its own, made anew each run; without rabbitmqctl, the default vhost
+        with the queue purged (the queue name is already prefixed: celeriac-bench)."""
+        if not self.amqp_fallback:
+            try:
+                _rabbitmqctl("delete_vhost", AMQP_VHOST)
+            except (OSError, subprocess.SubprocessError):
+                pass
+            try:
+                _rabbitmqctl("add_vhost", AMQP_VHOST)
+                _rabbitmqctl("set_permissions", "-p", AMQP_VHOST, "guest", ".*", ".*", ".*")
+                return
+            except (OSError, subprocess.SubprocessError):
+                self.amqp_fallback = True
+                self.url = "amqp://guest:guest@127.0.0.1:5672//"
+        from celeriac import Celery
+
+        app = Celery("bench-purge", broker=self.url)
+        try:
+            app.broker.purge(str(SETTINGS["task_default_queue"]))
+        finally:
+            app.broker.close()
+
+    # -- producer side --------------------------------------------------------------------
+
+    def incr_sender(self) -> Callable[[int], Any]:
+        from tasks.celeriac_tasks import incr
+
+        return incr.delay
+
+    def stamp_sender(self) -> Callable[[float], Any]:
+        from tasks.celeriac_tasks import stamp
+
+        return stamp.delay
+
+    def round_tripper(self) -> Callable[[int], Any]:
+        from tasks.celeriac_tasks import echo
+
+        return lambda i: echo.delay(i).get(timeout=30)
+
+    def send_batch(self, n: int) -> None:
+        from celeriac import group
+
+        from tasks.celeriac_tasks import incr
+
+        group(incr.s(i) for i in range(n)).apply_async()
+
+    def fill(self, n: int, task: str = "incr") -> None:
+        from celeriac import group
+
+        from tasks import celeriac_tasks
+
+        signature = getattr(celeriac_tasks, task).s
+        for start in range(0, n, 10_000):
+            group(signature(i) for i in range(start, min(n, start + 10_000))).apply_async()

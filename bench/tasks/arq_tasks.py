@@ -1,0 +1,37 @@
+"""arq's benchmark jobs and worker settings."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis.asyncio
+from arq import func
+
+import common
+from systems.arq import SETTINGS
+
+COUNTER = redis.asyncio.Redis(host=common.REDIS_HOST, port=common.REDIS_PORT, db=common.COUNTER_DB)
+DONE = common.done_key()
+STAMPS = common.stamps_key()
+
+
+async def incr(ctx: dict[str, Any], i: int) -> None:
+    await COUNTER.incr(DONE)
+
+
+async def stamp(ctx: dict[str, Any], sent: float) -> None:
+    now = time.time()
+    await COUNTER.rpush(STAMPS, now - sent)
+
+
+async def echo(ctx: dict[str, Any], i: int) -> int:
+    return i
+
+
+class WorkerSettings:
+    # keep_result=0: no result is stored for the jobs whose result nobody reads.
+    functions = [func(incr, keep_result=0), func(stamp, keep_result=0), echo]
+    redis_settings = SETTINGS["redis_settings"]
+    max_jobs = SETTINGS["max_jobs"]
+    poll_delay = SETTINGS["poll_delay"]

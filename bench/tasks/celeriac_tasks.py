@@ -1,0 +1,40 @@
+"""celeriac's benchmark tasks; the broker URL comes from BENCH_CELERIAC_BROKER."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import redis.asyncio
+from celeriac import Celery
+
+import common
+from systems.celeriac import SETTINGS
+
+app = Celery("bench", broker=os.environ.get("BENCH_CELERIAC_BROKER", common.redis_url(3)))
+app.conf.update(SETTINGS)
+
+COUNTER = common.counter_client()
+ACOUNTER = redis.asyncio.Redis(host=common.REDIS_HOST, port=common.REDIS_PORT, db=common.COUNTER_DB)
+DONE = common.done_key()
+STAMPS = common.stamps_key()
+
+
+@app.task
+def incr(i: int) -> None:
+    COUNTER.incr(DONE)
+
+
+@app.task
+async def aincr(i: int) -> None:
+    await ACOUNTER.incr(DONE)
+
+
+@app.task
+def stamp(sent: float) -> None:
+    COUNTER.rpush(STAMPS, time.time() - sent)
+
+
+@app.task(ignore_result=False)
+def echo(i: int) -> int:
+    return i
