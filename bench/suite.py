@@ -372,6 +372,6 @@ def finish(rows: list[Row], header: dict[str, Any], out: Path) -> None:
     report.write_chart(out / "results.png", rows, title)
     markdown = report.markdown_table(rows) + "\n" + report.targets_markdown(found) + "\n"
     (out / "results.md").write_text(markdown)
-    if out == BENCH / "results" and header["mode"] == "full":
+    if out.resolve() == (BENCH / "results").resolve() and header["mode"] == "full":
         report.update_docs(DOCS, header, markdown)
     print(f"\nwrote {out / 'results.json'}, {out / 'results.png'} and {out / 'results.md'}")
