@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import socket
 import threading
 import time
@@ -154,9 +155,9 @@ class Wire:
 
     It does what redis-py's connection does on the hot path (pack, send, parse), without its
     layers, which cost several times the round trip itself; it has the same methods the
-    calls here use (``connect``, ``send_packed_command``, ``pack_commands``,
-    ``read_response``, ``disconnect``) and raises redis-py's exceptions. Plain TCP only:
-    TLS and Unix-socket URLs use redis-py's connections."""
+    calls and waits here use (``connect``, ``send_command``, ``send_packed_command``,
+    ``pack_commands``, ``read_response``, ``can_read``, ``disconnect``) and raises redis-py's
+    exceptions. Plain TCP only: TLS and Unix-socket URLs use redis-py's connections."""
 
     def __init__(self, kwargs: dict[str, Any]) -> None:
         self.host = str(kwargs.get("host", "localhost"))
@@ -169,6 +170,7 @@ class Wire:
         self.connect_timeout = kwargs.get("socket_connect_timeout") or self.timeout
         self.keepalive = bool(kwargs.get("socket_keepalive"))
         self._sock: socket.socket | None = None
+        self._poller: Any = None
         self._reader: Any = None
         self._buffer = bytearray(65536)
         self.pid = os.getpid()
@@ -193,6 +195,8 @@ class Wire:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         sock.settimeout(self.timeout)
         self._sock, self._reader, self.pid = sock, hiredis.Reader(), os.getpid()
+        self._poller = select.poll()
+        self._poller.register(sock.fileno(), select.POLLIN)
         hello: list[Command] = []
         if self.password is not None:
             auth = [self.username, self.password] if self.username else [self.password]
@@ -212,6 +216,10 @@ class Wire:
             if "WRONGPASS" in text or "invalid password" in text or "NOAUTH" in text:
                 raise AuthenticationError(text) from None
             raise
+
+    def stale(self) -> bool:
+        """Connected, but with something to read between calls: closed by the server."""
+        return self._sock is not None and bool(self._poller.poll(0))
 
     def disconnect(self) -> None:
         sock, self._sock = self._sock, None
@@ -240,7 +248,18 @@ class Wire:
             self.disconnect()
             raise RedisConnectionError(f"Error while writing to socket: {exc}") from exc
 
-    def read_response(self) -> Any:
+    def send_command(self, *args: Any) -> None:
+        self.send_packed_command(hiredis.pack_command(args))
+
+    def can_read(self, timeout: float = 0) -> bool:
+        """A reply is buffered, or the socket has bytes (or closed) within ``timeout``."""
+        if self._sock is None:
+            self.connect()
+        if self._reader.has_data():
+            return True
+        return bool(self._poller.poll(max(timeout, 0.0) * 1000.0))
+
+    def read_response(self, push_request: bool = False) -> Any:
         reader, sock, buf = self._reader, self._sock, self._buffer
         assert reader is not None and sock is not None
         reply = reader.gets()
@@ -320,8 +339,8 @@ class RedisClient:
         """A connection for one call; disconnected (and reconnected on next use) if the call
         fails. Short calls use this thread's own connection, which saves the pool's
         bookkeeping on every call; waits take one from the blocking pool."""
-        if not blocking:
-            conn = self._own_connection()
+        if not blocking or self._wire:
+            conn = self._own_connection("blocking" if blocking else "held")
             try:
                 yield conn
             except BaseException:
@@ -341,20 +360,28 @@ class RedisClient:
         finally:
             pool.release(conn)
 
-    def _own_connection(self) -> Any:
-        held = getattr(self._local, "held", None)
+    def _own_connection(self, slot: str = "held") -> Any:
+        """This thread's connection for short calls (``held``) or for waits (``blocking``)."""
+        held = getattr(self._local, slot, None)
         owner = (os.getpid(), self._generation)
         if held is None or held[1] != owner:
             conn = Wire(self.pool.connection_kwargs) if self._wire else self.pool.make_connection()
             held = (conn, owner)
-            self._local.held = held
+            setattr(self._local, slot, held)
             self._owned.add(held[0])
         conn = held[0]
-        sock = connection_socket(conn)
-        if sock is not None and fd_readable(sock.fileno()):
-            conn.disconnect()  # an idle connection has nothing to read unless it was closed
-            sock = None
-        if sock is None:
+        # an idle connection has nothing to read unless it was closed
+        if type(conn) is Wire:
+            if conn.stale():
+                conn.disconnect()
+            connected = conn._sock is not None
+        else:
+            sock = connection_socket(conn)
+            if sock is not None and fd_readable(sock.fileno()):
+                conn.disconnect()
+                sock = None
+            connected = sock is not None
+        if not connected:
             try:
                 conn.connect()
             except _RETRIED as exc:
@@ -372,6 +399,9 @@ class RedisClient:
 
     def close_blocking(self) -> None:
         """Close the connections used for waiting (a fetch that was woken by close())."""
+        held = getattr(self._local, "blocking", None)
+        if held is not None:
+            held[0].disconnect()
         self.blocking_pool.disconnect()
 
     # -- calls ----------------------------------------------------------------------------

@@ -53,6 +53,9 @@ class Outcome:
     runtime: float = 0.0
     requeue_delay: float | None = None
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return Outcome, (self.action, self.state, self.reason, self.runtime, self.requeue_delay)
+
 
 class ExceptionInfo:
     """``einfo`` passed to hooks and signals: the exception and its formatted traceback."""

@@ -15,6 +15,7 @@ import contextlib
 import functools
 import logging
 import os
+import pickle
 import select
 import threading
 import time
@@ -28,7 +29,6 @@ from ..brokers.base import Delivery
 from ..exceptions import SoftTimeLimitExceeded, Terminated, TimeLimitExceeded
 from ..message import Message
 from ..task import Task
-from ..utils.io import fd_readable
 from .executor import REQUEUE, Outcome, execute, execute_async
 from .limits import alarm_limits, raise_in_thread
 
@@ -354,7 +354,7 @@ def _child_main(
     done = 0
     while True:
         try:
-            item = conn.recv()
+            item = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             break
         if item is None:
@@ -368,7 +368,8 @@ def _child_main(
             outcome = Outcome("ack", states.SUCCESS)
         done += 1
         retiring = bool(max_tasks and done >= max_tasks)
-        conn.send((job_id, outcome, retiring))  # the parent sends nothing more once retiring
+        # the parent sends nothing more once retiring
+        conn.send_bytes(pickle.dumps((job_id, outcome, retiring), pickle.HIGHEST_PROTOCOL))
         if retiring:
             break
     signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
@@ -383,6 +384,17 @@ class _Child:
         self.job: Job | None = None
         self.killed_for: str | None = None
         self.retiring = False
+        self.poller = select.poll()  # for "is there more to read?" without a new selector
+        self.poller.register(conn.fileno(), select.POLLIN)
+
+    def readable(self) -> bool:
+        try:
+            return bool(self.poller.poll(0))
+        except (OSError, ValueError):
+            return True
+
+    def send(self, item: Any) -> None:
+        self.conn.send_bytes(pickle.dumps(item, pickle.HIGHEST_PROTOCOL))
 
 
 class PreforkPool(Pool):
@@ -397,6 +409,7 @@ class PreforkPool(Pool):
         self._ctx = multiprocessing.get_context("fork")
         self._children: list[_Child] = []
         self._wake_r, self._wake_w = os.pipe()
+        self._asleep = False
         self._started = threading.Event()
         self._supervisor = threading.Thread(
             target=self._supervise, name="celeriac-prefork", daemon=True
@@ -419,8 +432,13 @@ class PreforkPool(Pool):
         return child
 
     def submit(self, job: Job) -> None:
-        super().submit(job)
-        os.write(self._wake_w, b"x")
+        with self._lock:
+            self._pending.append(job)
+            # an idle child gets it from this thread: no hop through the supervisor's
+            self._dispatch()
+            wake = bool(self._pending) and self._asleep
+        if wake:  # _asleep is set under the lock right after the supervisor's last dispatch
+            os.write(self._wake_w, b"x")
 
     def _supervise(self) -> None:
         import select
@@ -437,8 +455,10 @@ class PreforkPool(Pool):
                 if self._stopping and not self._running:
                     break
                 self._dispatch()
+                self._asleep = True
             self._watch(poller, watched)
             ready = [watched[fd] for fd, _ in poller.poll(100) if fd in watched]
+            self._asleep = False
             if any(kind == "wake" for _, kind in ready):
                 os.read(self._wake_r, 4096)
             self._collect([c for c, kind in ready if kind == "result" and c is not None])
@@ -472,17 +492,16 @@ class PreforkPool(Pool):
                 child.job = job
                 job.worker_pid = child.process.pid
                 self._take(job)
+                item = (
+                    job.id,
+                    job.message,
+                    job.task.name,
+                    job.soft_limit,
+                    job.hard_limit,
+                    job.delivery_info,
+                )
                 try:
-                    child.conn.send(
-                        (
-                            job.id,
-                            job.message,
-                            job.task.name,
-                            job.soft_limit,
-                            job.hard_limit,
-                            job.delivery_info,
-                        )
-                    )
+                    child.send(item)
                 except OSError:
                     pass  # the child died; its sentinel tells
 
@@ -491,8 +510,8 @@ class PreforkPool(Pool):
         done: list[tuple[Job, Outcome]] = []
         for child in children:
             try:
-                while fd_readable(child.conn.fileno()):  # conn.poll() builds a selector
-                    _job_id, outcome, child.retiring = child.conn.recv()
+                while child.readable():
+                    _job_id, outcome, child.retiring = pickle.loads(child.conn.recv_bytes())
                     job, child.job = child.job, None
                     if job is not None:
                         done.append((job, outcome))
@@ -574,7 +593,7 @@ class PreforkPool(Pool):
     def _shutdown_children(self) -> None:
         for child in self._children:
             with contextlib.suppress(OSError):
-                child.conn.send(None)
+                child.send(None)
         for child in self._children:
             child.process.join(3)
             if child.process.is_alive():
