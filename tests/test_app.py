@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import types
+from typing import Any
 import warnings
 
 import pytest
@@ -219,3 +220,27 @@ def test_bad_broker_url_is_a_clear_error() -> None:
     app = Celery("t", broker="nosuch://host")
     with pytest.raises(ImproperlyConfigured, match="unknown broker URL"):
         _ = app.broker
+
+
+def test_large_uniform_groups_are_spliced_into_the_same_messages() -> None:
+    from celeriac import group
+    from celeriac.message import Encoded
+
+    app = Celery("t", broker="memory://")
+
+    @app.task(name="t.add")
+    def add(*args: int, **kwargs: int) -> int:
+        return sum(args) + sum(kwargs.values())
+
+    out: list[Any] = []
+    group(add.s(i, z=i) for i in range(20))._build((7,), {"y": 1}, {"priority": 5}, out)
+    assert all(isinstance(m, Encoded) for m in out[1:])
+    built = [m.to_dict() for m in out]
+    ids = [b["id"] for b in built]
+    assert len(set(ids)) == 20 and [b["root_id"] for b in built] == ids
+    for i, body in enumerate(built):
+        assert (body["args"], body["kwargs"], body["group_index"]) == ([7, i], {"z": i, "y": 1}, i)
+        expected = {k: v for k, v in built[0].items() if k not in ("id", "root_id", "args")}
+        expected.update(group_index=i, kwargs={"z": i, "y": 1})
+        assert {k: v for k, v in body.items() if k not in ("id", "root_id", "args")} == expected
+        assert Message.decode(out[i].encode(), frozenset({"application/json"})).priority == 5

@@ -26,7 +26,7 @@ from .brokers.base import Broker, Outgoing, create_broker, safe_url
 from .canvas import register_builtins
 from .config import Settings, settings_from_object
 from .exceptions import ImproperlyConfigured, NotRegistered, OperationalError, QueueNotFound
-from .message import Message, clamp_priority, new_id
+from .message import Encoded, Message, clamp_priority, new_id
 from .result import AsyncResult, ResultStore
 from .result import AsyncResult as _AsyncResult
 from .routing import (
@@ -100,7 +100,7 @@ class Celeriac:
         self._backend_resolved = False
         self._inherited: list[Any] = []  # connections from a parent process, never closed here
         self._routers: tuple[Any, list[Any]] | None = None
-        self._queues: tuple[Any, dict[str, Queue]] | None = None
+        self._queues: tuple[Any, dict[str, Queue], frozenset[str]] | None = None
         self._broadcast_targets = BroadcastTargets()
         self._event_subscribers: dict[str, set[str]] = {}
         self.results = ResultStore(self)
@@ -360,10 +360,16 @@ class Celeriac:
     @property
     def queues(self) -> dict[str, Queue]:
         """The queues declared in ``task_queues``, by name."""
+        return self._declared()[1]
+
+    def _declared(self) -> tuple[Any, dict[str, Queue], frozenset[str]]:
+        """``task_queues`` as (the setting, queues by name, names of broadcast queues)."""
         setting = self.conf.task_queues
         if self._queues is None or self._queues[0] is not setting:
-            self._queues = (setting, declared_queues(setting))
-        return self._queues[1]
+            queues = declared_queues(setting)
+            broadcasts = frozenset(n for n, q in queues.items() if isinstance(q, Broadcast))
+            self._queues = (setting, queues, broadcasts)
+        return self._queues
 
     def _route(
         self, name: str, args: Any, kwargs: Any, options: dict[str, Any], task: Task | None
@@ -429,8 +435,9 @@ class Celeriac:
             priority = routed.get("priority")
         if priority is None and task is not None:
             priority = task.priority
-        declared = self.queues.get(str(queue))
-        if declared is None and self.queues and not conf.task_create_missing_queues:
+        queues = self.queues
+        declared = queues.get(str(queue))
+        if declared is None and queues and not conf.task_create_missing_queues:
             raise QueueNotFound(
                 f"queue {queue!r} is not in task_queues (task_create_missing_queues is off)"
             )
@@ -494,7 +501,7 @@ class Celeriac:
 
     def publish(
         self,
-        messages: Sequence[Message],
+        messages: Sequence[Message | Encoded],
         retry: bool | None = None,
         retry_policy: dict[str, Any] | None = None,
         task: Task | None = None,
@@ -527,7 +534,7 @@ class Celeriac:
 
     def _fan_out(self, outgoing: list[Outgoing]) -> list[Outgoing]:
         """Messages for broadcast queues become one copy per live consuming worker."""
-        broadcasts = {name for name, q in self.queues.items() if isinstance(q, Broadcast)}
+        broadcasts = self._declared()[2]
         if not broadcasts or not any(o.queue in broadcasts for o in outgoing):
             return outgoing
         expanded: list[Outgoing] = []

@@ -18,11 +18,10 @@ import itertools
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .message import new_id
+from .message import Encoded, Message, new_id, splicer
 
 if TYPE_CHECKING:
     from .app import Celeriac
-    from .message import Message
     from .result import GroupResult
     from .task import Task
 
@@ -168,7 +167,7 @@ class Signature(dict[str, Any]):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         options: dict[str, Any],
-        out: list[Message],
+        out: list[Message | Encoded],
     ) -> Any:
         """Append the messages to publish to ``out``; return the result handle."""
         from .result import AsyncResult
@@ -200,7 +199,7 @@ class Signature(dict[str, Any]):
         add_to_parent = options.pop("add_to_parent", True)
         if app.conf.task_always_eager:
             return self.apply(args, kwargs, **options)
-        out: list[Message] = []
+        out: list[Message | Encoded] = []
         result = self._build(tuple(args or ()), dict(kwargs or {}), options, out)
         app.publish(out, retry=publish.get("retry"), retry_policy=publish.get("retry_policy"))
         request = current_request.get()
@@ -318,7 +317,7 @@ class group(_Composite):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         options: dict[str, Any],
-        out: list[Message],
+        out: list[Message | Encoded],
     ) -> Any:
         from .result import GroupResult
 
@@ -360,7 +359,7 @@ def _build_uniform(
     kwargs: dict[str, Any],
     opts: dict[str, Any],
     gid: str,
-    out: list[Message],
+    out: list[Message | Encoded],
 ) -> list[Any] | None:
     """The common large group, many calls of one task with the same options, built fast:
     routing and options are resolved once and the other messages are copies with their own
@@ -382,21 +381,31 @@ def _build_uniform(
         return None
     first._build(args, kwargs, {**opts, "group_id": gid, "group_index": 0}, out)
     template = out[-1]
+    assert isinstance(template, Message)
     task = app.tasks.get(first.task)
     check = task is not None and task.typing
+    splice = splicer(template)
     results = [AsyncResult(template.id, app=app, task_name=first.task)]
     for index, member in enumerate(members[1:], 1):
         margs = list(member.args) if first.immutable else [*args, *member.args]
         mkwargs = dict(member.kwargs) if first.immutable else {**member.kwargs, **kwargs}
         if check:
             task._check_arguments(tuple(margs), mkwargs)  # type: ignore[union-attr]
-        message = copy.copy(template)
-        message.id = new_id()
-        message.args, message.kwargs, message.group_index = margs, mkwargs, index
-        if template.root_id == template.id:
-            message.root_id = message.id
-        out.append(message)
-        results.append(AsyncResult(message.id, app=app, task_name=first.task))
+        task_id = new_id()
+        if splice is not None:
+            out.append(Encoded(template, task_id, splice(task_id, margs, mkwargs, index)))
+        else:
+            message = copy.copy(template)
+            message.id, message.args, message.kwargs, message.group_index = (
+                task_id,
+                margs,
+                mkwargs,
+                index,
+            )
+            if template.root_id == template.id:
+                message.root_id = task_id
+            out.append(message)
+        results.append(AsyncResult(task_id, app=app, task_name=first.task))
     return results
 
 
@@ -459,7 +468,7 @@ class chain(_Composite):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         options: dict[str, Any],
-        out: list[Message],
+        out: list[Message | Encoded],
     ) -> Any:
         if not self.tasks:
             raise ValueError("an empty chain has nothing to run")
@@ -570,7 +579,7 @@ class chord(_Composite):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         options: dict[str, Any],
-        out: list[Message],
+        out: list[Message | Encoded],
     ) -> Any:
         body = options.pop("body", None) or self.body
         if body is None:
@@ -595,7 +604,7 @@ class chord(_Composite):
             result.parent = _header_result(gid, [], self.app)
             return result
         join = {"body": dict(body), "size": len(header)}
-        part: list[Message] = []
+        part: list[Message | Encoded] = []
         results = [
             t._build(args, kwargs, {**opts, "group_id": gid, "group_index": i, "chord": join}, part)
             for i, t in enumerate(header)
@@ -693,7 +702,7 @@ class chunks(Signature):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         options: dict[str, Any],
-        out: list[Message],
+        out: list[Message | Encoded],
     ) -> Any:
         return self.group()._build(args, kwargs, {**self.options, **options}, out)
 

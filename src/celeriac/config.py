@@ -185,6 +185,9 @@ def normalise_key(key: str) -> str | None:
     return lowered if lowered in DEFAULTS else None
 
 
+_MISSING = object()
+
+
 class Settings(dict[str, Any]):
     """The app's configuration: a dict of Celery-named settings with attribute access."""
 
@@ -192,6 +195,15 @@ class Settings(dict[str, Any]):
         super().__init__((k, _copy(v)) for k, v in DEFAULTS.items())
         if initial:
             self.update(initial)
+
+    def __getattribute__(self, name: str) -> Any:
+        # settings are read on every call: find them before the class's attributes, and
+        # without the failed lookup that reaching __getattr__ costs
+        if name not in _DICT_ATTRIBUTES:
+            value = dict.get(self, name, _MISSING)
+            if value is not _MISSING:
+                return value
+        return object.__getattribute__(self, name)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -295,3 +307,6 @@ def _import_object(path: str) -> Any:
         return getattr(module, attr)
     except AttributeError:
         raise ImproperlyConfigured(f"module {module_name!r} has no attribute {attr!r}") from None
+
+
+_DICT_ATTRIBUTES = frozenset(dir(Settings))

@@ -236,9 +236,11 @@ class Task:
 
     def _check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         try:
-            sig = _call_signature(type(self))  # type: ignore[arg-type]
+            sig, positional = _call_signature(type(self))  # type: ignore[arg-type]
         except (TypeError, ValueError):
             return
+        if positional is not None and not kwargs and positional[0] <= len(args) <= positional[1]:
+            return  # the common call, decided without binding
         try:
             sig.bind(*args, **kwargs)
         except TypeError as exc:
@@ -262,7 +264,9 @@ class Task:
 
     def s(self, *args: Any, **kwargs: Any) -> Signature:
         """Signature shortcut: ``task.s(1, 2)``."""
-        return self.signature(args, kwargs)
+        from .canvas import Signature
+
+        return Signature(self, args, kwargs)
 
     def si(self, *args: Any, **kwargs: Any) -> Signature:
         """Immutable signature: ignores the result of a parent in a chain."""
@@ -421,14 +425,19 @@ def _task_by_name(name: str) -> Task:
 
 
 @functools.cache
-def _call_signature(cls: type[Task]) -> inspect.Signature:
-    """The arguments a task's function takes (without ``self`` when bound); cached."""
+def _call_signature(cls: type[Task]) -> tuple[inspect.Signature, tuple[int, int] | None]:
+    """The arguments a task's function takes (without ``self`` when bound), and when they
+    are all plain positional-or-keyword ones, how many positional arguments it accepts."""
     fn = cls.__dict__.get("_fun") or cls.run
     sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
     if cls.bind:
-        params = list(sig.parameters.values())[1:]
+        params = params[1:]
         sig = sig.replace(parameters=params)
-    return sig
+    if any(p.kind is not p.POSITIONAL_OR_KEYWORD for p in params):
+        return sig, None
+    required = sum(1 for p in params if p.default is p.empty)
+    return sig, (required, len(params))
 
 
 def build_task_class(
