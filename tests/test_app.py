@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import types
-from typing import Any
 import warnings
+from typing import Any
 
 import pytest
 
