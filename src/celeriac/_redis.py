@@ -456,6 +456,15 @@ class RedisClient:
         """Run a Lua script (EVALSHA, loading it when the server does not know it yet)."""
         return self.call(lambda: self._eval(script, keys, args), idempotent, stop)
 
+    def run_many(
+        self,
+        calls: Sequence[tuple[Script, Sequence[Any], Sequence[Any]]],
+        stop: Callable[[], bool] | None = None,
+    ) -> list[Any]:
+        """Run several idempotent scripts, ``(script, keys, args)`` each, in one round trip;
+        their replies in order."""
+        return self.call(lambda: self._eval_many(calls), True, stop)
+
     def _send(self, commands: Sequence[Command]) -> list[Any]:
         with self.connection() as conn:
             return self._replies(conn, commands)
@@ -481,6 +490,26 @@ class RedisClient:
                 return self._replies(conn, [("EVALSHA", script.sha, len(keys), *keys, *args)])[0]
             except NoScriptError:  # a new or restarted server: EVAL also caches it
                 return self._replies(conn, [("EVAL", script.source, len(keys), *keys, *args)])[0]
+
+    def _eval_many(self, calls: Sequence[tuple[Script, Sequence[Any], Sequence[Any]]]) -> Any:
+        with self.connection() as conn:
+            commands = [("EVALSHA", sc.sha, len(keys), *keys, *args) for sc, keys, args in calls]
+            conn.send_packed_command(conn.pack_commands(commands))
+            replies: list[Any] = []
+            for _ in commands:  # every reply is read, so the connection stays usable
+                try:
+                    replies.append(conn.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+            for i, reply in enumerate(replies):
+                if isinstance(reply, NoScriptError):  # a new or restarted server
+                    script, keys, args = calls[i]
+                    replies[i] = self._replies(
+                        conn, [("EVAL", script.source, len(keys), *keys, *args)]
+                    )[0]
+                elif isinstance(reply, ResponseError):
+                    raise reply
+            return replies
 
     # -- waiting --------------------------------------------------------------------------
 

@@ -216,8 +216,16 @@ class AMQPBroker:
 
     # -- fetching -----------------------------------------------------------------------------
 
-    def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
-        """Take up to ``limit`` ready messages, waiting up to ``timeout`` for one."""
+    def fetch(
+        self,
+        queues: Sequence[str],
+        limit: int,
+        timeout: float,
+        acks: Sequence[Delivery] = (),
+    ) -> list[Delivery]:
+        """Acknowledge ``acks``, then take up to ``limit`` ready messages, waiting up to
+        ``timeout`` for one."""
+        self.ack_many(acks)
         names = list(dict.fromkeys(queues))
         if not names or limit <= 0:
             return []

@@ -83,8 +83,16 @@ class Broker(Protocol):
 
         Returns only when every message is stored (or raises OperationalError)."""
 
-    def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
-        """Claim up to ``limit`` due messages from ``queues`` under fresh leases.
+    def fetch(
+        self,
+        queues: Sequence[str],
+        limit: int,
+        timeout: float,
+        acks: Sequence[Delivery] = (),
+    ) -> list[Delivery]:
+        """Acknowledge ``acks`` (as :meth:`ack_many`, in the same round trip as the claim
+        where the technology allows), then claim up to ``limit`` due messages from
+        ``queues`` under fresh leases.
 
         Highest priority first, FIFO within a priority; ``queues`` earlier in the list are
         preferred only among equal priorities. Messages whose lease expired are due again.

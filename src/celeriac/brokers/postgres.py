@@ -233,8 +233,16 @@ class PostgresBroker:
 
     # -- fetching -------------------------------------------------------------------------
 
-    def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
-        """Claim up to ``limit`` due messages, waiting up to ``timeout`` for one."""
+    def fetch(
+        self,
+        queues: Sequence[str],
+        limit: int,
+        timeout: float,
+        acks: Sequence[Delivery] = (),
+    ) -> list[Delivery]:
+        """Acknowledge ``acks``, then claim up to ``limit`` due messages, waiting up to
+        ``timeout`` for one."""
+        self.ack_many(acks)
         names = list(dict.fromkeys(queues))
         if not names or limit <= 0:
             return []

@@ -347,10 +347,18 @@ class RedisBroker:
 
     # -- fetching -------------------------------------------------------------------------
 
-    def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
-        """Claim up to ``limit`` due messages, waiting up to ``timeout`` for one."""
+    def fetch(
+        self,
+        queues: Sequence[str],
+        limit: int,
+        timeout: float,
+        acks: Sequence[Delivery] = (),
+    ) -> list[Delivery]:
+        """Acknowledge ``acks`` and claim up to ``limit`` due messages in one round trip,
+        waiting up to ``timeout`` for one."""
         names = list(dict.fromkeys(queues))
         if not names or limit <= 0:
+            self.ack_many(acks)
             return []
         deadline = time.monotonic() + max(timeout, 0.0)
         wake_keys = [self._key("wake", name) for name in names]
@@ -358,7 +366,8 @@ class RedisBroker:
         try:
             broken = False
             while True:
-                claimed, due_in = self._claim(names, limit)
+                claimed, due_in = self._claim(names, limit, acks)
+                acks = ()
                 if claimed:
                     return claimed
                 if self._waker.consume():
@@ -378,11 +387,18 @@ class RedisBroker:
                 self._closing = False
                 self._db.close_blocking()
 
-    def _claim(self, names: list[str], limit: int) -> tuple[list[Delivery], float | None]:
-        """Claim what is due; else say in how many seconds the next message is due."""
+    def _claim(
+        self, names: list[str], limit: int, acks: Sequence[Delivery] = ()
+    ) -> tuple[list[Delivery], float | None]:
+        """Acknowledge ``acks`` and claim what is due; else say in how many seconds the next
+        message is due."""
         keys = [key for name in names for key in self._queue_keys(name)]
         args = [limit, repr(self.visibility_timeout)]
-        reply = self._db.run(_CLAIM, keys, args, stop=lambda: self._waker.woken)
+        stop = lambda: self._waker.woken  # noqa: E731
+        if acks:
+            reply = self._db.run_many([self._ack_call(acks), (_CLAIM, keys, args)], stop)[1]
+        else:
+            reply = self._db.run(_CLAIM, keys, args, stop=stop)
         deliveries = []
         for i in range(1, len(reply), 4):
             index, member, count, body = reply[i : i + 4]
@@ -424,14 +440,16 @@ class RedisBroker:
 
     def ack_many(self, deliveries: Sequence[Delivery]) -> None:
         """Delete the messages whose deliveries still hold their leases, in one script."""
-        if not deliveries:
-            return
+        if deliveries:
+            self._db.run(*self._ack_call(deliveries))
+
+    def _ack_call(self, deliveries: Sequence[Delivery]) -> tuple[Script, list[str], list[Any]]:
         keys: list[str] = []
         args: list[Any] = []
         for d in deliveries:
             keys += self._lease_keys(d)
             args += _tag(d)
-        self._db.run(_ACK, keys, args)
+        return _ACK, keys, args
 
     def release(self, delivery: Delivery, delay: float | None = None) -> None:
         """Make the message due again (after ``delay`` seconds), keeping its place."""

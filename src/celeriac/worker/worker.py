@@ -267,8 +267,15 @@ class Worker:
                 timeout = 0.0 if self.pool.busy() and self.pool_name == "solo" else 1.0
                 if self.burst:
                     timeout = min(timeout, 0.05)
-                self._flush_acks()  # the acknowledgements gathered since the last fetch
-                deliveries = self._fetch(room, min(timeout, until_held))
+                # the acknowledgements gathered since the last fetch go with it
+                with self._inflight_lock:
+                    acks, self._acks = self._acks, []
+                try:
+                    deliveries = self._fetch(room, min(timeout, until_held), acks)
+                except OperationalError:
+                    with self._inflight_lock:
+                        self._acks[:0] = acks  # acknowledging again is harmless
+                    raise
             except OperationalError as exc:
                 failures += 1
                 delay = min(2.0 ** (failures - 1), 32.0)
@@ -286,22 +293,24 @@ class Worker:
             elif self.burst and self._drained():
                 return
 
-    def _fetch(self, room: int, timeout: float) -> list[Delivery]:
+    def _fetch(self, room: int, timeout: float, acks: list[Delivery]) -> list[Delivery]:
         """Claim up to ``room`` messages. Across queues the highest priority comes first; among
         equal priorities, ``worker_queue_order="priority"`` prefers queues in ``-Q`` order
         (a queue is drained before the next is touched), and ``"round_robin"`` rotates which
         queue is preferred on each fetch."""
         broker, queues = self.app.broker, self.queues
         if len(queues) == 1:
-            return broker.fetch(queues, room, timeout)
+            return broker.fetch(queues, room, timeout, acks)
         if self.queue_order == "priority":
             for queue in queues[:-1]:
-                found = broker.fetch([queue], room, 0.0)
+                found = broker.fetch([queue], room, 0.0, acks)
+                acks = []
                 if found:
                     return found
-            return broker.fetch(queues, room, timeout)
+            return broker.fetch(queues, room, timeout, acks)
         self._rotation = (self._rotation + 1) % len(queues)
-        return broker.fetch(queues[self._rotation :] + queues[: self._rotation], room, timeout)
+        rotated = queues[self._rotation :] + queues[: self._rotation]
+        return broker.fetch(rotated, room, timeout, acks)
 
     def _drained(self) -> bool:
         """Burst mode: nothing held, nothing running, nothing waiting (delayed included)."""
