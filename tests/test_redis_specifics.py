@@ -170,6 +170,32 @@ def test_an_idle_fetch_blocks_instead_of_polling(server: Server) -> None:
     broker.close()
 
 
+def test_a_woken_fetch_claims_in_the_same_round_trip_as_its_wait(server: Server) -> None:
+    consumer, producer = RedisBroker(server.url), RedisBroker(server.url)
+    consumer.fetch(["q"], 1, 0)  # loads the script
+    evals = server.calls("evalsha")
+    threading.Timer(0.3, lambda: producer.publish([Outgoing(b"hello", "q")])).start()
+    assert [d.body for d in consumer.fetch(["q"], 5, 10)] == [b"hello"]
+    # the claim before the wait and the one sent along with it; none after it
+    assert server.calls("evalsha") - evals == 2 + 1  # + the producer's publish
+    consumer.close()
+    producer.close()
+
+
+def test_a_wakeup_unblocks_the_wait_and_reads_the_claim_behind_it(server: Server) -> None:
+    broker = RedisBroker(server.url)
+    broker.fetch(["q"], 1, 0)
+    threading.Timer(0.3, broker.wakeup).start()
+    started = time.monotonic()
+    assert broker.fetch(["q"], 5, 10) == []
+    assert time.monotonic() - started < 2
+    assert server.calls("client|unblock") == 1
+    # the same waiting connection serves the next wait: nothing was left unread on it
+    threading.Timer(0.3, lambda: broker.publish([Outgoing(b"next", "q")])).start()
+    assert [d.body for d in broker.fetch(["q"], 5, 10)] == [b"next"]
+    broker.close()
+
+
 def test_riding_out_a_server_restart(server: Server) -> None:
     broker, backend = RedisBroker(server.url), RedisBackend(server.url)
     broker.publish([Outgoing(b"before", "q")])

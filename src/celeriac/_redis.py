@@ -170,6 +170,7 @@ class Wire:
         self.connect_timeout = kwargs.get("socket_connect_timeout") or self.timeout
         self.keepalive = bool(kwargs.get("socket_keepalive"))
         self._sock: socket.socket | None = None
+        self.client_id: int | None = None  # asked for by waits (CLIENT UNBLOCK needs it)
         self._poller: Any = None
         self._reader: Any = None
         self._buffer = bytearray(65536)
@@ -195,6 +196,7 @@ class Wire:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         sock.settimeout(self.timeout)
         self._sock, self._reader, self.pid = sock, hiredis.Reader(), os.getpid()
+        self.client_id = None
         self._poller = select.poll()
         self._poller.register(sock.fileno(), select.POLLIN)
         hello: list[Command] = []
@@ -233,7 +235,9 @@ class Wire:
 
     @staticmethod
     def pack_commands(commands: Sequence[Command]) -> bytes:
-        return b"".join(hiredis.pack_command(tuple(c)) for c in commands)
+        if len(commands) == 1:
+            return hiredis.pack_command(tuple(commands[0]))
+        return b"".join([hiredis.pack_command(tuple(c)) for c in commands])
 
     def send_packed_command(self, data: bytes) -> None:
         if self._sock is None:
@@ -466,8 +470,12 @@ class RedisClient:
         return self.call(lambda: self._eval_many(calls), True, stop)
 
     def _send(self, commands: Sequence[Command]) -> list[Any]:
-        with self.connection() as conn:
+        conn = self._own_connection()
+        try:
             return self._replies(conn, commands)
+        except BaseException:
+            conn.disconnect()
+            raise
 
     @staticmethod
     def _replies(conn: Any, commands: Sequence[Command]) -> list[Any]:
@@ -485,11 +493,17 @@ class RedisClient:
         return replies
 
     def _eval(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        with self.connection() as conn:
+        conn = self._own_connection()  # not connection(): this is the hottest call there is
+        try:
             try:
                 return self._replies(conn, [("EVALSHA", script.sha, len(keys), *keys, *args)])[0]
             except NoScriptError:  # a new or restarted server: EVAL also caches it
                 return self._replies(conn, [("EVAL", script.source, len(keys), *keys, *args)])[0]
+        except ResponseError:
+            raise  # an answer: the connection is fine
+        except BaseException:
+            conn.disconnect()
+            raise
 
     def _eval_many(self, calls: Sequence[tuple[Script, Sequence[Any], Sequence[Any]]]) -> Any:
         with self.connection() as conn:
@@ -513,33 +527,73 @@ class RedisClient:
 
     # -- waiting --------------------------------------------------------------------------
 
-    def blpop(self, keys: Sequence[str], seconds: float, waker: Waker, raise_errors: bool) -> bool:
+    def blpop(
+        self,
+        keys: Sequence[str],
+        seconds: float,
+        waker: Waker,
+        raise_errors: bool,
+        then: tuple[Script, Sequence[Any], Sequence[Any]] | None = None,
+    ) -> tuple[bool, Any]:
         """Wait in ``BLPOP`` on ``keys`` for up to ``seconds`` (on a connection of its own),
-        returning early when a token is pushed or ``waker`` wakes. Returns False when the
-        connection failed, unless ``raise_errors`` (then it raises OperationalError)."""
+        returning early when a token is pushed or ``waker`` wakes. ``then``, a script call,
+        is sent along and runs as soon as the BLPOP returns, saving a round trip; its reply
+        comes back (None when it did not run). Returns ``(False, None)`` when the connection
+        failed, unless ``raise_errors`` (then it raises OperationalError)."""
         reader = waker.reader()
         if waker.woken:
-            return True
+            return True, None
         limit = seconds + WAIT_GRACE
         try:
             with self.connection(blocking=True) as conn:
-                conn.send_command("BLPOP", *keys, f"{max(seconds, 0.001):.3f}")
+                # a bare connection can be unblocked by its id, so the script is not lost
+                pipelined = then is not None and type(conn) is Wire
+                commands: list[Command] = [("BLPOP", *keys, f"{max(seconds, 0.001):.3f}")]
+                if pipelined:
+                    if conn.client_id is None:
+                        conn.send_command("CLIENT", "ID")
+                        conn.client_id = int(conn.read_response())
+                    script, script_keys, script_args = then  # type: ignore[misc]
+                    commands.append(
+                        ("EVALSHA", script.sha, len(script_keys), *script_keys, *script_args)
+                    )
+                conn.send_packed_command(conn.pack_commands(commands))
                 sock = connection_socket(conn)
-                readable = wait_readable([sock, reader], limit) if sock is not None else set()
-                if sock is not None and sock.fileno() in readable:
-                    conn.read_response()
-                elif reader.fileno() in readable:
+                if sock is None:
+                    raise RedisConnectionError("the connection closed before BLPOP was sent")
+                readable = wait_readable([sock, reader], limit)
+                if sock.fileno() not in readable:
+                    if reader.fileno() not in readable:
+                        raise RedisTimeoutError(f"no answer to BLPOP within {limit:.0f}s")
                     waker.drain()
-                    conn.disconnect()  # abandons the pending BLPOP
-                else:
-                    raise RedisTimeoutError(f"no answer to BLPOP within {limit:.0f}s")
+                    if not pipelined or not self._unblock(conn.client_id):
+                        conn.disconnect()  # abandons the pending BLPOP
+                        return True, None
+                    if not wait_readable([sock], limit):
+                        raise RedisTimeoutError(f"no answer to BLPOP within {limit:.0f}s")
+                conn.read_response()
+                if not pipelined:
+                    return True, None
+                try:
+                    return True, conn.read_response()
+                except NoScriptError:
+                    return True, None
         except (_NotSent, *_RETRIED) as exc:
             cause = exc.cause if isinstance(exc, _NotSent) else exc
             if raise_errors:
                 raise self.error(cause) from cause
-            return False
+            return False, None
         except RedisError as exc:
             raise self.error(exc) from exc
+
+    def _unblock(self, client_id: int | None) -> bool:
+        """End the blocking command of connection ``client_id`` as if it timed out."""
+        if client_id is None:
+            return False
+        try:
+            self.call(lambda: self._send([("CLIENT", "UNBLOCK", client_id)]), stop=never)
+        except OperationalError:
+            return False
         return True
 
     # -- errors ---------------------------------------------------------------------------

@@ -114,13 +114,19 @@ class Message:
             raise InvalidTaskError("message args is not a list")
         if not isinstance(kwargs, dict):
             raise InvalidTaskError("message kwargs is not an object")
-        known = {k: v for k, v in obj.items() if k in _FIELD_SET}
+        known = dict(obj)
+        known.pop("v", None)
         known["args"] = args if type(args) is list else list(args)
         known["content_type"] = content_type
         try:
             msg = cls(**known)
-        except TypeError as exc:
-            raise InvalidTaskError(f"malformed message: {exc}") from None
+        except TypeError:
+            # fields of a newer protocol revision are ignored
+            known = {k: v for k, v in known.items() if k in _FIELD_SET}
+            try:
+                msg = cls(**known)
+            except TypeError as exc:
+                raise InvalidTaskError(f"malformed message: {exc}") from None
         if not isinstance(msg.priority, int) or isinstance(msg.priority, bool):
             raise InvalidTaskError("message priority is not an integer")
         for name_ in ("eta", "expires", "soft_time_limit", "time_limit"):

@@ -191,9 +191,10 @@ def test_release_wakes_a_waiting_fetch(broker_setup: BrokerSetup) -> None:
     send(producer, "job")
     [d] = producer.fetch([Q], 1, 0)
     started = time.monotonic()
-    later(0.2, lambda: producer.release(d))
+    releaser = later(0.2, lambda: producer.release(d))
     assert bodies(consumer.fetch([Q], 1, 5.0)) == ["job"]
     assert time.monotonic() - started < 1.5
+    releaser.join(5)
 
 
 def test_dead_letters(broker: Broker) -> None:
@@ -257,15 +258,17 @@ def test_fetch_waits_for_the_timeout(broker: Broker) -> None:
 def test_fetch_returns_when_a_message_arrives(broker_setup: BrokerSetup) -> None:
     consumer, producer = broker_setup.make(), broker_setup.make()
     started = time.monotonic()
-    later(0.3, lambda: send(producer, "hello"))
+    sender = later(0.3, lambda: send(producer, "hello"))
     assert bodies(consumer.fetch([Q], 5, 10.0)) == ["hello"]
     assert 0.25 <= time.monotonic() - started < 2.0
+    sender.join(5)  # the consumer can have it before the producer has its reply
 
 
 def test_wakeup_interrupts_fetch(broker: Broker) -> None:
     started = time.monotonic()
-    later(0.3, broker.wakeup)
+    waker = later(0.3, broker.wakeup)
     assert broker.fetch([Q], 5, 10.0) == []
+    waker.join(5)
     assert time.monotonic() - started < 2.0
     send(broker, "after")
     assert bodies(broker.fetch([Q], 5, 1.0)) == ["after"]

@@ -12,8 +12,11 @@ delivery count, raised by each claim, is the lease token that settling checks.
 
 Publishing and releasing push a token to ``wake:<queue>``; an idle ``fetch`` waits in
 ``BLPOP`` on those lists, on its own connection, for no longer than until the next delayed
-message or lease is due, and ``wakeup`` interrupts it through a local socket pair. Times are
-the Redis server's clock (``TIME`` inside the scripts); ETAs are UNIX times compared with it.
+message or lease is due, with the claim script sent right behind it: Redis runs the claim
+the moment the wait ends, so a woken fetch has its messages without another round trip.
+``wakeup`` interrupts the wait through a local socket pair and ends the ``BLPOP`` with
+``CLIENT UNBLOCK``, so the claim behind it is still read, never lost. Times are the Redis
+server's clock (``TIME`` inside the scripts); ETAs are UNIX times compared with it.
 """
 
 from __future__ import annotations
@@ -306,6 +309,7 @@ class RedisBroker:
         self._db = RedisClient(url, options)
         self._prefix = self._db.prefix
         self._waker = Waker()
+        self._keys: dict[str, list[str]] = {}  # per queue, see _queue_keys
         self._fetching = False
         self._closing = False
 
@@ -315,11 +319,15 @@ class RedisBroker:
         return f"{self._prefix}{kind}:{name}"
 
     def _queue_keys(self, queue: str) -> list[str]:
-        """ready, delayed, leased, msgs."""
-        return [self._key(kind, queue) for kind in ("ready", "delayed", "leased", "msgs")]
+        """ready, delayed, leased, msgs, wake."""
+        keys = self._keys.get(queue)
+        if keys is None:
+            kinds = ("ready", "delayed", "leased", "msgs", "wake")
+            keys = self._keys[queue] = [self._key(kind, queue) for kind in kinds]
+        return keys
 
     def _lease_keys(self, delivery: Delivery) -> list[str]:
-        return [self._key("leased", delivery.queue), self._key("msgs", delivery.queue)]
+        return self._queue_keys(delivery.queue)[2:4]
 
     def _dead_keys(self, queue: str) -> list[str]:
         """The dead-letter index and data of ``queue``."""
@@ -335,8 +343,8 @@ class RedisBroker:
         order = {q: i for i, q in enumerate(dict.fromkeys(m.queue for m in messages))}
         keys = [self._prefix + "seq"]
         for queue in order:
-            ready, delayed, _, msgs = self._queue_keys(queue)
-            keys += [ready, delayed, msgs, self._key("wake", queue)]
+            ready, delayed, _, msgs, wake = self._queue_keys(queue)
+            keys += [ready, delayed, msgs, wake]
         args: list[Any] = [WAKE_TOKENS, WAKE_TTL_MS]
         for m in messages:
             eta = "" if m.eta is None else repr(float(m.eta))
@@ -361,13 +369,17 @@ class RedisBroker:
             self.ack_many(acks)
             return []
         deadline = time.monotonic() + max(timeout, 0.0)
-        wake_keys = [self._key("wake", name) for name in names]
+        wake_keys = [self._queue_keys(name)[4] for name in names]
         self._fetching = True
         try:
             broken = False
+            reply = None  # a claim sent along with the last wait
             while True:
-                claimed, due_in = self._claim(names, limit, acks)
-                acks = ()
+                if reply is None:
+                    claimed, due_in = self._claim(names, limit, acks)
+                    acks = ()
+                else:
+                    claimed, due_in = self._claimed(reply, names)
                 if claimed:
                     return claimed
                 if self._waker.consume():
@@ -380,7 +392,9 @@ class RedisBroker:
                 # a lease taken elsewhere meanwhile is due at the soonest this much later
                 remaining = min(remaining, self.visibility_timeout)
                 # a broken wait is retried once (after a claim); twice in a row raises
-                broken = not self._db.blpop(wake_keys, remaining, self._waker, broken)
+                claim = (_CLAIM, self._claim_keys(names), self._claim_args(limit))
+                ok, reply = self._db.blpop(wake_keys, remaining, self._waker, broken, claim)
+                broken = not ok
         finally:
             self._fetching = False
             if self._closing:
@@ -392,13 +406,22 @@ class RedisBroker:
     ) -> tuple[list[Delivery], float | None]:
         """Acknowledge ``acks`` and claim what is due; else say in how many seconds the next
         message is due."""
-        keys = [key for name in names for key in self._queue_keys(name)]
-        args = [limit, repr(self.visibility_timeout)]
+        keys, args = self._claim_keys(names), self._claim_args(limit)
         stop = lambda: self._waker.woken  # noqa: E731
         if acks:
             reply = self._db.run_many([self._ack_call(acks), (_CLAIM, keys, args)], stop)[1]
         else:
             reply = self._db.run(_CLAIM, keys, args, stop=stop)
+        return self._claimed(reply, names)
+
+    def _claim_keys(self, names: list[str]) -> list[str]:
+        return [key for name in names for key in self._queue_keys(name)[:4]]
+
+    def _claim_args(self, limit: int) -> list[Any]:
+        return [limit, repr(self.visibility_timeout)]
+
+    def _claimed(self, reply: Any, names: list[str]) -> tuple[list[Delivery], float | None]:
+        """The deliveries in a claim's reply, and in how many seconds the next one is due."""
         deliveries = []
         for i in range(1, len(reply), 4):
             index, member, count, body = reply[i : i + 4]
@@ -469,13 +492,13 @@ class RedisBroker:
 
     def queue_length(self, queue: str) -> int:
         """Messages waiting, delayed or leased in ``queue``."""
-        ready, delayed, leased, _ = self._queue_keys(queue)
+        ready, delayed, leased, _, _ = self._queue_keys(queue)
         replies = self._db.execute(("ZCARD", ready), ("ZCARD", delayed), ("ZCARD", leased))
         return sum(int(n) for n in replies)
 
     def purge(self, queue: str) -> int:
         """Delete the messages of ``queue`` that are not under a live lease."""
-        return int(self._db.run(_PURGE, self._queue_keys(queue), []))
+        return int(self._db.run(_PURGE, self._queue_keys(queue)[:4], []))
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         """The oldest ``limit`` dead letters of ``queue``."""
