@@ -470,60 +470,58 @@ class RedisClient:
         return self.call(lambda: self._eval_many(calls), True, stop)
 
     def _send(self, commands: Sequence[Command]) -> list[Any]:
-        conn = self._own_connection()
-        try:
-            return self._replies(conn, commands)
-        except BaseException:
-            conn.disconnect()
-            raise
-
-    @staticmethod
-    def _replies(conn: Any, commands: Sequence[Command]) -> list[Any]:
-        conn.send_packed_command(conn.pack_commands(commands))
-        replies: list[Any] = []
-        error: ResponseError | None = None
-        for _ in commands:
-            try:
-                replies.append(conn.read_response())
-            except ResponseError as exc:  # read the rest, so the connection stays usable
-                error = error or exc
-                replies.append(exc)
-        if error is not None:
-            raise error
-        return replies
+        return self._on_own_connection(lambda conn: self._replies(conn, commands))
 
     def _eval(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        conn = self._own_connection()  # not connection(): this is the hottest call there is
+        return self._eval_many([(script, keys, args)])[0]
+
+    def _eval_many(self, calls: Sequence[tuple[Script, Sequence[Any], Sequence[Any]]]) -> Any:
+        def work(conn: Any) -> list[Any]:
+            commands = [("EVALSHA", sc.sha, len(keys), *keys, *args) for sc, keys, args in calls]
+            replies = self._exchange(conn, commands)
+            for i, reply in enumerate(replies):
+                if isinstance(reply, NoScriptError):  # a new or restarted server
+                    script, keys, args = calls[i]  # EVAL caches it for the next EVALSHA
+                    eval_ = ("EVAL", script.source, len(keys), *keys, *args)
+                    replies[i] = self._replies(conn, [eval_])[0]
+                elif isinstance(reply, ResponseError):
+                    raise reply
+            return replies
+
+        return self._on_own_connection(work)
+
+    def _on_own_connection(self, work: Callable[[Any], T]) -> T:
+        """``work(conn)`` on this thread's connection, which is dropped if the call broke."""
+        conn = self._own_connection()
         try:
-            try:
-                return self._replies(conn, [("EVALSHA", script.sha, len(keys), *keys, *args)])[0]
-            except NoScriptError:  # a new or restarted server: EVAL also caches it
-                return self._replies(conn, [("EVAL", script.source, len(keys), *keys, *args)])[0]
+            return work(conn)
         except ResponseError:
             raise  # an answer: the connection is fine
         except BaseException:
             conn.disconnect()
             raise
 
-    def _eval_many(self, calls: Sequence[tuple[Script, Sequence[Any], Sequence[Any]]]) -> Any:
-        with self.connection() as conn:
-            commands = [("EVALSHA", sc.sha, len(keys), *keys, *args) for sc, keys, args in calls]
-            conn.send_packed_command(conn.pack_commands(commands))
-            replies: list[Any] = []
-            for _ in commands:  # every reply is read, so the connection stays usable
-                try:
-                    replies.append(conn.read_response())
-                except ResponseError as exc:
-                    replies.append(exc)
-            for i, reply in enumerate(replies):
-                if isinstance(reply, NoScriptError):  # a new or restarted server
-                    script, keys, args = calls[i]
-                    replies[i] = self._replies(
-                        conn, [("EVAL", script.source, len(keys), *keys, *args)]
-                    )[0]
-                elif isinstance(reply, ResponseError):
-                    raise reply
-            return replies
+    @classmethod
+    def _replies(cls, conn: Any, commands: Sequence[Command]) -> list[Any]:
+        """The replies to ``commands``; the first error reply is raised (after all are read)."""
+        replies = cls._exchange(conn, commands)
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise reply
+        return replies
+
+    @staticmethod
+    def _exchange(conn: Any, commands: Sequence[Command]) -> list[Any]:
+        """Send ``commands`` in one write and read every reply, so the connection stays in
+        step; error replies are returned in their places."""
+        conn.send_packed_command(conn.pack_commands(commands))
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except ResponseError as exc:
+                replies.append(exc)
+        return replies
 
     # -- waiting --------------------------------------------------------------------------
 
