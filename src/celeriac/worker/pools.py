@@ -398,7 +398,8 @@ class _Child:
 
 
 class PreforkPool(Pool):
-    """``concurrency`` child processes (forked); a supervisor thread feeds them, reads their
+    """``concurrency`` child processes (forked). A job goes to an idle child from the thread
+    that submits it; a supervisor thread hands out the rest as children free up, reads their
     outcomes, enforces hard time limits by killing, and replaces children that exit."""
 
     name = "prefork"
