@@ -1,9 +1,11 @@
 """What the Redis broker and result backend share: URL parsing, connection pools, batched
 command execution with Lua scripts, reconnection and the translation of driver errors.
 
-Commands go out on pooled connections of redis-py's thread-safe, fork-aware
-``ConnectionPool`` (a forked child opens its own connections and never closes its parent's).
-Each call sends its commands in one round trip. When the server cannot be reached (a restart,
+Each thread has its own connection for short calls: a bare hiredis connection (:class:`Wire`)
+on plain TCP, else one made by redis-py's ``ConnectionPool`` (TLS, Unix sockets). Waits use
+a second connection: the thread's own second ``Wire``, else one from a pool kept for waits.
+A forked child opens its own connections and never closes its parent's. Each call sends its
+commands in one round trip. When the server cannot be reached (a restart,
 a dead connection) a call is tried again, with a growing pause, for up to ``retry_window``
 seconds (transport option, default 5): always when nothing was sent yet, and only for
 idempotent calls when the connection broke after sending. What still fails is raised as
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import select
 import socket
 import threading
 import time
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit
 
 from .brokers.base import safe_url
 from .exceptions import ImproperlyConfigured, OperationalError
-from .utils.io import fd_readable, wait_readable
+from .utils.io import ReadableCheck, fd_readable, wait_readable
 
 try:
     import redis
@@ -171,7 +172,7 @@ class Wire:
         self.keepalive = bool(kwargs.get("socket_keepalive"))
         self._sock: socket.socket | None = None
         self.client_id: int | None = None  # asked for by waits (CLIENT UNBLOCK needs it)
-        self._poller: Any = None
+        self._readable: ReadableCheck | None = None
         self._reader: Any = None
         self._buffer = bytearray(65536)
         self.pid = os.getpid()
@@ -197,8 +198,7 @@ class Wire:
         sock.settimeout(self.timeout)
         self._sock, self._reader, self.pid = sock, hiredis.Reader(), os.getpid()
         self.client_id = None
-        self._poller = select.poll()
-        self._poller.register(sock.fileno(), select.POLLIN)
+        self._readable = ReadableCheck(sock.fileno())
         hello: list[Command] = []
         if self.password is not None:
             auth = [self.username, self.password] if self.username else [self.password]
@@ -221,7 +221,7 @@ class Wire:
 
     def stale(self) -> bool:
         """Connected, but with something to read between calls: closed by the server."""
-        return self._sock is not None and bool(self._poller.poll(0))
+        return self._sock is not None and self._readable is not None and self._readable()
 
     def disconnect(self) -> None:
         sock, self._sock = self._sock, None
@@ -261,7 +261,8 @@ class Wire:
             self.connect()
         if self._reader.has_data():
             return True
-        return bool(self._poller.poll(max(timeout, 0.0) * 1000.0))
+        assert self._readable is not None
+        return self._readable(timeout)
 
     def read_response(self, push_request: bool = False) -> Any:
         reader, sock, buf = self._reader, self._sock, self._buffer
@@ -339,12 +340,12 @@ class RedisClient:
     # -- connections ----------------------------------------------------------------------
 
     @contextmanager
-    def connection(self, blocking: bool = False) -> Iterator[Any]:
-        """A connection for one call; disconnected (and reconnected on next use) if the call
-        fails. Short calls use this thread's own connection, which saves the pool's
-        bookkeeping on every call; waits take one from the blocking pool."""
-        if not blocking or self._wire:
-            conn = self._own_connection("blocking" if blocking else "held")
+    def wait_connection(self) -> Iterator[Any]:
+        """A connection for one wait (BLPOP, SUBSCRIBE), never the one short calls use;
+        disconnected (and reconnected on next use) if the wait fails. With a bare connection
+        it is this thread's own for waits; otherwise one from the blocking pool."""
+        if self._wire:
+            conn = self._own_connection("blocking")
             try:
                 yield conn
             except BaseException:
@@ -543,7 +544,7 @@ class RedisClient:
             return True, None
         limit = seconds + WAIT_GRACE
         try:
-            with self.connection(blocking=True) as conn:
+            with self.wait_connection() as conn:
                 # a bare connection can be unblocked by its id, so the script is not lost
                 pipelined = then is not None and type(conn) is Wire
                 commands: list[Command] = [("BLPOP", *keys, f"{max(seconds, 0.001):.3f}")]

@@ -61,21 +61,21 @@ class Message:
         return Message(*_all_fields(self))
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"v": PROTOCOL_VERSION}
-        for name in _FIELDS:
-            value = getattr(self, name)
+        return {**self._body(), "content_type": self.content_type}
+
+    def _body(self) -> dict[str, Any]:
+        """The object on the wire: the fields that are set, and those always sent."""
+        body: dict[str, Any] = {"v": PROTOCOL_VERSION}
+        for name, value in zip(_WIRE_FIELDS, _wire_fields(self), strict=True):
             if value is not None or name in _ALWAYS:
-                d[name] = value
-        return d
+                body[name] = value
+        return body
 
     def encode(self) -> bytes:
         """Serialise with this message's content type (see :mod:`celeriac.serialization`)."""
         if not self.sent_at:
             self.sent_at = time.time()
-        body = {"v": PROTOCOL_VERSION}
-        for name, value in zip(_WIRE_FIELDS, _wire_fields(self), strict=True):
-            if value is not None or name in _ALWAYS:
-                body[name] = value
+        body = self._body()
         if self.content_type == JSON_CONTENT_TYPE:
             return json_dumps(body)
         ser = get_serializer(self.content_type)
@@ -166,12 +166,12 @@ def splicer(template: Message) -> Callable[[str, list[Any], dict[str, Any], int]
     if template.content_type != JSON_CONTENT_TYPE:
         return None
     own_root = template.root_id == template.id
+    holes = [name for name in _HOLES if name != "root_id" or own_root]
     marked = copy.copy(template)
-    for name in _HOLES:
-        if name != "root_id" or own_root:
-            setattr(marked, name, f"\x00{name}")
+    for name in holes:
+        setattr(marked, name, f"\x00{name}")
     encoded = marked.encode()
-    marks = {n: json_dumps(f"\x00{n}") for n in _HOLES if n != "root_id" or own_root}
+    marks = {name: json_dumps(f"\x00{name}") for name in holes}
     if any(encoded.count(mark) != 1 for mark in marks.values()):
         return None  # a mark also occurs elsewhere in the template: no splicing
     # cut the encoded template at each hole, in the order the holes appear in it

@@ -256,17 +256,15 @@ class Task:
 
     def signature(self, args: Any = None, *starargs: Any, **kwargs: Any) -> Signature:
         """A :class:`~celeriac.canvas.Signature` of this task."""
-        from .canvas import signature
+        from .canvas import Signature
 
-        return signature(self, args, *starargs, **kwargs)
+        return Signature(self, args, *starargs, **kwargs)
 
     subtask = signature
 
     def s(self, *args: Any, **kwargs: Any) -> Signature:
         """Signature shortcut: ``task.s(1, 2)``."""
-        from .canvas import Signature
-
-        return Signature(self, args, kwargs)
+        return self.signature(args, kwargs)
 
     def si(self, *args: Any, **kwargs: Any) -> Signature:
         """Immutable signature: ignores the result of a parent in a chain."""

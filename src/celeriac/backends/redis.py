@@ -113,7 +113,7 @@ class RedisBackend:
 
     def _wait(self, task_id: str, deadline: float | None) -> bytes | None:
         channel = self._channel(task_id)
-        with self._db.connection(blocking=True) as conn:
+        with self._db.wait_connection() as conn:
             conn.send_command("SUBSCRIBE", channel)
             conn.read_response(push_request=True)
             while True:

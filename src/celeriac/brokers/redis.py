@@ -370,13 +370,18 @@ class RedisBroker:
             return []
         deadline = time.monotonic() + max(timeout, 0.0)
         wake_keys = [self._queue_keys(name)[4] for name in names]
+        claim = (
+            _CLAIM,
+            [key for name in names for key in self._queue_keys(name)[:4]],
+            [limit, repr(self.visibility_timeout)],
+        )
         self._fetching = True
         try:
             broken = False
             reply = None  # a claim sent along with the last wait
             while True:
                 if reply is None:
-                    claimed, due_in = self._claim(names, limit, acks)
+                    claimed, due_in = self._claim(claim, names, acks)
                     acks = ()
                 else:
                     claimed, due_in = self._claimed(reply, names)
@@ -392,7 +397,6 @@ class RedisBroker:
                 # a lease taken elsewhere meanwhile is due at the soonest this much later
                 remaining = min(remaining, self.visibility_timeout)
                 # a broken wait is retried once (after a claim); twice in a row raises
-                claim = (_CLAIM, self._claim_keys(names), self._claim_args(limit))
                 ok, reply = self._db.blpop(wake_keys, remaining, self._waker, broken, claim)
                 broken = not ok
         finally:
@@ -402,23 +406,19 @@ class RedisBroker:
                 self._db.close_blocking()
 
     def _claim(
-        self, names: list[str], limit: int, acks: Sequence[Delivery] = ()
+        self,
+        claim: tuple[Script, list[str], list[Any]],
+        names: list[str],
+        acks: Sequence[Delivery],
     ) -> tuple[list[Delivery], float | None]:
-        """Acknowledge ``acks`` and claim what is due; else say in how many seconds the next
-        message is due."""
-        keys, args = self._claim_keys(names), self._claim_args(limit)
+        """Acknowledge ``acks`` and run ``claim``; what it claimed, or in how many seconds
+        the next message is due."""
         stop = lambda: self._waker.woken  # noqa: E731
         if acks:
-            reply = self._db.run_many([self._ack_call(acks), (_CLAIM, keys, args)], stop)[1]
+            reply = self._db.run_many([self._ack_call(acks), claim], stop)[1]
         else:
-            reply = self._db.run(_CLAIM, keys, args, stop=stop)
+            reply = self._db.run(*claim, stop=stop)
         return self._claimed(reply, names)
-
-    def _claim_keys(self, names: list[str]) -> list[str]:
-        return [key for name in names for key in self._queue_keys(name)[:4]]
-
-    def _claim_args(self, limit: int) -> list[Any]:
-        return [limit, repr(self.visibility_timeout)]
 
     def _claimed(self, reply: Any, names: list[str]) -> tuple[list[Delivery], float | None]:
         """The deliveries in a claim's reply, and in how many seconds the next one is due."""

@@ -31,3 +31,18 @@ def fd_readable(fd: int) -> bool:
         return bool(wait_readable([fd], 0))
     except (OSError, ValueError):
         return True
+
+
+class ReadableCheck:
+    """Whether one descriptor has something to read (or is closed), asked again and again:
+    one poll object for its life instead of a new one per question."""
+
+    def __init__(self, fd: int) -> None:
+        self._poll = select.poll()
+        self._poll.register(fd, select.POLLIN)
+
+    def __call__(self, timeout: float = 0.0) -> bool:
+        try:
+            return bool(self._poll.poll(max(timeout, 0.0) * 1000.0))
+        except (OSError, ValueError):
+            return True

@@ -29,6 +29,7 @@ from ..brokers.base import Delivery
 from ..exceptions import SoftTimeLimitExceeded, Terminated, TimeLimitExceeded
 from ..message import Message
 from ..task import Task
+from ..utils.io import ReadableCheck
 from .executor import REQUEUE, Outcome, execute, execute_async
 from .limits import alarm_limits, raise_in_thread
 
@@ -337,6 +338,17 @@ def _die_with_parent() -> None:
         pass
 
 
+def _send(conn: Any, item: Any) -> None:
+    """Send ``item`` between the prefork parent and a child: a plain pickle (jobs and
+    outcomes pickle as tuples), without multiprocessing's reducer machinery."""
+    conn.send_bytes(pickle.dumps(item, pickle.HIGHEST_PROTOCOL))
+
+
+def _receive(conn: Any) -> Any:
+    """What :func:`_send` sent."""
+    return pickle.loads(conn.recv_bytes())
+
+
 def _child_main(
     app: Celeriac, conn: Any, hostname: str, max_tasks: int | None, parent_pid: int
 ) -> None:
@@ -354,7 +366,7 @@ def _child_main(
     done = 0
     while True:
         try:
-            item = pickle.loads(conn.recv_bytes())
+            item = _receive(conn)
         except (EOFError, OSError):
             break
         if item is None:
@@ -368,8 +380,7 @@ def _child_main(
             outcome = Outcome("ack", states.SUCCESS)
         done += 1
         retiring = bool(max_tasks and done >= max_tasks)
-        # the parent sends nothing more once retiring
-        conn.send_bytes(pickle.dumps((job_id, outcome, retiring), pickle.HIGHEST_PROTOCOL))
+        _send(conn, (job_id, outcome, retiring))  # the parent sends nothing more once retiring
         if retiring:
             break
     signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
@@ -384,17 +395,7 @@ class _Child:
         self.job: Job | None = None
         self.killed_for: str | None = None
         self.retiring = False
-        self.poller = select.poll()  # for "is there more to read?" without a new selector
-        self.poller.register(conn.fileno(), select.POLLIN)
-
-    def readable(self) -> bool:
-        try:
-            return bool(self.poller.poll(0))
-        except (OSError, ValueError):
-            return True
-
-    def send(self, item: Any) -> None:
-        self.conn.send_bytes(pickle.dumps(item, pickle.HIGHEST_PROTOCOL))
+        self.readable = ReadableCheck(conn.fileno())
 
 
 class PreforkPool(Pool):
@@ -442,8 +443,6 @@ class PreforkPool(Pool):
             os.write(self._wake_w, b"x")
 
     def _supervise(self) -> None:
-        import select
-
         for _ in range(self.concurrency):
             self._spawn()
         self._started.set()
@@ -502,7 +501,7 @@ class PreforkPool(Pool):
                     job.delivery_info,
                 )
                 try:
-                    child.send(item)
+                    _send(child.conn, item)
                 except OSError:
                     pass  # the child died; its sentinel tells
 
@@ -512,7 +511,7 @@ class PreforkPool(Pool):
         for child in children:
             try:
                 while child.readable():
-                    _job_id, outcome, child.retiring = pickle.loads(child.conn.recv_bytes())
+                    _job_id, outcome, child.retiring = _receive(child.conn)
                     job, child.job = child.job, None
                     if job is not None:
                         done.append((job, outcome))
@@ -594,7 +593,7 @@ class PreforkPool(Pool):
     def _shutdown_children(self) -> None:
         for child in self._children:
             with contextlib.suppress(OSError):
-                child.send(None)
+                _send(child.conn, None)
         for child in self._children:
             child.process.join(3)
             if child.process.is_alive():

@@ -267,14 +267,11 @@ class Worker:
                 timeout = 0.0 if self.pool.busy() and self.pool_name == "solo" else 1.0
                 if self.burst:
                     timeout = min(timeout, 0.05)
-                # the acknowledgements gathered since the last fetch go with it
-                with self._inflight_lock:
-                    acks, self._acks = self._acks, []
+                acks = self._take_acks()  # those gathered since the last fetch go with it
                 try:
                     deliveries = self._fetch(room, min(timeout, until_held), acks)
                 except OperationalError:
-                    with self._inflight_lock:
-                        self._acks[:0] = acks  # acknowledging again is harmless
+                    self._keep_acks(acks)
                     raise
             except OperationalError as exc:
                 failures += 1
@@ -535,17 +532,26 @@ class Worker:
         if pending:
             logger.warning("settled %d message(s) held while the broker was away", len(pending))
 
-    def _flush_acks(self) -> None:
-        """Send the queued acknowledgements in one call (kept for later if it fails)."""
+    def _take_acks(self) -> list[Delivery]:
+        """The queued acknowledgements, to be sent now."""
         with self._inflight_lock:
             acks, self._acks = self._acks, []
+        return acks
+
+    def _keep_acks(self, acks: list[Delivery]) -> None:
+        """Queue ``acks`` again after sending them failed (acknowledging twice is harmless)."""
+        with self._inflight_lock:
+            self._acks[:0] = acks
+
+    def _flush_acks(self) -> None:
+        """Send the queued acknowledgements in one call (kept for later if it fails)."""
+        acks = self._take_acks()
         if not acks:
             return
         try:
             self.app.broker.ack_many(acks)
         except OperationalError:
-            with self._inflight_lock:
-                self._acks[:0] = acks
+            self._keep_acks(acks)
 
     def _forget(self, job: Job) -> None:
         with self._inflight_lock:
