@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from celeriac.brokers.base import Broker, Delivery, Outgoing, create_broker
+from conftest import wait_until
 
 from .conftest import SHORT_LEASE, BrokerSetup
 
@@ -272,6 +273,17 @@ def test_wakeup_interrupts_fetch(broker: Broker) -> None:
     assert time.monotonic() - started < 2.0
     send(broker, "after")
     assert bodies(broker.fetch([Q], 5, 1.0)) == ["after"]
+
+
+def test_fetch_acknowledges_the_acks_it_is_given(broker: Broker) -> None:
+    send(broker, "a", "b")
+    first = broker.fetch([Q], 2, 0)
+    assert bodies(first) == ["a", "b"]
+    send(broker, "c")
+    got = broker.fetch([Q], 5, 1.0, first)
+    assert bodies(got) == ["c"]
+    broker.ack_many(got)
+    assert wait_until(lambda: broker.queue_length(Q) == 0, timeout=5)
 
 
 def test_batch_of_1000_in_one_call(broker: Broker) -> None:
