@@ -110,6 +110,6 @@ def forever(self, tag):
         time.sleep(0.05)
 
 
-@app.task
-def beat_tick():
-    _record("tick", f"{time.time():.3f}")
+@app.task(bind=True)
+def beat_tick(self):
+    _record("tick", f"{time.time():.3f}", self.request.id)
