@@ -4,14 +4,16 @@ Crashes and many workers are tested on every broker in test_distributed.py."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from celeriac import states
-from celeriac.exceptions import TimeLimitExceeded
+from celeriac.exceptions import TimeLimitExceeded, WorkerLostError
 from conftest import TESTS_DIR, Project, wait_until
 
 pytestmark = pytest.mark.slow
@@ -27,6 +29,34 @@ def test_prefork_worker_runs_tasks_and_shuts_down_warm(project: Project) -> None
     assert [r[0] for r in project.runs("end")] == ["long"]  # it was allowed to finish
     assert long.get(timeout=5) == "long"
     assert "Warm shutdown" in worker.output
+
+
+def test_a_long_task_does_not_hold_up_short_ones(project: Project) -> None:
+    project.worker("-c", "2")
+    project.send("sleep_record", "long", 4.0)
+    wait_until(lambda: project.runs("start"))
+    results = [project.send("record", str(n)) for n in range(8)]
+    assert [r.get(timeout=3) for r in results] == [str(n) for n in range(8)]
+    assert not project.runs("end")  # all ran in the other child while the long one ran
+
+
+def test_a_job_larger_than_the_pools_queue_takes(project: Project) -> None:
+    project.worker("-c", "2")
+    big = "x" * 6_000_000
+    assert project.send("add", big, "y").get(timeout=30) == big + "y"
+
+
+def test_a_killed_child_loses_its_own_task_only(project: Project) -> None:
+    project.worker("-c", "1")
+    doomed = project.send("sleep_record", "doomed", 30.0)
+    wait_until(lambda: project.runs("start"))
+    queued = [project.send("record", str(n)) for n in range(5)]
+    time.sleep(0.3)  # queued for the pool behind the running task
+    os.kill(int(project.runs("start")[0][1]), signal.SIGKILL)
+    with pytest.raises(WorkerLostError):
+        doomed.get(timeout=20)
+    assert [r.get(timeout=20) for r in queued] == [str(n) for n in range(5)]
+    assert sorted(r[0] for r in project.runs("run")) == [str(n) for n in range(5)]  # once each
 
 
 def test_hard_time_limit_kills_the_child_and_the_worker_goes_on(project: Project) -> None:

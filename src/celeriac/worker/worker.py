@@ -27,7 +27,8 @@ from ..serialization import content_types
 from ..task import Context
 from . import workflow
 from .executor import ACK, DEAD_LETTER, REQUEUE, Outcome
-from .pools import POOLS, Job, Pool
+from .pools import AsyncioPool, Job, Pool, SoloPool, ThreadPool
+from .prefork import PreforkPool
 from .ratelimit import RateLimits
 
 if TYPE_CHECKING:
@@ -35,6 +36,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.worker")
 
+
+POOLS: dict[str, type[Pool]] = {
+    "prefork": PreforkPool,
+    "processes": PreforkPool,
+    "threads": ThreadPool,
+    "asyncio": AsyncioPool,
+    "solo": SoloPool,
+}
 
 #: How often a worker looks for new revocations (seconds).
 REVOCATION_CHECK_INTERVAL = 0.5
@@ -556,7 +565,10 @@ class Worker:
     def _forget(self, job: Job) -> None:
         with self._inflight_lock:
             self._inflight.pop(job.id, None)
-        self._room.set()
+            room = self.max_inflight - (len(self._inflight) - len(self._held))
+        # wake the consumer only when it would fetch (see _consume), not for every task
+        if room >= self.fetch_batch or self.pool is None or not self.pool.has_pending():
+            self._room.set()
 
     def _release(self, jobs: list[Job]) -> None:
         for job in jobs:

@@ -1,0 +1,480 @@
+"""The prefork pool: child processes that take jobs from one shared queue.
+
+The parent puts jobs on a ``SOCK_SEQPACKET`` socket shared by every child (a whole job per
+datagram), up to one more job per child than there are children, so a child that finishes a
+task takes the next one at once, without waiting for the parent to notice; whichever child is
+free first takes the next job, so a short task never waits behind a long one in a busy child.
+A child takes a job under a lock (``lockf``, released by the kernel if the child dies) and
+writes the job's number and start time into its slot in shared memory before letting go, so
+the parent always knows which job each child runs: for hard time limits, terminating a
+revoked task, and the outcome of a job whose child died. Outcomes come back over a pipe per
+child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import mmap
+import os
+import pickle
+import select
+import socket
+import struct
+import tempfile
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from .. import states
+from ..exceptions import SoftTimeLimitExceeded, Terminated, TimeLimitExceeded
+from ..utils.io import ReadableCheck
+from .executor import REQUEUE, Outcome, execute
+from .limits import alarm_limits
+from .pools import Job, Pool
+
+if TYPE_CHECKING:
+    from ..app import Celeriac
+
+logger = logging.getLogger("celeriac.worker")
+
+SLOT = struct.Struct("qd")  # a child's slot: the job it runs (0: none) and when it took it
+SPILL = b"@"  # a datagram naming a file that holds a job too large for one datagram
+STOP = pickle.dumps(None)
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+        import signal as _signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, _signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # not Linux: the child notices the closed pipe instead
+        pass
+
+
+class _Queue:
+    """The shared job queue, its lock and the children's slots (all inherited by fork)."""
+
+    def __init__(self, slots: int) -> None:
+        self.send_end, self.recv_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with contextlib.suppress(OSError):
+            self.send_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        # a datagram must fit in the sender's buffer; larger jobs go through a file
+        self.max_datagram = self.send_end.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
+        self.buffer = bytearray(self.max_datagram)
+        fd, path = tempfile.mkstemp(prefix="celeriac-prefork-")
+        os.unlink(path)  # the descriptor is all that is needed, and fork passes it on
+        self._lockfile = fd
+        self.slots = mmap.mmap(-1, SLOT.size * slots)
+        self.poller = select.poll()
+        self.poller.register(self.recv_end.fileno(), select.POLLIN)
+
+    def lock(self) -> None:
+        fcntl.lockf(self._lockfile, fcntl.LOCK_EX)
+
+    def unlock(self) -> None:
+        fcntl.lockf(self._lockfile, fcntl.LOCK_UN)
+
+    def put(self, data: bytes) -> bool:
+        """Queue one job without blocking; False if the queue is full."""
+        if len(data) > self.max_datagram - 64:
+            fd, path = tempfile.mkstemp(prefix="celeriac-job-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            data = SPILL + os.fsencode(path)
+        try:
+            self.send_end.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            self._discard(data)
+            return False
+        return True
+
+    def get_nowait(self) -> bytes | None:
+        """The next job, if one is queued (call with the lock held)."""
+        try:
+            n = self.recv_end.recv_into(self.buffer, 0, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return None
+        data = bytes(memoryview(self.buffer)[:n])
+        if data.startswith(SPILL):
+            path = os.fsdecode(data[len(SPILL) :])
+            with open(path, "rb") as f:
+                data = f.read()
+            os.unlink(path)
+        return data
+
+    @staticmethod
+    def _discard(data: bytes) -> None:
+        if data.startswith(SPILL):
+            with contextlib.suppress(OSError):
+                os.unlink(os.fsdecode(data[len(SPILL) :]))
+
+    def take(self, index: int) -> Any:
+        """Wait for a job and take it, recording it in slot ``index`` (the child's side)."""
+        while True:
+            self.poller.poll()
+            self.lock()
+            try:
+                data = self.get_nowait()
+                if data is not None:
+                    item = pickle.loads(data)
+                    seq = item[0] if item is not None else 0
+                    SLOT.pack_into(self.slots, index * SLOT.size, seq, time.monotonic())
+                    return item
+            finally:
+                self.unlock()
+
+    def drain(self) -> list[bytes]:
+        """Take every queued job back (with the lock held)."""
+        taken = []
+        while (data := self.get_nowait()) is not None:
+            taken.append(data)
+        return taken
+
+    def slot(self, index: int) -> tuple[int, float]:
+        seq, started = SLOT.unpack_from(self.slots, index * SLOT.size)
+        return int(seq), float(started)
+
+    def clear(self, index: int) -> None:
+        SLOT.pack_into(self.slots, index * SLOT.size, 0, 0.0)
+
+
+def _child_main(
+    app: Celeriac,
+    queue: _Queue,
+    index: int,
+    conn: Any,
+    hostname: str,
+    max_tasks: int | None,
+    parent_pid: int,
+) -> None:
+    import signal as _signal
+
+    from .. import signals
+
+    _die_with_parent()
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    # The parent decides about shutdown; a Ctrl-C sent to the process group is not ours.
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+    _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
+    signals.worker_process_init.send(sender=None)
+    done = 0
+    while True:
+        try:
+            item = queue.take(index)
+        except OSError:
+            break
+        if item is None:
+            break
+        seq, message, name, soft, hard, delivery_info = item
+        task = app.tasks[name]
+        try:
+            with alarm_limits(soft, hard):
+                outcome = execute(app, task, message, hostname, delivery_info)
+        except (SoftTimeLimitExceeded, TimeLimitExceeded):  # fired between task and return
+            outcome = Outcome("ack", states.SUCCESS)
+        done += 1
+        retiring = bool(max_tasks and done >= max_tasks)
+        conn.send_bytes(pickle.dumps((seq, outcome, retiring), pickle.HIGHEST_PROTOCOL))
+        if retiring:  # it takes no more jobs
+            break
+    signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
+    conn.close()
+    os._exit(0)
+
+
+class _Child:
+    def __init__(self, process: Any, conn: Any, index: int) -> None:
+        self.process = process
+        self.conn = conn
+        self.index = index
+        self.killed_for: str | None = None
+        self.retiring = False
+        self.readable = ReadableCheck(conn.fileno())
+
+
+class PreforkPool(Pool):
+    """``concurrency`` child processes (forked) fed from one shared queue. The thread that
+    submits a job queues it when there is room; a supervisor thread reads outcomes, queues
+    more as room frees up, enforces hard time limits by killing, and replaces children that
+    exit."""
+
+    name = "prefork"
+
+    def start(self) -> None:
+        import multiprocessing
+
+        self._ctx = multiprocessing.get_context("fork")
+        self._children: list[_Child] = []
+        self._queue = _Queue(self.concurrency)
+        self._queued: dict[int, Job] = {}  # by sequence number: queued or running in a child
+        self._seq = 0
+        self._wake_r, self._wake_w = os.pipe()
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="celeriac-prefork", daemon=True
+        )
+        self._started = threading.Event()
+        self._supervisor.start()
+        self._started.wait()
+
+    def _spawn(self, index: int) -> _Child:
+        reader, writer = self._ctx.Pipe(duplex=False)
+        self._queue.clear(index)
+        proc = self._ctx.Process(
+            target=_child_main,
+            args=(
+                self.app,
+                self._queue,
+                index,
+                writer,
+                self.hostname,
+                self.max_tasks_per_child,
+                os.getpid(),
+            ),
+            name=f"ForkPoolWorker-{index + 1}",
+            daemon=True,
+        )
+        proc.start()
+        writer.close()
+        child = _Child(proc, reader, index)
+        self._children.append(child)
+        return child
+
+    def submit(self, job: Job) -> None:
+        with self._lock:
+            self._pending.append(job)
+            self._fill()
+
+    def _fill(self) -> None:
+        """Queue pending jobs while there is room: as many as there are taking children,
+        plus what they run (call with the pool's lock held)."""
+        takers = sum(1 for c in self._children if not c.retiring)
+        while self._pending and len(self._queued) < 2 * takers:
+            job = self._pending[0]
+            seq = self._seq + 1
+            item = (
+                seq,
+                job.message,
+                job.task.name,
+                job.soft_limit,
+                job.hard_limit,
+                job.delivery_info,
+            )
+            if not self._queue.put(pickle.dumps(item, pickle.HIGHEST_PROTOCOL)):
+                return  # full: more room comes with the next outcome
+            self._seq = seq
+            self._pending.popleft()
+            job.extra["seq"] = seq
+            self._queued[seq] = job
+            self._take(job)
+
+    def _supervise(self) -> None:
+        for index in range(self.concurrency):
+            self._spawn(index)
+        self._started.set()
+        # One poll object for the supervisor's life, re-registered only when children change
+        # (building a selector per wait costs more than the rest of a task's handling).
+        poller = select.poll()
+        watched: dict[int, tuple[_Child | None, str]] = {}
+        while True:
+            with self._lock:
+                if self._stopping and not self._running:
+                    break
+                self._fill()
+            self._watch(poller, watched)
+            ready = [watched[fd] for fd, _ in poller.poll(100) if fd in watched]
+            if any(kind == "wake" for _, kind in ready):
+                os.read(self._wake_r, 4096)
+            self._collect([c for c, kind in ready if kind == "result" and c is not None])
+            for child, kind in ready:
+                if kind == "exit" and child is not None and child in self._children:
+                    self._reap(child)
+            self._enforce_limits()
+        self._shutdown_children()
+
+    def _watch(self, poller: Any, watched: dict[int, tuple[_Child | None, str]]) -> None:
+        """Keep ``poller`` registered on the wake pipe and every child's pipe and sentinel."""
+        wanted: dict[int, tuple[_Child | None, str]] = {self._wake_r: (None, "wake")}
+        for c in self._children:
+            wanted[c.conn.fileno()] = (c, "result")
+            wanted[c.process.sentinel] = (c, "exit")
+        if wanted == watched:
+            return
+        for fd in set(watched) - set(wanted):
+            poller.unregister(fd)
+        for fd in set(wanted) - set(watched):
+            poller.register(fd, select.POLLIN)
+        watched.clear()
+        watched.update(wanted)
+
+    def _collect(self, children: list[_Child]) -> None:
+        """Read the outcomes ``children`` sent and settle them together."""
+        with self._lock:
+            done = self._read_outcomes(children)
+        if done:
+            self._finish_many(done)
+
+    def _read_outcomes(self, children: list[_Child]) -> list[tuple[Job, Outcome]]:
+        """The outcomes ``children`` have sent so far (call with the pool's lock held)."""
+        done: list[tuple[Job, Outcome]] = []
+        for child in children:
+            try:
+                while child.readable():
+                    seq, outcome, child.retiring = pickle.loads(child.conn.recv_bytes())
+                    job = self._queued.pop(seq, None)
+                    if job is not None:
+                        done.append((job, outcome))
+            except (EOFError, OSError):
+                pass  # it died: its sentinel tells
+        return done
+
+    def _running_seqs(self, exclude: _Child | None = None) -> dict[int, _Child]:
+        """The job each live child runs, by sequence number."""
+        running = {}
+        for child in self._children:
+            if child is not exclude:
+                seq, _ = self._queue.slot(child.index)
+                if seq:
+                    running[seq] = child
+        return running
+
+    def _reap(self, child: _Child) -> None:
+        """A child exited: settle the job it died under, and start another child.
+
+        With the queue locked no child takes a job, and every child sends an outcome before
+        it takes its next job, so a job that is neither queued, nor in a live child's slot,
+        nor finished in an outcome sent by now was taken by the child that died."""
+        child.process.join(0)
+        with self._lock:
+            self._queue.lock()
+            try:
+                done = self._read_outcomes(self._children)
+                queued = self._queue.drain()
+                for data in queued:  # back, in the same order
+                    self._queue.put(data)
+                alive = self._running_seqs(exclude=child)
+            finally:
+                self._queue.unlock()
+            waiting = {item[0] for item in map(pickle.loads, queued) if item is not None}
+            lost = [s for s in self._queued if s not in alive and s not in waiting]
+            lost_jobs = [self._queued.pop(seq) for seq in lost]
+            self._children.remove(child)
+        child.conn.close()
+        done += [(job, self._lost(job, child)) for job in lost_jobs]
+        if done:
+            self._finish_many(done)
+        if not self._stopping:
+            self._spawn(child.index)
+
+    def _lost(self, job: Job, child: _Child) -> Outcome:
+        """The outcome of a job whose process died under it."""
+        from ..exceptions import WorkerLostError
+        from .executor import TaskRun, make_request
+
+        code = child.process.exitcode
+        run = TaskRun(
+            self.app,
+            job.task,
+            make_request(job.task, job.message, self.hostname, job.delivery_info),
+        )
+        if child.killed_for == "revoked":
+            signum = -code if code is not None and code < 0 else None
+            return run.terminated(Terminated(f"terminated by revoke (exit code {code})"), signum)
+        if child.killed_for == "time_limit":
+            exc: BaseException = TimeLimitExceeded(f"time limit ({job.hard_limit}s) exceeded")
+        else:
+            reject = job.task.reject_on_worker_lost
+            if reject is None:
+                reject = self.app.conf.task_reject_on_worker_lost
+            if reject or child.killed_for == "shutdown":
+                return Outcome(REQUEUE, states.PENDING, "worker process lost")
+            exc = WorkerLostError(f"Worker exited prematurely: exitcode {code}.")
+        logger.error("Task %s[%s]: %s", job.task.name, job.message.id, exc)
+        return run.failed(exc)
+
+    def _enforce_limits(self) -> None:
+        now = time.monotonic()
+        for child in self._children:
+            seq, started = self._queue.slot(child.index)
+            job = self._queued.get(seq)
+            if job and job.hard_limit and now - started > job.hard_limit:
+                if child.killed_for is None and child.process.pid:
+                    child.killed_for = "time_limit"
+                    os.kill(child.process.pid, 9)
+
+    def running(self) -> list[Job]:
+        """The jobs children have taken (not those still queued for them)."""
+        with self._lock:
+            seqs = self._running_seqs()
+            return [job for seq, job in self._queued.items() if seq in seqs]
+
+    def terminate_job(self, task_id: str, signum: int) -> bool:
+        with self._lock:
+            self._queue.lock()  # no child takes another job meanwhile
+            try:
+                for seq, child in self._running_seqs().items():
+                    job = self._queued.get(seq)
+                    if job is not None and job.message.id == task_id and child.process.pid:
+                        child.killed_for = "revoked"
+                        os.kill(child.process.pid, signum)
+                        return True
+            finally:
+                self._queue.unlock()
+        return False
+
+    def cancel_pending(self) -> list[Job]:
+        """Take back the jobs no child has taken yet."""
+        with self._lock:
+            self._queue.lock()
+            try:
+                queued = self._queue.drain()
+            finally:
+                self._queue.unlock()
+            back = []
+            for data in queued:
+                if data == STOP:
+                    continue
+                job = self._queued.pop(pickle.loads(data)[0], None)
+                if job is not None:
+                    self._running.pop(job.id, None)
+                    back.append(job)
+            back += self._pending
+            self._pending.clear()
+            self._lock.notify_all()
+            return back
+
+    def terminate(self) -> list[Job]:
+        with self._lock:
+            running = list(self._running.values())
+            self._stopping = True
+            for child in self._children:
+                if child.process.pid and child.process.is_alive():
+                    child.killed_for = "shutdown"
+                    os.kill(child.process.pid, 9)
+        os.write(self._wake_w, b"x")
+        self._supervisor.join(5)
+        return running
+
+    def stop(self) -> None:
+        super().stop()
+        os.write(self._wake_w, b"x")
+        self._supervisor.join(10)
+
+    def _shutdown_children(self) -> None:
+        for _ in self._children:
+            with contextlib.suppress(OSError):
+                self._queue.send_end.send(STOP)
+        for child in self._children:
+            child.process.join(3)
+            if child.process.is_alive():
+                child.process.kill()
+                child.process.join(1)
+        with contextlib.suppress(OSError):
+            self._queue.lock()
+            for data in self._queue.drain():
+                _Queue._discard(data)
+            self._queue.unlock()
