@@ -1,8 +1,8 @@
 """The prefork pool: child processes that take jobs from one shared queue.
 
 The parent puts jobs on a ``SOCK_SEQPACKET`` socket shared by every child (a whole job per
-datagram), up to one more job per child than there are children, so a child that finishes a
-task takes the next one at once, without waiting for the parent to notice; whichever child is
+datagram), up to two jobs per child beyond those running, so a child that finishes a task
+takes the next one at once, without waiting for the parent to notice; whichever child is
 free first takes the next job, so a short task never waits behind a long one in a busy child.
 A child takes a job under a lock (``lockf``, released by the kernel if the child dies) and
 writes the job's number and start time into its slot in shared memory before letting go, so
@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 from .. import states
 from ..exceptions import SoftTimeLimitExceeded, Terminated, TimeLimitExceeded
-from ..utils.io import ReadableCheck
 from .executor import REQUEUE, Outcome, execute
 from .limits import alarm_limits
 from .pools import Job, Pool
@@ -39,9 +38,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.worker")
 
+FRAME = struct.Struct("I")  # an outcome's length, before the outcome
 SLOT = struct.Struct("qd")  # a child's slot: the job it runs (0: none) and when it took it
 SPILL = b"@"  # a datagram naming a file that holds a job too large for one datagram
 STOP = pickle.dumps(None)
+DEPTH = 3  # jobs in the pool per taking child: the one it runs and two queued
 
 
 def _die_with_parent() -> None:
@@ -146,7 +147,7 @@ def _child_main(
     app: Celeriac,
     queue: _Queue,
     index: int,
-    conn: Any,
+    outcomes: int,
     hostname: str,
     max_tasks: int | None,
     parent_pid: int,
@@ -179,22 +180,44 @@ def _child_main(
             outcome = Outcome("ack", states.SUCCESS)
         done += 1
         retiring = bool(max_tasks and done >= max_tasks)
-        conn.send_bytes(pickle.dumps((seq, outcome, retiring), pickle.HIGHEST_PROTOCOL))
+        data = pickle.dumps((seq, outcome, retiring), pickle.HIGHEST_PROTOCOL)
+        view = memoryview(FRAME.pack(len(data)) + data)
+        while view:
+            view = view[os.write(outcomes, view) :]
         if retiring:  # it takes no more jobs
             break
     signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
-    conn.close()
     os._exit(0)
 
 
 class _Child:
-    def __init__(self, process: Any, conn: Any, index: int) -> None:
+    def __init__(self, process: Any, outcomes: int, index: int) -> None:
         self.process = process
-        self.conn = conn
+        self.outcomes = outcomes  # the read end of its outcome pipe (non-blocking)
         self.index = index
         self.killed_for: str | None = None
         self.retiring = False
-        self.readable = ReadableCheck(conn.fileno())
+        self.unread = bytearray()
+
+    def read(self) -> list[Any]:
+        """The outcomes it has sent since the last read."""
+        while True:
+            try:
+                chunk = os.read(self.outcomes, 1 << 16)
+            except BlockingIOError:
+                break
+            self.unread += chunk
+            if len(chunk) < 1 << 16:
+                break
+        items, buf, at = [], self.unread, 0
+        while len(buf) - at >= FRAME.size:
+            (size,) = FRAME.unpack_from(buf, at)
+            if len(buf) - at - FRAME.size < size:
+                break
+            items.append(pickle.loads(memoryview(buf)[at + FRAME.size : at + FRAME.size + size]))
+            at += FRAME.size + size
+        del buf[:at]
+        return items
 
 
 class PreforkPool(Pool):
@@ -222,7 +245,8 @@ class PreforkPool(Pool):
         self._started.wait()
 
     def _spawn(self, index: int) -> _Child:
-        reader, writer = self._ctx.Pipe(duplex=False)
+        reader, writer = os.pipe()
+        os.set_blocking(reader, False)
         self._queue.clear(index)
         proc = self._ctx.Process(
             target=_child_main,
@@ -239,7 +263,7 @@ class PreforkPool(Pool):
             daemon=True,
         )
         proc.start()
-        writer.close()
+        os.close(writer)
         child = _Child(proc, reader, index)
         self._children.append(child)
         return child
@@ -250,10 +274,10 @@ class PreforkPool(Pool):
             self._fill()
 
     def _fill(self) -> None:
-        """Queue pending jobs while there is room: as many as there are taking children,
-        plus what they run (call with the pool's lock held)."""
+        """Queue pending jobs while there is room: ``DEPTH`` per taking child, counting
+        those running (call with the pool's lock held)."""
         takers = sum(1 for c in self._children if not c.retiring)
-        while self._pending and len(self._queued) < 2 * takers:
+        while self._pending and len(self._queued) < DEPTH * takers:
             job = self._pending[0]
             seq = self._seq + 1
             item = (
@@ -300,7 +324,7 @@ class PreforkPool(Pool):
         """Keep ``poller`` registered on the wake pipe and every child's pipe and sentinel."""
         wanted: dict[int, tuple[_Child | None, str]] = {self._wake_r: (None, "wake")}
         for c in self._children:
-            wanted[c.conn.fileno()] = (c, "result")
+            wanted[c.outcomes] = (c, "result")
             wanted[c.process.sentinel] = (c, "exit")
         if wanted == watched:
             return
@@ -323,13 +347,13 @@ class PreforkPool(Pool):
         done: list[tuple[Job, Outcome]] = []
         for child in children:
             try:
-                while child.readable():
-                    seq, outcome, child.retiring = pickle.loads(child.conn.recv_bytes())
-                    job = self._queued.pop(seq, None)
-                    if job is not None:
-                        done.append((job, outcome))
-            except (EOFError, OSError):
-                pass  # it died: its sentinel tells
+                items = child.read()
+            except OSError:
+                continue  # it died: its sentinel tells
+            for seq, outcome, child.retiring in items:
+                job = self._queued.pop(seq, None)
+                if job is not None:
+                    done.append((job, outcome))
         return done
 
     def _running_seqs(self, exclude: _Child | None = None) -> dict[int, _Child]:
@@ -363,7 +387,7 @@ class PreforkPool(Pool):
             lost = [s for s in self._queued if s not in alive and s not in waiting]
             lost_jobs = [self._queued.pop(seq) for seq in lost]
             self._children.remove(child)
-        child.conn.close()
+        os.close(child.outcomes)
         done += [(job, self._lost(job, child)) for job in lost_jobs]
         if done:
             self._finish_many(done)
