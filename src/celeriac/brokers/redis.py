@@ -54,6 +54,15 @@ local function wake(key, count, cap, ttl)
 end
 """
 
+# one command with many arguments, sent in chunks (Lua's stack limits unpack)
+_CHUNKS = """
+local function each_chunk(cmd, key, items)
+  for s = 1, #items, 1000 do
+    redis.call(cmd, key, unpack(items, s, math.min(s + 999, #items)))
+  end
+end
+"""
+
 # KEYS: the lease of one delivery (leased, msgs); ARGV[1], ARGV[2]: member, delivery count
 _HELD = """
 local member = ARGV[1]
@@ -70,6 +79,7 @@ end
 _PUBLISH = Script(
     _NOW
     + _WAKE
+    + _CHUNKS
     + """
 local n = (#ARGV - 2) / 4
 local first = redis.call('INCRBY', KEYS[1], n) - n
@@ -96,11 +106,6 @@ for i = 0, n - 1 do
   end
   b.count = b.count + 1
 end
-local function each_chunk(cmd, key, items)
-  for s = 1, #items, 1000 do
-    redis.call(cmd, key, unpack(items, s, math.min(s + 999, #items)))
-  end
-end
 for q, b in pairs(batches) do
   local k = 2 + q * 4
   each_chunk('HSET', KEYS[k + 2], b.bodies)
@@ -117,6 +122,7 @@ return n
 # message: queue index, member, delivery count, body}.
 _CLAIM = Script(
     _NOW
+    + _CHUNKS
     + """
 local limit, nq = tonumber(ARGV[1]), #KEYS / 4
 local function promote(from, to)
@@ -139,14 +145,33 @@ table.sort(picked, function(a, b)
   return a[3] < b[3]
 end)
 local out, deadline = {-1}, now + tonumber(ARGV[2])
+local taken, bodies = {}, {}
 for i = 1, math.min(limit, #picked) do
   local q, m = picked[i][2], picked[i][3]
-  local k = q * 4
-  redis.call('ZREM', KEYS[k + 1], m)
-  local body = redis.call('HGET', KEYS[k + 4], 'b:' .. m)
+  if not taken[q] then taken[q], bodies[q] = {}, {} end
+  taken[q][#taken[q] + 1] = m
+end
+for q, members in pairs(taken) do  -- a few commands per queue, not three per message
+  local k, fields, leases = q * 4, {}, {}
+  for j, m in ipairs(members) do fields[j] = 'b:' .. m end
+  each_chunk('ZREM', KEYS[k + 1], members)
+  for s = 1, #fields, 1000 do
+    local got = redis.call('HMGET', KEYS[k + 4], unpack(fields, s, math.min(s + 999, #fields)))
+    for j, body in ipairs(got) do
+      if body then
+        local m = members[s + j - 1]
+        bodies[q][m] = body
+        leases[#leases + 1], leases[#leases + 2] = deadline, m
+      end
+    end
+  end
+  each_chunk('ZADD', KEYS[k + 3], leases)
+end
+for i = 1, math.min(limit, #picked) do
+  local q, m = picked[i][2], picked[i][3]
+  local body = bodies[q][m]
   if body then
-    redis.call('ZADD', KEYS[k + 3], deadline, m)
-    local n = redis.call('HINCRBY', KEYS[k + 4], 'n:' .. m, 1)
+    local n = redis.call('HINCRBY', KEYS[q * 4 + 4], 'n:' .. m, 1)
     out[#out + 1], out[#out + 2], out[#out + 3], out[#out + 4] = q, m, n, body
   end
 end
@@ -166,16 +191,26 @@ return out
 
 # KEYS: per delivery: leased, msgs.  ARGV: per delivery: member, delivery count
 _ACK = Script(
-    """
-local n = 0
+    _CHUNKS
+    + """
+local n, held = 0, {}
 for i = 1, #KEYS / 2 do
   local leased, msgs = KEYS[i * 2 - 1], KEYS[i * 2]
   local m, count = ARGV[i * 2 - 1], ARGV[i * 2]
   if redis.call('ZSCORE', leased, m) and redis.call('HGET', msgs, 'n:' .. m) == count then
-    redis.call('ZREM', leased, m)
-    redis.call('HDEL', msgs, 'b:' .. m, 'n:' .. m)
+    local h = held[leased]
+    if not h then
+      h = {msgs, {}, {}}
+      held[leased] = h
+    end
+    h[2][#h[2] + 1] = m
+    h[3][#h[3] + 1], h[3][#h[3] + 2] = 'b:' .. m, 'n:' .. m
     n = n + 1
   end
+end
+for leased, h in pairs(held) do  -- the writes: two commands per queue
+  each_chunk('ZREM', leased, h[2])
+  each_chunk('HDEL', h[1], h[3])
 end
 return n
 """
