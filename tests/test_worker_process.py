@@ -80,6 +80,21 @@ def test_second_signal_is_a_cold_shutdown_that_requeues(project: Project) -> Non
     assert project.app.broker.queue_length("celery") == 1  # back in the queue, not lost
 
 
+def test_cold_shutdown_returns_the_jobs_queued_for_the_children(project: Project) -> None:
+    worker = project.worker("-c", "1")
+    project.send("sleep_record", "cold", 30.0)
+    wait_until(lambda: project.runs("start"))
+    for n in range(4):
+        project.send("record", str(n))
+    time.sleep(0.3)  # two of them queued in the pool, two prefetched by the worker
+    worker.signal(signal.SIGTERM)
+    wait_until(lambda: "Warm shutdown" in worker.output)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(10) == 1
+    assert project.app.broker.queue_length("celery") == 5  # the running one and all queued
+    assert not project.runs("run")
+
+
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "celeriac", *args],

@@ -42,6 +42,7 @@ FRAME = struct.Struct("I")  # an outcome's length, before the outcome
 SLOT = struct.Struct("qd")  # a child's slot: the job it runs (0: none) and when it took it
 SPILL = b"@"  # a datagram naming a file that holds a job too large for one datagram
 STOP = pickle.dumps(None)
+MAX_DATAGRAM = 256 << 10
 DEPTH = 3  # jobs in the pool per taking child: the one it runs and two queued
 
 
@@ -63,8 +64,10 @@ class _Queue:
         self.send_end, self.recv_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with contextlib.suppress(OSError):
             self.send_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-        # a datagram must fit in the sender's buffer; larger jobs go through a file
-        self.max_datagram = self.send_end.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
+        # a datagram must fit in the sender's buffer and the receivers' (every process has
+        # one, so it is kept small); larger jobs go through a file
+        sndbuf = self.send_end.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        self.max_datagram = min(sndbuf // 2, MAX_DATAGRAM)
         self.buffer = bytearray(self.max_datagram)
         fd, path = tempfile.mkstemp(prefix="celeriac-prefork-")
         os.unlink(path)  # the descriptor is all that is needed, and fork passes it on
@@ -472,6 +475,7 @@ class PreforkPool(Pool):
             return back
 
     def terminate(self) -> list[Job]:
+        """Kill the children; returns every job handed to them, queued ones included."""
         with self._lock:
             running = list(self._running.values())
             self._stopping = True
@@ -479,6 +483,14 @@ class PreforkPool(Pool):
                 if child.process.pid and child.process.is_alive():
                     child.killed_for = "shutdown"
                     os.kill(child.process.pid, 9)
+            self._queue.lock()
+            try:
+                self._queue.drain()  # those jobs are released with the running ones
+            finally:
+                self._queue.unlock()
+            self._queued.clear()
+            self._running.clear()
+            self._lock.notify_all()
         os.write(self._wake_w, b"x")
         self._supervisor.join(5)
         return running
@@ -499,6 +511,5 @@ class PreforkPool(Pool):
                 child.process.join(1)
         with contextlib.suppress(OSError):
             self._queue.lock()
-            for data in self._queue.drain():
-                _Queue._discard(data)
+            self._queue.drain()  # spilled jobs' files go with them
             self._queue.unlock()
