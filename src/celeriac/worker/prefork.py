@@ -119,7 +119,6 @@ class _Queue:
     def take(self, index: int) -> Any:
         """Wait for a job and take it, recording it in slot ``index`` (the child's side)."""
         while True:
-            self.poller.poll()
             self.lock()
             try:
                 data = self.get_nowait()
@@ -130,6 +129,7 @@ class _Queue:
                     return item
             finally:
                 self.unlock()
+            self.poller.poll()  # nothing queued: wait (without the lock) and try again
 
     def drain(self) -> list[bytes]:
         """Take every queued job back (with the lock held)."""
