@@ -40,6 +40,7 @@ from .routing import (
 from .serialization import get_serializer
 from .signals import Signal
 from .task import Task, build_task_class
+from .utils import gc_paused
 from .utils.time import get_timezone, relative_or_absolute, to_unix
 
 logger = logging.getLogger("celeriac.app")
@@ -508,19 +509,20 @@ class Celeriac:
     ) -> None:
         """Encode and send messages in one batch, retrying per ``retry_policy`` on errors."""
         outgoing = []
-        for msg in messages:
-            if signals.before_task_publish.has_receivers():
-                signals.before_task_publish.send(
-                    sender=msg.task,
-                    body=msg.to_dict(),
-                    exchange="",
-                    routing_key=msg.queue,
-                    headers=msg.headers,
-                    properties={"priority": msg.priority},
-                    declare=[],
-                    retry_policy=retry_policy,
-                )
-            outgoing.append(Outgoing(msg.encode(), msg.queue, msg.priority, msg.eta, msg.id))
+        with gc_paused():
+            for msg in messages:
+                if signals.before_task_publish.has_receivers():
+                    signals.before_task_publish.send(
+                        sender=msg.task,
+                        body=msg.to_dict(),
+                        exchange="",
+                        routing_key=msg.queue,
+                        headers=msg.headers,
+                        properties={"priority": msg.priority},
+                        declare=[],
+                        retry_policy=retry_policy,
+                    )
+                outgoing.append(Outgoing(msg.encode(), msg.queue, msg.priority, msg.eta, msg.id))
         outgoing = self._fan_out(outgoing)
         if retry is None:
             retry = self.conf.task_publish_retry

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .message import Encoded, Message, new_id, splicer
+from .utils import gc_paused
 
 if TYPE_CHECKING:
     from .app import Celeriac
@@ -200,7 +201,8 @@ class Signature(dict[str, Any]):
         if app.conf.task_always_eager:
             return self.apply(args, kwargs, **options)
         out: list[Message | Encoded] = []
-        result = self._build(tuple(args or ()), dict(kwargs or {}), options, out)
+        with gc_paused():
+            result = self._build(tuple(args or ()), dict(kwargs or {}), options, out)
         app.publish(out, retry=publish.get("retry"), retry_policy=publish.get("retry_policy"))
         request = current_request.get()
         if add_to_parent and request is not None and not request.is_eager:
@@ -242,7 +244,8 @@ class Signature(dict[str, Any]):
 def _tasks_arg(tasks: tuple[Any, ...]) -> list[Any]:
     """``f(a, b)`` and ``f([a, b])`` (or a generator) mean the same."""
     if len(tasks) == 1 and not isinstance(tasks[0], Mapping) and isinstance(tasks[0], Iterable):
-        return list(tasks[0])
+        with gc_paused():
+            return list(tasks[0])
     return list(tasks)
 
 

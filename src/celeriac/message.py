@@ -174,15 +174,17 @@ def splicer(template: Message) -> Callable[[str, list[Any], dict[str, Any], int]
     marks = {name: json_dumps(f"\x00{name}") for name in holes}
     if any(encoded.count(mark) != 1 for mark in marks.values()):
         return None  # a mark also occurs elsewhere in the template: no splicing
-    # cut the encoded template at each hole, in the order the holes appear in it
+    # the encoded template as a bytes format with one %s per hole, in the order they appear
     found = sorted((encoded.index(mark), name) for name, mark in marks.items())
     pieces: list[bytes] = []
     start = 0
     for at, name in found:
-        pieces.append(encoded[start:at])
+        pieces.append(encoded[start:at].replace(b"%", b"%%"))
         start = at + len(marks[name])
-    pieces.append(encoded[start:])
+    pieces.append(encoded[start:].replace(b"%", b"%%"))
+    fmt = b"%s".join(pieces)
     order = [name for _, name in found]
+    no_kwargs = json_dumps({})
 
     def splice(task_id: str, args: list[Any], kwargs: dict[str, Any], index: int) -> bytes:
         quoted = b'"%s"' % task_id.encode()
@@ -190,13 +192,10 @@ def splicer(template: Message) -> Callable[[str, list[Any], dict[str, Any], int]
             "id": quoted,
             "root_id": quoted,
             "args": json_dumps(args),
-            "kwargs": json_dumps(kwargs),
+            "kwargs": json_dumps(kwargs) if kwargs else no_kwargs,
             "group_index": b"%d" % index,
         }
-        out = [pieces[0]]
-        for name, piece in zip(order, pieces[1:], strict=True):
-            out += (values[name], piece)
-        return b"".join(out)
+        return fmt % tuple(map(values.__getitem__, order))
 
     return splice
 
@@ -206,23 +205,20 @@ _WIRE_FIELDS = tuple(f for f in _FIELDS if f != "content_type")
 _FIELD_SET = frozenset(_FIELDS)
 _all_fields = operator.attrgetter(*_FIELDS)  # the values of all fields, as a tuple
 _wire_fields = operator.attrgetter(*_WIRE_FIELDS)
-_ids = threading.local()  # per thread: (pid, random bytes not used yet)
+_ids = threading.local()  # per thread: random hex digits not used yet, and where they start
+os.register_at_fork(after_in_child=lambda: _ids.__dict__.clear())  # never shared with a child
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
 def new_id() -> str:
     """A random (version 4) UUID as a string, as task ids are; several times faster than
-    ``str(uuid.uuid4())`` because random bytes are read from the OS in blocks (per thread,
-    and never shared with a forked child)."""
-    held = getattr(_ids, "held", None)
-    if held is None or held[0] != os.getpid() or len(held[1]) < 16:
-        held = _ids.held = (os.getpid(), bytearray(os.urandom(4096)))
-    pool = held[1]
-    raw = pool[-16:]
-    del pool[-16:]
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    ``str(uuid.uuid4())`` because random bytes are read from the OS in blocks (per thread)."""
+    at = getattr(_ids, "at", 4096)
+    if at >= 4096:
+        _ids.digits, at = os.urandom(2048).hex(), 0
+    _ids.at = at + 32
+    h = _ids.digits[at : at + 32]
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 _ALWAYS = frozenset({"id", "task", "args", "kwargs", "retries", "priority"})

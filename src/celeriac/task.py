@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import states
 from ._state import current_request
+from .canvas import Signature
 from .exceptions import MaxRetriesExceededError, Retry
 from .utils.time import to_unix
 
 if TYPE_CHECKING:
     from .app import Celeriac
-    from .canvas import Signature
     from .result import AsyncResult, EagerResult
 
 
@@ -256,8 +256,6 @@ class Task:
 
     def signature(self, args: Any = None, *starargs: Any, **kwargs: Any) -> Signature:
         """A :class:`~celeriac.canvas.Signature` of this task."""
-        from .canvas import Signature
-
         return Signature(self, args, *starargs, **kwargs)
 
     subtask = signature
