@@ -7,6 +7,7 @@ the dead-letter queue, skip revoked/finished ids) -> pool -> executor -> :meth:`
 
 from __future__ import annotations
 
+import gc
 import heapq
 import logging
 import os
@@ -156,6 +157,9 @@ class Worker:
         self._join_broadcasts()
         subscriptions.announce(app)
         self._refresh_revocations()
+        # what start-up made lives as long as the worker: keep it out of the collector's
+        # scans (and out of the pages it would write to in forked children)
+        gc.freeze()
         self.pool = POOLS[self.pool_name](
             app, self.concurrency, self._on_done, self.hostname, self.max_tasks_per_child
         )
