@@ -508,21 +508,22 @@ class Celeriac:
         task: Task | None = None,
     ) -> None:
         """Encode and send messages in one batch, retrying per ``retry_policy`` on errors."""
-        outgoing = []
-        with gc_paused():
+        if signals.before_task_publish.has_receivers():
             for msg in messages:
-                if signals.before_task_publish.has_receivers():
-                    signals.before_task_publish.send(
-                        sender=msg.task,
-                        body=msg.to_dict(),
-                        exchange="",
-                        routing_key=msg.queue,
-                        headers=msg.headers,
-                        properties={"priority": msg.priority},
-                        declare=[],
-                        retry_policy=retry_policy,
-                    )
-                outgoing.append(Outgoing(msg.encode(), msg.queue, msg.priority, msg.eta, msg.id))
+                signals.before_task_publish.send(
+                    sender=msg.task,
+                    body=msg.to_dict(),
+                    exchange="",
+                    routing_key=msg.queue,
+                    headers=msg.headers,
+                    properties={"priority": msg.priority},
+                    declare=[],
+                    retry_policy=retry_policy,
+                )
+        with gc_paused():
+            outgoing = [
+                Outgoing(msg.encode(), msg.queue, msg.priority, msg.eta, msg.id) for msg in messages
+            ]
         outgoing = self._fan_out(outgoing)
         if retry is None:
             retry = self.conf.task_publish_retry

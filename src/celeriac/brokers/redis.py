@@ -381,9 +381,15 @@ class RedisBroker:
             ready, delayed, _, msgs, wake = self._queue_keys(queue)
             keys += [ready, delayed, msgs, wake]
         args: list[Any] = [WAKE_TOKENS, WAKE_TTL_MS]
-        for m in messages:
-            eta = "" if m.eta is None else repr(float(m.eta))
-            args += [order[m.queue], min(max(int(m.priority), 0), 9), eta, bytes(m.body)]
+        placed: dict[tuple[str, int, float | None], tuple[int, int, str]] = {}
+        for m in messages:  # a group's members share their queue, priority and eta
+            where = placed.get((m.queue, m.priority, m.eta))
+            if where is None:
+                eta = "" if m.eta is None else repr(float(m.eta))
+                where = (order[m.queue], min(max(int(m.priority), 0), 9), eta)
+                placed[m.queue, m.priority, m.eta] = where
+            args += where
+            args.append(m.body)
         # no retries here: the producer's retry policy decides (a retry after the reply was
         # lost would store the messages twice)
         self._db.run(_PUBLISH, keys, args, idempotent=False, stop=never)
