@@ -307,20 +307,27 @@ class PreforkPool(Pool):
         # (building a selector per wait costs more than the rest of a task's handling).
         poller = select.poll()
         watched: dict[int, tuple[_Child | None, str]] = {}
+        self._watch(poller, watched)
+        next_check = 0.0
         while True:
             with self._lock:
                 if self._stopping and not self._running:
                     break
                 self._fill()
-            self._watch(poller, watched)
             ready = [watched[fd] for fd, _ in poller.poll(100) if fd in watched]
             if any(kind == "wake" for _, kind in ready):
                 os.read(self._wake_r, 4096)
             self._collect([c for c, kind in ready if kind == "result" and c is not None])
-            for child, kind in ready:
-                if kind == "exit" and child is not None and child in self._children:
-                    self._reap(child)
-            self._enforce_limits()
+            exited = [c for c, kind in ready if kind == "exit" and c in self._children]
+            for child in exited:
+                assert child is not None
+                self._reap(child)
+            if exited:
+                self._watch(poller, watched)
+            now = time.monotonic()
+            if now >= next_check:  # hard time limits, checked a few times a second
+                self._enforce_limits()
+                next_check = now + 0.05
         self._shutdown_children()
 
     def _watch(self, poller: Any, watched: dict[int, tuple[_Child | None, str]]) -> None:
