@@ -77,10 +77,10 @@ end
 # Writes are gathered per queue and sent as multi-member HSET/ZADD calls: a batch costs a
 # few commands per queue instead of three per message.
 _PUBLISH = Script(
-    _NOW
-    + _WAKE
+    _WAKE
     + _CHUNKS
     + """
+local now  -- the server's clock, read only when a message has an eta
 local n = (#ARGV - 2) / 4
 local first = redis.call('INCRBY', KEYS[1], n) - n
 local batches = {}
@@ -97,6 +97,10 @@ for i = 0, n - 1 do
   bodies[#bodies + 1] = 'b:' .. member
   bodies[#bodies + 1] = ARGV[a + 3]
   local eta = tonumber(ARGV[a + 2])
+  if eta and not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  end
   if eta and eta > now then
     b.delayed[#b.delayed + 1] = ARGV[a + 2]
     b.delayed[#b.delayed + 1] = member
