@@ -57,6 +57,17 @@ def _die_with_parent() -> None:
         pass
 
 
+def _anonymous_file() -> int:
+    """A descriptor of a file with no name (fork passes it on), for the queue's lock: in
+    memory where the system has ``memfd_create``, so a read-only file system does not stop
+    the pool."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("celeriac-prefork")
+    fd, path = tempfile.mkstemp(prefix="celeriac-prefork-")
+    os.unlink(path)
+    return fd
+
+
 class _Queue:
     """The shared job queue, its lock and the children's slots (all inherited by fork)."""
 
@@ -69,9 +80,7 @@ class _Queue:
         sndbuf = self.send_end.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
         self.max_datagram = min(sndbuf // 2, MAX_DATAGRAM)
         self.buffer = bytearray(self.max_datagram)
-        fd, path = tempfile.mkstemp(prefix="celeriac-prefork-")
-        os.unlink(path)  # the descriptor is all that is needed, and fork passes it on
-        self._lockfile = fd
+        self._lockfile = _anonymous_file()
         self.slots = mmap.mmap(-1, SLOT.size * slots)
         self.poller = select.poll()
         self.poller.register(self.recv_end.fileno(), select.POLLIN)
