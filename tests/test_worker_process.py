@@ -59,6 +59,17 @@ def test_a_killed_child_loses_its_own_task_only(project: Project) -> None:
     assert sorted(r[0] for r in project.runs("run")) == [str(n) for n in range(5)]  # once each
 
 
+def test_a_child_stops_when_the_pools_queue_closes() -> None:
+    # where the system cannot kill children with their parent, the parent's death closes the
+    # queue they wait on (each child drops its own copy of the sending end)
+    from celeriac.worker.prefork import _Queue
+
+    queue = _Queue(1)
+    queue.send_end.close()
+    assert queue.take(0) is None
+    assert queue.slot(0)[0] == 0
+
+
 def test_hard_time_limit_kills_the_child_and_the_worker_goes_on(project: Project) -> None:
     project.worker("-c", "1")
     limited = project.send("hard_limited", 10)

@@ -98,6 +98,14 @@ class Script:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
+    def evalsha(self, keys: Sequence[Any], args: Sequence[Any]) -> Command:
+        """The command that runs it by digest."""
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
+
+    def eval(self, keys: Sequence[Any], args: Sequence[Any]) -> Command:
+        """The command that runs it from source (and caches it on the server)."""
+        return ("EVAL", self.source, len(keys), *keys, *args)
+
 
 class Waker:
     """A flag and a socket pair of this process: :meth:`wake` is safe in a signal handler and
@@ -478,13 +486,12 @@ class RedisClient:
 
     def _eval_many(self, calls: Sequence[tuple[Script, Sequence[Any], Sequence[Any]]]) -> Any:
         def work(conn: Any) -> list[Any]:
-            commands = [("EVALSHA", sc.sha, len(keys), *keys, *args) for sc, keys, args in calls]
+            commands = [script.evalsha(keys, args) for script, keys, args in calls]
             replies = self._exchange(conn, commands)
             for i, reply in enumerate(replies):
                 if isinstance(reply, NoScriptError):  # a new or restarted server
                     script, keys, args = calls[i]  # EVAL caches it for the next EVALSHA
-                    eval_ = ("EVAL", script.source, len(keys), *keys, *args)
-                    replies[i] = self._replies(conn, [eval_])[0]
+                    replies[i] = self._replies(conn, [script.eval(keys, args)])[0]
                 elif isinstance(reply, ResponseError):
                     raise reply
             return replies
@@ -553,9 +560,7 @@ class RedisClient:
                         conn.send_command("CLIENT", "ID")
                         conn.client_id = int(conn.read_response())
                     script, script_keys, script_args = then  # type: ignore[misc]
-                    commands.append(
-                        ("EVALSHA", script.sha, len(script_keys), *script_keys, *script_args)
-                    )
+                    commands.append(script.evalsha(script_keys, script_args))
                 conn.send_packed_command(conn.pack_commands(commands))
                 sock = connection_socket(conn)
                 if sock is None:

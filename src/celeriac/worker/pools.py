@@ -48,7 +48,6 @@ class Job:
     hard_limit: float | None = None
     acked: bool = False
     started_at: float | None = None  # time.monotonic() when it began running
-    worker_pid: int | None = None
     thread_id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

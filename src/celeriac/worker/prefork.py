@@ -53,7 +53,7 @@ def _die_with_parent() -> None:
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, _signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # not Linux: the child notices the closed pipe instead
+    except Exception:  # not Linux: the child notices the closed queue instead
         pass
 
 
@@ -85,10 +85,12 @@ class _Queue:
         self.poller = select.poll()
         self.poller.register(self.recv_end.fileno(), select.POLLIN)
 
-    def lock(self) -> None:
+    def __enter__(self) -> _Queue:
+        """``with queue:`` holds its lock: no job is taken meanwhile."""
         fcntl.lockf(self._lockfile, fcntl.LOCK_EX)
+        return self
 
-    def unlock(self) -> None:
+    def __exit__(self, *exc: object) -> None:
         fcntl.lockf(self._lockfile, fcntl.LOCK_UN)
 
     def put(self, data: bytes) -> bool:
@@ -101,7 +103,9 @@ class _Queue:
         try:
             self.send_end.send(data, socket.MSG_DONTWAIT)
         except BlockingIOError:
-            self._discard(data)
+            if data.startswith(SPILL):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.fsdecode(data[len(SPILL) :]))
             return False
         return True
 
@@ -119,25 +123,17 @@ class _Queue:
             os.unlink(path)
         return data
 
-    @staticmethod
-    def _discard(data: bytes) -> None:
-        if data.startswith(SPILL):
-            with contextlib.suppress(OSError):
-                os.unlink(os.fsdecode(data[len(SPILL) :]))
-
     def take(self, index: int) -> Any:
-        """Wait for a job and take it, recording it in slot ``index`` (the child's side)."""
+        """Wait for a job and take it, recording it in slot ``index`` (the child's side);
+        None when told to stop, or when the parent is gone (the queue reads as closed)."""
         while True:
-            self.lock()
-            try:
+            with self:
                 data = self.get_nowait()
                 if data is not None:
-                    item = pickle.loads(data)
+                    item = pickle.loads(data) if data else None
                     seq = item[0] if item is not None else 0
                     SLOT.pack_into(self.slots, index * SLOT.size, seq, time.monotonic())
                     return item
-            finally:
-                self.unlock()
             self.poller.poll()  # nothing queued: wait (without the lock) and try again
 
     def drain(self) -> list[bytes]:
@@ -146,6 +142,12 @@ class _Queue:
         while (data := self.get_nowait()) is not None:
             taken.append(data)
         return taken
+
+    @staticmethod
+    def seq(data: bytes) -> int | None:
+        """The sequence number of a queued job (None: the stop sign)."""
+        item = pickle.loads(data)
+        return None if item is None else int(item[0])
 
     def slot(self, index: int) -> tuple[int, float]:
         seq, started = SLOT.unpack_from(self.slots, index * SLOT.size)
@@ -171,6 +173,7 @@ def _child_main(
     _die_with_parent()
     if os.getppid() != parent_pid:
         os._exit(1)
+    queue.send_end.close()  # the parent's is then the last: its death closes the queue
     # The parent decides about shutdown; a Ctrl-C sent to the process group is not ours.
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
     _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
@@ -304,7 +307,6 @@ class PreforkPool(Pool):
                 return  # full: more room comes with the next outcome
             self._seq = seq
             self._pending.popleft()
-            job.extra["seq"] = seq
             self._queued[seq] = job
             self._take(job)
 
@@ -393,16 +395,13 @@ class PreforkPool(Pool):
         nor finished in an outcome sent by now was taken by the child that died."""
         child.process.join(0)
         with self._lock:
-            self._queue.lock()
-            try:
+            with self._queue:
                 done = self._read_outcomes(self._children)
                 queued = self._queue.drain()
                 for data in queued:  # back, in the same order
                     self._queue.put(data)
                 alive = self._running_seqs(exclude=child)
-            finally:
-                self._queue.unlock()
-            waiting = {item[0] for item in map(pickle.loads, queued) if item is not None}
+            waiting = set(map(_Queue.seq, queued))
             lost = [s for s in self._queued if s not in alive and s not in waiting]
             lost_jobs = [self._queued.pop(seq) for seq in lost]
             self._children.remove(child)
@@ -456,32 +455,23 @@ class PreforkPool(Pool):
             return [job for seq, job in self._queued.items() if seq in seqs]
 
     def terminate_job(self, task_id: str, signum: int) -> bool:
-        with self._lock:
-            self._queue.lock()  # no child takes another job meanwhile
-            try:
-                for seq, child in self._running_seqs().items():
-                    job = self._queued.get(seq)
-                    if job is not None and job.message.id == task_id and child.process.pid:
-                        child.killed_for = "revoked"
-                        os.kill(child.process.pid, signum)
-                        return True
-            finally:
-                self._queue.unlock()
+        with self._lock, self._queue:  # no child takes another job meanwhile
+            for seq, child in self._running_seqs().items():
+                job = self._queued.get(seq)
+                if job is not None and job.message.id == task_id and child.process.pid:
+                    child.killed_for = "revoked"
+                    os.kill(child.process.pid, signum)
+                    return True
         return False
 
     def cancel_pending(self) -> list[Job]:
         """Take back the jobs no child has taken yet."""
         with self._lock:
-            self._queue.lock()
-            try:
+            with self._queue:
                 queued = self._queue.drain()
-            finally:
-                self._queue.unlock()
             back = []
-            for data in queued:
-                if data == STOP:
-                    continue
-                job = self._queued.pop(pickle.loads(data)[0], None)
+            for seq in map(_Queue.seq, queued):
+                job = self._queued.pop(seq, None) if seq is not None else None
                 if job is not None:
                     self._running.pop(job.id, None)
                     back.append(job)
@@ -499,11 +489,8 @@ class PreforkPool(Pool):
                 if child.process.pid and child.process.is_alive():
                     child.killed_for = "shutdown"
                     os.kill(child.process.pid, 9)
-            self._queue.lock()
-            try:
+            with self._queue:
                 self._queue.drain()  # those jobs are released with the running ones
-            finally:
-                self._queue.unlock()
             self._queued.clear()
             self._running.clear()
             self._lock.notify_all()
@@ -525,7 +512,5 @@ class PreforkPool(Pool):
             if child.process.is_alive():
                 child.process.kill()
                 child.process.join(1)
-        with contextlib.suppress(OSError):
-            self._queue.lock()
+        with contextlib.suppress(OSError), self._queue:
             self._queue.drain()  # spilled jobs' files go with them
-            self._queue.unlock()

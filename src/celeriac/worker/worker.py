@@ -268,7 +268,7 @@ class Worker:
             self.pool.poll()
             until_held = self._admit_held()
             with self._inflight_lock:
-                room = self.max_inflight - (len(self._inflight) - len(self._held))
+                room = self._room_left()
             # Fetch in batches: while the pool still has work waiting, wait until half the
             # prefetch window is free, so one broker round trip brings several messages.
             refill = room >= self.fetch_batch or not self.pool.has_pending()
@@ -566,10 +566,15 @@ class Worker:
         except OperationalError:
             self._keep_acks(acks)
 
+    def _room_left(self) -> int:
+        """How many more messages the prefetch window takes (held jobs take none; call
+        with the in-flight lock held)."""
+        return self.max_inflight - (len(self._inflight) - len(self._held))
+
     def _forget(self, job: Job) -> None:
         with self._inflight_lock:
             self._inflight.pop(job.id, None)
-            room = self.max_inflight - (len(self._inflight) - len(self._held))
+            room = self._room_left()
         # wake the consumer only when it would fetch (see _consume), not for every task
         if room >= self.fetch_batch or self.pool is None or not self.pool.has_pending():
             self._room.set()
