@@ -9,6 +9,7 @@ client library is imported only where it is used.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -179,3 +180,29 @@ class AsyncSystem(System):
             return time.perf_counter() - started
 
         return self.run(loop())
+
+
+class CeleryAPI(System):
+    """The producer side of a system with Celery's API (Celery itself, and celeriac):
+    ``task.delay``, ``.get()`` and ``group``, from ``tasks_module`` and ``canvas_module``."""
+
+    tasks_module = ""
+    canvas_module = ""
+
+    def _task(self, name: str) -> Any:
+        return getattr(importlib.import_module(self.tasks_module), name)
+
+    def incr_sender(self) -> Callable[[int], Any]:
+        return self._task("incr").delay
+
+    def stamp_sender(self) -> Callable[[float], Any]:
+        return self._task("stamp").delay
+
+    def round_tripper(self) -> Callable[[int], Any]:
+        echo = self._task("echo")
+        return lambda i: echo.delay(i).get(timeout=30)
+
+    def send_batch(self, n: int) -> None:
+        group = importlib.import_module(self.canvas_module).group
+        incr = self._task("incr")
+        group(incr.s(i) for i in range(n)).apply_async()

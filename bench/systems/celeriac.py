@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import common
-from systems.base import BIN, System
+from systems.base import BIN, CeleryAPI
 
 # Applied by tasks/celeriac_tasks.py. Results are off except for the results workload's
 # task (``echo``), which opts back in and keeps them in the broker's own store.
@@ -36,7 +35,10 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
 
 
-class Celeriac(System):
+class Celeriac(CeleryAPI):
+    tasks_module = "tasks.celeriac_tasks"
+    canvas_module = "celeriac"
+
     dist = "celeriac"
     concurrency_note = "prefork pool, -c 2 (one parent and two child processes)"
 
@@ -130,35 +132,11 @@ class Celeriac(System):
         finally:
             app.broker.close()
 
-    # -- producer side --------------------------------------------------------------------
-
-    def incr_sender(self) -> Callable[[int], Any]:
-        from tasks.celeriac_tasks import incr
-
-        return incr.delay
-
-    def stamp_sender(self) -> Callable[[float], Any]:
-        from tasks.celeriac_tasks import stamp
-
-        return stamp.delay
-
-    def round_tripper(self) -> Callable[[int], Any]:
-        from tasks.celeriac_tasks import echo
-
-        return lambda i: echo.delay(i).get(timeout=30)
-
-    def send_batch(self, n: int) -> None:
-        from celeriac import group
-
-        from tasks.celeriac_tasks import incr
-
-        group(incr.s(i) for i in range(n)).apply_async()
+    # -- producer side (the rest is CeleryAPI's) ---------------------------------------------
 
     def fill(self, n: int, task: str = "incr") -> None:
         from celeriac import group
 
-        from tasks import celeriac_tasks
-
-        signature = getattr(celeriac_tasks, task).s
+        signature = self._task(task).s
         for start in range(0, n, 10_000):
             group(signature(i) for i in range(start, min(n, start + 10_000))).apply_async()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import common
-from systems.base import BIN, System
+from systems.base import BIN, CeleryAPI
 
 URL = common.redis_url(common.DB["celery"])
 
@@ -21,7 +20,10 @@ SETTINGS: dict[str, Any] = {
 }
 
 
-class CelerySystem(System):
+class CelerySystem(CeleryAPI):
+    tasks_module = "tasks.celery_tasks"
+    canvas_module = "celery"
+
     name = "celery"
     label = "Celery"
     dist = "celery"
@@ -46,25 +48,3 @@ class CelerySystem(System):
             str(BIN / "celery"), "-A", "tasks.celery_tasks", "worker",
             "-P", pool or "prefork", "-c", str(concurrency), "-l", "WARNING",
         ]  # fmt: skip
-
-    def incr_sender(self) -> Callable[[int], Any]:
-        from tasks.celery_tasks import incr
-
-        return incr.delay
-
-    def stamp_sender(self) -> Callable[[float], Any]:
-        from tasks.celery_tasks import stamp
-
-        return stamp.delay
-
-    def round_tripper(self) -> Callable[[int], Any]:
-        from tasks.celery_tasks import echo
-
-        return lambda i: echo.delay(i).get(timeout=30)
-
-    def send_batch(self, n: int) -> None:
-        from celery import group
-
-        from tasks.celery_tasks import incr
-
-        group(incr.s(i) for i in range(n)).apply_async()
