@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
-import redis.asyncio
 from celeriac import Celery
 
 import common
@@ -15,7 +15,7 @@ app = Celery("bench", broker=os.environ.get("BENCH_CELERIAC_BROKER", common.redi
 app.conf.update(SETTINGS)
 
 COUNTER = common.counter_client()
-ACOUNTER = redis.asyncio.Redis(host=common.REDIS_HOST, port=common.REDIS_PORT, db=common.COUNTER_DB)
+ACOUNTER: Any = None  # made by the first aincr: only the asyncio pool's workload needs it
 DONE = common.done_key()
 STAMPS = common.stamps_key()
 
@@ -27,6 +27,13 @@ def incr(i: int) -> None:
 
 @app.task
 async def aincr(i: int) -> None:
+    global ACOUNTER
+    if ACOUNTER is None:
+        import redis.asyncio
+
+        ACOUNTER = redis.asyncio.Redis(
+            host=common.REDIS_HOST, port=common.REDIS_PORT, db=common.COUNTER_DB
+        )
     await ACOUNTER.incr(DONE)
 
 

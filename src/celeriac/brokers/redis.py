@@ -5,10 +5,12 @@ priority digit ``9 - priority`` followed by a 16-digit sequence number from ``IN
 byte order is delivery order (priority 9 first, FIFO within a priority). Waiting messages are
 in ``ready:<queue>`` (all scored 0, ordered by member), delayed ones in ``delayed:<queue>``
 scored by their due time and leased ones in ``leased:<queue>`` scored by their lease
-deadline; bodies and delivery counts are fields of the hash ``msgs:<queue>``. Every change is
-one Lua script, so it is atomic. A fetch first moves due delayed messages and expired leases
-back to ``ready`` (keeping their place), then claims the best members across its queues; the
-delivery count, raised by each claim, is the lease token that settling checks.
+deadline in whole milliseconds (a small sorted set keeps its scores as text in a compact
+list, where an integer is compared without parsing a float); bodies and delivery counts are
+fields of the hash ``msgs:<queue>``. Every change is one Lua script, so it is atomic. A fetch
+first moves due delayed messages and expired leases back to ``ready`` (keeping their place),
+then claims the best members across its queues; the delivery count, raised by each claim, is
+the lease token that settling checks.
 
 Publishing and releasing push a token to ``wake:<queue>``; an idle ``fetch`` waits in
 ``BLPOP`` on those lists, on its own connection, for no longer than until the next delayed
@@ -41,6 +43,7 @@ WAKE_TTL_MS = 60_000  # a wake list nobody pops disappears after this long
 _NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
 _WAKE = """
@@ -129,16 +132,16 @@ _CLAIM = Script(
     + _CHUNKS
     + """
 local limit, nq = tonumber(ARGV[1]), #KEYS / 4
-local function promote(from, to)
-  local due = redis.call('ZRANGEBYSCORE', from, '-inf', now)
+local function promote(from, to, upto)
+  local due = redis.call('ZRANGEBYSCORE', from, '-inf', upto)
   for _, m in ipairs(due) do redis.call('ZADD', to, 0, m) end
-  if #due > 0 then redis.call('ZREMRANGEBYSCORE', from, '-inf', now) end
+  if #due > 0 then redis.call('ZREMRANGEBYSCORE', from, '-inf', upto) end
 end
 local picked = {}
 for q = 0, nq - 1 do
   local ready = KEYS[q * 4 + 1]
-  promote(KEYS[q * 4 + 2], ready)
-  promote(KEYS[q * 4 + 3], ready)
+  promote(KEYS[q * 4 + 2], ready, now)
+  promote(KEYS[q * 4 + 3], ready, now_ms)
   for _, m in ipairs(redis.call('ZRANGE', ready, 0, limit - 1)) do
     picked[#picked + 1] = {string.byte(m, 1), q, m}
   end
@@ -148,7 +151,7 @@ table.sort(picked, function(a, b)
   if a[2] ~= b[2] then return a[2] < b[2] end
   return a[3] < b[3]
 end)
-local out, deadline = {-1}, now + tonumber(ARGV[2])
+local out, deadline = {-1}, now_ms + math.floor(tonumber(ARGV[2]) * 1000)
 local taken, bodies = {}, {}
 for i = 1, math.min(limit, #picked) do
   local q, m = picked[i][2], picked[i][3]
@@ -184,7 +187,8 @@ if #out == 1 then
   for q = 0, nq - 1 do
     for j = 2, 3 do
       local head = redis.call('ZRANGE', KEYS[q * 4 + j], 0, 0, 'WITHSCORES')
-      if head[2] and (not due or tonumber(head[2]) < due) then due = tonumber(head[2]) end
+      local at = head[2] and tonumber(head[2]) / (j == 3 and 1000 or 1)  -- leases: ms
+      if at and (not due or at < due) then due = at end
     end
   end
   if due then out[1] = math.max(math.ceil((due - now) * 1000), 1) end
@@ -243,7 +247,7 @@ return 1
 _EXTEND = Script(
     _NOW
     + """
-local deadline, n = now + tonumber(ARGV[1]), 0
+local deadline, n = now_ms + math.floor(tonumber(ARGV[1]) * 1000), 0
 for i = 1, #KEYS / 2 do
   local leased, msgs = KEYS[i * 2 - 1], KEYS[i * 2]
   local m, count = ARGV[i * 2], ARGV[i * 2 + 1]
@@ -317,10 +321,10 @@ _PURGE = Script(
     _NOW
     + """
 local n = 0
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)) do
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now_ms)) do
   redis.call('ZADD', KEYS[1], 0, m)
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
 for k = 1, 2 do
   for _, m in ipairs(redis.call('ZRANGE', KEYS[k], 0, -1)) do
     redis.call('HDEL', KEYS[4], 'b:' .. m, 'n:' .. m)

@@ -1,9 +1,11 @@
 """The prefork pool: child processes that take jobs from one shared queue.
 
 The parent puts jobs on a ``SOCK_SEQPACKET`` socket shared by every child (a whole job per
-datagram), up to two jobs per child beyond those running, so a child that finishes a task
-takes the next one at once, without waiting for the parent to notice; whichever child is
-free first takes the next job, so a short task never waits behind a long one in a busy child.
+datagram), up to ``DEPTH`` per child, so a child that finishes a task takes the next one at
+once, without waiting for the parent to notice; whichever child is free first takes the next
+job, so a short task never waits behind a long one in a busy child. While every child has
+several jobs queued, the parent lets outcomes gather for a moment before it reads them (see
+:meth:`PreforkPool._gather_time`): reading them one at a time costs more than the task.
 A child takes a job under a lock (``lockf``, released by the kernel if the child dies) and
 writes the job's number and start time into its slot in shared memory before letting go, so
 the parent always knows which job each child runs: for hard time limits, terminating a
@@ -43,7 +45,8 @@ SLOT = struct.Struct("qd")  # a child's slot: the job it runs (0: none) and when
 SPILL = b"@"  # a datagram naming a file that holds a job too large for one datagram
 STOP = pickle.dumps(None)
 MAX_DATAGRAM = 256 << 10
-DEPTH = 3  # jobs in the pool per taking child: the one it runs and two queued
+DEPTH = 16  # jobs in the pool per taking child, counting the one it runs
+GATHER_MAX = 0.0005  # the longest the supervisor lets outcomes gather (seconds)
 
 
 def _die_with_parent() -> None:
@@ -250,6 +253,7 @@ class PreforkPool(Pool):
         self._children: list[_Child] = []
         self._queue = _Queue(self.concurrency)
         self._queued: dict[int, Job] = {}  # by sequence number: queued or running in a child
+        self._runtime = 0.0  # a moving average of the tasks' run times
         self._seq = 0
         self._wake_r, self._wake_w = os.pipe()
         self._supervisor = threading.Thread(
@@ -325,6 +329,9 @@ class PreforkPool(Pool):
                 if self._stopping and not self._running:
                     break
                 self._fill()
+            pause = self._gather_time()
+            if pause:
+                time.sleep(pause)
             ready = [watched[fd] for fd, _ in poller.poll(100) if fd in watched]
             if any(kind == "wake" for _, kind in ready):
                 os.read(self._wake_r, 4096)
@@ -340,6 +347,16 @@ class PreforkPool(Pool):
                 self._enforce_limits()
                 next_check = now + 0.05
         self._shutdown_children()
+
+    def _gather_time(self) -> float:
+        """How long to wait before reading outcomes: none unless every child has more jobs
+        queued than it runs in that time (judged by the tasks' average run time), so a child
+        never runs dry while the parent waits, and a lone task's outcome is read at once."""
+        takers = len(self._children) or 1
+        queued_each = len(self._queued) / takers - 1  # beyond the one each child runs
+        if queued_each < 2:
+            return 0.0
+        return min(GATHER_MAX, (queued_each - 1) * self._runtime)
 
     def _watch(self, poller: Any, watched: dict[int, tuple[_Child | None, str]]) -> None:
         """Keep ``poller`` registered on the wake pipe and every child's pipe and sentinel."""
@@ -372,6 +389,7 @@ class PreforkPool(Pool):
             except OSError:
                 continue  # it died: its sentinel tells
             for seq, outcome, child.retiring in items:
+                self._runtime += (outcome.runtime - self._runtime) * 0.05
                 job = self._queued.pop(seq, None)
                 if job is not None:
                     done.append((job, outcome))
