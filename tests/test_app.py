@@ -206,6 +206,12 @@ def test_message_round_trip_and_bad_input() -> None:
     for bad in (b"", b"{not json", b'{"id": "x"}', b"[1, 2]", b'{"id":"1","task":"t","args":3}'):
         with pytest.raises(InvalidTaskError):
             Message.decode(bad, json_only)
+    # fields of a newer revision are ignored; absent ones take their defaults
+    newer = Message.decode(b'{"id":"3","task":"t","args":[2],"shiny":1,"headers":null}', json_only)
+    assert (newer.id, newer.args, newer.kwargs, newer.headers) == ("3", [2], {}, {})
+    assert (newer.queue, newer.priority, newer.eta, newer.retries) == ("celery", 0, None, 0)
+    other = Message.decode(b'{"id":"4","task":"t"}', json_only)
+    assert other.kwargs is not newer.kwargs and other.headers is not newer.headers
 
 
 def test_unserialisable_argument_is_a_clear_error() -> None:
