@@ -8,12 +8,12 @@ Brokers never look inside; they carry the bytes with a queue, a priority and an 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import operator
 import os
 import threading
 import time
 from collections.abc import Callable
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
