@@ -119,7 +119,7 @@ class Message:
         # interned names the constructor compares first); fields of a newer protocol
         # revision are ignored
         get = obj.get
-        values = [get(field_, default) for field_, default in _DECODED]
+        values: list[Any] = [get(field_, default) for field_, default in _DECODED]
         values[2] = args if type(args) is list else list(args)  # id, task, args, kwargs, ...
         values[3] = kwargs
         values[_HEADERS] = values[_HEADERS] or {}
