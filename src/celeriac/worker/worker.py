@@ -495,13 +495,19 @@ class Worker:
         """Settle finished jobs. Acknowledgements are queued and sent together before the
         next fetch (one round trip for many); their leases are renewed until then, and a
         copy redelivered meanwhile is recognised as finished. The rest settle at once."""
-        for job, outcome in done:
-            if outcome.action == ACK and not job.acked:
-                with self._inflight_lock:
+        rest = []
+        with self._inflight_lock:  # the usual case, a finished task to acknowledge
+            for job, outcome in done:
+                if outcome.action == ACK and not job.acked:
                     self._acks.append(job.delivery)
                     job.acked = True
-                self._forget(job)
-                continue
+                    self._inflight.pop(job.id, None)
+                else:
+                    rest.append((job, outcome))
+            room = self._room_left()
+        if len(rest) < len(done):
+            self._wake_consumer(room)
+        for job, outcome in rest:
             if self._settle(job, outcome):
                 self._forget(job)
                 continue
@@ -575,7 +581,11 @@ class Worker:
         with self._inflight_lock:
             self._inflight.pop(job.id, None)
             room = self._room_left()
-        # wake the consumer only when it would fetch (see _consume), not for every task
+        self._wake_consumer(room)
+
+    def _wake_consumer(self, room: int) -> None:
+        """Wake the consumer if, with ``room`` free, it would fetch (see _consume): not
+        for every finished task."""
         if room >= self.fetch_batch or self.pool is None or not self.pool.has_pending():
             self._room.set()
 
