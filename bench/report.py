@@ -158,12 +158,16 @@ def targets(rows: list[Row]) -> list[dict[str, Any]]:
 
     enq, drain = main("enqueue"), main("drain")
     floor = median_of(rows, FLOOR, "INCR round trips", "redis-py")
+    enq_row = find(rows, MAIN, "enqueue", "celeriac")
+    paired = [r["of_floor"] for r in enq_row.runs if "of_floor" in r] if enq_row else []
+    # the share of the floor: of the pairs measured back to back, else of the floor's run
+    enq_share, floor_ref = (statistics.median(paired), 1.0) if paired else (enq, floor)
     pipelined = median_of(rows, FLOOR, "pipelined INCR", "redis-py")
     sqlite = median_of(rows, BROKERS, "drain", "celeriac-sqlite")
     checks: list[tuple[str, float | None, float | None, str, float, bool]] = [
         # (name, measured, reference, unit shown, bound, higher is better)
         ("enqueue ≥ 4x Celery", enq, main("enqueue", "celery"), "x", 4, True),
-        ("enqueue ≥ 85% of redis-py round trips/s", enq, floor, "%", 0.85, True),
+        ("enqueue ≥ 85% of redis-py round trips/s", enq_share, floor_ref, "%", 0.85, True),
         ("bulk enqueue ≥ 100,000 tasks/s", main("bulk enqueue"), 1, "tasks/s", 100_000, True),
         ("bulk enqueue ≥ 50% of pipelined INCR/s", main("bulk enqueue"), pipelined, "%", 0.5, True),
         ("drain ≥ 10x Celery prefork (c=2)", drain, main("drain", "celery"), "x", 10, True),
