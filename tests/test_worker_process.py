@@ -5,10 +5,13 @@ Crashes and many workers are tested on every broker in test_distributed.py."""
 from __future__ import annotations
 
 import os
+import pickle
 import signal
+import socket
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -31,7 +34,16 @@ def test_prefork_worker_runs_tasks_and_shuts_down_warm(project: Project) -> None
     assert "Warm shutdown" in worker.output
 
 
-def test_a_long_task_does_not_hold_up_short_ones(project: Project) -> None:
+@pytest.fixture(params=["seqpacket", "datagrams"])
+def prefork_project(request: pytest.FixtureRequest, project: Project) -> Project:
+    """The project, with the prefork pool's queue on each socket type it may use."""
+    if request.param == "datagrams":
+        project.set(CELERIAC_TEST_PREFORK_DATAGRAMS="1")
+    return project
+
+
+def test_a_long_task_does_not_hold_up_short_ones(prefork_project: Project) -> None:
+    project = prefork_project
     project.worker("-c", "2")
     project.send("sleep_record", "long", 4.0)
     wait_until(lambda: project.runs("start"))
@@ -40,13 +52,15 @@ def test_a_long_task_does_not_hold_up_short_ones(project: Project) -> None:
     assert not project.runs("end")  # all ran in the other child while the long one ran
 
 
-def test_a_job_larger_than_the_pools_queue_takes(project: Project) -> None:
+def test_a_job_larger_than_the_pools_queue_takes(prefork_project: Project) -> None:
+    project = prefork_project
     project.worker("-c", "2")
     big = "x" * 6_000_000
     assert project.send("add", big, "y").get(timeout=30) == big + "y"
 
 
-def test_a_killed_child_loses_its_own_task_only(project: Project) -> None:
+def test_a_killed_child_loses_its_own_task_only(prefork_project: Project) -> None:
+    project = prefork_project
     project.worker("-c", "1")
     doomed = project.send("sleep_record", "doomed", 30.0)
     wait_until(lambda: project.runs("start"))
@@ -59,15 +73,36 @@ def test_a_killed_child_loses_its_own_task_only(project: Project) -> None:
     assert sorted(r[0] for r in project.runs("run")) == [str(n) for n in range(5)]  # once each
 
 
-def test_a_child_stops_when_the_pools_queue_closes() -> None:
-    # where the system cannot kill children with their parent, the parent's death closes the
-    # queue they wait on (each child drops its own copy of the sending end)
-    from celeriac.worker.prefork import _Queue
+@pytest.fixture(params=["SOCK_SEQPACKET", "SOCK_DGRAM"])
+def pool_queue(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A prefork pool's job queue (of one slot) on each socket type it may use."""
+    from celeriac.worker import prefork
 
-    queue = _Queue(1)
-    queue.send_end.close()
-    assert queue.take(0) is None
-    assert queue.slot(0)[0] == 0
+    kind = getattr(socket, request.param)
+    monkeypatch.setattr(prefork, "SOCKET_TYPES", (kind,))
+    queue = prefork._Queue(1)
+    assert queue.recv_end.type == kind
+    return queue
+
+
+def test_a_job_over_the_sockets_real_limit_goes_through_a_file(pool_queue: Any) -> None:
+    # a system whose datagrams are smaller than the socket's buffer says (macOS): the send
+    # is refused, and the job goes through a file instead
+    pool_queue.max_datagram = 1 << 30
+    job = (1, "x" * (12 << 20))
+    assert pool_queue.put(pickle.dumps(job))
+    assert pool_queue.max_datagram < 1 << 30
+    assert pool_queue.take(0) == job
+    assert pool_queue.slot(0)[0] == 1
+
+
+def test_a_child_stops_when_the_pool_parent_dies(pool_queue: Any) -> None:
+    # where the system cannot kill children with their parent, a child sees the parent's
+    # death as the end of a pipe only the parent holds open (and of the queue, on sockets
+    # that tell: each child drops its copy of the sending end)
+    pool_queue.child_side()  # as a child does: with no parent left, no sending end is open
+    assert pool_queue.take(0) is None
+    assert pool_queue.slot(0)[0] == 0
 
 
 def test_hard_time_limit_kills_the_child_and_the_worker_goes_on(project: Project) -> None:
@@ -97,7 +132,7 @@ def test_cold_shutdown_returns_the_jobs_queued_for_the_children(project: Project
     wait_until(lambda: project.runs("start"))
     for n in range(4):
         project.send("record", str(n))
-    time.sleep(0.3)  # two of them queued in the pool, two prefetched by the worker
+    time.sleep(0.3)  # queued in the pool for the child, or prefetched by the worker
     worker.signal(signal.SIGTERM)
     wait_until(lambda: "Warm shutdown" in worker.output)
     worker.signal(signal.SIGTERM)

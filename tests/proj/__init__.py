@@ -1,8 +1,9 @@
 """A small project used by the worker process tests (``celeriac -A proj worker``).
 
 Configured from the environment: CELERIAC_TEST_BROKER, CELERIAC_TEST_BACKEND,
-CELERIAC_TEST_VT (visibility timeout, seconds) and CELERIAC_TEST_RUNS (a file each task run
-appends a line to, so tests can count executions across processes).
+CELERIAC_TEST_VT (visibility timeout, seconds), CELERIAC_TEST_RUNS (a file each task run
+appends a line to, so tests can count executions across processes) and
+CELERIAC_TEST_PREFORK_DATAGRAMS (the prefork pool's queue on plain datagrams, as on macOS).
 """
 
 import os
@@ -19,6 +20,12 @@ app.conf.broker_transport_options = {
     "visibility_timeout": float(os.environ.get("CELERIAC_TEST_VT", "30"))
 }
 app.conf.worker_prefetch_multiplier = int(os.environ.get("CELERIAC_TEST_PREFETCH", "1"))
+if os.environ.get("CELERIAC_TEST_PREFORK_DATAGRAMS"):  # the prefork queue as on macOS
+    import socket
+
+    from celeriac.worker import prefork
+
+    prefork.SOCKET_TYPES = (socket.SOCK_DGRAM,)
 if os.environ.get("CELERIAC_TEST_BEAT"):  # a fast periodic task for the beat tests
     app.conf.beat_schedule = {
         "tick": {

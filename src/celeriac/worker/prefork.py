@@ -1,9 +1,10 @@
 """The prefork pool: child processes that take jobs from one shared queue.
 
 The parent puts jobs on a ``SOCK_SEQPACKET`` socket shared by every child (a whole job per
-datagram), up to ``DEPTH`` per child, so a child that finishes a task takes the next one at
-once, without waiting for the parent to notice; whichever child is free first takes the next
-job, so a short task never waits behind a long one in a busy child. While every child has
+datagram; plain datagrams where unix sockets have no sequenced packets, as on macOS), up to
+``DEPTH`` per child, so a child that finishes a task takes the next one at once, without
+waiting for the parent to notice; whichever child is free first takes the next job, so a
+short task never waits behind a long one in a busy child. While every child has
 several jobs queued, the parent lets outcomes gather for a moment before it reads them (see
 :meth:`PreforkPool._gather_time`): reading them one at a time costs more than the task.
 A child takes a job under a lock (``lockf``, released by the kernel if the child dies) and
@@ -16,6 +17,7 @@ child.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import mmap
@@ -45,6 +47,10 @@ SLOT = struct.Struct("qd")  # a child's slot: the job it runs (0: none) and when
 SPILL = b"@"  # a datagram naming a file that holds a job too large for one datagram
 STOP = pickle.dumps(None)
 MAX_DATAGRAM = 256 << 10
+# The queue's socket: sequenced packets where unix sockets have them (Linux), else datagrams
+# (macOS), which keep each job whole just the same but may be smaller (larger jobs go
+# through a file either way)
+SOCKET_TYPES = (socket.SOCK_SEQPACKET, socket.SOCK_DGRAM)
 DEPTH = 16  # jobs in the pool per taking child, counting the one it runs
 GATHER_MAX = 0.0005  # the longest the supervisor lets outcomes gather (seconds)
 
@@ -56,8 +62,15 @@ def _die_with_parent() -> None:
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, _signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # not Linux: the child notices the closed queue instead
+    except Exception:  # not Linux: the child notices the parent's pipe closing instead
         pass
+
+
+def _socketpair() -> tuple[socket.socket, socket.socket]:
+    for kind in SOCKET_TYPES[:-1]:
+        with contextlib.suppress(OSError):
+            return socket.socketpair(socket.AF_UNIX, kind)
+    return socket.socketpair(socket.AF_UNIX, SOCKET_TYPES[-1])
 
 
 def _anonymous_file() -> int:
@@ -71,11 +84,19 @@ def _anonymous_file() -> int:
     return fd
 
 
+def _spill(data: bytes) -> bytes:
+    """Write a job too large for a datagram to a file; the datagram that names it."""
+    fd, path = tempfile.mkstemp(prefix="celeriac-job-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return SPILL + os.fsencode(path)
+
+
 class _Queue:
     """The shared job queue, its lock and the children's slots (all inherited by fork)."""
 
     def __init__(self, slots: int) -> None:
-        self.send_end, self.recv_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.send_end, self.recv_end = _socketpair()
         with contextlib.suppress(OSError):
             self.send_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
         # a datagram must fit in the sender's buffer and the receivers' (every process has
@@ -85,8 +106,17 @@ class _Queue:
         self.buffer = bytearray(self.max_datagram)
         self._lockfile = _anonymous_file()
         self.slots = mmap.mmap(-1, SLOT.size * slots)
+        # only the parent writes to this pipe (never, in fact): when it dies the children
+        # read its end of file, whatever the socket's type tells them
+        self._parent_r, self._parent_w = os.pipe()
         self.poller = select.poll()
         self.poller.register(self.recv_end.fileno(), select.POLLIN)
+        self.poller.register(self._parent_r, select.POLLIN)
+
+    def child_side(self) -> None:
+        """In a child: drop the parent's ends, so the parent's death shows as end of file."""
+        self.send_end.close()
+        os.close(self._parent_w)
 
     def __enter__(self) -> _Queue:
         """``with queue:`` holds its lock: no job is taken meanwhile."""
@@ -99,17 +129,19 @@ class _Queue:
     def put(self, data: bytes) -> bool:
         """Queue one job without blocking; False if the queue is full."""
         if len(data) > self.max_datagram - 64:
-            fd, path = tempfile.mkstemp(prefix="celeriac-job-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            data = SPILL + os.fsencode(path)
+            data = _spill(data)
         try:
             self.send_end.send(data, socket.MSG_DONTWAIT)
-        except BlockingIOError:
+        except OSError as exc:
+            if exc.errno == errno.EMSGSIZE and not data.startswith(SPILL):
+                self.max_datagram = min(self.max_datagram, len(data))  # smaller than it said
+                return self.put(data)
             if data.startswith(SPILL):
                 with contextlib.suppress(OSError):
                     os.unlink(os.fsdecode(data[len(SPILL) :]))
-            return False
+            if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS):
+                return False  # full (macOS says ENOBUFS for a full datagram queue)
+            raise
         return True
 
     def get_nowait(self) -> bytes | None:
@@ -137,7 +169,9 @@ class _Queue:
                     seq = item[0] if item is not None else 0
                     SLOT.pack_into(self.slots, index * SLOT.size, seq, time.monotonic())
                     return item
-            self.poller.poll()  # nothing queued: wait (without the lock) and try again
+            # nothing queued: wait (without the lock) and try again, unless the parent died
+            if any(fd == self._parent_r for fd, _ in self.poller.poll()):
+                return None
 
     def drain(self) -> list[bytes]:
         """Take every queued job back (with the lock held)."""
@@ -176,7 +210,7 @@ def _child_main(
     _die_with_parent()
     if os.getppid() != parent_pid:
         os._exit(1)
-    queue.send_end.close()  # the parent's is then the last: its death closes the queue
+    queue.child_side()
     # The parent decides about shutdown; a Ctrl-C sent to the process group is not ours.
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
     _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
