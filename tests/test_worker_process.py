@@ -52,6 +52,22 @@ def test_a_long_task_does_not_hold_up_short_ones(prefork_project: Project) -> No
     assert not project.runs("end")  # all ran in the other child while the long one ran
 
 
+def test_a_task_revoked_while_queued_for_the_children_does_not_run(
+    prefork_project: Project,
+) -> None:
+    project = prefork_project
+    project.set(CELERIAC_TEST_PREFETCH="4")
+    project.worker("-c", "1")
+    project.send("sleep_record", "long", 2.0)
+    wait_until(lambda: project.runs("start"))
+    doomed, kept = project.send("record", "doomed"), project.send("record", "kept")
+    time.sleep(0.3)  # received, and queued in the pool behind the running task
+    doomed.revoke()
+    assert kept.get(timeout=20) == "kept"
+    assert [r[0] for r in project.runs("run")] == ["kept"]
+    assert doomed.state == states.REVOKED
+
+
 def test_a_job_larger_than_the_pools_queue_takes(prefork_project: Project) -> None:
     project = prefork_project
     project.worker("-c", "2")

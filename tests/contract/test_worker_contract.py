@@ -174,6 +174,34 @@ def test_revoked_and_expired_tasks_do_not_run(app: Celery) -> None:
     assert revoked.state == states.REVOKED and expired.state == states.REVOKED
 
 
+def test_a_received_task_revoked_or_expired_before_it_starts_does_not_run(app: Celery) -> None:
+    # prefetched behind a busy slot, as Celery's worker reserves them; revoked (or expired)
+    # meanwhile, they are dropped instead of run when their turn comes
+    app.conf.worker_prefetch_multiplier = 4
+    ran: list[str] = []
+    started = threading.Event()
+
+    @app.task
+    def busy():
+        started.set()
+        time.sleep(1.5)
+
+    @app.task
+    def work(tag):
+        ran.append(tag)
+
+    busy.delay()
+    doomed = work.delay("revoked")
+    expiring = work.apply_async(args=["expired"], expires=0.6)
+    kept = work.delay("kept")
+    with worker(app, concurrency=1):
+        assert started.wait(15)
+        doomed.revoke()
+        kept.get(timeout=15)
+    assert ran == ["kept"]
+    assert doomed.state == states.REVOKED and expiring.state == states.REVOKED
+
+
 def test_soft_time_limit_raises_inside_the_task(app: Celery) -> None:
     @app.task(soft_time_limit=0.2)
     def slow():

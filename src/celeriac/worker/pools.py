@@ -106,6 +106,14 @@ class Pool:
         with self._lock:
             return list(self._running.values())
 
+    def withdraw(self, unwanted: Callable[[Job], bool]) -> list[Job]:
+        """Take back the jobs not started yet for which ``unwanted(job)`` is true."""
+        with self._lock:
+            jobs = [job for job in self._pending if unwanted(job)]
+            for job in jobs:
+                self._pending.remove(job)
+            return jobs
+
     def has_pending(self) -> bool:
         """Are jobs waiting for a free slot?"""
         with self._lock:

@@ -29,6 +29,7 @@ import struct
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import states
@@ -515,6 +516,24 @@ class PreforkPool(Pool):
                     os.kill(child.process.pid, signum)
                     return True
         return False
+
+    def withdraw(self, unwanted: Callable[[Job], bool]) -> list[Job]:
+        """Take back unwanted jobs, pending or queued for the children (not running)."""
+        with self._lock:
+            back = super().withdraw(unwanted)
+            if not any(unwanted(job) for job in self._queued.values()):
+                return back
+            with self._queue:  # no child takes a job meanwhile
+                for data in self._queue.drain():
+                    seq = _Queue.seq(data)
+                    job = self._queued.get(seq) if seq is not None else None
+                    if seq is not None and job is not None and unwanted(job):
+                        del self._queued[seq]
+                        self._running.pop(job.id, None)
+                        back.append(job)
+                    else:
+                        self._queue.put(data)  # back, in the same order
+            return back
 
     def cancel_pending(self) -> list[Job]:
         """Take back the jobs no child has taken yet."""

@@ -440,6 +440,11 @@ class Worker:
     def _admit(self, job: Job) -> None:
         """Start ``job`` now, or hold it until its rate limit lets it start."""
         assert self.pool is not None
+        if job.message.id in self._revoked:  # revoked while it was held
+            self._discard_revoked(job.delivery, job.message, expired=False)
+            job.acked = True
+            self._forget(job)
+            return
         wait = self.rate_limits.wait(job.task)
         if wait <= 0:
             self.pool.submit(job)
@@ -610,6 +615,7 @@ class Worker:
         next_beat = time.monotonic() + interval
         while not self._done.wait(min(interval, REVOCATION_CHECK_INTERVAL)):
             self._refresh_revocations()
+            self._withdraw_unwanted()
             if time.monotonic() < next_beat:
                 continue
             next_beat = time.monotonic() + interval
@@ -662,6 +668,25 @@ class Worker:
                     logger.warning("Terminating revoked task %s[%s]", job.task.name, job.message.id)
         except OperationalError:
             pass  # the heartbeat reports backend trouble
+
+    def _withdraw_unwanted(self) -> None:
+        """Take back the received jobs not started yet that were revoked or expired since
+        they arrived, and settle them so (a prefetched task is not run once revoked)."""
+        if self.pool is None:
+            return
+        revoked, now = self._revoked, time.time()
+
+        def unwanted(job: Job) -> bool:
+            expires = job.message.expires
+            return job.message.id in revoked or (expires is not None and expires < now)
+
+        for job in self.pool.withdraw(unwanted):
+            try:
+                self._discard_revoked(job.delivery, job.message, job.message.id not in revoked)
+            except OperationalError as exc:  # redelivered later, and discarded then
+                logger.warning("could not settle revoked %s (%s)", job.message.id, exc)
+            job.acked = True
+            self._forget(job)
 
     def _shutdown(self) -> None:
         pool = self.pool
