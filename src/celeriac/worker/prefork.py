@@ -521,7 +521,8 @@ class PreforkPool(Pool):
         """Take back unwanted jobs, pending or queued for the children (not running)."""
         with self._lock:
             back = super().withdraw(unwanted)
-            if not any(unwanted(job) for job in self._queued.values()):
+            running = self._running_seqs()
+            if not any(unwanted(j) for s, j in self._queued.items() if s not in running):
                 return back
             with self._queue:  # no child takes a job meanwhile
                 for data in self._queue.drain():
