@@ -330,8 +330,8 @@ class PreforkPool(Pool):
     def _fill(self) -> None:
         """Queue pending jobs while there is room: ``DEPTH`` per taking child, counting
         those running (call with the pool's lock held)."""
-        takers = sum(1 for c in self._children if not c.retiring)
-        while self._pending and len(self._queued) < DEPTH * takers:
+        room = DEPTH * self._takers()
+        while self._pending and len(self._queued) < room:
             job = self._pending[0]
             seq = self._seq + 1
             item = (
@@ -348,6 +348,10 @@ class PreforkPool(Pool):
             self._pending.popleft()
             self._queued[seq] = job
             self._take(job)
+
+    def _takers(self) -> int:
+        """The children that take more jobs (a retiring child finishes its last one)."""
+        return sum(1 for c in self._children if not c.retiring)
 
     def _supervise(self) -> None:
         for index in range(self.concurrency):
@@ -387,7 +391,7 @@ class PreforkPool(Pool):
         """How long to wait before reading outcomes: none unless every child has more jobs
         queued than it runs in that time (judged by the tasks' average run time), so a child
         never runs dry while the parent waits, and a lone task's outcome is read at once."""
-        takers = len(self._children) or 1
+        takers = self._takers() or 1
         queued_each = len(self._queued) / takers - 1  # beyond the one each child runs
         if queued_each < 2:
             return 0.0

@@ -441,9 +441,7 @@ class Worker:
         """Start ``job`` now, or hold it until its rate limit lets it start."""
         assert self.pool is not None
         if job.message.id in self._revoked:  # revoked while it was held
-            self._discard_revoked(job.delivery, job.message, expired=False)
-            job.acked = True
-            self._forget(job)
+            self._drop(job, expired=False)
             return
         wait = self.rate_limits.wait(job.task)
         if wait <= 0:
@@ -681,12 +679,16 @@ class Worker:
             return job.message.id in revoked or (expires is not None and expires < now)
 
         for job in self.pool.withdraw(unwanted):
-            try:
-                self._discard_revoked(job.delivery, job.message, job.message.id not in revoked)
-            except OperationalError as exc:  # redelivered later, and discarded then
-                logger.warning("could not settle revoked %s (%s)", job.message.id, exc)
-            job.acked = True
-            self._forget(job)
+            self._drop(job, expired=job.message.id not in revoked)
+
+    def _drop(self, job: Job, expired: bool) -> None:
+        """Settle a received job that will not run, revoked or expired, and forget it."""
+        try:
+            self._discard_revoked(job.delivery, job.message, expired)
+        except OperationalError as exc:  # redelivered later, and discarded then
+            logger.warning("could not settle revoked %s (%s)", job.message.id, exc)
+        job.acked = True
+        self._forget(job)
 
     def _shutdown(self) -> None:
         pool = self.pool
