@@ -450,9 +450,14 @@ class RedisClient:
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
 
-    def execute(self, *commands: Command, idempotent: bool = True) -> list[Any]:
+    def execute(
+        self,
+        *commands: Command,
+        idempotent: bool = True,
+        stop: Callable[[], bool] | None = None,
+    ) -> list[Any]:
         """Send ``commands`` in one round trip and return their replies."""
-        return self.call(lambda: self._send(commands), idempotent)
+        return self.call(lambda: self._send(commands), idempotent, stop)
 
     def command(self, *args: Any, idempotent: bool = True) -> Any:
         """Run one command and return its reply."""

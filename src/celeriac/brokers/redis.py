@@ -1,28 +1,36 @@
-"""A broker in Redis: ``redis://[:password@]host:6379/db`` or ``rediss://`` (TLS).
+"""A broker in Redis: ``redis://[:password@]host:6379/db`` or ``rediss://`` (TLS). Needs
+Redis 7.0 or newer (``LMPOP``).
 
-Each message is a member of sorted sets named after its queue: the member is its place, the
-priority digit ``9 - priority`` followed by a 16-digit sequence number from ``INCR``, so plain
-byte order is delivery order (priority 9 first, FIFO within a priority). Waiting messages are
-in ``ready:<queue>`` (all scored 0, ordered by member), delayed ones in ``delayed:<queue>``
-scored by their due time and leased ones in ``leased:<queue>`` scored by their lease
-deadline in whole milliseconds (a small sorted set keeps its scores as text in a compact
-list, where an integer is compared without parsing a float); bodies and delivery counts are
-fields of the hash ``msgs:<queue>``. Every change is one Lua script, so it is atomic. A fetch
-first moves due delayed messages and expired leases back to ``ready`` (keeping their place),
-then claims the best members across its queues; the delivery count, raised by each claim, is
-the lease token that settling checks.
+A message is stored as an *item*: its priority digit, the number of times it was delivered
+before, a colon, then the encoded body (``50:{...}``). Waiting items are in one list per
+queue and priority, ``ready:<queue>:<p>``, oldest first, so publishing is one ``RPUSH`` and
+FIFO within a priority is the list's order. Delayed items are in the sorted set
+``delayed:<queue>``, scored by their due time, each behind a unique tag (``<tag>|<item>``).
 
-Publishing and releasing push a token to ``wake:<queue>``; an idle ``fetch`` waits in
-``BLPOP`` on those lists, on its own connection, for no longer than until the next delayed
-message or lease is due, with the claim script sent right behind it: Redis runs the claim
-the moment the wait ends, so a woken fetch has its messages without another round trip.
-``wakeup`` interrupts the wait through a local socket pair and ends the ``BLPOP`` with
-``CLIENT UNBLOCK``, so the claim behind it is still read, never lost. Times are the Redis
-server's clock (``TIME`` inside the scripts); ETAs are UNIX times compared with it.
+A fetch claims with one Lua script: it moves due delayed items to the back of their lists
+and the items of expired leases to the front of theirs (keeping their place), then pops up to
+its limit with ``LMPOP`` over the queues' lists in delivery order (priority 9 first, then the
+order of the queues). Everything one fetch claims from a queue is one *lease*: the hash
+``lease:<queue>:<id>`` holds the items by their position (1, 2, ...), and ``leased:<queue>``
+scores the lease id by its deadline in whole milliseconds. A delivery's tag is its lease id
+and position. Settling deletes the position from the lease's hash, so a delivery whose lease
+expired (and was given back to the queue) settles nothing; the last settled position ends
+the lease. Claiming and acknowledging therefore cost a few commands per batch, not per
+message, and a message's bytes are written once when published and once when claimed.
+
+Publishing and releasing push a token to ``wake:<queue>`` (kept to a few tokens, expiring
+when nobody pops them); an idle ``fetch`` waits in ``BLPOP`` on those lists, on its own
+connection, for no longer than until the next delayed message or lease is due, with the
+claim script sent right behind it: Redis runs the claim the moment the wait ends, so a woken
+fetch has its messages without another round trip. ``wakeup`` interrupts the wait through a
+local socket pair and ends the ``BLPOP`` with ``CLIENT UNBLOCK``, so the claim behind it is
+still read, never lost. Due times and deadlines are the Redis server's clock (``TIME`` in
+the scripts); ETAs are UNIX times compared with it.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -39,239 +47,208 @@ from .base import (
 
 WAKE_TOKENS = 16  # tokens kept at most in a queue's wake list
 WAKE_TTL_MS = 60_000  # a wake list nobody pops disappears after this long
+CHUNK = 1000  # arguments per command inside a script (Lua's unpack has a stack limit)
+#: the item header of a message published with priority p (never delivered before)
+HEADERS = [b"%d0:" % p for p in range(10)]
 
 _NOW = """
 local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms / 1000
 """
 
-_WAKE = """
+_HELPERS = (
+    f"local CHUNK = {CHUNK}\n"
+    + """
+local function each_chunk(cmd, key, items)
+  for s = 1, #items, CHUNK do
+    redis.call(cmd, key, unpack(items, s, math.min(s + CHUNK - 1, #items)))
+  end
+end
+-- an item given back to its queue counts one more delivery
+local function bump(item)
+  local c = string.find(item, ':', 2, true)
+  return string.sub(item, 1, 1) .. (tonumber(string.sub(item, 2, c - 1)) + 1)
+    .. string.sub(item, c)
+end
 local function wake(key, count, cap, ttl)
-  local room = cap - redis.call('LLEN', key)
-  if room <= 0 then return end  -- enough tokens wait already
   local tokens = {}
-  for i = 1, math.min(count, room) do tokens[i] = '1' end
+  for i = 1, math.min(count, cap) do tokens[i] = '1' end
   redis.call('RPUSH', key, unpack(tokens))
+  redis.call('LTRIM', key, 0, cap - 1)
   redis.call('PEXPIRE', key, ttl)
 end
-"""
-
-# one command with many arguments, sent in chunks (Lua's stack limits unpack)
-_CHUNKS = """
-local function each_chunk(cmd, key, items)
-  for s = 1, #items, 1000 do
-    redis.call(cmd, key, unpack(items, s, math.min(s + 999, #items)))
-  end
+-- settling one position of a lease; the lease ends with its last position
+local function take(leased, lease_key, lease, index)
+  local item = redis.call('HGET', lease_key, index)
+  if not item then return nil end
+  redis.call('HDEL', lease_key, index)
+  if redis.call('EXISTS', lease_key) == 0 then redis.call('ZREM', leased, lease) end
+  return item
 end
-"""
-
-# KEYS: the lease of one delivery (leased, msgs); ARGV[1], ARGV[2]: member, delivery count
-_HELD = """
-local member = ARGV[1]
-local function held()
-  return redis.call('ZSCORE', KEYS[1], member)
-    and redis.call('HGET', KEYS[2], 'n:' .. member) == ARGV[2]
-end
-"""
-
-# KEYS: seq, then per queue: ready, delayed, msgs, wake
-# ARGV: wake cap, wake ttl, then per message: queue index (0-based), priority, eta, body
-# Writes are gathered per queue and sent as multi-member HSET/ZADD calls: a batch costs a
-# few commands per queue instead of three per message.
-_PUBLISH = Script(
-    _WAKE
-    + _CHUNKS
-    + """
-local now  -- the server's clock, read only when a message has an eta
-local n = (#ARGV - 2) / 4
-local first = redis.call('INCRBY', KEYS[1], n) - n
-local batches = {}
-for i = 0, n - 1 do
-  local a = 3 + i * 4
-  local q = tonumber(ARGV[a])
-  local b = batches[q]
-  if not b then
-    b = {bodies = {}, ready = {}, delayed = {}, count = 0}
-    batches[q] = b
-  end
-  local member = string.format('%d%016d', 9 - tonumber(ARGV[a + 1]), first + i + 1)
-  local bodies = b.bodies
-  bodies[#bodies + 1] = 'b:' .. member
-  bodies[#bodies + 1] = ARGV[a + 3]
-  local eta = tonumber(ARGV[a + 2])
-  if eta and not now then
-    local t = redis.call('TIME')
-    now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-  end
-  if eta and eta > now then
-    b.delayed[#b.delayed + 1] = ARGV[a + 2]
-    b.delayed[#b.delayed + 1] = member
-  else
-    b.ready[#b.ready + 1] = 0
-    b.ready[#b.ready + 1] = member
-  end
-  b.count = b.count + 1
-end
-for q, b in pairs(batches) do
-  local k = 2 + q * 4
-  each_chunk('HSET', KEYS[k + 2], b.bodies)
-  each_chunk('ZADD', KEYS[k], b.ready)
-  each_chunk('ZADD', KEYS[k + 1], b.delayed)
-  wake(KEYS[k + 3], b.count, tonumber(ARGV[1]), ARGV[2])
-end
-return n
 """
 )
 
-# KEYS: per queue: ready, delayed, leased, msgs.  ARGV: limit, visibility timeout
-# Returns {ms until the next delayed message or lease is due (-1: none), then per claimed
-# message: queue index, member, delivery count, body}.
+# Per queue, KEYS[base + 1 .. base + 10] are its ready lists (priority 9 first), then
+# KEYS[base + 11] its delayed set and KEYS[base + 12] its lease deadlines; ARGV[first_prefix
+# + q] is the prefix of its lease hashes.
+_QUEUE = """
+local function ready_of(base, item)
+  return KEYS[base + 10 - (string.byte(item, 1) - 48)]
+end
+-- due delayed items to the back of their lists, expired leases' items to the front
+local function due_back(base, prefix, now, now_ms)
+  local delayed = KEYS[base + 11]
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, CHUNK)
+  for _, m in ipairs(due) do
+    local item = string.sub(m, string.find(m, '|', 1, true) + 1)
+    redis.call('RPUSH', ready_of(base, item), item)
+  end
+  if #due > 0 then each_chunk('ZREM', delayed, due) end
+  local leased = KEYS[base + 12]
+  local expired = redis.call('ZRANGEBYSCORE', leased, '-inf', now_ms)
+  for _, lease in ipairs(expired) do
+    local flat = redis.call('HGETALL', prefix .. lease)
+    local held = {}
+    for j = 1, #flat, 2 do held[#held + 1] = {tonumber(flat[j]), flat[j + 1]} end
+    table.sort(held, function(a, b) return a[1] > b[1] end)
+    for _, e in ipairs(held) do
+      local item = bump(e[2])
+      redis.call('LPUSH', ready_of(base, item), item)
+    end
+    redis.call('DEL', prefix .. lease)
+  end
+  if #expired > 0 then each_chunk('ZREM', leased, expired) end
+end
+"""
+
+# KEYS: lease sequence, then per queue: its 12 keys.  ARGV: limit, visibility timeout (ms),
+# then per queue: the prefix of its lease hashes.
+# Returns {ms until the next delayed message or lease is due (-1: none), the lease id,
+# then per run of items from one list: queue index, position of its first item, count,
+# the items}.
 _CLAIM = Script(
     _NOW
-    + _CHUNKS
+    + _HELPERS
+    + _QUEUE
     + """
-local limit, nq = tonumber(ARGV[1]), #KEYS / 4
-local function promote(from, to, upto)
-  local due = redis.call('ZRANGEBYSCORE', from, '-inf', upto)
-  for _, m in ipairs(due) do redis.call('ZADD', to, 0, m) end
-  if #due > 0 then redis.call('ZREMRANGEBYSCORE', from, '-inf', upto) end
-end
-local picked = {}
-for q = 0, nq - 1 do
-  local ready = KEYS[q * 4 + 1]
-  promote(KEYS[q * 4 + 2], ready, now)
-  promote(KEYS[q * 4 + 3], ready, now_ms)
-  for _, m in ipairs(redis.call('ZRANGE', ready, 0, limit - 1)) do
-    picked[#picked + 1] = {string.byte(m, 1), q, m}
-  end
-end
-table.sort(picked, function(a, b)
-  if a[1] ~= b[1] then return a[1] < b[1] end
-  if a[2] ~= b[2] then return a[2] < b[2] end
-  return a[3] < b[3]
-end)
-local out, deadline = {-1}, now_ms + math.floor(tonumber(ARGV[2]) * 1000)
-local taken, bodies = {}, {}
-for i = 1, math.min(limit, #picked) do
-  local q, m = picked[i][2], picked[i][3]
-  if not taken[q] then taken[q], bodies[q] = {}, {} end
-  taken[q][#taken[q] + 1] = m
-end
-for q, members in pairs(taken) do  -- a few commands per queue, not three per message
-  local k, fields, leases = q * 4, {}, {}
-  for j, m in ipairs(members) do fields[j] = 'b:' .. m end
-  each_chunk('ZREM', KEYS[k + 1], members)
-  for s = 1, #fields, 1000 do
-    local got = redis.call('HMGET', KEYS[k + 4], unpack(fields, s, math.min(s + 999, #fields)))
-    for j, body in ipairs(got) do
-      if body then
-        local m = members[s + j - 1]
-        bodies[q][m] = body
-        leases[#leases + 1], leases[#leases + 2] = deadline, m
-      end
-    end
-  end
-  each_chunk('ZADD', KEYS[k + 3], leases)
-end
-for i = 1, math.min(limit, #picked) do
-  local q, m = picked[i][2], picked[i][3]
-  local body = bodies[q][m]
-  if body then
-    local n = redis.call('HINCRBY', KEYS[q * 4 + 4], 'n:' .. m, 1)
-    out[#out + 1], out[#out + 2], out[#out + 3], out[#out + 4] = q, m, n, body
-  end
-end
-if #out == 1 then
-  local due
+local limit, vt, nq = tonumber(ARGV[1]), tonumber(ARGV[2]), (#KEYS - 1) / 12
+for q = 0, nq - 1 do due_back(1 + q * 12, ARGV[3 + q], now, now_ms) end
+local args, owner = {nq * 10}, {}
+for p = 9, 0, -1 do
   for q = 0, nq - 1 do
-    for j = 2, 3 do
-      local head = redis.call('ZRANGE', KEYS[q * 4 + j], 0, 0, 'WITHSCORES')
-      local at = head[2] and tonumber(head[2]) / (j == 3 and 1000 or 1)  -- leases: ms
-      if at and (not due or at < due) then due = at end
-    end
+    local k = KEYS[1 + q * 12 + 10 - p]
+    args[#args + 1] = k
+    owner[k] = q
   end
-  if due then out[1] = math.max(math.ceil((due - now) * 1000), 1) end
 end
+args[#args + 1] = 'LEFT'
+args[#args + 1] = 'COUNT'
+args[#args + 1] = limit
+local out, got, lease, stored, counts = {-1, 0}, 0, nil, {}, {}
+while got < limit do
+  args[#args] = limit - got
+  local popped = redis.call('LMPOP', unpack(args))
+  if not popped then break end
+  if not lease then
+    lease = redis.call('INCR', KEYS[1])
+    out[2] = lease
+  end
+  local q, items = owner[popped[1]], popped[2]
+  local first = counts[q] or 0
+  local fields = stored[q]
+  if not fields then
+    fields = {}
+    stored[q] = fields
+  end
+  out[#out + 1], out[#out + 2], out[#out + 3] = q, first + 1, #items
+  for j, item in ipairs(items) do
+    out[#out + 1] = item
+    fields[#fields + 1], fields[#fields + 2] = first + j, item
+  end
+  counts[q] = first + #items
+  got = got + #items
+end
+if lease then
+  local deadline = now_ms + vt
+  for q, fields in pairs(stored) do
+    each_chunk('HSET', ARGV[3 + q] .. lease, fields)
+    redis.call('ZADD', KEYS[1 + q * 12 + 12], deadline, lease)
+  end
+  return out
+end
+local due
+for q = 0, nq - 1 do
+  for j = 11, 12 do
+    local head = redis.call('ZRANGE', KEYS[1 + q * 12 + j], 0, 0, 'WITHSCORES')
+    local at = head[2] and tonumber(head[2]) / (j == 12 and 1000 or 1)  -- leases: ms
+    if at and (not due or at < due) then due = at end
+  end
+end
+if due then out[1] = math.max(math.ceil((due - now) * 1000), 1) end
 return out
 """
 )
 
-# KEYS: per delivery: leased, msgs.  ARGV: per delivery: member, delivery count
+# KEYS: per lease: its deadlines set, its hash.  ARGV: per lease: its id, how many
+# positions, the positions.
 _ACK = Script(
-    _CHUNKS
+    _HELPERS
     + """
-local n, held = 0, {}
-for i = 1, #KEYS / 2 do
-  local leased, msgs = KEYS[i * 2 - 1], KEYS[i * 2]
-  local m, count = ARGV[i * 2 - 1], ARGV[i * 2]
-  if redis.call('ZSCORE', leased, m) and redis.call('HGET', msgs, 'n:' .. m) == count then
-    local h = held[leased]
-    if not h then
-      h = {msgs, {}, {}}
-      held[leased] = h
-    end
-    h[2][#h[2] + 1] = m
-    h[3][#h[3] + 1], h[3][#h[3] + 2] = 'b:' .. m, 'n:' .. m
-    n = n + 1
-  end
+local a = 1
+for g = 1, #KEYS, 2 do
+  local n = tonumber(ARGV[a + 1])
+  local positions = {}
+  for j = a + 2, a + 1 + n do positions[#positions + 1] = ARGV[j] end
+  each_chunk('HDEL', KEYS[g + 1], positions)
+  if redis.call('EXISTS', KEYS[g + 1]) == 0 then redis.call('ZREM', KEYS[g], ARGV[a]) end
+  a = a + 2 + n
 end
-for leased, h in pairs(held) do  -- the writes: two commands per queue
-  each_chunk('ZREM', leased, h[2])
-  each_chunk('HDEL', h[1], h[3])
-end
-return n
+return 1
 """
 )
 
-# KEYS: leased, msgs, ready, delayed, wake.  ARGV: member, count, delay, wake cap, wake ttl
+# KEYS: per lease: its deadlines set.  ARGV: visibility timeout (ms), then per lease: its id
+_EXTEND = Script(
+    _NOW
+    + """
+local deadline = now_ms + tonumber(ARGV[1])
+for i = 1, #KEYS do redis.call('ZADD', KEYS[i], 'XX', deadline, ARGV[i + 1]) end
+return 1
+"""
+)
+
+# KEYS: deadlines set, lease hash, ready list, delayed, wake.
+# ARGV: lease id, position, delay, wake cap, wake ttl
 _RELEASE = Script(
     _NOW
-    + _WAKE
-    + _HELD
+    + _HELPERS
     + """
-if not held() then return 0 end
-redis.call('ZREM', KEYS[1], member)
+local item = take(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+if not item then return 0 end
+item = bump(item)
 local delay = tonumber(ARGV[3])
 if delay > 0 then
-  redis.call('ZADD', KEYS[4], now + delay, member)
+  redis.call('ZADD', KEYS[4], now + delay, 'r' .. ARGV[1] .. '.' .. ARGV[2] .. '|' .. item)
 else
-  redis.call('ZADD', KEYS[3], 0, member)
+  redis.call('LPUSH', KEYS[3], item)
 end
 wake(KEYS[5], 1, tonumber(ARGV[4]), ARGV[5])
 return 1
 """
 )
 
-# KEYS: per delivery: leased, msgs.  ARGV: visibility timeout, then per delivery: member, count
-_EXTEND = Script(
-    _NOW
-    + """
-local deadline, n = now_ms + math.floor(tonumber(ARGV[1]) * 1000), 0
-for i = 1, #KEYS / 2 do
-  local leased, msgs = KEYS[i * 2 - 1], KEYS[i * 2]
-  local m, count = ARGV[i * 2], ARGV[i * 2 + 1]
-  if redis.call('ZSCORE', leased, m) and redis.call('HGET', msgs, 'n:' .. m) == count then
-    redis.call('ZADD', leased, deadline, m)
-    n = n + 1
-  end
-end
-return n
-"""
-)
-
-# KEYS: leased, msgs, dead, dead data, dead seq.  ARGV: member, count, reason
+# KEYS: deadlines set, lease hash, dead, dead data, dead seq.  ARGV: lease id, position, reason
 _DEAD_LETTER = Script(
     _NOW
-    + _HELD
+    + _HELPERS
     + """
-if not held() then return 0 end
+local item = take(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+if not item then return 0 end
 local id = redis.call('INCR', KEYS[5])
 redis.call('ZADD', KEYS[3], id, id)
-redis.call('HSET', KEYS[4], 'b:' .. id, redis.call('HGET', KEYS[2], 'b:' .. member),
-  'p:' .. id, 9 - tonumber(string.sub(member, 1, 1)), 'r:' .. id, ARGV[3], 't:' .. id, now)
-redis.call('ZREM', KEYS[1], member)
-redis.call('HDEL', KEYS[2], 'b:' .. member, 'n:' .. member)
+redis.call('HSET', KEYS[4], 'b:' .. id, string.sub(item, string.find(item, ':', 2, true) + 1),
+  'p:' .. id, string.sub(item, 1, 1), 'r:' .. id, ARGV[3], 't:' .. id, now)
 return 1
 """
 )
@@ -288,9 +265,10 @@ return out
 """
 )
 
-# KEYS: dead, dead data, seq, ready, msgs, wake.  ARGV: wake cap, wake ttl, ids (none: all)
+# KEYS: dead, dead data, the queue's ready lists (9 to 0), wake.
+# ARGV: wake cap, wake ttl, ids (none: all)
 _REQUEUE = Script(
-    _WAKE
+    _HELPERS
     + """
 local ids = {}
 if #ARGV > 2 then
@@ -302,44 +280,42 @@ local moved = 0
 for _, id in ipairs(ids) do
   if redis.call('ZSCORE', KEYS[1], id) then
     local v = redis.call('HMGET', KEYS[2], 'b:' .. id, 'p:' .. id)
-    local member = string.format('%d%016d', 9 - tonumber(v[2]), redis.call('INCR', KEYS[3]))
-    redis.call('HSET', KEYS[5], 'b:' .. member, v[1])
-    redis.call('ZADD', KEYS[4], 0, member)
+    redis.call('RPUSH', KEYS[3 + 9 - tonumber(v[2])], v[2] .. '0:' .. v[1])
     redis.call('ZREM', KEYS[1], id)
     redis.call('HDEL', KEYS[2], 'b:' .. id, 'p:' .. id, 'r:' .. id, 't:' .. id)
     moved = moved + 1
   end
 end
-if moved > 0 then wake(KEYS[6], moved, tonumber(ARGV[1]), ARGV[2]) end
+if moved > 0 then wake(KEYS[13], moved, tonumber(ARGV[1]), ARGV[2]) end
 return moved
 """
 )
 
-# KEYS: ready, delayed, leased, msgs.  Deletes waiting and delayed messages (expired leases
-# count as waiting); returns how many.
-_PURGE = Script(
+# KEYS: one queue's 12 keys.  ARGV: its lease prefix, then 1 to purge or 0 to count.
+# Counts (and with 1 deletes) the waiting and delayed messages, expired leases' included;
+# counting adds the messages under live leases.
+_COUNT = Script(
     _NOW
+    + _HELPERS
+    + _QUEUE
     + """
-local n = 0
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now_ms)) do
-  redis.call('ZADD', KEYS[1], 0, m)
+due_back(0, ARGV[1], now, now_ms)
+local n = redis.call('ZCARD', KEYS[11])
+for j = 1, 10 do n = n + redis.call('LLEN', KEYS[j]) end
+if ARGV[2] == '1' then
+  redis.call('DEL', unpack(KEYS, 1, 11))
+  return n
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
-for k = 1, 2 do
-  for _, m in ipairs(redis.call('ZRANGE', KEYS[k], 0, -1)) do
-    redis.call('HDEL', KEYS[4], 'b:' .. m, 'n:' .. m)
-    n = n + 1
-  end
-  redis.call('DEL', KEYS[k])
+for _, lease in ipairs(redis.call('ZRANGE', KEYS[12], 0, -1)) do
+  n = n + redis.call('HLEN', ARGV[1] .. lease)
 end
 return n
 """
 )
 
 
-def _tag(delivery: Delivery) -> tuple[str, str]:
-    member, count = delivery.tag
-    return str(member), str(int(count))
+def _clamp(priority: int) -> int:
+    return 0 if priority < 0 else 9 if priority > 9 else int(priority)
 
 
 class RedisBroker:
@@ -349,10 +325,11 @@ class RedisBroker:
         options = options or {}
         self.url = url
         self.visibility_timeout = visibility_timeout(options)
+        self._vt_ms = max(1, int(self.visibility_timeout * 1000))
         self._db = RedisClient(url, options)
         self._prefix = self._db.prefix
         self._waker = Waker()
-        self._keys: dict[str, list[str]] = {}  # per queue, see _queue_keys
+        self._keys: dict[str, tuple[list[str], str, str, tuple[Any, ...]]] = {}
         self._fetching = False
         self._closing = False
 
@@ -361,16 +338,20 @@ class RedisBroker:
     def _key(self, kind: str, name: str) -> str:
         return f"{self._prefix}{kind}:{name}"
 
-    def _queue_keys(self, queue: str) -> list[str]:
-        """ready, delayed, leased, msgs, wake."""
-        keys = self._keys.get(queue)
-        if keys is None:
-            kinds = ("ready", "delayed", "leased", "msgs", "wake")
-            keys = self._keys[queue] = [self._key(kind, queue) for kind in kinds]
-        return keys
-
-    def _lease_keys(self, delivery: Delivery) -> list[str]:
-        return self._queue_keys(delivery.queue)[2:4]
+    def _queue(self, queue: str) -> tuple[list[str], str, str, tuple[Any, ...]]:
+        """The queue's 12 script keys (ready lists 9 to 0, delayed, lease deadlines), the
+        prefix of its lease hashes, its wake list, and the commands that wake it."""
+        known = self._keys.get(queue)
+        if known is None:
+            keys = [self._key("ready", f"{queue}:{p}") for p in range(9, -1, -1)]
+            keys += [self._key("delayed", queue), self._key("leased", queue)]
+            wake = self._key("wake", queue)
+            wakes = (
+                ("LTRIM", wake, 0, WAKE_TOKENS - 1),
+                ("PEXPIRE", wake, WAKE_TTL_MS),
+            )
+            known = self._keys[queue] = (keys, self._key("lease", queue) + ":", wake, wakes)
+        return known
 
     def _dead_keys(self, queue: str) -> list[str]:
         """The dead-letter index and data of ``queue``."""
@@ -380,27 +361,51 @@ class RedisBroker:
     # -- publishing -----------------------------------------------------------------------
 
     def publish(self, messages: Sequence[Outgoing]) -> None:
-        """Store ``messages`` and wake their queues' fetchers, in one script."""
+        """Store ``messages`` and wake their queues' fetchers, in one round trip: per queue
+        one ``RPUSH`` for each priority (and one ``ZADD`` for the delayed ones), then the
+        wake tokens."""
         if not messages:
             return
-        order = {q: i for i, q in enumerate(dict.fromkeys(m.queue for m in messages))}
-        keys = [self._prefix + "seq"]
-        for queue in order:
-            ready, delayed, _, msgs, wake = self._queue_keys(queue)
-            keys += [ready, delayed, msgs, wake]
-        args: list[Any] = [WAKE_TOKENS, WAKE_TTL_MS]
-        placed: dict[tuple[str, int, float | None], tuple[int, int, str]] = {}
-        for m in messages:  # a group's members share their queue, priority and eta
-            where = placed.get((m.queue, m.priority, m.eta))
-            if where is None:
-                eta = "" if m.eta is None else repr(float(m.eta))
-                where = (order[m.queue], min(max(int(m.priority), 0), 9), eta)
-                placed[m.queue, m.priority, m.eta] = where
-            args += where
-            args.append(m.body)
+        if len(messages) == 1:  # the common call, delay(): four commands
+            m = messages[0]
+            keys, _, wake, wakes = self._queue(m.queue)
+            p = _clamp(m.priority)
+            item = HEADERS[p] + m.body
+            if m.eta is None:
+                first: tuple[Any, ...] = ("RPUSH", keys[9 - p], item)
+            else:
+                first = ("ZADD", keys[10], repr(float(m.eta)), _delayed_member(item))
+            self._send((first, ("RPUSH", wake, 1), *wakes))
+            return
+        ready: dict[str, list[Any]] = {}  # key -> items
+        delayed: dict[str, list[Any]] = {}  # key -> score, member, ...
+        counts: dict[str, int] = {}
+        for m in messages:
+            queue = m.queue
+            keys = self._queue(queue)[0]
+            p = _clamp(m.priority)
+            item = HEADERS[p] + m.body
+            if m.eta is None:
+                ready.setdefault(keys[9 - p], []).append(item)
+            else:
+                delayed.setdefault(keys[10], []).extend((repr(float(m.eta)), _delayed_member(item)))
+            counts[queue] = counts.get(queue, 0) + 1
+        commands: list[tuple[Any, ...]] = []
+        for key, items in ready.items():
+            for s in range(0, len(items), 10 * CHUNK):
+                commands.append(("RPUSH", key, *items[s : s + 10 * CHUNK]))
+        for key, pairs in delayed.items():
+            for s in range(0, len(pairs), 10 * CHUNK):
+                commands.append(("ZADD", key, *pairs[s : s + 10 * CHUNK]))
+        for queue, count in counts.items():
+            _, _, wake, wakes = self._queue(queue)
+            commands += [("RPUSH", wake, *["1"] * min(count, WAKE_TOKENS)), *wakes]
+        self._send(tuple(commands))
+
+    def _send(self, commands: tuple[tuple[Any, ...], ...]) -> None:
         # no retries here: the producer's retry policy decides (a retry after the reply was
         # lost would store the messages twice)
-        self._db.run(_PUBLISH, keys, args, idempotent=False, stop=never)
+        self._db.execute(*commands, idempotent=False, stop=never)
 
     # -- fetching -------------------------------------------------------------------------
 
@@ -418,12 +423,15 @@ class RedisBroker:
             self.ack_many(acks)
             return []
         deadline = time.monotonic() + max(timeout, 0.0)
-        wake_keys = [self._queue_keys(name)[4] for name in names]
-        claim = (
-            _CLAIM,
-            [key for name in names for key in self._queue_keys(name)[:4]],
-            [limit, repr(self.visibility_timeout)],
-        )
+        keys: list[str] = [self._prefix + "leaseseq"]
+        args: list[Any] = [limit, self._vt_ms]
+        wake_keys = []
+        for name in names:
+            queue_keys, lease_prefix, wake, _ = self._queue(name)
+            keys += queue_keys
+            args.append(lease_prefix)
+            wake_keys.append(wake)
+        claim = (_CLAIM, keys, args)
         self._fetching = True
         try:
             broken = False
@@ -469,22 +477,24 @@ class RedisBroker:
             reply = self._db.run(*claim, stop=stop)
         return self._claimed(reply, names)
 
-    def _claimed(self, reply: Any, names: list[str]) -> tuple[list[Delivery], float | None]:
+    @staticmethod
+    def _claimed(reply: Any, names: list[str]) -> tuple[list[Delivery], float | None]:
         """The deliveries in a claim's reply, and in how many seconds the next one is due."""
         deliveries = []
-        for i in range(1, len(reply), 4):
-            index, member, count, body = reply[i : i + 4]
-            member = member.decode()
-            deliveries.append(
-                Delivery(
-                    body=bytes(body),
-                    queue=names[int(index)],
-                    priority=9 - int(member[0]),
-                    tag=(member, int(count)),
-                    delivery_count=int(count),
+        lease = str(reply[1])
+        i, end = 2, len(reply)
+        while i < end:
+            queue, first, n = names[reply[i]], reply[i + 1], reply[i + 2]
+            i += 3
+            for position in range(first, first + n):
+                item = reply[i]
+                i += 1
+                colon = item.index(b":", 1)
+                count = int(item[1:colon]) + 1
+                deliveries.append(
+                    Delivery(item[colon + 1 :], queue, item[0] - 48, (lease, position), count)
                 )
-            )
-        due_ms = int(reply[0])
+        due_ms = reply[0]
         return deliveries, (None if due_ms < 0 else due_ms / 1000.0)
 
     def wakeup(self) -> None:
@@ -495,15 +505,27 @@ class RedisBroker:
 
     # -- settling -------------------------------------------------------------------------
 
+    def _leases(self, deliveries: Sequence[Delivery]) -> dict[tuple[str, str], list[int]]:
+        """The positions of ``deliveries`` by queue and lease."""
+        leases: dict[tuple[str, str], list[int]] = {}
+        for d in deliveries:
+            lease, position = d.tag
+            held = leases.get((d.queue, lease))
+            if held is None:
+                leases[d.queue, lease] = [position]
+            else:
+                held.append(position)
+        return leases
+
     def extend(self, deliveries: Sequence[Delivery]) -> None:
-        """Push the lease deadlines of ``deliveries`` still held to now + visibility_timeout."""
+        """Push the deadlines of the leases ``deliveries`` hold to now + visibility_timeout."""
         if not deliveries:
             return
         keys: list[str] = []
-        args: list[Any] = [repr(self.visibility_timeout)]
-        for d in deliveries:
-            keys += self._lease_keys(d)
-            args += _tag(d)
+        args: list[Any] = [self._vt_ms]
+        for queue, lease in self._leases(deliveries):
+            keys.append(self._queue(queue)[0][11])
+            args.append(lease)
         self._db.run(_EXTEND, keys, args)
 
     def ack(self, delivery: Delivery) -> None:
@@ -518,36 +540,43 @@ class RedisBroker:
     def _ack_call(self, deliveries: Sequence[Delivery]) -> tuple[Script, list[str], list[Any]]:
         keys: list[str] = []
         args: list[Any] = []
-        for d in deliveries:
-            keys += self._lease_keys(d)
-            args += _tag(d)
+        for (queue, lease), positions in self._leases(deliveries).items():
+            queue_keys, lease_prefix, _, _ = self._queue(queue)
+            keys += (queue_keys[11], lease_prefix + lease)
+            args += (lease, len(positions), *positions)
         return _ACK, keys, args
+
+    def _held(self, delivery: Delivery) -> tuple[list[str], list[Any]]:
+        """The keys and arguments that name ``delivery``'s lease: deadlines, hash; id, position."""
+        queue_keys, lease_prefix, _, _ = self._queue(delivery.queue)
+        lease, position = delivery.tag
+        return [queue_keys[11], lease_prefix + lease], [lease, position]
 
     def release(self, delivery: Delivery, delay: float | None = None) -> None:
         """Make the message due again (after ``delay`` seconds), keeping its place."""
-        queue = delivery.queue
-        keys = self._lease_keys(delivery)
-        keys += [self._key("ready", queue), self._key("delayed", queue), self._key("wake", queue)]
-        args = [*_tag(delivery), repr(float(delay or 0.0)), WAKE_TOKENS, WAKE_TTL_MS]
+        keys, args = self._held(delivery)
+        queue_keys, _, wake, _ = self._queue(delivery.queue)
+        keys += [queue_keys[9 - _clamp(delivery.priority)], queue_keys[10], wake]
+        args += [repr(float(delay or 0.0)), WAKE_TOKENS, WAKE_TTL_MS]
         self._db.run(_RELEASE, keys, args)
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Move the message to its queue's dead letters, with ``reason`` and the time."""
-        keys = [*self._lease_keys(delivery), *self._dead_keys(delivery.queue)]
-        keys.append(self._prefix + "deadseq")
-        self._db.run(_DEAD_LETTER, keys, [*_tag(delivery), str(reason)])
+        keys, args = self._held(delivery)
+        keys += [*self._dead_keys(delivery.queue), self._prefix + "deadseq"]
+        self._db.run(_DEAD_LETTER, keys, [*args, str(reason)])
 
     # -- inspecting and managing ----------------------------------------------------------
 
     def queue_length(self, queue: str) -> int:
         """Messages waiting, delayed or leased in ``queue``."""
-        ready, delayed, leased, _, _ = self._queue_keys(queue)
-        replies = self._db.execute(("ZCARD", ready), ("ZCARD", delayed), ("ZCARD", leased))
-        return sum(int(n) for n in replies)
+        keys, lease_prefix, _, _ = self._queue(queue)
+        return int(self._db.run(_COUNT, keys, [lease_prefix, 0]))
 
     def purge(self, queue: str) -> int:
         """Delete the messages of ``queue`` that are not under a live lease."""
-        return int(self._db.run(_PURGE, self._queue_keys(queue)[:4], []))
+        keys, lease_prefix, _, _ = self._queue(queue)
+        return int(self._db.run(_COUNT, keys, [lease_prefix, 1], idempotent=False))
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         """The oldest ``limit`` dead letters of ``queue``."""
@@ -567,8 +596,8 @@ class RedisBroker:
             if not wanted:
                 return 0
             args += wanted
-        keys = [*self._dead_keys(queue), self._prefix + "seq"]
-        keys += [self._key("ready", queue), self._key("msgs", queue), self._key("wake", queue)]
+        queue_keys, _, wake, _ = self._queue(queue)
+        keys = [*self._dead_keys(queue), *queue_keys[:10], wake]
         return int(self._db.run(_REQUEUE, keys, args, idempotent=False))
 
     def purge_dead_letters(self, queue: str) -> int:
@@ -590,3 +619,8 @@ class RedisBroker:
             return
         self._db.close_blocking()
         self._waker.close()
+
+
+def _delayed_member(item: bytes) -> bytes:
+    """A delayed item's member in the sorted set: a unique tag, then the item."""
+    return os.urandom(8).hex().encode() + b"|" + item
