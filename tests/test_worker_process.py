@@ -34,11 +34,13 @@ def test_prefork_worker_runs_tasks_and_shuts_down_warm(project: Project) -> None
     assert "Warm shutdown" in worker.output
 
 
-@pytest.fixture(params=["seqpacket", "datagrams"])
+@pytest.fixture(params=["consuming", "queue", "datagrams"])
 def prefork_project(request: pytest.FixtureRequest, project: Project) -> Project:
-    """The project, with the prefork pool's queue on each socket type it may use."""
-    if request.param == "datagrams":
-        project.set(CELERIAC_TEST_PREFORK_DATAGRAMS="1")
+    """The project with each kind of prefork pool: children that consume by themselves (the
+    kind on this broker), and children fed by their parent through a queue (on brokers whose
+    leases live in one process), on each socket type that queue may use."""
+    if request.param != "consuming":
+        project.set(CELERIAC_TEST_PREFORK=request.param)
     return project
 
 
@@ -87,6 +89,61 @@ def test_a_killed_child_loses_its_own_task_only(prefork_project: Project) -> Non
         doomed.get(timeout=20)
     assert [r.get(timeout=20) for r in queued] == [str(n) for n in range(5)]
     assert sorted(r[0] for r in project.runs("run")) == [str(n) for n in range(5)]  # once each
+
+
+def test_jobs_held_up_behind_a_long_task_go_to_another_worker(project: Project) -> None:
+    project.set(CELERIAC_TEST_PREFETCH="4")
+    project.send("sleep_record", "long", 8.0)
+    shorts = [project.send("record", str(n)) for n in range(3)]
+    project.worker("-c", "1")  # claims all four at once
+    wait_until(lambda: project.runs("start"))
+    project.worker("-c", "1", "-n", "second@%h")
+    assert [r.get(timeout=6) for r in shorts] == ["0", "1", "2"]
+    assert not project.runs("end")
+    long_pid = project.runs("start")[0][1]
+    assert all(pid != long_pid for _, pid, _ in project.runs("run"))
+
+
+def test_a_killed_child_does_not_run_again_what_it_finished(project: Project) -> None:
+    # eight claimed at once, and room for more only once four are done: the two quick tasks'
+    # acknowledgements are still to go when the child running the third is killed
+    project.set(CELERIAC_TEST_PREFETCH="8")
+    for n in range(2):
+        project.send("record", f"quick{n}", ignore_result=True)  # no result tells it ran
+    doomed = project.send("sleep_record", "doomed", 30.0)
+    rest = [project.send("record", f"rest{n}") for n in range(5)]
+    project.worker("-c", "1")
+    wait_until(lambda: project.runs("start"))
+    os.kill(int(project.runs("start")[0][1]), signal.SIGKILL)
+    with pytest.raises(WorkerLostError):
+        doomed.get(timeout=20)
+    assert [r.get(timeout=20) for r in rest] == [f"rest{n}" for n in range(5)]
+    ran = sorted(r[0] for r in project.runs("run"))
+    assert ran == ["quick0", "quick1", *(f"rest{n}" for n in range(5))]  # once each
+
+
+def test_warm_shutdown_gives_back_what_a_child_prefetched(project: Project) -> None:
+    project.set(CELERIAC_TEST_PREFETCH="4")
+    project.send("sleep_record", "long", 1.5)
+    for n in range(3):
+        project.send("record", str(n))
+    worker = project.worker("-c", "1")  # claims all four at once
+    wait_until(lambda: project.runs("start"))
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    assert [r[0] for r in project.runs("end")] == ["long"]
+    assert not project.runs("run")
+    assert project.app.broker.queue_length("celery") == 3
+
+
+def test_rate_limits_hold_across_the_prefork_children(project: Project) -> None:
+    project.worker("-c", "2")
+    results = [project.send("limited", n) for n in range(5)]
+    assert sorted(r.get(timeout=20) for r in results) == list(range(5))
+    started = sorted(float(r[1]) for r in project.runs("limited"))
+    assert len({r[2] for r in project.runs("limited")}) == 2  # both children took some
+    # 4/s for the worker, not for each child: five starts span a second
+    assert started[-1] - started[0] >= 0.9
 
 
 @pytest.fixture(params=["SOCK_SEQPACKET", "SOCK_DGRAM"])

@@ -3,7 +3,9 @@
 Configured from the environment: CELERIAC_TEST_BROKER, CELERIAC_TEST_BACKEND,
 CELERIAC_TEST_VT (visibility timeout, seconds), CELERIAC_TEST_RUNS (a file each task run
 appends a line to, so tests can count executions across processes) and
-CELERIAC_TEST_PREFORK_DATAGRAMS (the prefork pool's queue on plain datagrams, as on macOS).
+CELERIAC_TEST_PREFORK: ``queue`` for the prefork pool whose parent consumes and feeds its
+children through a queue (as on brokers whose leases live in one process, like RabbitMQ),
+``datagrams`` for that queue on plain datagrams (as on macOS).
 """
 
 import os
@@ -20,7 +22,11 @@ app.conf.broker_transport_options = {
     "visibility_timeout": float(os.environ.get("CELERIAC_TEST_VT", "30"))
 }
 app.conf.worker_prefetch_multiplier = int(os.environ.get("CELERIAC_TEST_PREFETCH", "1"))
-if os.environ.get("CELERIAC_TEST_PREFORK_DATAGRAMS"):  # the prefork queue as on macOS
+if os.environ.get("CELERIAC_TEST_PREFORK") in ("queue", "datagrams"):
+    from celeriac.brokers.sqlite import SQLiteBroker
+
+    SQLiteBroker.local_leases = True  # the pool then takes the parent-fed kind
+if os.environ.get("CELERIAC_TEST_PREFORK") == "datagrams":  # the prefork queue as on macOS
     import socket
 
     from celeriac.worker import prefork

@@ -110,6 +110,12 @@ def forever(self, tag):
         time.sleep(0.05)
 
 
+@app.task(rate_limit="4/s")
+def limited(n):
+    _record("limited", n, f"{time.monotonic():.4f}", os.getpid())
+    return n
+
+
 @app.task(bind=True)
 def beat_tick(self):
     _record("tick", f"{time.time():.3f}", self.request.id)

@@ -92,6 +92,8 @@ class AMQPBroker:
     or a dict of ca_certs, certfile, keyfile, verify).
     """
 
+    local_leases = True
+
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         options = options or {}
         self.url = url

@@ -14,6 +14,9 @@ Guarantees every broker gives:
   reason; it can be listed, requeued and purged.
 * **Threads**: ``fetch`` is called by one thread; every other method may be called from any
   thread of the process.
+* **Processes**: a delivery may be settled or extended by another process using the same
+  URL (the prefork pool's parent does that for its children), unless the broker says
+  ``local_leases``: then only the process that fetched it can.
 * **Errors**: driver errors are raised as :class:`celeriac.exceptions.OperationalError`.
 """
 
@@ -22,7 +25,7 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -52,7 +55,7 @@ class Delivery:
     priority: int
     tag: Any  # the broker's handle for this lease
     delivery_count: int = 1  # 1 on first delivery; more means redelivered
-    broker_data: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0  # the consumer's own number for it (a prefork child's, told to its parent)
 
     @property
     def redelivered(self) -> bool:
@@ -77,6 +80,9 @@ class Broker(Protocol):
 
     url: str
     visibility_timeout: float
+    #: deliveries can be settled only by the process that fetched them (their leases live
+    #: in its connection, or the whole broker in its memory)
+    local_leases: bool
 
     def publish(self, messages: Sequence[Outgoing]) -> None:
         """Store messages durably, in one round trip where the technology allows it.

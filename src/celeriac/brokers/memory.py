@@ -120,6 +120,8 @@ reset_stores = _stores.reset
 class MemoryBroker:
     """A thread-safe in-process broker; brokers with the same URL share their queues."""
 
+    local_leases = True
+
     def __init__(self, url: str = "memory://", options: dict[str, Any] | None = None) -> None:
         options = options or {}
         self.url = url

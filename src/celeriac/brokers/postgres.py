@@ -184,6 +184,8 @@ class _Listener:
 class PostgresBroker:
     """A broker stored in PostgreSQL tables, shared by any number of processes and hosts."""
 
+    local_leases = False
+
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         options = options or {}
         self.url = url

@@ -321,6 +321,8 @@ def _clamp(priority: int) -> int:
 class RedisBroker:
     """A broker stored in Redis, shared by any number of processes and hosts."""
 
+    local_leases = False
+
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         options = options or {}
         self.url = url

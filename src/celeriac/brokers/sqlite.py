@@ -88,6 +88,8 @@ def _tag(delivery: Delivery) -> tuple[int, str]:
 class SQLiteBroker:
     """A broker stored in a SQLite file shared by the processes of one machine."""
 
+    local_leases = False
+
     def __init__(self, url: str = "sqlite://", options: dict[str, Any] | None = None) -> None:
         options = options or {}
         self.url = url

@@ -70,6 +70,10 @@ class Pool:
     """Base class: the pending queue and bookkeeping every pool shares."""
 
     name = "base"
+    #: its processes consume from the broker themselves (the worker only supervises)
+    consumes = False
+    #: it takes no more jobs (``max_tasks_per_child`` reached in a prefork child)
+    retiring = False
 
     def __init__(
         self,
@@ -118,6 +122,19 @@ class Pool:
         """Are jobs waiting for a free slot?"""
         with self._lock:
             return bool(self._pending)
+
+    def held(self) -> list[Delivery]:
+        """Deliveries its processes hold that the worker renews the leases of (consuming
+        pools only: the worker knows its own)."""
+        return []
+
+    def held_up(self) -> list[Job]:
+        """Jobs taken back because a long task held them up (a consuming child's pool)."""
+        return []
+
+    def finished(self) -> bool:
+        """Done for good: every process of a consuming pool ended (burst mode)."""
+        return False
 
     def busy(self) -> bool:
         with self._lock:

@@ -93,6 +93,31 @@ def _spill(data: bytes) -> bytes:
     return SPILL + os.fsencode(path)
 
 
+def lost_outcome(
+    app: Celeriac, hostname: str, job: Job, exitcode: int | None, killed_for: str | None
+) -> Outcome:
+    """The outcome of a job whose process died under it (exit code ``exitcode``), killed by
+    the worker for ``killed_for`` (``"time_limit"``, ``"revoked"``, ``"shutdown"``) or not."""
+    from ..exceptions import WorkerLostError
+    from .executor import TaskRun, make_request
+
+    run = TaskRun(app, job.task, make_request(job.task, job.message, hostname, job.delivery_info))
+    if killed_for == "revoked":
+        signum = -exitcode if exitcode is not None and exitcode < 0 else None
+        return run.terminated(Terminated(f"terminated by revoke (exit code {exitcode})"), signum)
+    if killed_for == "time_limit":
+        exc: BaseException = TimeLimitExceeded(f"time limit ({job.hard_limit}s) exceeded")
+    else:
+        reject = job.task.reject_on_worker_lost
+        if reject is None:
+            reject = app.conf.task_reject_on_worker_lost
+        if reject or killed_for == "shutdown":
+            return Outcome(REQUEUE, states.PENDING, "worker process lost")
+        exc = WorkerLostError(f"Worker exited prematurely: exitcode {exitcode}.")
+    logger.error("Task %s[%s]: %s", job.task.name, job.message.id, exc)
+    return run.failed(exc)
+
+
 class _Queue:
     """The shared job queue, its lock and the children's slots (all inherited by fork)."""
 
@@ -463,37 +488,15 @@ class PreforkPool(Pool):
             lost_jobs = [self._queued.pop(seq) for seq in lost]
             self._children.remove(child)
         os.close(child.outcomes)
-        done += [(job, self._lost(job, child)) for job in lost_jobs]
+        code = child.process.exitcode
+        done += [
+            (job, lost_outcome(self.app, self.hostname, job, code, child.killed_for))
+            for job in lost_jobs
+        ]
         if done:
             self._finish_many(done)
         if not self._stopping:
             self._spawn(child.index)
-
-    def _lost(self, job: Job, child: _Child) -> Outcome:
-        """The outcome of a job whose process died under it."""
-        from ..exceptions import WorkerLostError
-        from .executor import TaskRun, make_request
-
-        code = child.process.exitcode
-        run = TaskRun(
-            self.app,
-            job.task,
-            make_request(job.task, job.message, self.hostname, job.delivery_info),
-        )
-        if child.killed_for == "revoked":
-            signum = -code if code is not None and code < 0 else None
-            return run.terminated(Terminated(f"terminated by revoke (exit code {code})"), signum)
-        if child.killed_for == "time_limit":
-            exc: BaseException = TimeLimitExceeded(f"time limit ({job.hard_limit}s) exceeded")
-        else:
-            reject = job.task.reject_on_worker_lost
-            if reject is None:
-                reject = self.app.conf.task_reject_on_worker_lost
-            if reject or child.killed_for == "shutdown":
-                return Outcome(REQUEUE, states.PENDING, "worker process lost")
-            exc = WorkerLostError(f"Worker exited prematurely: exitcode {code}.")
-        logger.error("Task %s[%s]: %s", job.task.name, job.message.id, exc)
-        return run.failed(exc)
 
     def _enforce_limits(self) -> None:
         now = time.monotonic()

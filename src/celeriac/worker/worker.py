@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import signals, states, subscriptions
-from ..brokers.base import Delivery, safe_url
+from ..brokers.base import Broker, Delivery, safe_url
 from ..control import REVOCATIONS_KEY, REVOKED_SET
 from ..exceptions import ImproperlyConfigured, InvalidTaskError, OperationalError
 from ..message import Message
@@ -30,7 +30,7 @@ from . import workflow
 from .executor import ACK, DEAD_LETTER, REQUEUE, Outcome
 from .pools import AsyncioPool, Job, Pool, SoloPool, ThreadPool
 from .prefork import PreforkPool
-from .ratelimit import RateLimits
+from .ratelimit import RateLimits, SharedClocks
 
 if TYPE_CHECKING:
     from ..app import Celeriac
@@ -116,7 +116,8 @@ class Worker:
             if prefetch_multiplier is not None
             else conf.worker_prefetch_multiplier
         )
-        self.max_inflight = max(1, self.concurrency * max(1, int(multiplier)))
+        self.prefetch_multiplier = max(1, int(multiplier))
+        self.max_inflight = self.concurrency * self.prefetch_multiplier
         self.fetch_batch = max(1, self.max_inflight // 2)
         self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
         self.burst = burst
@@ -144,6 +145,13 @@ class Worker:
         self.max_held = self.max_inflight * 10
         self._revocations: bytes | None = None  # the counter value the set was read at
         self._revoked: frozenset[str] = frozenset()
+        self._failures = 0  # fetches failed in a row
+        self._broker: Broker | None = None  # a prefork child's: it reports to its parent
+
+    @property
+    def broker(self) -> Broker:
+        """The broker this worker consumes from."""
+        return self._broker or self.app.broker
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -160,9 +168,7 @@ class Worker:
         # what start-up made lives as long as the worker: keep it out of the collector's
         # scans (and out of the pages it would write to in forked children)
         gc.freeze()
-        self.pool = POOLS[self.pool_name](
-            app, self.concurrency, self._on_done, self.hostname, self.max_tasks_per_child
-        )
+        self.pool = self._make_pool()
         self.pool.start()
         if self.install_signal_handlers:
             self._install_signals()
@@ -179,7 +185,10 @@ class Worker:
         signals.worker_ready.send(sender=self)
         beat_thread = self._start_beat()
         try:
-            self._consume()
+            if self.pool.consumes:
+                self._supervise()
+            else:
+                self._consume()
         except ColdShutdown:
             self._cold = True
         finally:
@@ -190,6 +199,17 @@ class Worker:
             self._done.set()
             heartbeat.join(2)
         return self.exitcode
+
+    def _make_pool(self) -> Pool:
+        """The pool. Prefork children consume from the broker themselves unless its leases
+        live in one process (then the parent consumes and hands them jobs)."""
+        if POOLS[self.pool_name] is PreforkPool and not self.app.broker.local_leases:
+            from .direct import DirectPool
+
+            return DirectPool(self)
+        return POOLS[self.pool_name](
+            self.app, self.concurrency, self._on_done, self.hostname, self.max_tasks_per_child
+        )
 
     def _start_beat(self) -> threading.Thread | None:
         """``-B``: run beat in this process, in a thread of its own."""
@@ -208,7 +228,7 @@ class Worker:
             self._cold = True
         self._stop_requested = True
         self._room.set()
-        self.app.broker.wakeup()
+        self.broker.wakeup()
 
     def _install_signals(self) -> None:
         def on_term(signum: int, frame: Any) -> None:
@@ -235,7 +255,7 @@ class Worker:
         attempt = 0
         while True:
             try:
-                self.app.broker.queue_length(self.queues[0])
+                self.broker.queue_length(self.queues[0])
                 return
             except OperationalError as exc:
                 attempt += 1
@@ -243,7 +263,7 @@ class Worker:
                     raise
                 logger.error(
                     "Cannot connect to %s: %s. Trying again in %.0f seconds...",
-                    safe_url(self.app.broker.url),
+                    safe_url(self.broker.url),
                     exc,
                     delay,
                 )
@@ -262,8 +282,6 @@ class Worker:
 
     def _consume(self) -> None:
         assert self.pool is not None
-        broker = self.app.broker
-        failures = 0
         while not self._stop_requested:
             self.pool.poll()
             until_held = self._admit_held()
@@ -276,39 +294,132 @@ class Worker:
                 self._room.wait(min(0.5, until_held))
                 self._room.clear()
                 continue
-            try:
-                timeout = 0.0 if self.pool.busy() and self.pool_name == "solo" else 1.0
-                if self.burst:
-                    timeout = min(timeout, 0.05)
-                acks = self._take_acks()  # those gathered since the last fetch go with it
-                try:
-                    deliveries = self._fetch(room, min(timeout, until_held), acks)
-                except OperationalError:
-                    self._keep_acks(acks)
-                    raise
-            except OperationalError as exc:
-                failures += 1
-                delay = min(2.0 ** (failures - 1), 32.0)
-                if failures == 1:
-                    logger.warning(
-                        "broker %s unavailable (%s); reconnecting", safe_url(broker.url), exc
-                    )
-                self._sleep(delay)
-                continue
-            if failures:
-                logger.warning("broker connection restored after %d attempt(s)", failures)
-                failures = 0
-            if deliveries:
-                self._receive(deliveries)
-            elif self.burst and self._drained():
+            timeout = 0.0 if self.pool.busy() and self.pool_name == "solo" else 1.0
+            if self._fetch_and_receive(room, min(timeout, until_held)) is False:
                 return
+
+    def _fetch_and_receive(self, room: int, timeout: float) -> bool | None:
+        """Fetch up to ``room`` messages (waiting up to ``timeout``), sending the queued
+        acknowledgements along, and receive them. True if any came; None if the broker
+        failed (after a pause that grows with each failure in a row); False when, in burst
+        mode, nothing is left to do."""
+        if self.burst:
+            timeout = min(timeout, 0.05)
+        acks = self._take_acks()  # those gathered since the last fetch go with it
+        try:
+            deliveries = self._fetch(room, timeout, acks)
+        except OperationalError as exc:
+            self._keep_acks(acks)
+            self._failures += 1
+            if self._failures == 1:
+                logger.warning(
+                    "broker %s unavailable (%s); reconnecting", safe_url(self.broker.url), exc
+                )
+            self._sleep(min(2.0 ** (self._failures - 1), 32.0))
+            return None
+        if self._failures:
+            logger.warning("broker connection restored after %d attempt(s)", self._failures)
+            self._failures = 0
+        if deliveries:
+            self._receive(deliveries)
+            return True
+        return False if self.burst and self._drained() else None
+
+    def _supervise(self) -> None:
+        """The parent of consuming children: settle what dead children left behind (their
+        acknowledgements are queued here) until asked to stop, or, in burst mode, until
+        every child has found its queues empty."""
+        assert self.pool is not None
+        while not self._stop_requested and not self.pool.finished():
+            self._room.wait(0.5)
+            self._room.clear()
+            self._flush_acks()
+
+    @property
+    def stopping(self) -> bool:
+        """Asked to stop."""
+        return self._stop_requested
+
+    def run_as_child(self, pool: Pool, broker: Broker, clocks: SharedClocks) -> None:
+        """A prefork child's life (in the forked copy of its parent's worker): consume with
+        ``broker`` and run each job here, in ``pool``, until asked to stop, retired by
+        ``max_tasks_per_child`` or, in burst mode, out of work. The parent renews the
+        leases; this process keeps its revoked ids and rate limits up to date, and gives
+        back the jobs it prefetched when a long task holds them up."""
+        self._broker, self.pool = broker, pool
+        self.concurrency = 1
+        self.max_inflight = self.prefetch_multiplier
+        self.fetch_batch = max(1, self.max_inflight // 2)
+        self.max_held = self.max_inflight * 10
+        # the parent's state at the fork, and its threads' locks, are not this process's
+        self._inflight_lock = threading.Lock()
+        self._room = threading.Event()
+        self._done = threading.Event()
+        self._inflight, self._unsettled, self._acks, self._held = {}, {}, [], []
+        self.rate_limits = self.rate_limits.sharing(clocks)
+        self._refresh_revocations()
+        pool.start()
+        watcher = threading.Thread(target=self._watch_child, name="celeriac-watch", daemon=True)
+        watcher.start()
+        try:
+            self._consume_here()
+        finally:
+            held, self._held = [entry[2] for entry in self._held], []
+            self._release(held + pool.cancel_pending())
+            self._settle_pending()
+            self._flush_acks()
+            self._done.set()
+            watcher.join(2)
+
+    def _consume_here(self) -> None:
+        """A consuming child's loop: top up the prefetch window while jobs wait, wait for
+        messages when none do, run one job at a time."""
+        pool = self.pool
+        assert pool is not None
+        while not self._stop_requested and not pool.retiring:
+            until_held = self._admit_held()
+            with self._inflight_lock:
+                room = self._room_left()
+            if pool.has_pending():
+                if room >= self.fetch_batch:
+                    self._fetch_and_receive(room, 0.0)
+                pool.poll()
+            elif room > 0 and len(self._held) < self.max_held:
+                if self._fetch_and_receive(room, min(1.0, until_held)) is False:
+                    return
+            else:  # every message held for its rate limit
+                self._room.wait(min(0.5, until_held))
+                self._room.clear()
+
+    def _watch_child(self) -> None:
+        """A consuming child's second thread: new revocations (prefetched revoked or expired
+        jobs are dropped), rate limits, settlements that failed, and jobs held up behind a
+        long task given back to the queue for other processes."""
+        assert self.pool is not None
+        interval = max(0.2, min(self.broker.visibility_timeout / 3.0, 10.0))
+        next_beat = time.monotonic() + interval
+        while not self._done.wait(REVOCATION_CHECK_INTERVAL):
+            self._refresh_revocations()
+            self._withdraw_unwanted()
+            stuck = self.pool.held_up()
+            if stuck:
+                self._release(stuck)
+            if time.monotonic() < next_beat:
+                continue
+            next_beat = time.monotonic() + interval
+            try:
+                if self._unsettled:
+                    self._settle_pending()
+                self.rate_limits.refresh()
+            except OperationalError:
+                pass  # the consumer loop reports broker trouble
 
     def _fetch(self, room: int, timeout: float, acks: list[Delivery]) -> list[Delivery]:
         """Claim up to ``room`` messages. Across queues the highest priority comes first; among
         equal priorities, ``worker_queue_order="priority"`` prefers queues in ``-Q`` order
         (a queue is drained before the next is touched), and ``"round_robin"`` rotates which
         queue is preferred on each fetch."""
-        broker, queues = self.app.broker, self.queues
+        broker, queues = self.broker, self.queues
         if len(queues) == 1:
             return broker.fetch(queues, room, timeout, acks)
         if self.queue_order == "priority":
@@ -328,7 +439,7 @@ class Worker:
         with self._inflight_lock:
             if self._inflight or self._held or self._acks or self.pool.busy():
                 return False
-        return all(self.app.broker.queue_length(q) == 0 for q in self.queues)
+        return all(self.broker.queue_length(q) == 0 for q in self.queues)
 
     def _receive(self, deliveries: list[Delivery]) -> None:
         candidates: list[tuple[Delivery, Message]] = []
@@ -406,16 +517,15 @@ class Worker:
             workflow.replay(self.app, message, meta)
         except OperationalError as exc:
             logger.warning("could not replay %s's workflow steps (%s); later", message.id, exc)
-            self.app.broker.release(d, 1.0)
+            self.broker.release(d, 1.0)
             return
-        self.app.broker.ack(d)
+        self.broker.ack(d)
 
-    def _dispatch(self, d: Delivery, message: Message) -> None:
-        assert self.pool is not None
+    def _job(self, d: Delivery, message: Message) -> Job:
         task = self.app.tasks[message.task]
         conf = self.app.conf
         self._next_job_id += 1
-        job = Job(
+        return Job(
             id=self._next_job_id,
             message=message,
             delivery=d,
@@ -423,9 +533,36 @@ class Worker:
             soft_limit=message.soft_time_limit or task.soft_time_limit or conf.task_soft_time_limit,
             hard_limit=message.time_limit or task.time_limit or conf.task_time_limit,
         )
+
+    def job_for(self, d: Delivery) -> Job | None:
+        """The job of a delivery a prefork child held (None if it cannot be read, or names
+        a task this worker does not know)."""
+        try:
+            message = Message.decode(d.body, self.accept)
+        except InvalidTaskError:
+            return None
+        return self._job(d, message) if message.task in self.app.tasks else None
+
+    def take_back(self, finished: list[Delivery], unstarted: list[Delivery]) -> None:
+        """Settle what a dead prefork child held: acknowledge the tasks it finished (with
+        the next flush of acknowledgements) and give back the ones it had not started."""
+        if finished:
+            with self._inflight_lock:
+                self._acks += finished
+            self._room.set()
+        for d in unstarted:
+            try:
+                self.broker.release(d)
+            except OperationalError as exc:
+                logger.warning("could not give back a message (%s); its lease will expire", exc)
+
+    def _dispatch(self, d: Delivery, message: Message) -> None:
+        assert self.pool is not None
+        job = self._job(d, message)
+        task, conf = job.task, self.app.conf
         acks_late = task.acks_late if task.acks_late is not None else conf.task_acks_late
         if not acks_late:
-            self.app.broker.ack(d)
+            self.broker.ack(d)
             job.acked = True
         with self._inflight_lock:
             self._inflight[job.id] = job
@@ -481,14 +618,14 @@ class Worker:
             self._dead_letter(d, "expired before it could run")
         else:
             logger.info("Discarding revoked task: %s[%s]", message.task, message.id)
-            self.app.broker.ack(d)
+            self.broker.ack(d)
         signals.task_revoked.send(
             sender=task, request=request, terminated=False, signum=None, expired=expired
         )
 
     def _dead_letter(self, d: Delivery, reason: str) -> None:
         try:
-            self.app.broker.dead_letter(d, reason)
+            self.broker.dead_letter(d, reason)
         except OperationalError as exc:
             logger.warning("could not dead-letter a message (%s); it will be redelivered", exc)
 
@@ -529,7 +666,7 @@ class Worker:
         retries the settle: a finished task is not redelivered because its ack was lost."""
         if job.acked:
             return True
-        broker = self.app.broker
+        broker = self.broker
         try:
             if outcome.action == ACK:
                 broker.ack(job.delivery)
@@ -571,7 +708,7 @@ class Worker:
         if not acks:
             return
         try:
-            self.app.broker.ack_many(acks)
+            self.broker.ack_many(acks)
         except OperationalError:
             self._keep_acks(acks)
 
@@ -596,7 +733,7 @@ class Worker:
         for job in jobs:
             if not job.acked:
                 try:
-                    self.app.broker.release(job.delivery)
+                    self.broker.release(job.delivery)
                     job.acked = True
                 except OperationalError as exc:
                     logger.warning(
@@ -605,7 +742,7 @@ class Worker:
             self._forget(job)
 
     def _heartbeat(self) -> None:
-        broker, backend = self.app.broker, self.app.backend
+        broker, backend = self.broker, self.app.backend
         interval = max(0.2, min(broker.visibility_timeout / 3.0, 10.0))
         cleanup_every = float(self.app.conf.worker_result_cleanup_interval or 0)
         next_cleanup = time.monotonic() + min(cleanup_every, 30.0)
@@ -620,6 +757,8 @@ class Worker:
             with self._inflight_lock:
                 held = [j.delivery for j in self._inflight.values() if not j.acked]
                 held += self._acks
+            if self.pool is not None:
+                held += self.pool.held()
             try:
                 if self._unsettled:
                     self._settle_pending()
@@ -641,7 +780,7 @@ class Worker:
     def _join_broadcasts(self) -> None:
         """Tell publishers this worker takes copies of its broadcast queues (again)."""
         if self.broadcasts:
-            ttl = max(10.0, 3 * min(self.app.broker.visibility_timeout / 3.0, 10.0))
+            ttl = max(10.0, 3 * min(self.broker.visibility_timeout / 3.0, 10.0))
             join_broadcasts(self.app.results.backend, self.broadcasts, self.hostname, ttl)
 
     def _refresh_revocations(self) -> None:
