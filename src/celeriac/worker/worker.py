@@ -372,19 +372,18 @@ class Worker:
             watcher.join(2)
 
     def _consume_here(self) -> None:
-        """A consuming child's loop: top up the prefetch window while jobs wait, wait for
-        messages when none do, run one job at a time."""
+        """A consuming child's loop: run the jobs it holds one at a time; when none is left,
+        fetch (sending the acknowledgements gathered meanwhile), waiting for messages."""
         pool = self.pool
         assert pool is not None
         while not self._stop_requested and not pool.retiring:
             until_held = self._admit_held()
+            if pool.has_pending():
+                pool.poll()
+                continue
             with self._inflight_lock:
                 room = self._room_left()
-            if pool.has_pending():
-                if room >= self.fetch_batch:
-                    self._fetch_and_receive(room, 0.0)
-                pool.poll()
-            elif room > 0 and len(self._held) < self.max_held:
+            if room > 0 and len(self._held) < self.max_held:
                 if self._fetch_and_receive(room, min(1.0, until_held)) is False:
                     return
             else:  # every message held for its rate limit
