@@ -16,7 +16,6 @@ import importlib
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from importlib.metadata import entry_points
 from typing import Any
 
 from .exceptions import ImproperlyConfigured
@@ -173,6 +172,8 @@ def _import_router(path: str) -> RouterFn:
     """A router by dotted path (``"proj.routers.route"``) or by the name it is registered
     under in the ``celeriac.routers`` entry point group (``"least-loaded"``)."""
     if "." not in path and ":" not in path:
+        from importlib.metadata import entry_points  # slow to import, seldom needed
+
         found = entry_points(group=ENTRY_POINT_GROUP, name=path)
         if not found:
             known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))

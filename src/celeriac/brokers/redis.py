@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._redis import RedisClient, Script, Waker, never
+from ..exceptions import OperationalError
 from .base import (
     DeadLetter,
     Delivery,
@@ -473,10 +474,17 @@ class RedisBroker:
         """Acknowledge ``acks`` and run ``claim``; what it claimed, or in how many seconds
         the next message is due."""
         stop = lambda: self._waker.woken  # noqa: E731
-        if acks:
-            reply = self._db.run_many([self._ack_call(acks), claim], stop)[1]
-        else:
-            reply = self._db.run(*claim, stop=stop)
+        try:
+            if acks:
+                reply = self._db.run_many([self._ack_call(acks), claim], stop)[1]
+            else:
+                reply = self._db.run(*claim, stop=stop)
+        except OperationalError as exc:
+            if "Unknown Redis command" in str(exc):  # LMPOP
+                raise OperationalError(
+                    f"{exc} (the Redis broker needs Redis 7.0 or newer)"
+                ) from exc
+            raise
         return self._claimed(reply, names)
 
     @staticmethod

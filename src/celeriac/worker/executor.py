@@ -195,13 +195,14 @@ class TaskRun:
         workflow.send_continuation(self.app, req, retval)
         if req.chord and not req.is_eager:
             workflow.on_chord_part_return(self.app, req)
-        logger.info(
-            "Task %s[%s] succeeded in %.4fs: %s",
-            task.name,
-            req.id,
-            time.monotonic() - self.started,
-            short_repr(retval),
-        )
+        if logger.isEnabledFor(logging.INFO):  # the repr can cost more than the task
+            logger.info(
+                "Task %s[%s] succeeded in %.4fs: %s",
+                task.name,
+                req.id,
+                time.monotonic() - self.started,
+                short_repr(retval),
+            )
         return Outcome(ACK, states.SUCCESS)
 
     def failed(self, exc: BaseException) -> Outcome:
