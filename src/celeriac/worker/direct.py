@@ -17,13 +17,12 @@ settles them itself, so a task costs no trip through the parent. The parent
 For that, a child reports to its parent over a pipe, which the parent reads a few dozen times
 a second (a report wakes nobody): what each fetch claimed and acknowledged, each task
 finished with its acknowledgement still to go, each other settlement. The job a child runs is
-in the child's slot in shared memory; the child writes it under a lock of its own (``lockf``
-on a byte of an anonymous file, dropped by the kernel if the child dies), which the parent
-takes to decide on killing, so a child is never killed for a task it already finished and
-left. A child gives the jobs it prefetched back to the queue when a task has held them up for
-a while (:data:`HELD_UP_AFTER`, or four times its tasks' usual time), so a short task does
-not wait behind a long one while another process could run it. Per-worker rate limits are
-buckets in shared memory (:class:`~celeriac.worker.ratelimit.SharedClocks`).
+in the child's slot in shared memory. A child killed for a task it had just finished, having
+moved on to the next, does not make that next one fail: it goes back to its queue. A child
+gives the jobs it prefetched back to the queue when a task has held them up for a while
+(:data:`HELD_UP_AFTER`, or four times its tasks' usual time), so a short task does not wait
+behind a long one while another process could run it. Per-worker rate limits are buckets in
+shared memory (:class:`~celeriac.worker.ratelimit.SharedClocks`).
 
 Warm shutdown: the parent asks each child (``SIGUSR1``) to stop after its task; the child
 gives back what it prefetched, sends its acknowledgements and exits. Cold shutdown: the
@@ -43,7 +42,7 @@ import signal
 import struct
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import signals, states
@@ -73,26 +72,17 @@ STOP = signal.SIGUSR1  # "stop after your task", to a child
 
 
 class _Slots:
-    """Each child's slot in shared memory, with a lock each (``lockf`` on its own byte)."""
+    """Each child's slot in shared memory: the job it runs."""
 
     def __init__(self, count: int) -> None:
         self.mem = mmap.mmap(-1, SLOT.size * count)
-        self.fd = _anonymous_file()
-
-    @contextlib.contextmanager
-    def locked(self, index: int) -> Iterator[None]:
-        fcntl.lockf(self.fd, fcntl.LOCK_EX, 1, index)
-        try:
-            yield
-        finally:
-            fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, index)
 
     def set(self, index: int, seq: int = 0, started: float = 0.0, hard: float = 0.0) -> None:
         SLOT.pack_into(self.mem, index * SLOT.size, seq, started, hard)
 
     def get(self, index: int) -> tuple[int, float, float]:
-        """``(seq, started, hard limit)``, read until two reads agree (a child clears its
-        slot without the lock)."""
+        """``(seq, started, hard limit)``, read until two reads agree (its child may be
+        writing it)."""
         while True:
             first = SLOT.unpack_from(self.mem, index * SLOT.size)
             if SLOT.unpack_from(self.mem, index * SLOT.size) == first:
@@ -226,8 +216,7 @@ class _ChildPool(SoloPool):
             job = self._pending.popleft()
             self._take(job)
         acked_early = job.acked  # acks_late=False
-        with self.slots.locked(self.index):
-            self.slots.set(self.index, job.delivery.seq, time.monotonic(), job.hard_limit or 0.0)
+        self.slots.set(self.index, job.delivery.seq, time.monotonic(), job.hard_limit or 0.0)
         try:
             with alarm_limits(job.soft_limit, job.hard_limit):
                 outcome = execute(self.app, job.task, job.message, self.hostname, job.delivery_info)
@@ -299,6 +288,7 @@ class _Child:
         self.reports = reports  # the read end of its report pipe (non-blocking)
         self.index = index
         self.killed_for: str | None = None
+        self.killed_seq = 0  # the number of the delivery it was killed for
         self.exit_reason: str | None = None
         self.held: dict[int, tuple[Any, ...]] = {}  # claimed, not settled: by number
         self.finished: set[int] = set()  # held, and finished: acknowledgement not sent yet
@@ -461,19 +451,20 @@ class DirectPool(Pool):
             if job is None:  # cannot be read (it would have been dead-lettered): give it back
                 back.append(running)
             else:
+                reason = child.killed_for
+                if reason is not None and running.seq != child.killed_seq:
+                    reason = "another task"  # killed for the one it had just finished
                 code = child.process.exitcode
-                self.on_done(
-                    [(job, lost_outcome(self.app, self.hostname, job, code, child.killed_for))]
-                )
+                self.on_done([(job, lost_outcome(self.app, self.hostname, job, code, reason))])
         self.worker.take_back(finished, back)
         if respawn:
             self._spawn(child.index)
         with self._lock:
             self._lock.notify_all()
 
-    def _kill(self, child: _Child, reason: str, signum: int = signal.SIGKILL) -> None:
+    def _kill(self, child: _Child, reason: str, seq: int, signum: int = signal.SIGKILL) -> None:
         if child.process.pid and child.killed_for is None:
-            child.killed_for = reason
+            child.killed_for, child.killed_seq = reason, seq
             with contextlib.suppress(OSError):
                 os.kill(child.process.pid, signum)
 
@@ -482,11 +473,8 @@ class DirectPool(Pool):
             children = list(self._children)
         for child in children:
             seq, started, hard = self.slots.get(child.index)
-            if not (seq and hard and now - started > hard):
-                continue
-            with self.slots.locked(child.index):  # it cannot move on to another job now
-                if self.slots.get(child.index)[:2] == (seq, started):
-                    self._kill(child, "time_limit")
+            if seq and hard and now - started > hard:
+                self._kill(child, "time_limit", seq)
 
     # -- what the worker asks ---------------------------------------------------------------
 
@@ -508,16 +496,14 @@ class DirectPool(Pool):
 
     def terminate_job(self, task_id: str, signum: int) -> bool:
         with self._lock:
-            children = list(self._children)
-            for child in children:
+            for child in self._children:
                 child.read()
-        for child in children:
-            with self.slots.locked(child.index):  # it cannot move on to another job now
-                delivery = child.running(self.slots)
-                job = self.worker.job_for(delivery) if delivery is not None else None
-                if job is not None and job.message.id == task_id:
-                    self._kill(child, "revoked", signum)
-                    return True
+            running = [(c, c.running(self.slots)) for c in self._children]
+        for child, delivery in running:
+            job = self.worker.job_for(delivery) if delivery is not None else None
+            if job is not None and job.message.id == task_id:
+                self._kill(child, "revoked", job.delivery.seq, signum)
+                return True
         return False
 
     def cancel_pending(self) -> list[Job]:
@@ -548,7 +534,7 @@ class DirectPool(Pool):
             self._stopping = True
             children = list(self._children)
         for child in children:
-            self._kill(child, "shutdown")
+            self._kill(child, "shutdown", self.slots.get(child.index)[0])
         self.join(10)
         return []
 

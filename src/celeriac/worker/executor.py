@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import signals, states
+from .._state import current_request
 from ..exceptions import (
     EncodeError,
     Ignore,
@@ -130,14 +131,13 @@ class TaskRun:
         )
 
     def begin(self) -> None:
-        from .._state import current_request
-
         self._token = current_request.set(self.request)
         self.started = time.monotonic()
         req, task = self.request, self.task
-        signals.task_prerun.send(
-            sender=task, task_id=req.id, task=task, args=req.args, kwargs=req.kwargs
-        )
+        if signals.task_prerun.has_receivers():
+            signals.task_prerun.send(
+                sender=task, task_id=req.id, task=task, args=req.args, kwargs=req.kwargs
+            )
         task.before_start(str(req.id), req.args, req.kwargs)
         track = (
             task.track_started
@@ -157,23 +157,22 @@ class TaskRun:
         return self.task.run(*self.request.args, **self.request.kwargs)
 
     def end(self, outcome: Outcome, retval: Any) -> Outcome:
-        from .._state import current_request
-
         req = self.request
         outcome.runtime = time.monotonic() - self.started
         try:
             self.task.after_return(outcome.state, retval, str(req.id), req.args, req.kwargs, None)
         except Exception:
             logger.exception("after_return of %s raised", self.task.name)
-        signals.task_postrun.send(
-            sender=self.task,
-            task_id=req.id,
-            task=self.task,
-            args=req.args,
-            kwargs=req.kwargs,
-            retval=retval,
-            state=outcome.state,
-        )
+        if signals.task_postrun.has_receivers():
+            signals.task_postrun.send(
+                sender=self.task,
+                task_id=req.id,
+                task=self.task,
+                args=req.args,
+                kwargs=req.kwargs,
+                retval=retval,
+                state=outcome.state,
+            )
         if self._token is not None:
             current_request.reset(self._token)
         return outcome

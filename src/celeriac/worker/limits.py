@@ -7,19 +7,25 @@ import ctypes
 import signal
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from types import FrameType
 
 from ..exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
+_NO_LIMITS = contextlib.nullcontext()
 
-@contextlib.contextmanager
-def alarm_limits(soft: float | None, hard: float | None) -> Iterator[None]:
+
+def alarm_limits(soft: float | None, hard: float | None) -> AbstractContextManager[None]:
     """Raise SoftTimeLimitExceeded after ``soft`` s, TimeLimitExceeded after ``hard`` s.
 
     Uses SIGALRM, so only in a process's main thread (prefork children, the solo pool)."""
     if not (soft or hard) or threading.current_thread() is not threading.main_thread():
-        yield
-        return
+        return _NO_LIMITS
+    return _alarm_limits(soft, hard)
+
+
+@contextlib.contextmanager
+def _alarm_limits(soft: float | None, hard: float | None) -> Iterator[None]:
     first = soft or hard
     assert first is not None
 

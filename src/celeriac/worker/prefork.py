@@ -97,7 +97,8 @@ def lost_outcome(
     app: Celeriac, hostname: str, job: Job, exitcode: int | None, killed_for: str | None
 ) -> Outcome:
     """The outcome of a job whose process died under it (exit code ``exitcode``), killed by
-    the worker for ``killed_for`` (``"time_limit"``, ``"revoked"``, ``"shutdown"``) or not."""
+    the worker for ``killed_for`` (``"time_limit"``, ``"revoked"``, ``"shutdown"``, or
+    ``"another task"``: the one it ran just before) or not."""
     from ..exceptions import WorkerLostError
     from .executor import TaskRun, make_request
 
@@ -111,7 +112,7 @@ def lost_outcome(
         reject = job.task.reject_on_worker_lost
         if reject is None:
             reject = app.conf.task_reject_on_worker_lost
-        if reject or killed_for == "shutdown":
+        if reject or killed_for in ("shutdown", "another task"):
             return Outcome(REQUEUE, states.PENDING, "worker process lost")
         exc = WorkerLostError(f"Worker exited prematurely: exitcode {exitcode}.")
     logger.error("Task %s[%s]: %s", job.task.name, job.message.id, exc)

@@ -35,6 +35,8 @@ def name_continuation(app: Celeriac, request: Context) -> None:
     """Fix the ids of the callbacks and next step before the result is stored, so they are
     listed among its children. A callback's id derives from the task's, so a replay sends
     it under the same id."""
+    if not request.callbacks and not request.chain:
+        return
     callbacks = [maybe_signature(cb, app) for cb in request.callbacks or ()]
     for i, sig in enumerate(callbacks):
         if sig is not None:
