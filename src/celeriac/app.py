@@ -525,10 +525,13 @@ class Celeriac:
                 Outgoing(msg.encode(), msg.queue, msg.priority, msg.eta, msg.id) for msg in messages
             ]
         outgoing = self._fan_out(outgoing)
-        if retry is None:
-            retry = self.conf.task_publish_retry
-        policy = {**self.conf.task_publish_retry_policy, **(retry_policy or {})}
-        self._publish_with_retry(outgoing, bool(retry), policy)
+        try:
+            self.broker.publish(outgoing)
+        except OperationalError as exc:  # the retry policy is read only when needed
+            if retry is None:
+                retry = self.conf.task_publish_retry
+            policy = {**self.conf.task_publish_retry_policy, **(retry_policy or {})}
+            self._publish_with_retry(outgoing, bool(retry), policy, exc)
         if signals.after_task_publish.has_receivers():
             for msg in messages:
                 signals.after_task_publish.send(
@@ -553,29 +556,30 @@ class Celeriac:
         return expanded
 
     def _publish_with_retry(
-        self, outgoing: list[Outgoing], retry: bool, policy: dict[str, Any]
+        self, outgoing: list[Outgoing], retry: bool, policy: dict[str, Any], exc: Exception
     ) -> None:
+        """Publish again after the first attempt failed with ``exc``, per ``policy``."""
         limit = policy.get("max_retries", 3)
         max_retries = (float("inf") if limit is None else int(limit)) if retry else 0
         interval = float(policy.get("interval_start", 0))
         attempt = 0
-        while True:
+        while attempt < max_retries:
+            attempt += 1
+            logger.warning("publish failed (%s); retry %d in %.2fs", exc, attempt, interval)
+            time.sleep(interval)
+            interval = min(
+                interval + float(policy.get("interval_step", 0.2)),
+                float(policy.get("interval_max", 1.0)),
+            )
             try:
                 self.broker.publish(outgoing)
                 return
-            except OperationalError as exc:
-                if attempt >= max_retries:
-                    url = safe_url(self.conf.broker_url or DEFAULT_BROKER_URL)
-                    raise OperationalError(
-                        f"could not publish to {url} after {attempt + 1} attempt(s): {exc}"
-                    ) from exc
-                attempt += 1
-                logger.warning("publish failed (%s); retry %d in %.2fs", exc, attempt, interval)
-                time.sleep(interval)
-                interval = min(
-                    interval + float(policy.get("interval_step", 0.2)),
-                    float(policy.get("interval_max", 1.0)),
-                )
+            except OperationalError as again:
+                exc = again
+        url = safe_url(self.conf.broker_url or DEFAULT_BROKER_URL)
+        raise OperationalError(
+            f"could not publish to {url} after {attempt + 1} attempt(s): {exc}"
+        ) from exc
 
     # -- running --------------------------------------------------------------------------
 
