@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from .brokers.base import safe_url
 from .exceptions import ImproperlyConfigured, OperationalError
-from .utils.io import ReadableCheck, fd_readable, wait_readable
+from .utils.io import ReadableCheck, Waker, fd_readable, wait_readable
 
 try:
     import redis
@@ -45,7 +45,7 @@ try:
 except ModuleNotFoundError:  # pragma: no cover - hiredis comes with celeriac[redis]
     hiredis = None  # type: ignore[assignment]
 
-__all__ = ["DEFAULT_PREFIX", "RedisClient", "ResponseError", "Script", "Waker", "never"]
+__all__ = ["DEFAULT_PREFIX", "RedisClient", "ResponseError", "Script", "never"]
 
 T = TypeVar("T")
 Command = Sequence[Any]
@@ -105,58 +105,6 @@ class Script:
     def eval(self, keys: Sequence[Any], args: Sequence[Any]) -> Command:
         """The command that runs it from source (and caches it on the server)."""
         return ("EVAL", self.source, len(keys), *keys, *args)
-
-
-class Waker:
-    """A flag and a socket pair of this process: :meth:`wake` is safe in a signal handler and
-    interrupts a :meth:`RedisClient.blpop` waiting in another thread."""
-
-    def __init__(self) -> None:
-        self.woken = False
-        self._pid = 0
-        self._reader: socket.socket | None = None
-        self._writer: socket.socket | None = None
-
-    def reader(self) -> socket.socket:
-        """This process's reading end (a forked child makes its own pair)."""
-        pid = os.getpid()
-        if self._pid != pid or self._reader is None:
-            self.close()
-            self._reader, self._writer = socket.socketpair()
-            self._reader.setblocking(False)
-            self._writer.setblocking(False)
-            self._pid = pid
-        return self._reader
-
-    def wake(self) -> None:
-        """Set the flag and write one byte (nothing else: signal handlers call this)."""
-        self.woken = True
-        writer = self._writer
-        if self._pid == os.getpid() and writer is not None:
-            try:
-                writer.send(b"\0")
-            except OSError:
-                pass  # full (already woken) or closed
-
-    def consume(self) -> bool:
-        """Whether a wakeup came (clearing the flag)."""
-        woken, self.woken = self.woken, False
-        return woken
-
-    def drain(self) -> None:
-        reader = self._reader
-        try:
-            while reader is not None and reader.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
-
-    def close(self) -> None:
-        """Close the pair (a child closes only its own copies of its parent's)."""
-        for sock in (self._reader, self._writer):
-            if sock is not None:
-                sock.close()
-        self._reader = self._writer = None
 
 
 class Wire:
@@ -575,11 +523,9 @@ class RedisClient:
                     if reader.fileno() not in readable:
                         raise RedisTimeoutError(f"no answer to BLPOP within {limit:.0f}s")
                     waker.drain()
-                    if not pipelined or not self._unblock(conn.client_id):
+                    if not pipelined or not self._unblock(conn.client_id, sock, limit):
                         conn.disconnect()  # abandons the pending BLPOP
                         return True, None
-                    if not wait_readable([sock], limit):
-                        raise RedisTimeoutError(f"no answer to BLPOP within {limit:.0f}s")
                 conn.read_response()
                 if not pipelined:
                     return True, None
@@ -595,15 +541,25 @@ class RedisClient:
         except RedisError as exc:
             raise self.error(exc) from exc
 
-    def _unblock(self, client_id: int | None) -> bool:
-        """End the blocking command of connection ``client_id`` as if it timed out."""
+    def _unblock(self, client_id: int | None, sock: socket.socket, limit: float) -> bool:
+        """End the blocking command of connection ``client_id`` (on ``sock``) as if it timed
+        out; whether its reply is there to read. A command the server has not taken up yet
+        (it came on another connection, and may be read later) is unblocked again shortly."""
         if client_id is None:
             return False
-        try:
-            self.call(lambda: self._send([("CLIENT", "UNBLOCK", client_id)]), stop=never)
-        except OperationalError:
-            return False
-        return True
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            try:
+                unblocked = self.call(
+                    lambda: self._send([("CLIENT", "UNBLOCK", client_id)]), stop=never
+                )[0]
+            except OperationalError:
+                return False
+            if wait_readable([sock], max(deadline - time.monotonic(), 0) if unblocked else 0.01):
+                return True  # unblocked, or answered anyway
+            if unblocked:
+                return False
+        return False
 
     # -- errors ---------------------------------------------------------------------------
 

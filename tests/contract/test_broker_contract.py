@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -273,6 +274,23 @@ def test_wakeup_interrupts_fetch(broker: Broker) -> None:
     assert time.monotonic() - started < 2.0
     send(broker, "after")
     assert bodies(broker.fetch([Q], 5, 1.0)) == ["after"]
+
+
+def test_a_wakeup_from_a_signal_handler_ends_a_waiting_fetch(broker: Broker) -> None:
+    # the worker's handlers of SIGTERM call wakeup(), at any point of the thread they
+    # interrupt, which may be holding a lock of the broker's own wait
+    # interrupts, which may be holding a lock of the broker's own wait: a storm of them
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: broker.wakeup())
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            started = time.monotonic()
+            assert broker.fetch([Q], 5, 10.0) == []
+            assert time.monotonic() - started < 2.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def test_fetch_acknowledges_the_acks_it_is_given(broker: Broker) -> None:

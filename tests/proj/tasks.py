@@ -110,7 +110,7 @@ def forever(self, tag):
         time.sleep(0.05)
 
 
-@app.task(rate_limit="4/s")
+@app.task(rate_limit="20/s")
 def limited(n):
     _record("limited", n, f"{time.monotonic():.4f}", os.getpid())
     return n

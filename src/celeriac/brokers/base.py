@@ -136,7 +136,8 @@ class Broker(Protocol):
         """Delete ``queue``'s dead letters; returns how many."""
 
     def wakeup(self) -> None:
-        """Make a ``fetch`` blocked in another thread return early."""
+        """Make a ``fetch`` blocked in another thread (or interrupted by the signal handler
+        calling this) return early. Safe in a signal handler: it takes no lock."""
 
     def close(self) -> None:
         """Release connections. The broker may be used again afterwards (it reconnects)."""

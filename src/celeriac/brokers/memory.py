@@ -175,7 +175,8 @@ class MemoryBroker:
                     return []
                 if store.timers:
                     wait = min(wait, max(store.timers[0][0] - now, 0.0) + 0.001)
-                store.cond.wait(wait)
+                # a wakeup that could not take the lock (see wakeup) is seen within 0.1 s
+                store.cond.wait(min(wait, 0.1))
 
     def _claim(self, names: list[str], limit: int, now: float) -> list[Delivery]:
         store = self._store
@@ -310,11 +311,18 @@ class MemoryBroker:
             return len(store.dead.pop(queue, {}))
 
     def wakeup(self) -> None:
-        """Make this broker's blocked (or next) ``fetch`` return at once."""
-        store = self._store
-        with store.cond:
-            self._woken = True
-            store.cond.notify_all()
+        """Make this broker's blocked (or next) ``fetch`` return at once (within 0.1 s when
+        the lock is busy).
+
+        Safe to call from a signal handler: it never waits for the lock, which the
+        interrupted thread may hold."""
+        self._woken = True
+        cond = self._store.cond
+        if cond.acquire(blocking=False):
+            try:
+                cond.notify_all()
+            finally:
+                cond.release()
 
     def close(self) -> None:
         """Nothing to release: the queues live as long as the process (see :func:`reset_stores`)."""

@@ -16,9 +16,7 @@ looked for work, and waits in ``select`` on that connection's socket and on a so
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +31,7 @@ from .._postgres import (
     sql,
     wait_readable,
 )
+from ..utils.io import Waker
 from .base import DeadLetter, Delivery, Outgoing, claimed, int_or_none, visibility_timeout
 
 DDL = [
@@ -193,28 +192,12 @@ class PostgresBroker:
         self._db = PostgresDatabase(url, DDL, RELATIONS, options)
         self._listener: _Listener | None = None
         self._fetching = False
-        self._woken = False  # a plain flag: wakeup() may run in a signal handler
-        self._wake_pid = 0
-        self._wake_r: socket.socket | None = None
-        self._wake_w: socket.socket | None = None
+        self._waker = Waker()
 
     # -- helpers --------------------------------------------------------------------------
 
     def _channel(self, queue: str) -> str:
         return channel_name("q", self._db.schema(), queue)
-
-    def _wake_sockets(self) -> tuple[socket.socket, socket.socket]:
-        """This process's socket pair for wakeup (a child makes its own)."""
-        pid = os.getpid()
-        if self._wake_pid != pid or self._wake_r is None or self._wake_w is None:
-            for inherited in (self._wake_r, self._wake_w):
-                if inherited is not None:
-                    inherited.close()  # this process's copy only
-            reader, writer = socket.socketpair()
-            reader.setblocking(False)
-            writer.setblocking(False)
-            self._wake_r, self._wake_w, self._wake_pid = reader, writer, pid
-        return self._wake_r, self._wake_w
 
     # -- publishing -----------------------------------------------------------------------
 
@@ -260,8 +243,7 @@ class PostgresBroker:
                 claimed = self._claim(names, limit)
                 if claimed:
                     return claimed
-                if self._woken:
-                    self._woken = False
+                if self._waker.consume():
                     return []
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or listener is None:
@@ -317,17 +299,14 @@ class PostgresBroker:
 
     def _wait(self, listener: _Listener, seconds: float) -> None:
         """Sleep up to ``seconds``, returning early on a notification or a wakeup."""
-        reader, _ = self._wake_sockets()
-        if self._woken:
+        waker = self._waker
+        wake_fd = waker.reader().fileno()
+        if waker.woken:
             return
-        fd, wake_fd = listener.conn.fileno(), reader.fileno()
+        fd = listener.conn.fileno()
         readable = wait_readable([fd, wake_fd], seconds)
         if wake_fd in readable:
-            try:
-                while reader.recv(4096):
-                    pass
-            except (BlockingIOError, InterruptedError):
-                pass
+            waker.drain()
         if fd in readable:
             listener.drain()  # raises when the server ended the session
 
@@ -459,12 +438,7 @@ class PostgresBroker:
         """Make this broker's blocked (or next) ``fetch`` return at once.
 
         Safe to call from a signal handler: it sets a flag and writes one byte."""
-        self._woken = True
-        if self._wake_pid == os.getpid() and self._wake_w is not None:
-            try:
-                self._wake_w.send(b"\0")
-            except OSError:
-                pass  # full (already woken) or closed
+        self._waker.wake()
 
     def close(self) -> None:
         """Close this process's connections (they reopen when the broker is used again).
@@ -475,9 +449,4 @@ class PostgresBroker:
             self.wakeup()
             return
         self._drop_listener()
-        reader, writer = self._wake_r, self._wake_w
-        self._wake_r = self._wake_w = None
-        if self._wake_pid == os.getpid():
-            for sock in (reader, writer):
-                if sock is not None:
-                    sock.close()
+        self._waker.close()

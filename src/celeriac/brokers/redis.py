@@ -35,8 +35,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .._redis import RedisClient, Script, Waker, never
+from .._redis import RedisClient, Script, never
 from ..exceptions import OperationalError
+from ..utils.io import Waker
 from .base import (
     DeadLetter,
     Delivery,

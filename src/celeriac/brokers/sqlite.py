@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import functools
 import secrets
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from .._sqlite import SQLiteDatabase, poll_intervals
+from ..utils.io import Waker
 from .base import DeadLetter, Delivery, Outgoing, claimed, int_or_none, visibility_timeout
 
 SCHEMA = """
@@ -95,7 +95,7 @@ class SQLiteBroker:
         self.url = url
         self.visibility_timeout = visibility_timeout(options)
         self._db = SQLiteDatabase(url, SCHEMA, options)
-        self._wake = threading.Event()
+        self._waker = Waker()
 
     def publish(self, messages: Sequence[Outgoing]) -> None:
         """Insert ``messages`` in one transaction."""
@@ -139,8 +139,7 @@ class SQLiteBroker:
                     claimed = self._claim(names, limit, now)
                     if claimed:
                         return claimed
-                if self._wake.is_set():
-                    self._wake.clear()
+                if self._waker.consume():
                     return []
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -168,7 +167,7 @@ class SQLiteBroker:
         end = time.monotonic() + seconds
         for interval in poll_intervals():
             left = end - time.monotonic()
-            if left <= 0 or self._wake.wait(min(interval, left)):
+            if left <= 0 or self._waker.wait(min(interval, left)):
                 return
             if self._db.data_version() != version:
                 return
@@ -282,8 +281,10 @@ class SQLiteBroker:
         return cur.rowcount
 
     def wakeup(self) -> None:
-        """Make this broker's blocked (or next) ``fetch`` return at once."""
-        self._wake.set()
+        """Make this broker's blocked (or next) ``fetch`` return at once.
+
+        Safe to call from a signal handler: it sets a flag and writes one byte."""
+        self._waker.wake()
 
     def close(self) -> None:
         """Close this process's connections (they reopen when the broker is used again)."""
