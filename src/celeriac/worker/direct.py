@@ -36,7 +36,6 @@ import fcntl
 import logging
 import mmap
 import os
-import pickle
 import select
 import signal
 import struct
@@ -48,10 +47,9 @@ from typing import TYPE_CHECKING, Any
 from .. import signals, states
 from ..brokers.base import DeadLetter, Delivery, Outgoing
 from ..exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from .executor import ACK, Outcome, execute
-from .limits import alarm_limits
+from .executor import ACK, Outcome
 from .pools import Job, Pool, SoloPool
-from .prefork import _anonymous_file, _die_with_parent, lost_outcome
+from .prefork import _anonymous_file, _die_with_parent, lost_outcome, read_frames, send_frame
 from .ratelimit import SharedClocks
 
 if TYPE_CHECKING:
@@ -63,7 +61,6 @@ logger = logging.getLogger("celeriac.worker")
 # a child's slot: the number of the delivery it runs (0: none), since when (monotonic) and
 # its hard time limit (0: none)
 SLOT = struct.Struct("qdd")
-REPORT = struct.Struct("cI")  # a report's kind and the length of its pickled contents
 CLAIMED, FINISHED, SETTLED, EXITING = b"C", b"F", b"S", b"E"
 READ_EVERY = 0.025  # seconds between the parent's readings of its children's reports
 HELD_UP_AFTER = 1.0  # a task running this long (at least) gives back the jobs behind it
@@ -119,11 +116,8 @@ class _Channel:
         self._send(EXITING, reason)
 
     def _send(self, kind: bytes, payload: Any) -> None:
-        data = pickle.dumps(payload, pickle.HIGHEST_PROTOCOL)
-        view = memoryview(REPORT.pack(kind, len(data)) + data)
         with self._lock:
-            while view:
-                view = view[os.write(self.fd, view) :]
+            send_frame(self.fd, (kind, payload))
 
 
 class _ReportingBroker:
@@ -209,17 +203,11 @@ class _ChildPool(SoloPool):
         self.ran = 0
         self.runtime = 0.0  # a moving average of its tasks' run times
 
-    def poll(self) -> None:
-        with self._lock:
-            if not self._pending or self._stopping:
-                return
-            job = self._pending.popleft()
-            self._take(job)
+    def _run(self, job: Job) -> Outcome:
         acked_early = job.acked  # acks_late=False
         self.slots.set(self.index, job.delivery.seq, time.monotonic(), job.hard_limit or 0.0)
         try:
-            with alarm_limits(job.soft_limit, job.hard_limit):
-                outcome = execute(self.app, job.task, job.message, self.hostname, job.delivery_info)
+            outcome = super()._run(job)
         except (SoftTimeLimitExceeded, TimeLimitExceeded):  # fired between task and return
             outcome = Outcome(ACK, states.SUCCESS)
         if outcome.action == ACK and not acked_early:
@@ -228,7 +216,7 @@ class _ChildPool(SoloPool):
         self.runtime += (outcome.runtime - self.runtime) * 0.1
         self.ran += 1
         self.retiring = bool(self.max_tasks_per_child and self.ran >= self.max_tasks_per_child)
-        self._finish(job, outcome)
+        return outcome
 
     def held_up(self) -> list[Job]:
         """The jobs waiting behind a task that has run for long (taken back: they will not
@@ -296,21 +284,7 @@ class _Child:
 
     def read(self) -> None:
         """Take in the reports it wrote since the last read."""
-        while True:
-            try:
-                chunk = os.read(self.reports, 1 << 16)
-            except (BlockingIOError, OSError):
-                break
-            if not chunk:
-                break
-            self._unread += chunk
-        buf, at = self._unread, 0
-        while len(buf) - at >= REPORT.size:
-            kind, size = REPORT.unpack_from(buf, at)
-            end = at + REPORT.size + size
-            if len(buf) < end:
-                break
-            payload = pickle.loads(memoryview(buf)[at + REPORT.size : end])
+        for kind, payload in read_frames(self.reports, self._unread):
             if kind == CLAIMED:
                 self._forget(payload[0])
                 for fields in payload[1]:
@@ -321,8 +295,6 @@ class _Child:
                 self._forget(payload)
             elif kind == EXITING:
                 self.exit_reason = payload
-            at = end
-        del buf[:at]
 
     def _forget(self, seqs: list[int]) -> None:
         for seq in seqs:
@@ -517,16 +489,8 @@ class DirectPool(Pool):
                     os.kill(child.process.pid, STOP)
         return []
 
-    def join(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` for the children to exit (once asked to stop)."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while self._children:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._lock.wait(min(left, 0.1))
-        return True
+    def _working(self) -> bool:
+        return bool(self._children)  # join() waits for them to exit, once asked to stop
 
     def terminate(self) -> list[Job]:
         """Kill the children; the messages they held go back to their queues."""

@@ -147,12 +147,16 @@ class Pool:
         """Wait up to ``timeout`` for pending and running jobs; True when all are done."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self._pending or self._running:
+            while self._working():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._lock.wait(min(left, 0.1))
         return True
+
+    def _working(self) -> bool:
+        """Jobs are left (call with the lock held)."""
+        return bool(self._pending or self._running)
 
     def terminate(self) -> list[Job]:
         """Stop at once; returns the jobs that were still running."""
@@ -200,9 +204,11 @@ class SoloPool(Pool):
                 return
             job = self._pending.popleft()
             self._take(job)
+        self._finish(job, self._run(job))
+
+    def _run(self, job: Job) -> Outcome:
         with alarm_limits(job.soft_limit, job.hard_limit):
-            outcome = execute(self.app, job.task, job.message, self.hostname, job.delivery_info)
-        self._finish(job, outcome)
+            return execute(self.app, job.task, job.message, self.hostname, job.delivery_info)
 
     def join(self, timeout: float) -> bool:
         self.poll()

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.worker")
 
-FRAME = struct.Struct("I")  # an outcome's length, before the outcome
+FRAME = struct.Struct("I")  # a pickle's length, before it on a pipe between processes
 SLOT = struct.Struct("qd")  # a child's slot: the job it runs (0: none) and when it took it
 SPILL = b"@"  # a datagram naming a file that holds a job too large for one datagram
 STOP = pickle.dumps(None)
@@ -91,6 +91,36 @@ def _spill(data: bytes) -> bytes:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     return SPILL + os.fsencode(path)
+
+
+def send_frame(fd: int, item: Any) -> None:
+    """Write ``item`` to a pipe, pickled behind its length, whole (waiting for room)."""
+    data = pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
+    view = memoryview(FRAME.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def read_frames(fd: int, unread: bytearray) -> list[Any]:
+    """The items written to the non-blocking pipe ``fd`` by :func:`send_frame` since the
+    last call; ``unread`` keeps the start of one not yet whole."""
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            break
+        unread += chunk
+        if len(chunk) < 1 << 16:  # no more for now (or the writer is gone)
+            break
+    items, at = [], 0
+    while len(unread) - at >= FRAME.size:
+        (size,) = FRAME.unpack_from(unread, at)
+        if len(unread) - at - FRAME.size < size:
+            break
+        items.append(pickle.loads(memoryview(unread)[at + FRAME.size : at + FRAME.size + size]))
+        at += FRAME.size + size
+    del unread[:at]
+    return items
 
 
 def lost_outcome(
@@ -259,10 +289,7 @@ def _child_main(
             outcome = Outcome("ack", states.SUCCESS)
         done += 1
         retiring = bool(max_tasks and done >= max_tasks)
-        data = pickle.dumps((seq, outcome, retiring), pickle.HIGHEST_PROTOCOL)
-        view = memoryview(FRAME.pack(len(data)) + data)
-        while view:
-            view = view[os.write(outcomes, view) :]
+        send_frame(outcomes, (seq, outcome, retiring))
         if retiring:  # it takes no more jobs
             break
     signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
@@ -280,23 +307,7 @@ class _Child:
 
     def read(self) -> list[Any]:
         """The outcomes it has sent since the last read."""
-        while True:
-            try:
-                chunk = os.read(self.outcomes, 1 << 16)
-            except BlockingIOError:
-                break
-            self.unread += chunk
-            if len(chunk) < 1 << 16:
-                break
-        items, buf, at = [], self.unread, 0
-        while len(buf) - at >= FRAME.size:
-            (size,) = FRAME.unpack_from(buf, at)
-            if len(buf) - at - FRAME.size < size:
-                break
-            items.append(pickle.loads(memoryview(buf)[at + FRAME.size : at + FRAME.size + size]))
-            at += FRAME.size + size
-        del buf[:at]
-        return items
+        return read_frames(self.outcomes, self.unread)
 
 
 class PreforkPool(Pool):
