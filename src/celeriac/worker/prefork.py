@@ -101,17 +101,23 @@ def send_frame(fd: int, item: Any) -> None:
         view = view[os.write(fd, view) :]
 
 
+_READ = bytearray(1 << 16)  # one buffer to read pipes into (a fresh 64 KB per read, shrunk
+# to what came, left the parent's heap ever more fragmented)
+_READ_LOCK = threading.Lock()
+
+
 def read_frames(fd: int, unread: bytearray) -> list[Any]:
     """The items written to the non-blocking pipe ``fd`` by :func:`send_frame` since the
     last call; ``unread`` keeps the start of one not yet whole."""
-    while True:
-        try:
-            chunk = os.read(fd, 1 << 16)
-        except BlockingIOError:
-            break
-        unread += chunk
-        if len(chunk) < 1 << 16:  # no more for now (or the writer is gone)
-            break
+    with _READ_LOCK:
+        while True:
+            try:
+                n = os.readv(fd, [_READ])
+            except BlockingIOError:
+                break
+            unread += memoryview(_READ)[:n]
+            if n < len(_READ):  # no more for now (or the writer is gone)
+                break
     items, at = [], 0
     while len(unread) - at >= FRAME.size:
         (size,) = FRAME.unpack_from(unread, at)
