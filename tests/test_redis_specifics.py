@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from celeriac import states
+from celeriac._redis import pack
 from celeriac.backends.redis import RedisBackend
 from celeriac.brokers.base import Outgoing
-from celeriac.brokers.redis import WAKE_TOKENS, RedisBroker
+from celeriac.brokers.redis import TRIM_EVERY, WAKE_TOKENS, RedisBroker
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from conftest import wait_until
 from services import IN_CI, REDIS, require_service
@@ -127,6 +128,13 @@ def test_keys_are_namespaced(url: str) -> None:
         made.close()
 
 
+def test_commands_packed_here_are_what_the_driver_packs() -> None:
+    hiredis = pytest.importorskip("hiredis")
+    for args in [("RPUSH", "k", b"\x00body\r\n"), ("ZADD", "kéy", 1.5, b""), ("LTRIM", "w", 0, -1)]:
+        assert pack(*args) == hiredis.pack_command(args)
+    assert pack("RPUSH", "k", more=1) + b"$1\r\nx\r\n" == hiredis.pack_command(("RPUSH", "k", "x"))
+
+
 def test_wake_lists_stay_small(url: str) -> None:
     broker = RedisBroker(url)
     for i in range(3 * WAKE_TOKENS):
@@ -135,7 +143,8 @@ def test_wake_lists_stay_small(url: str) -> None:
 
     client = redis.Redis.from_url(url)
     try:
-        assert client.llen("celeriac:wake:q") == WAKE_TOKENS
+        # trimmed on every TRIM_EVERY-th publish, so at most that many tokens over the cap
+        assert WAKE_TOKENS <= client.llen("celeriac:wake:q") < WAKE_TOKENS + TRIM_EVERY
         assert 0 < client.pttl("celeriac:wake:q") <= 60_000
     finally:
         client.close()

@@ -45,7 +45,7 @@ try:
 except ModuleNotFoundError:  # pragma: no cover - hiredis comes with celeriac[redis]
     hiredis = None  # type: ignore[assignment]
 
-__all__ = ["DEFAULT_PREFIX", "RedisClient", "ResponseError", "Script", "never"]
+__all__ = ["DEFAULT_PREFIX", "RedisClient", "ResponseError", "Script", "never", "pack"]
 
 T = TypeVar("T")
 Command = Sequence[Any]
@@ -84,6 +84,19 @@ class _NotSent(Exception):
     def __init__(self, cause: Exception) -> None:
         super().__init__(str(cause))
         self.cause = cause
+
+
+def pack(*args: Any, more: int = 0) -> bytes:
+    """The command ``args`` in the protocol's wire form; with ``more``, that many further
+    arguments (bulk strings) are left for the caller to append."""
+    parts = [b"*%d\r\n" % (len(args) + more)]
+    for arg in args:
+        if isinstance(arg, str):
+            arg = arg.encode()
+        elif isinstance(arg, int | float):
+            arg = repr(arg).encode()
+        parts.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
+    return b"".join(parts)
 
 
 def never() -> bool:
@@ -407,6 +420,20 @@ class RedisClient:
         """Send ``commands`` in one round trip and return their replies."""
         return self.call(lambda: self._send(commands), idempotent, stop)
 
+    def execute_packed(
+        self,
+        data: bytes,
+        count: int,
+        idempotent: bool = True,
+        stop: Callable[[], bool] | None = None,
+    ) -> list[Any]:
+        """Send ``count`` commands already packed (see :func:`pack`); their replies."""
+        return self.call(
+            lambda: self._on_own_connection(lambda conn: self._replies(conn, data, count)),
+            idempotent,
+            stop,
+        )
+
     def command(self, *args: Any, idempotent: bool = True) -> Any:
         """Run one command and return its reply."""
         return self.execute(args, idempotent=idempotent)[0]
@@ -432,7 +459,9 @@ class RedisClient:
         return self.call(lambda: self._eval_many(calls), True, stop)
 
     def _send(self, commands: Sequence[Command]) -> list[Any]:
-        return self._on_own_connection(lambda conn: self._replies(conn, commands))
+        return self._on_own_connection(
+            lambda conn: self._replies(conn, conn.pack_commands(commands), len(commands))
+        )
 
     def _eval(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         return self._eval_many([(script, keys, args)])[0]
@@ -440,11 +469,12 @@ class RedisClient:
     def _eval_many(self, calls: Sequence[tuple[Script, Sequence[Any], Sequence[Any]]]) -> Any:
         def work(conn: Any) -> list[Any]:
             commands = [script.evalsha(keys, args) for script, keys, args in calls]
-            replies = self._exchange(conn, commands)
+            replies = self._exchange(conn, conn.pack_commands(commands), len(commands))
             for i, reply in enumerate(replies):
                 if isinstance(reply, NoScriptError):  # a new or restarted server
                     script, keys, args = calls[i]  # EVAL caches it for the next EVALSHA
-                    replies[i] = self._replies(conn, [script.eval(keys, args)])[0]
+                    retry = script.eval(keys, args)
+                    replies[i] = self._replies(conn, conn.pack_commands([retry]), 1)[0]
                 elif isinstance(reply, ResponseError):
                     raise reply
             return replies
@@ -463,21 +493,22 @@ class RedisClient:
             raise
 
     @classmethod
-    def _replies(cls, conn: Any, commands: Sequence[Command]) -> list[Any]:
-        """The replies to ``commands``; the first error reply is raised (after all are read)."""
-        replies = cls._exchange(conn, commands)
+    def _replies(cls, conn: Any, packed: Any, count: int) -> list[Any]:
+        """The replies to ``count`` packed commands; the first error reply is raised (after
+        all are read)."""
+        replies = cls._exchange(conn, packed, count)
         for reply in replies:
             if isinstance(reply, ResponseError):
                 raise reply
         return replies
 
     @staticmethod
-    def _exchange(conn: Any, commands: Sequence[Command]) -> list[Any]:
-        """Send ``commands`` in one write and read every reply, so the connection stays in
-        step; error replies are returned in their places."""
-        conn.send_packed_command(conn.pack_commands(commands))
+    def _exchange(conn: Any, packed: Any, count: int) -> list[Any]:
+        """Send ``count`` packed commands in one write and read every reply, so the
+        connection stays in step; error replies are returned in their places."""
+        conn.send_packed_command(packed)
         replies: list[Any] = []
-        for _ in commands:
+        for _ in range(count):
             try:
                 replies.append(conn.read_response())
             except ResponseError as exc:

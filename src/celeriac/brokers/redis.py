@@ -18,8 +18,8 @@ expired (and was given back to the queue) settles nothing; the last settled posi
 the lease. Claiming and acknowledging therefore cost a few commands per batch, not per
 message, and a message's bytes are written once when published and once when claimed.
 
-Publishing and releasing push a token to ``wake:<queue>`` (kept to a few tokens, expiring
-when nobody pops them); an idle ``fetch`` waits in ``BLPOP`` on those lists, on its own
+Publishing and releasing push a token to ``wake:<queue>`` (cut back to a few tokens, and set
+to expire when nobody pops them, by every release and by one publish in ``TRIM_EVERY``); an idle ``fetch`` waits in ``BLPOP`` on those lists, on its own
 connection, for no longer than until the next delayed message or lease is due, with the
 claim script sent right behind it: Redis runs the claim the moment the wait ends, so a woken
 fetch has its messages without another round trip. ``wakeup`` interrupts the wait through a
@@ -35,7 +35,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .._redis import RedisClient, Script, never
+from .._redis import RedisClient, Script, never, pack
 from ..exceptions import OperationalError
 from ..utils.io import Waker
 from .base import (
@@ -49,6 +49,7 @@ from .base import (
 
 WAKE_TOKENS = 16  # tokens kept at most in a queue's wake list
 WAKE_TTL_MS = 60_000  # a wake list nobody pops disappears after this long
+TRIM_EVERY = 16  # a producer trims a wake list (and sets its TTL) once per so many publishes
 CHUNK = 1000  # arguments per command inside a script (Lua's unpack has a stack limit)
 #: the item header of a message published with priority p (never delivered before)
 HEADERS = [b"%d0:" % p for p in range(10)]
@@ -320,6 +321,27 @@ def _clamp(priority: int) -> int:
     return 0 if priority < 0 else 9 if priority > 9 else int(priority)
 
 
+class _QueueKeys:
+    """A queue's keys, and its publishing commands packed once."""
+
+    __slots__ = ("lease_prefix", "published", "push", "script", "trim", "wake", "wake_token")
+
+    def __init__(self, key: Any, queue: str) -> None:
+        #: the claim script's 12 keys: ready lists 9 to 0, delayed, lease deadlines
+        self.script = [key("ready", f"{queue}:{p}") for p in range(9, -1, -1)]
+        self.script += [key("delayed", queue), key("leased", queue)]
+        self.lease_prefix = key("lease", queue) + ":"
+        self.wake = key("wake", queue)
+        #: by priority, ``RPUSH <ready list>`` packed with room for the item
+        self.push = [pack("RPUSH", k, more=1) for k in reversed(self.script[:10])]
+        self.wake_token = pack("RPUSH", self.wake, 1)
+        #: what keeps the wake list short and gone when nobody pops it (see TRIM_EVERY)
+        self.trim = pack("LTRIM", self.wake, 0, WAKE_TOKENS - 1) + pack(
+            "PEXPIRE", self.wake, WAKE_TTL_MS
+        )
+        self.published = 0
+
+
 class RedisBroker:
     """A broker stored in Redis, shared by any number of processes and hosts."""
 
@@ -333,7 +355,7 @@ class RedisBroker:
         self._db = RedisClient(url, options)
         self._prefix = self._db.prefix
         self._waker = Waker()
-        self._keys: dict[str, tuple[list[str], str, str, tuple[Any, ...]]] = {}
+        self._keys: dict[str, _QueueKeys] = {}
         self._fetching = False
         self._closing = False
 
@@ -342,19 +364,10 @@ class RedisBroker:
     def _key(self, kind: str, name: str) -> str:
         return f"{self._prefix}{kind}:{name}"
 
-    def _queue(self, queue: str) -> tuple[list[str], str, str, tuple[Any, ...]]:
-        """The queue's 12 script keys (ready lists 9 to 0, delayed, lease deadlines), the
-        prefix of its lease hashes, its wake list, and the commands that wake it."""
+    def _queue(self, queue: str) -> _QueueKeys:
         known = self._keys.get(queue)
         if known is None:
-            keys = [self._key("ready", f"{queue}:{p}") for p in range(9, -1, -1)]
-            keys += [self._key("delayed", queue), self._key("leased", queue)]
-            wake = self._key("wake", queue)
-            wakes = (
-                ("LTRIM", wake, 0, WAKE_TOKENS - 1),
-                ("PEXPIRE", wake, WAKE_TTL_MS),
-            )
-            known = self._keys[queue] = (keys, self._key("lease", queue) + ":", wake, wakes)
+            known = self._keys[queue] = _QueueKeys(self._key, queue)
         return known
 
     def _dead_keys(self, queue: str) -> list[str]:
@@ -370,23 +383,29 @@ class RedisBroker:
         wake tokens."""
         if not messages:
             return
-        if len(messages) == 1:  # the common call, delay(): four commands
+        if len(messages) == 1:  # the common call, delay(): two commands, packed here
             m = messages[0]
-            keys, _, wake, wakes = self._queue(m.queue)
+            q = self._queue(m.queue)
             p = _clamp(m.priority)
-            item = HEADERS[p] + m.body
+            header, body = HEADERS[p], m.body
             if m.eta is None:
-                first: tuple[Any, ...] = ("RPUSH", keys[9 - p], item)
+                data = b"%b$%d\r\n%b%b\r\n" % (q.push[p], len(header) + len(body), header, body)
             else:
-                first = ("ZADD", keys[10], repr(float(m.eta)), _delayed_member(item))
-            self._send((first, ("RPUSH", wake, 1), *wakes))
+                member = _delayed_member(header + body)
+                data = pack("ZADD", q.script[10], repr(float(m.eta)), member)
+            data += q.wake_token
+            q.published += 1
+            trim = q.published % TRIM_EVERY == 1
+            if trim:
+                data += q.trim
+            self._db.execute_packed(data, 4 if trim else 2, idempotent=False, stop=never)
             return
         ready: dict[str, list[Any]] = {}  # key -> items
         delayed: dict[str, list[Any]] = {}  # key -> score, member, ...
         counts: dict[str, int] = {}
         for m in messages:
             queue = m.queue
-            keys = self._queue(queue)[0]
+            keys = self._queue(queue).script
             p = _clamp(m.priority)
             item = HEADERS[p] + m.body
             if m.eta is None:
@@ -402,13 +421,14 @@ class RedisBroker:
             for s in range(0, len(pairs), 10 * CHUNK):
                 commands.append(("ZADD", key, *pairs[s : s + 10 * CHUNK]))
         for queue, count in counts.items():
-            _, _, wake, wakes = self._queue(queue)
-            commands += [("RPUSH", wake, *["1"] * min(count, WAKE_TOKENS)), *wakes]
-        self._send(tuple(commands))
-
-    def _send(self, commands: tuple[tuple[Any, ...], ...]) -> None:
-        # no retries here: the producer's retry policy decides (a retry after the reply was
-        # lost would store the messages twice)
+            wake = self._queue(queue).wake
+            commands += [
+                ("RPUSH", wake, *["1"] * min(count, WAKE_TOKENS)),
+                ("LTRIM", wake, 0, WAKE_TOKENS - 1),
+                ("PEXPIRE", wake, WAKE_TTL_MS),
+            ]
+        # no retries: the producer's retry policy decides (a retry after the reply was lost
+        # would store the messages twice)
         self._db.execute(*commands, idempotent=False, stop=never)
 
     # -- fetching -------------------------------------------------------------------------
@@ -431,10 +451,10 @@ class RedisBroker:
         args: list[Any] = [limit, self._vt_ms]
         wake_keys = []
         for name in names:
-            queue_keys, lease_prefix, wake, _ = self._queue(name)
-            keys += queue_keys
-            args.append(lease_prefix)
-            wake_keys.append(wake)
+            q = self._queue(name)
+            keys += q.script
+            args.append(q.lease_prefix)
+            wake_keys.append(q.wake)
         claim = (_CLAIM, keys, args)
         self._fetching = True
         try:
@@ -535,7 +555,7 @@ class RedisBroker:
         keys: list[str] = []
         args: list[Any] = [self._vt_ms]
         for queue, lease in self._leases(deliveries):
-            keys.append(self._queue(queue)[0][11])
+            keys.append(self._queue(queue).script[11])
             args.append(lease)
         self._db.run(_EXTEND, keys, args)
 
@@ -552,22 +572,22 @@ class RedisBroker:
         keys: list[str] = []
         args: list[Any] = []
         for (queue, lease), positions in self._leases(deliveries).items():
-            queue_keys, lease_prefix, _, _ = self._queue(queue)
-            keys += (queue_keys[11], lease_prefix + lease)
+            q = self._queue(queue)
+            keys += (q.script[11], q.lease_prefix + lease)
             args += (lease, len(positions), *positions)
         return _ACK, keys, args
 
     def _held(self, delivery: Delivery) -> tuple[list[str], list[Any]]:
         """The keys and arguments that name ``delivery``'s lease: deadlines, hash; id, position."""
-        queue_keys, lease_prefix, _, _ = self._queue(delivery.queue)
+        q = self._queue(delivery.queue)
         lease, position = delivery.tag
-        return [queue_keys[11], lease_prefix + lease], [lease, position]
+        return [q.script[11], q.lease_prefix + lease], [lease, position]
 
     def release(self, delivery: Delivery, delay: float | None = None) -> None:
         """Make the message due again (after ``delay`` seconds), keeping its place."""
         keys, args = self._held(delivery)
-        queue_keys, _, wake, _ = self._queue(delivery.queue)
-        keys += [queue_keys[9 - _clamp(delivery.priority)], queue_keys[10], wake]
+        q = self._queue(delivery.queue)
+        keys += [q.script[9 - _clamp(delivery.priority)], q.script[10], q.wake]
         args += [repr(float(delay or 0.0)), WAKE_TOKENS, WAKE_TTL_MS]
         self._db.run(_RELEASE, keys, args)
 
@@ -581,13 +601,13 @@ class RedisBroker:
 
     def queue_length(self, queue: str) -> int:
         """Messages waiting, delayed or leased in ``queue``."""
-        keys, lease_prefix, _, _ = self._queue(queue)
-        return int(self._db.run(_COUNT, keys, [lease_prefix, 0]))
+        q = self._queue(queue)
+        return int(self._db.run(_COUNT, q.script, [q.lease_prefix, 0]))
 
     def purge(self, queue: str) -> int:
         """Delete the messages of ``queue`` that are not under a live lease."""
-        keys, lease_prefix, _, _ = self._queue(queue)
-        return int(self._db.run(_COUNT, keys, [lease_prefix, 1], idempotent=False))
+        q = self._queue(queue)
+        return int(self._db.run(_COUNT, q.script, [q.lease_prefix, 1], idempotent=False))
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         """The oldest ``limit`` dead letters of ``queue``."""
@@ -607,8 +627,8 @@ class RedisBroker:
             if not wanted:
                 return 0
             args += wanted
-        queue_keys, _, wake, _ = self._queue(queue)
-        keys = [*self._dead_keys(queue), *queue_keys[:10], wake]
+        q = self._queue(queue)
+        keys = [*self._dead_keys(queue), *q.script[:10], q.wake]
         return int(self._db.run(_REQUEUE, keys, args, idempotent=False))
 
     def purge_dead_letters(self, queue: str) -> int:
