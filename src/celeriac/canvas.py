@@ -49,7 +49,9 @@ class Signature(dict[str, Any]):
         **ex: Any,
     ) -> None:
         self._app = app
-        if isinstance(task, Mapping):
+        if isinstance(task, str) or task is None:
+            name = task
+        elif isinstance(task, Mapping):
             super().__init__(task)
             self.setdefault("args", [])
             self.setdefault("kwargs", {})
@@ -57,9 +59,10 @@ class Signature(dict[str, Any]):
             self.setdefault("subtask_type", None)
             self.setdefault("immutable", False)
             return
-        name = task if isinstance(task, str) or task is None else task.name
-        if app is None and task is not None and not isinstance(task, str):
-            self._app = task.app
+        else:
+            name = task.name
+            if app is None:
+                self._app = task.app
         super().__init__(
             task=name,
             args=list(args or ()),
@@ -376,7 +379,10 @@ def _build_uniform(
         return None
     app = first.app
     same = (first.task, first.immutable, first.options)
-    if any(type(m) is not Signature or (m.task, m.immutable, m.options) != same for m in members):
+    if any(
+        type(m) is not Signature or (m["task"], m["immutable"], m["options"]) != same
+        for m in members
+    ):
         return None
     if first.options.get("task_id") or any(
         not isinstance(r, MapRouter) for r in app._routers_for(app.conf.task_routes)
@@ -389,9 +395,10 @@ def _build_uniform(
     check = task is not None and task.typing
     splice = splicer(template)
     results = [AsyncResult(template.id, app=app, task_name=first.task)]
+    immutable = first.immutable
     for index, member in enumerate(members[1:], 1):
-        margs = list(member.args) if first.immutable else [*args, *member.args]
-        mkwargs = dict(member.kwargs) if first.immutable else {**member.kwargs, **kwargs}
+        margs = list(member["args"]) if immutable else [*args, *member["args"]]
+        mkwargs = dict(member["kwargs"]) if immutable else {**member["kwargs"], **kwargs}
         if check:
             task._check_arguments(tuple(margs), mkwargs)  # type: ignore[union-attr]
         task_id = new_id()

@@ -172,28 +172,25 @@ def splicer(template: Message) -> Callable[[str, list[Any], dict[str, Any], int]
     marks = {name: json_dumps(f"\x00{name}") for name in holes}
     if any(encoded.count(mark) != 1 for mark in marks.values()):
         return None  # a mark also occurs elsewhere in the template: no splicing
-    # the encoded template as a bytes format with one %s per hole, in the order they appear
+    # the encoded template as a bytes format with a named hole for each
     found = sorted((encoded.index(mark), name) for name, mark in marks.items())
     pieces: list[bytes] = []
     start = 0
     for at, name in found:
-        pieces.append(encoded[start:at].replace(b"%", b"%%"))
+        pieces.append(encoded[start:at].replace(b"%", b"%%") + b"%%(%b)b" % name.encode())
         start = at + len(marks[name])
-    pieces.append(encoded[start:].replace(b"%", b"%%"))
-    fmt = b"%s".join(pieces)
-    order = [name for _, name in found]
+    fmt = b"".join(pieces) + encoded[start:].replace(b"%", b"%%")
     no_kwargs = json_dumps({})
 
     def splice(task_id: str, args: list[Any], kwargs: dict[str, Any], index: int) -> bytes:
-        quoted = b'"%s"' % task_id.encode()
-        values = {
-            "id": quoted,
-            "root_id": quoted,
-            "args": json_dumps(args),
-            "kwargs": json_dumps(kwargs) if kwargs else no_kwargs,
-            "group_index": b"%d" % index,
+        quoted = b'"%b"' % task_id.encode()
+        return fmt % {
+            b"id": quoted,
+            b"root_id": quoted,
+            b"args": json_dumps(args),
+            b"kwargs": json_dumps(kwargs) if kwargs else no_kwargs,
+            b"group_index": b"%d" % index,
         }
-        return fmt % tuple(map(values.__getitem__, order))
 
     return splice
 

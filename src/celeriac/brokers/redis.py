@@ -19,12 +19,13 @@ the lease. Claiming and acknowledging therefore cost a few commands per batch, n
 message, and a message's bytes are written once when published and once when claimed.
 
 Publishing and releasing push a token to ``wake:<queue>`` (cut back to a few tokens, and set
-to expire when nobody pops them, by every release and by one publish in ``TRIM_EVERY``); an idle ``fetch`` waits in ``BLPOP`` on those lists, on its own
-connection, for no longer than until the next delayed message or lease is due, with the
-claim script sent right behind it: Redis runs the claim the moment the wait ends, so a woken
-fetch has its messages without another round trip. ``wakeup`` interrupts the wait through a
-local socket pair and ends the ``BLPOP`` with ``CLIENT UNBLOCK``, so the claim behind it is
-still read, never lost. Due times and deadlines are the Redis server's clock (``TIME`` in
+to expire when nobody pops them, by every release and by one publish in ``TRIM_EVERY``); an
+idle ``fetch`` waits in ``BLPOP`` on those lists, on its own connection, for no longer than
+until the next delayed message or lease is due, with the claim script sent right behind it:
+Redis runs the claim the moment the wait ends, so a woken fetch has its messages without
+another round trip. ``wakeup`` interrupts the wait through a local socket pair and ends the
+``BLPOP`` with ``CLIENT UNBLOCK``, so the claim behind it is still read, never lost. Due
+times and deadlines are the Redis server's clock (``TIME`` in
 the scripts); ETAs are UNIX times compared with it.
 """
 
@@ -380,56 +381,56 @@ class RedisBroker:
     def publish(self, messages: Sequence[Outgoing]) -> None:
         """Store ``messages`` and wake their queues' fetchers, in one round trip: per queue
         one ``RPUSH`` for each priority (and one ``ZADD`` for the delayed ones), then the
-        wake tokens."""
+        wake tokens. The commands are packed here: most of their bytes are the items."""
         if not messages:
             return
-        if len(messages) == 1:  # the common call, delay(): two commands, packed here
+        if len(messages) == 1:  # the common call, delay(): two commands
             m = messages[0]
             q = self._queue(m.queue)
             p = _clamp(m.priority)
-            header, body = HEADERS[p], m.body
             if m.eta is None:
-                data = b"%b$%d\r\n%b%b\r\n" % (q.push[p], len(header) + len(body), header, body)
+                data = q.push[p] + _bulk(HEADERS[p], m.body)
             else:
-                member = _delayed_member(header + body)
+                member = _delayed_member(HEADERS[p] + m.body)
                 data = pack("ZADD", q.script[10], repr(float(m.eta)), member)
-            data += q.wake_token
             q.published += 1
             trim = q.published % TRIM_EVERY == 1
-            if trim:
-                data += q.trim
+            data += q.wake_token + q.trim if trim else q.wake_token
             self._db.execute_packed(data, 4 if trim else 2, idempotent=False, stop=never)
             return
-        ready: dict[str, list[Any]] = {}  # key -> items
-        delayed: dict[str, list[Any]] = {}  # key -> score, member, ...
+        ready: dict[tuple[str, int], list[bytes]] = {}  # (queue, priority) -> packed items
+        delayed: dict[str, list[bytes]] = {}  # queue -> packed scores and members
         counts: dict[str, int] = {}
         for m in messages:
-            queue = m.queue
-            keys = self._queue(queue).script
             p = _clamp(m.priority)
-            item = HEADERS[p] + m.body
             if m.eta is None:
-                ready.setdefault(keys[9 - p], []).append(item)
+                ready.setdefault((m.queue, p), []).append(_bulk(HEADERS[p], m.body))
             else:
-                delayed.setdefault(keys[10], []).extend((repr(float(m.eta)), _delayed_member(item)))
-            counts[queue] = counts.get(queue, 0) + 1
-        commands: list[tuple[Any, ...]] = []
-        for key, items in ready.items():
+                score = _bulk(b"", repr(float(m.eta)).encode())
+                member = _bulk(b"", _delayed_member(HEADERS[p] + m.body))
+                delayed.setdefault(m.queue, []).append(score + member)
+            counts[m.queue] = counts.get(m.queue, 0) + 1
+        parts: list[bytes] = []
+        count = 0
+        for (queue, p), items in ready.items():
+            key = self._queue(queue).script[9 - p]
             for s in range(0, len(items), 10 * CHUNK):
-                commands.append(("RPUSH", key, *items[s : s + 10 * CHUNK]))
-        for key, pairs in delayed.items():
+                chunk = items[s : s + 10 * CHUNK]
+                parts += (pack("RPUSH", key, more=len(chunk)), *chunk)
+                count += 1
+        for queue, pairs in delayed.items():
+            key = self._queue(queue).script[10]
             for s in range(0, len(pairs), 10 * CHUNK):
-                commands.append(("ZADD", key, *pairs[s : s + 10 * CHUNK]))
-        for queue, count in counts.items():
-            wake = self._queue(queue).wake
-            commands += [
-                ("RPUSH", wake, *["1"] * min(count, WAKE_TOKENS)),
-                ("LTRIM", wake, 0, WAKE_TOKENS - 1),
-                ("PEXPIRE", wake, WAKE_TTL_MS),
-            ]
+                chunk = pairs[s : s + 10 * CHUNK]
+                parts += (pack("ZADD", key, more=2 * len(chunk)), *chunk)
+                count += 1
+        for queue, n in counts.items():
+            q = self._queue(queue)
+            parts += (pack("RPUSH", q.wake, *["1"] * min(n, WAKE_TOKENS)), q.trim)
+            count += 3
         # no retries: the producer's retry policy decides (a retry after the reply was lost
         # would store the messages twice)
-        self._db.execute(*commands, idempotent=False, stop=never)
+        self._db.execute_packed(b"".join(parts), count, idempotent=False, stop=never)
 
     # -- fetching -------------------------------------------------------------------------
 
@@ -650,6 +651,11 @@ class RedisBroker:
             return
         self._db.close_blocking()
         self._waker.close()
+
+
+def _bulk(header: bytes, body: bytes) -> bytes:
+    """An item (``header`` then ``body``) packed as one argument of a command."""
+    return b"$%d\r\n%b%b\r\n" % (len(header) + len(body), header, body)
 
 
 def _delayed_member(item: bytes) -> bytes:
