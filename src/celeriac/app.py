@@ -522,7 +522,10 @@ class Celeriac:
                 )
         with gc_paused():
             outgoing = [
-                Outgoing(msg.encode(), msg.queue, msg.priority, msg.eta, msg.id) for msg in messages
+                msg
+                if isinstance(msg, Outgoing)
+                else Outgoing(msg.encode(), msg.queue, msg.priority, msg.eta, msg.id)
+                for msg in messages
             ]
         outgoing = self._fan_out(outgoing)
         try:

@@ -18,7 +18,7 @@ import itertools
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .message import Encoded, Message, new_id, splicer
+from .message import Encoded, Message, new_id, new_ids, splicer
 from .utils import gc_paused
 
 if TYPE_CHECKING:
@@ -394,14 +394,16 @@ def _build_uniform(
     task = app.tasks.get(first.task)
     check = task is not None and task.typing
     splice = splicer(template)
-    results = [AsyncResult(template.id, app=app, task_name=first.task)]
+    name = first.task
+    results = [AsyncResult(template.id, app=app, task_name=name)]
     immutable = first.immutable
+    ids = new_ids(len(members) - 1)
     for index, member in enumerate(members[1:], 1):
         margs = list(member["args"]) if immutable else [*args, *member["args"]]
         mkwargs = dict(member["kwargs"]) if immutable else {**member["kwargs"], **kwargs}
         if check:
             task._check_arguments(tuple(margs), mkwargs)  # type: ignore[union-attr]
-        task_id = new_id()
+        task_id = ids[index - 1]
         if splice is not None:
             out.append(Encoded(template, task_id, splice(task_id, margs, mkwargs, index)))
         else:
@@ -415,7 +417,7 @@ def _build_uniform(
             if template.root_id == template.id:
                 message.root_id = task_id
             out.append(message)
-        results.append(AsyncResult(task_id, app=app, task_name=first.task))
+        results.append(AsyncResult(task_id, app=app, task_name=name))
     return results
 
 

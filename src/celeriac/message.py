@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .brokers.base import Outgoing
 from .exceptions import InvalidTaskError
 from .serialization import get_serializer, json_dumps, json_loads, loads_checked
 
@@ -134,17 +135,22 @@ class Message:
         return msg
 
 
-class Encoded:
-    """A message already encoded: what publishing needs of a :class:`Message`, for the
-    members of a large uniform group, which are spliced from one template instead of being
-    built and encoded one by one (see :func:`splicer`)."""
+class Encoded(Outgoing):
+    """A message already encoded, and ready to publish as it is: for the members of a large
+    uniform group, which are spliced from one template instead of being built and encoded
+    one by one (see :func:`splicer`). It also answers what publishing asks of a
+    :class:`Message` (``id``, ``task``, ``headers``, ``to_dict()``) for signal receivers."""
 
-    __slots__ = ("body", "eta", "headers", "id", "priority", "queue", "task")
+    __slots__ = ("headers", "task")
 
     def __init__(self, template: Message, task_id: str, body: bytes) -> None:
-        self.id, self.body = task_id, body
-        self.task, self.queue, self.priority = template.task, template.queue, template.priority
-        self.eta, self.headers = template.eta, template.headers
+        self.body, self.queue, self.priority = body, template.queue, template.priority
+        self.eta, self.message_id = template.eta, task_id
+        self.task, self.headers = template.task, template.headers
+
+    @property
+    def id(self) -> str:
+        return self.message_id  # type: ignore[return-value]
 
     def encode(self) -> bytes:
         return self.body
@@ -172,25 +178,23 @@ def splicer(template: Message) -> Callable[[str, list[Any], dict[str, Any], int]
     marks = {name: json_dumps(f"\x00{name}") for name in holes}
     if any(encoded.count(mark) != 1 for mark in marks.values()):
         return None  # a mark also occurs elsewhere in the template: no splicing
-    # the encoded template as a bytes format with a named hole for each
+    # the encoded template as a bytes format with one %b per hole, in the order they appear
     found = sorted((encoded.index(mark), name) for name, mark in marks.items())
     pieces: list[bytes] = []
     start = 0
     for at, name in found:
-        pieces.append(encoded[start:at].replace(b"%", b"%%") + b"%%(%b)b" % name.encode())
+        pieces.append(encoded[start:at].replace(b"%", b"%%"))
         start = at + len(marks[name])
-    fmt = b"".join(pieces) + encoded[start:].replace(b"%", b"%%")
+    pieces.append(encoded[start:].replace(b"%", b"%%"))
+    fmt = b"%b".join(pieces)
+    in_order = operator.itemgetter(*(_HOLES.index(name) for _, name in found))
     no_kwargs = json_dumps({})
 
     def splice(task_id: str, args: list[Any], kwargs: dict[str, Any], index: int) -> bytes:
         quoted = b'"%b"' % task_id.encode()
-        return fmt % {
-            b"id": quoted,
-            b"root_id": quoted,
-            b"args": json_dumps(args),
-            b"kwargs": json_dumps(kwargs) if kwargs else no_kwargs,
-            b"group_index": b"%d" % index,
-        }
+        kwargs_json = json_dumps(kwargs) if kwargs else no_kwargs
+        # the values in the order of _HOLES
+        return fmt % in_order((quoted, json_dumps(args), kwargs_json, b"%d" % index, quoted))
 
     return splice
 
@@ -206,20 +210,33 @@ _DECODED = tuple(
 _HEADERS = _FIELDS.index("headers")
 _all_fields = operator.attrgetter(*_FIELDS)  # the values of all fields, as a tuple
 _wire_fields = operator.attrgetter(*_WIRE_FIELDS)
-_ids = threading.local()  # per thread: random hex digits not used yet, and where they start
+_ids = threading.local()  # per thread: ids made ahead, not used yet
 os.register_at_fork(after_in_child=lambda: _ids.__dict__.clear())  # never shared with a child
-_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+_VERSION_4 = bytes(b & 0x0F | 0x40 for b in range(256))  # the byte holding the version
+_VARIANT_1 = bytes(b & 0x3F | 0x80 for b in range(256))  # the byte holding the variant
+
+
+def new_ids(n: int) -> list[str]:
+    """``n`` random (version 4) UUIDs as strings, as task ids are, made from one read of
+    random bytes: several times faster than ``str(uuid.uuid4())`` each."""
+    raw = bytearray(os.urandom(16 * n))
+    raw[6::16] = raw[6::16].translate(_VERSION_4)
+    raw[8::16] = raw[8::16].translate(_VARIANT_1)
+    h = raw.hex()
+    return [
+        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-{h[i + 16 : i + 20]}-"
+        f"{h[i + 20 : i + 32]}"
+        for i in range(0, 32 * n, 32)
+    ]
 
 
 def new_id() -> str:
-    """A random (version 4) UUID as a string, as task ids are; several times faster than
-    ``str(uuid.uuid4())`` because random bytes are read from the OS in blocks (per thread)."""
-    at = getattr(_ids, "at", 4096)
-    if at >= 4096:
-        _ids.digits, at = os.urandom(2048).hex(), 0
-    _ids.at = at + 32
-    h = _ids.digits[at : at + 32]
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+    """A random (version 4) UUID as a string (see :func:`new_ids`)."""
+    try:
+        return _ids.ready.pop()
+    except (AttributeError, IndexError):
+        _ids.ready = new_ids(128)
+        return _ids.ready.pop()
 
 
 _ALWAYS = frozenset({"id", "task", "args", "kwargs", "retries", "priority"})
