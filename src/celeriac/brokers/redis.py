@@ -391,8 +391,7 @@ class RedisBroker:
             if m.eta is None:
                 data = q.push[p] + _bulk(HEADERS[p], m.body)
             else:
-                member = _delayed_member(HEADERS[p] + m.body)
-                data = pack("ZADD", q.script[10], repr(float(m.eta)), member)
+                data = pack("ZADD", q.script[10], more=2) + _delayed(m.eta, p, m.body)
             q.published += 1
             trim = q.published % TRIM_EVERY == 1
             data += q.wake_token + q.trim if trim else q.wake_token
@@ -406,9 +405,7 @@ class RedisBroker:
             if m.eta is None:
                 ready.setdefault((m.queue, p), []).append(_bulk(HEADERS[p], m.body))
             else:
-                score = _bulk(b"", repr(float(m.eta)).encode())
-                member = _bulk(b"", _delayed_member(HEADERS[p] + m.body))
-                delayed.setdefault(m.queue, []).append(score + member)
+                delayed.setdefault(m.queue, []).append(_delayed(m.eta, p, m.body))
             counts[m.queue] = counts.get(m.queue, 0) + 1
         parts: list[bytes] = []
         count = 0
@@ -658,6 +655,8 @@ def _bulk(header: bytes, body: bytes) -> bytes:
     return b"$%d\r\n%b%b\r\n" % (len(header) + len(body), header, body)
 
 
-def _delayed_member(item: bytes) -> bytes:
-    """A delayed item's member in the sorted set: a unique tag, then the item."""
-    return os.urandom(8).hex().encode() + b"|" + item
+def _delayed(eta: float, priority: int, body: bytes) -> bytes:
+    """A delayed item packed as the two arguments of a ``ZADD``: its due time, and its
+    member in the sorted set (a unique tag, then the item)."""
+    tag = os.urandom(8).hex().encode() + b"|" + HEADERS[priority]
+    return _bulk(b"", repr(float(eta)).encode()) + _bulk(tag, body)
