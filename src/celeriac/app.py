@@ -26,7 +26,7 @@ from .brokers.base import Broker, Outgoing, create_broker, safe_url
 from .canvas import register_builtins
 from .config import Settings, settings_from_object
 from .exceptions import ImproperlyConfigured, NotRegistered, OperationalError, QueueNotFound
-from .message import Encoded, Message, clamp_priority, new_id
+from .message import Encoded, Message, celery_shape, clamp_priority, new_id
 from .result import AsyncResult, ResultStore
 from .result import AsyncResult as _AsyncResult
 from .routing import (
@@ -510,13 +510,19 @@ class Celeriac:
         """Encode and send messages in one batch, retrying per ``retry_policy`` on errors."""
         if signals.before_task_publish.has_receivers():
             for msg in messages:
+                data = msg.to_dict()
+                body, headers = celery_shape(data)
                 signals.before_task_publish.send(
                     sender=msg.task,
-                    body=msg.to_dict(),
+                    body=body,
                     exchange="",
                     routing_key=msg.queue,
-                    headers=msg.headers,
-                    properties={"priority": msg.priority},
+                    headers=headers,
+                    properties={
+                        "correlation_id": msg.id,
+                        "priority": msg.priority,
+                        "content_type": data["content_type"],
+                    },
                     declare=[],
                     retry_policy=retry_policy,
                 )
@@ -537,8 +543,13 @@ class Celeriac:
             self._publish_with_retry(outgoing, bool(retry), policy, exc)
         if signals.after_task_publish.has_receivers():
             for msg in messages:
+                body, headers = celery_shape(msg.to_dict())
                 signals.after_task_publish.send(
-                    sender=msg.task, body=msg.to_dict(), exchange="", routing_key=msg.queue
+                    sender=msg.task,
+                    body=body,
+                    headers=headers,
+                    exchange="",
+                    routing_key=msg.queue,
                 )
 
     def _fan_out(self, outgoing: list[Outgoing]) -> list[Outgoing]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime as dt
 import operator
 import os
 import threading
@@ -133,6 +134,40 @@ class Message:
             if value is not None and not isinstance(value, int | float):
                 raise InvalidTaskError(f"message {name_} is not a number")
         return msg
+
+
+def celery_shape(msg: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """A message (as :meth:`Message.to_dict` gives it) as Celery's protocol 2 shows it to
+    the publish signals: the body ``(args, kwargs, embed)`` and the headers (``id``,
+    ``task``, ``root_id``, ``eta`` as ISO 8601, ..., then the message's own headers)."""
+    iso = _iso
+    headers = {
+        "lang": "py",
+        "task": msg["task"],
+        "id": msg["id"],
+        "shadow": None,
+        "eta": iso(msg.get("eta")),
+        "expires": iso(msg.get("expires")),
+        "group": msg.get("group_id"),
+        "group_index": msg.get("group_index"),
+        "retries": msg.get("retries", 0),
+        "timelimit": [msg.get("time_limit"), msg.get("soft_time_limit")],
+        "root_id": msg.get("root_id"),
+        "parent_id": msg.get("parent_id"),
+        "argsrepr": repr(tuple(msg.get("args") or ())),
+        "kwargsrepr": repr(msg.get("kwargs") or {}),
+        "origin": msg.get("origin"),
+        "ignore_result": msg.get("ignore_result", False),
+        **(msg.get("headers") or {}),
+    }
+    embed = {k: msg.get(k) for k in ("callbacks", "errbacks", "chain", "chord")}
+    return (list(msg.get("args") or ()), dict(msg.get("kwargs") or {}), embed), headers
+
+
+def _iso(when: float | None) -> str | None:
+    if when is None:
+        return None
+    return dt.datetime.fromtimestamp(when, dt.UTC).isoformat()
 
 
 class Encoded(Outgoing):
