@@ -82,12 +82,13 @@ def exception_from_meta(meta: Any) -> BaseException:
 class ResultStore:
     """Encodes result meta and talks to the app's result backend (``app.results``)."""
 
-    def __init__(self, app: Celeriac) -> None:
+    def __init__(self, app: Celeriac, backend: ResultBackend | None = None) -> None:
         self.app = app
+        self._backend = backend  # None: the app's, whatever it is when used
 
     @property
     def backend(self) -> ResultBackend:
-        backend = self.app.backend
+        backend = self._backend or self.app.backend
         if backend is None:
             raise ImproperlyConfigured(
                 "no result backend is configured: set result_backend (for example "
@@ -265,6 +266,11 @@ class AsyncResult:
         self.parent = parent
         self._name = task_name
         self._cache: dict[str, Any] | None = None
+
+    @property
+    def backend(self) -> Any:
+        """The app's result backend, with Celery's methods (``get_task_meta``, ...)."""
+        return self.app.backend
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self.id}>"

@@ -155,6 +155,11 @@ class Task:
         """Call the task's function directly, in this process."""
         return self.run(*args, **kwargs)
 
+    @property
+    def backend(self) -> Any:
+        """The app's result backend, with Celery's methods (``store_result``, ...)."""
+        return self.app.backend
+
     # -- the request --------------------------------------------------------------------
 
     @property

@@ -261,6 +261,39 @@ def test_worker_signals(app: Celery) -> None:
     assert seen[i : i + 4] == ["received", "prerun", "success", "postrun"]
 
 
+def test_a_sent_state_set_on_publish_as_celerys_recipe_does(app: Celery) -> None:
+    @app.task
+    def add(x, y):
+        return x + y
+
+    # Celery's documented recipe: mark a task SENT as soon as it is published
+    @signals.after_task_publish.connect
+    def update_sent_state(sender=None, headers=None, **kwargs: Any) -> None:
+        task = app.tasks.get(sender)
+        backend = task.backend if task else app.backend
+        backend.store_result(headers["id"], None, "SENT")
+
+    try:
+        result = add.delay(2, 3)
+        assert result.state == "SENT" and app.backend.get_state(result.id) == "SENT"
+        with worker(app):
+            assert result.get(timeout=15) == 5
+    finally:
+        signals.after_task_publish.disconnect(update_sent_state)
+    assert result.backend.get_task_meta(result.id)["status"] == states.SUCCESS
+    assert add.backend.get_result(result.id) == 5
+    backend = app.backend
+    backend.mark_as_started("other", progress=1)
+    assert backend.get_status("other") == states.STARTED
+    backend.mark_as_failure("other", AppError("no"), traceback="tb")
+    failed = app.AsyncResult("other")
+    assert failed.state == states.FAILURE and isinstance(failed.result, AppError)
+    assert backend.get_traceback("other") == "tb"
+    backend.mark_as_revoked("third")
+    assert app.AsyncResult("third").state == states.REVOKED
+    assert backend.get_state("never-sent") == states.PENDING
+
+
 def test_progress_link_and_errback(app: Celery) -> None:
     calls: list[Any] = []
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from .. import states
 from ..brokers.base import load_class
 
 
@@ -68,6 +69,89 @@ class ResultBackend(Protocol):
 
     def close(self) -> None:
         """Release connections (the backend reconnects if used again)."""
+
+
+class CeleryMethods:
+    """Celery's result-backend methods, which every backend has too: ``store_result``,
+    ``get_task_meta``, ``get_state`` (``get_status``), ``get_result``, ``get_traceback`` and
+    the ``mark_as_*`` family. They encode and decode with the settings of the app the
+    backend belongs to (``app``, set by the app that made it; else the current app)."""
+
+    app: Any = None
+
+    def _results(self) -> Any:
+        from ..result import ResultStore
+
+        app = self.app
+        if app is None:
+            from .._state import get_current_app
+
+            app = get_current_app()
+        return ResultStore(app, backend=self)  # type: ignore[arg-type]
+
+    def store_result(
+        self,
+        task_id: str,
+        result: Any,
+        state: str,
+        traceback: str | None = None,
+        request: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Record ``state`` and ``result`` (an exception for failures) for ``task_id``."""
+        name = getattr(request, "task", None)
+        self._results().store(task_id, state, result, traceback, name, request)
+        return result
+
+    def get_task_meta(self, task_id: str, cache: bool = True) -> dict[str, Any]:
+        """The stored meta of ``task_id`` (``status``, ``result``, ...); PENDING if none."""
+        meta: dict[str, Any] = self._results().meta(task_id)
+        return meta
+
+    def get_state(self, task_id: str) -> str:
+        return str(self.get_task_meta(task_id)["status"])
+
+    get_status = get_state
+
+    def get_result(self, task_id: str) -> Any:
+        return self.get_task_meta(task_id).get("result")
+
+    def get_traceback(self, task_id: str) -> str | None:
+        return self.get_task_meta(task_id).get("traceback")
+
+    def mark_as_started(self, task_id: str, **meta: Any) -> Any:
+        return self.store_result(task_id, meta, states.STARTED)
+
+    def mark_as_done(self, task_id: str, result: Any, request: Any = None, **kw: Any) -> Any:
+        return self.store_result(task_id, result, states.SUCCESS, request=request)
+
+    def mark_as_failure(
+        self,
+        task_id: str,
+        exc: BaseException,
+        traceback: str | None = None,
+        request: Any = None,
+        **kw: Any,
+    ) -> Any:
+        return self.store_result(task_id, exc, states.FAILURE, traceback, request)
+
+    def mark_as_retry(
+        self,
+        task_id: str,
+        exc: BaseException,
+        traceback: str | None = None,
+        request: Any = None,
+        **kw: Any,
+    ) -> Any:
+        return self.store_result(task_id, exc, states.RETRY, traceback, request)
+
+    def mark_as_revoked(
+        self, task_id: str, reason: str = "", request: Any = None, **kw: Any
+    ) -> Any:
+        from ..exceptions import TaskRevokedError
+
+        revoked = TaskRevokedError(reason or "revoked")
+        return self.store_result(task_id, revoked, states.REVOKED, request=request)
 
 
 #: URL scheme -> "module:Class".

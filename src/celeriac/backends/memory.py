@@ -14,6 +14,7 @@ from typing import Any
 from ..brokers.base import PerURL
 from ..exceptions import OperationalError
 from ..states import READY_STATES
+from .base import CeleryMethods
 
 
 def _expiry(expires_in: float | None) -> float | None:
@@ -45,7 +46,7 @@ _store_for = _stores.get
 reset_stores = _stores.reset
 
 
-class MemoryBackend:
+class MemoryBackend(CeleryMethods):
     """A thread-safe in-process result backend; backends with the same URL share data."""
 
     def __init__(self, url: str = "memory://", options: dict[str, Any] | None = None) -> None:

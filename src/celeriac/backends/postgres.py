@@ -14,6 +14,7 @@ from typing import Any
 
 from .._postgres import Connection, PostgresDatabase, channel_name, psycopg, sql
 from ..states import READY_STATES
+from .base import CeleryMethods
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS celeriac_results (
@@ -122,7 +123,7 @@ def _expiry(expires_in: float | None, now: float) -> float | None:
     return None if expires_in is None else now + expires_in
 
 
-class PostgresBackend:
+class PostgresBackend(CeleryMethods):
     """Results and keys stored in PostgreSQL tables, shared by every process and host."""
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:

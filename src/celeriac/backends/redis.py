@@ -17,6 +17,7 @@ from typing import Any
 from .._redis import RedisClient, ResponseError, Script
 from ..exceptions import OperationalError
 from ..states import READY_STATES
+from .base import CeleryMethods
 
 _CHUNK = 1000  # keys per MGET in load_many (all sent in one round trip)
 _MAX_WAIT = 30.0  # a waiting subscriber re-reads the result at least this often
@@ -53,7 +54,7 @@ def _ready(record: bytes | None) -> bytes | None:
     return payload if state.decode() in READY_STATES else None
 
 
-class RedisBackend:
+class RedisBackend(CeleryMethods):
     """Results and keys stored in Redis, shared by every process and host."""
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:

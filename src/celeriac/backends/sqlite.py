@@ -12,6 +12,7 @@ from typing import Any
 
 from .._sqlite import SQLiteDatabase, poll_intervals
 from ..states import READY_STATES
+from .base import CeleryMethods
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS celeriac_results (
@@ -65,7 +66,7 @@ def _expiry(expires_in: float | None, now: float) -> float | None:
     return None if expires_in is None else now + expires_in
 
 
-class SQLiteBackend:
+class SQLiteBackend(CeleryMethods):
     """Results and keys stored in a SQLite file shared by the processes of one machine."""
 
     def __init__(self, url: str = "sqlite://", options: dict[str, Any] | None = None) -> None:
