@@ -97,3 +97,115 @@ def test_publish_signals_carry_celerys_headers_and_body() -> None:
     assert [b["body"][0] for b in before[1:]] == [[i] for i in range(20)]
     assert [a["id"] for a in after] == [one.id, *ids]
     assert {a["group"] for a in after[1:]} == {members.id} and after[0]["group"] is None
+
+
+def test_logging_signals_as_in_celery(monkeypatch: Any) -> None:
+    import logging
+
+    from celeriac.utils import log
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(log, "_configured", False)
+    seen: list[tuple[str, Any]] = []
+
+    def after(logger: Any = None, loglevel: Any = None, **kw: Any) -> None:
+        seen.append(("after", logger.name, loglevel))
+
+    def after_task(logger: Any = None, format: str = "", **kw: Any) -> None:
+        seen.append(("after_task", "task_id" in format))
+
+    signals.after_setup_logger.connect(after)
+    signals.after_setup_task_logger.connect(after_task)
+    try:
+        log.setup_logging("INFO")
+    finally:
+        signals.after_setup_logger.disconnect(after)
+        signals.after_setup_task_logger.disconnect(after_task)
+    assert seen == [("after", "root", logging.INFO), ("after_task", True)]
+
+    # a setup_logging receiver takes the configuration over: nothing is configured here
+    monkeypatch.setattr(log, "_configured", False)
+    before = list(root.handlers)
+    calls: list[Any] = []
+
+    def mine(loglevel: Any = None, logfile: Any = None, **kw: Any) -> None:
+        calls.append((loglevel, logfile))
+
+    signals.setup_logging.connect(mine)
+    try:
+        log.setup_logging("DEBUG", "/tmp/never-written.log")
+    finally:
+        signals.setup_logging.disconnect(mine)
+    assert calls == [(logging.DEBUG, "/tmp/never-written.log")] and root.handlers == before
+
+
+def test_worker_and_beat_start_up_signals() -> None:
+    import threading
+
+    app = Celery("sig4", broker="memory://signals4", backend="memory://signals4")
+    app.conf.beat_schedule = {}
+    seen: list[str] = []
+    receivers = {
+        signals.celeryd_init: lambda sender=None, instance=None, conf=None, **kw: seen.append(
+            f"celeryd_init:{sender == instance.hostname}:{conf is app.conf}"
+        ),
+        signals.import_modules: lambda sender=None, **kw: seen.append("import_modules"),
+        signals.worker_init: lambda **kw: seen.append("worker_init"),
+        signals.celeryd_after_setup: lambda sender=None, **kw: seen.append("after_setup"),
+        signals.beat_embedded_init: lambda **kw: seen.append("beat_embedded_init"),
+        signals.beat_init: lambda **kw: seen.append("beat_init"),
+        signals.worker_ready: lambda **kw: seen.append("ready"),
+    }
+    for sig, fn in receivers.items():
+        sig.connect(fn)
+    worker = app.Worker(install_signal_handlers=False, pool="threads", concurrency=1, beat=True)
+    thread = threading.Thread(target=worker.start)
+    thread.start()
+    try:
+        from conftest import wait_until
+
+        wait_until(lambda: "ready" in seen and "beat_init" in seen)
+    finally:
+        worker.stop()
+        thread.join(30)
+        for sig, fn in receivers.items():
+            sig.disconnect(fn)
+    order = [s for s in seen if s != "beat_init"]
+    assert order[:4] == ["celeryd_init:True:True", "import_modules", "worker_init", "after_setup"]
+    assert "beat_embedded_init" in order and order.index("after_setup") < order.index("ready")
+
+
+def test_small_celery_names() -> None:
+    import uuid as std_uuid
+
+    from celeriac import uuid
+    from celeriac.result import allow_join_result
+
+    app = Celery("sig5", broker="memory://signals5", backend="memory://signals5")
+    assert std_uuid.UUID(uuid()).version == 4
+
+    @app.task
+    def add(x, y):
+        return x + y
+
+    @app.task
+    def outer():
+        inner = app.AsyncResult("done-id")
+        app.backend.mark_as_done("done-id", 7)
+        try:
+            inner.get(timeout=1)
+        except RuntimeError:
+            pass
+        else:
+            raise AssertionError("get() inside a task must be refused")
+        with allow_join_result():
+            return inner.get(timeout=1)
+
+    assert outer.apply().get() == 7
+    add.delay(1, 2), add.delay(3, 4)
+    assert app.control.purge() == 2 and app.control.purge() == 0
+    sig = app.signature("sig5.add", (1,), {"y": 2}, countdown=1)
+    assert sig.task == "sig5.add" and sig.options["countdown"] == 1 and sig.kwargs == {"y": 2}
+    group_result = app.GroupResult("g1", [app.AsyncResult("a"), app.AsyncResult("b")])
+    assert group_result.id == "g1" and [r.id for r in group_result.results] == ["a", "b"]

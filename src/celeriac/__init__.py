@@ -28,6 +28,7 @@ from .canvas import (
     xmap,
     xstarmap,
 )
+from .message import new_id as uuid
 from .result import AsyncResult, EagerResult, GroupResult, ResultSet
 from .routing import Broadcast, Exchange, Queue
 from .task import Task
@@ -67,6 +68,7 @@ __all__ = [
     "signature",
     "states",
     "subtask",
+    "uuid",
     "xmap",
     "xstarmap",
 ]

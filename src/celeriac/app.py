@@ -359,6 +359,18 @@ class Celeriac:
         """The result of the task with this id."""
         return AsyncResult(task_id, app=self, **kwargs)
 
+    def GroupResult(self, group_id: str, results: Sequence[Any] = (), **kwargs: Any) -> Any:
+        """The result of a group: ``app.GroupResult(id, [app.AsyncResult(i), ...])``."""
+        from .result import GroupResult
+
+        return GroupResult(group_id, list(results), app=self, **kwargs)
+
+    def signature(self, name: Any, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """A signature of the task ``name`` (it need not be registered here)."""
+        from .canvas import Signature
+
+        return Signature(name, args, kwargs, app=self, **options)
+
     @property
     def queues(self) -> dict[str, Queue]:
         """The queues declared in ``task_queues``, by name."""

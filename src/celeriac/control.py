@@ -62,6 +62,12 @@ class Control:
 
         publish(self.app, task_name, rate_limit)
 
+    def purge(self) -> int:
+        """Delete the waiting messages of the app's queues (``task_queues``, else the default
+        queue); how many. Messages under a worker's lease are left to it."""
+        names = list(self.app.queues) or [self.app.conf.task_default_queue]
+        return sum(self.app.broker.purge(name) for name in names)
+
     def is_revoked(self, task_id: str) -> bool:
         return self.app.results.backend.get_value(REVOKED_KEY.format(task_id)) is not None
 

@@ -12,6 +12,8 @@ exception when its type can be imported here, else raises :class:`TaskError` nam
 from __future__ import annotations
 
 import builtins
+import contextlib
+import contextvars
 import datetime as dt
 import importlib
 import logging
@@ -77,6 +79,24 @@ def exception_from_meta(meta: Any) -> BaseException:
             pass
     full = name if module == "builtins" else f"{module}.{name}"
     return TaskError(full, " ".join(str(a) for a in args))
+
+
+_join_allowed: contextvars.ContextVar[bool] = contextvars.ContextVar("join_allowed", default=False)
+
+
+@contextlib.contextmanager
+def allow_join_result() -> Iterator[None]:
+    """Allow ``result.get()`` inside a task for the duration of the block (as Celery's:
+    the caller accepts the risk of a worker waiting on itself)."""
+    token = _join_allowed.set(True)
+    try:
+        yield
+    finally:
+        _join_allowed.reset(token)
+
+
+def _joining_forbidden() -> bool:
+    return current_request.get() is not None and not _join_allowed.get()
 
 
 class ResultStore:
@@ -404,7 +424,7 @@ class AsyncResult:
         Raises the task's exception if it failed and ``propagate`` is true, and
         :class:`~celeriac.exceptions.TimeoutError` after ``timeout`` seconds. Waiting wakes on
         the backend's notifications (``interval`` is accepted for compatibility)."""
-        if disable_sync_subtasks and current_request.get() is not None:
+        if disable_sync_subtasks and _joining_forbidden():
             raise RuntimeError(
                 "Never call result.get() within a task: it can deadlock the worker. "
                 "Use a chain or chord, or pass disable_sync_subtasks=False."
@@ -625,7 +645,7 @@ class ResultSet:
         ``timeout`` bounds the whole wait. A failed member's exception is raised when
         ``propagate`` is true. Finished members are read in batches; the wait for an
         unfinished one wakes on the backend's notification."""
-        if disable_sync_subtasks and current_request.get() is not None:
+        if disable_sync_subtasks and _joining_forbidden():
             raise RuntimeError("Never call result.get() within a task: use a chord instead.")
         deadline = None if timeout is None else time.monotonic() + timeout
         self._prefetch()

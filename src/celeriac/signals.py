@@ -133,17 +133,23 @@ worker_shutting_down = Signal("worker_shutting_down")
 worker_shutdown = Signal("worker_shutdown")
 heartbeat_sent = Signal("heartbeat_sent")
 celeryd_init = Signal("celeryd_init")
+celeryd_after_setup = Signal("celeryd_after_setup")
 import_modules = Signal("import_modules")
 setup_logging = Signal("setup_logging")
 after_setup_logger = Signal("after_setup_logger")
+after_setup_task_logger = Signal("after_setup_task_logger")
 beat_init = Signal("beat_init")
+beat_embedded_init = Signal("beat_embedded_init")
 
 __all__ = [
     "Signal",
     "after_setup_logger",
+    "after_setup_task_logger",
     "after_task_publish",
+    "beat_embedded_init",
     "beat_init",
     "before_task_publish",
+    "celeryd_after_setup",
     "celeryd_init",
     "heartbeat_sent",
     "import_modules",

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .. import states
+from .. import signals, states
 from ..exceptions import ImproperlyConfigured, OperationalError
 from ..serialization import json_dumps, json_loads
 from .entry import Entry, configured_entries
@@ -133,6 +133,7 @@ class Beat:
     def run(self) -> None:
         """Tick until stopped."""
         logger.info("beat: starting (%s)", self.id)
+        signals.beat_init.send(sender=self)
         try:
             while not self._stop.is_set():
                 try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from .. import signals
 from .._state import current_request
 
 _configured = False
@@ -61,11 +62,19 @@ def setup_logging(
     "%(message)s",
     hijack_root: bool = True,
 ) -> None:
-    """Configure the root logger for a worker or beat process (once)."""
+    """Configure the root logger for a worker or beat process (once). As in Celery, a
+    receiver of the ``setup_logging`` signal takes this over (nothing is configured here),
+    and ``after_setup_logger`` / ``after_setup_task_logger`` follow a configuration."""
     global _configured
     level = logging.getLevelName(loglevel.upper()) if isinstance(loglevel, str) else loglevel
     if not isinstance(level, int):
         raise ValueError(f"unknown log level {loglevel!r}")
+    settings = {"loglevel": level, "logfile": logfile, "format": fmt, "colorize": False}
+    if signals.setup_logging.has_receivers():
+        if not _configured:
+            _configured = True
+            signals.setup_logging.send(sender=None, **settings)
+        return
     root = logging.getLogger()
     root.setLevel(level)
     if _configured or (root.handlers and not hijack_root):
@@ -80,3 +89,7 @@ def setup_logging(
             root.removeHandler(old)
     root.addHandler(handler)
     _configured = True
+    signals.after_setup_logger.send(sender=None, logger=root, **settings)
+    task_settings = {**settings, "format": task_fmt}
+    task_logger = logging.getLogger("celeriac.task")
+    signals.after_setup_task_logger.send(sender=None, logger=task_logger, **task_settings)

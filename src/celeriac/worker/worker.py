@@ -159,11 +159,14 @@ class Worker:
         """Run until stopped (or, in burst mode, until the queues are empty); returns the
         exit code."""
         app = self.app
+        signals.celeryd_init.send(sender=self.hostname, instance=self, conf=app.conf, options={})
+        signals.import_modules.send(sender=app)
         app.finalize()
         signals.worker_init.send(sender=self)
         self._wait_for_broker()
         self._join_broadcasts()
         subscriptions.announce(app)
+        signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=app.conf)
         self._refresh_revocations()
         # what start-up made lives as long as the worker: keep it out of the collector's
         # scans (and out of the pages it would write to in forked children)
@@ -218,6 +221,7 @@ class Worker:
         from ..beat import Beat
 
         self.beat = Beat(self.app)
+        signals.beat_embedded_init.send(sender=self.beat)
         thread = threading.Thread(target=self.beat.run, name="celeriac-beat", daemon=True)
         thread.start()
         return thread
