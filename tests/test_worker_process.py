@@ -91,6 +91,25 @@ def test_a_killed_child_loses_its_own_task_only(prefork_project: Project) -> Non
     assert sorted(r[0] for r in project.runs("run")) == [str(n) for n in range(5)]  # once each
 
 
+def test_inspect_sees_what_the_prefork_children_run_and_hold(prefork_project: Project) -> None:
+    project = prefork_project
+    project.set(CELERIAC_TEST_PREFETCH="2")
+    project.worker("-c", "1", "-n", "inspected@%h")
+    long = project.send("sleep_record", "long", 6.0)
+    wait_until(lambda: project.runs("start"))
+    waiting = project.send("record", "waiting")
+    inspect = project.app.control.inspect(timeout=5, limit=1)
+    host = next(iter(inspect.ping() or {}))
+    assert host.startswith("inspected@")
+    child = int(project.runs("start")[0][1])
+    active = inspect.active()[host]
+    assert [(t["id"], t["args"]) for t in active] == [(long.id, ["long", 6.0])]
+    wait_until(lambda: [t["id"] for t in inspect.reserved()[host]] == [waiting.id])
+    stats = inspect.stats()[host]
+    assert stats["pool"]["processes"] == [child] and stats["pid"] != child
+    assert waiting.get(timeout=20) == "waiting"
+
+
 def test_jobs_held_up_behind_a_long_task_go_to_another_worker(project: Project) -> None:
     project.set(CELERIAC_TEST_PREFETCH="4")
     project.send("sleep_record", "long", 8.0)

@@ -1,18 +1,28 @@
-"""Remote control of workers: ``app.control.revoke(...)``, ``app.control.rate_limit(...)``.
+"""Remote control of workers: ``app.control.revoke(...)``, ``rate_limit(...)``,
+``broadcast(...)``, ``ping()``, ``shutdown()`` and ``app.control.inspect()``.
 
 Revocations are kept in the result backend (with a TTL), so every worker, including ones
 started later, honours them: a revoked task that has not started is recorded as REVOKED and
 never runs. Workers keep the set of revoked ids in memory and re-read it when the revocation
 counter moves (they look every half second), so receiving a task costs no lookup.
+
+Other commands go through a mailbox in the result backend: a request is numbered by a
+counter (``control:seq``) and stored under its number for a minute; every worker looks at
+the counter every half second, runs the requests it has not seen that are meant for it (see
+:mod:`celeriac.worker.remote`), and adds its reply, ``{hostname: reply}``, to the request's
+reply set, which the sender reads until its timeout. A worker started later does not run
+requests sent before it started.
 """
 
 from __future__ import annotations
 
 import signal as signal_module
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import states
+from .serialization import json_dumps, json_loads
 
 if TYPE_CHECKING:
     from .app import Celeriac
@@ -22,6 +32,10 @@ REVOKED_SET = "celeriac:revoked-ids"  # every id revoked in the last REVOKE_TTL 
 REVOCATIONS_KEY = "celeriac:revocations"  # bumped by every revoke: workers re-read the set
 #: How long a revocation is remembered (seconds).
 REVOKE_TTL = 3 * 86400.0
+CONTROL_SEQ = "celeriac:control:seq"
+CONTROL_REQUEST = "celeriac:control:request:{}"
+CONTROL_REPLIES = "celeriac:control:replies:{}"
+CONTROL_TTL = 60.0  # how long a request and its replies are kept
 
 
 class Control:
@@ -68,6 +82,73 @@ class Control:
         names = list(self.app.queues) or [self.app.conf.task_default_queue]
         return sum(self.app.broker.purge(name) for name in names)
 
+    def broadcast(
+        self,
+        command: str,
+        arguments: dict[str, Any] | None = None,
+        destination: Iterable[str] | None = None,
+        reply: bool = False,
+        timeout: float = 1.0,
+        limit: int | None = None,
+        callback: Any = None,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]] | None:
+        """Send ``command`` to every worker (or those named in ``destination``); with
+        ``reply``, the replies that came within ``timeout`` seconds, ``[{hostname: reply}]``
+        (at most ``limit`` of them)."""
+        backend = self.app.results.backend
+        request = {
+            "command": command,
+            "arguments": dict(arguments or {}),
+            "destination": list(destination) if destination is not None else None,
+        }
+        number = backend.incr(CONTROL_SEQ)
+        backend.set_value(CONTROL_REQUEST.format(number), json_dumps(request), CONTROL_TTL)
+        if not reply:
+            return None
+        if limit is None and destination is not None:
+            limit = len(request["destination"])  # type: ignore[arg-type]
+        deadline = time.monotonic() + timeout
+        replies: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        while True:
+            for member in backend.set_members(CONTROL_REPLIES.format(number)):
+                if member not in seen:
+                    seen.add(member)
+                    answer = json_loads(member)
+                    replies.append(answer)
+                    if callback is not None:
+                        callback(answer)
+            left = deadline - time.monotonic()
+            if left <= 0 or (limit is not None and len(replies) >= limit):
+                return replies[:limit] if limit is not None else replies
+            time.sleep(min(0.02, left))
+
+    def inspect(
+        self, destination: Iterable[str] | None = None, timeout: float = 1.0, **kwargs: Any
+    ) -> Inspect:
+        """Questions to the running workers: ``ping()``, ``stats()``, ``active()``, ..."""
+        return Inspect(self, destination, timeout, kwargs.get("limit"))
+
+    def ping(
+        self,
+        destination: Iterable[str] | None = None,
+        timeout: float = 1.0,
+        limit: int | None = None,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]]:
+        """``[{hostname: {"ok": "pong"}}]`` from every worker that answered in time."""
+        replies = self.broadcast(
+            "ping", destination=destination, reply=True, timeout=timeout, limit=limit
+        )
+        return replies or []
+
+    def shutdown(
+        self, destination: Iterable[str] | None = None, reply: bool = False, **kwargs: Any
+    ) -> list[dict[str, Any]] | None:
+        """Ask workers for a warm shutdown (they finish what they run)."""
+        return self.broadcast("shutdown", destination=destination, reply=reply, **kwargs)
+
     def is_revoked(self, task_id: str) -> bool:
         return self.app.results.backend.get_value(REVOKED_KEY.format(task_id)) is not None
 
@@ -88,3 +169,68 @@ def _signal_name(sig: str | int) -> str:
     if name not in signal_module.Signals.__members__:
         raise ValueError(f"unknown signal {sig!r}")
     return name
+
+
+class Inspect:
+    """``app.control.inspect()``: each method asks the workers and returns
+    ``{hostname: reply}``, or None when no worker answered within the timeout."""
+
+    def __init__(
+        self,
+        control: Control,
+        destination: Iterable[str] | None = None,
+        timeout: float = 1.0,
+        limit: int | None = None,
+    ) -> None:
+        self.control = control
+        self.destination = list(destination) if destination is not None else None
+        self.timeout = timeout
+        self.limit = limit
+
+    def _ask(self, command: str, **arguments: Any) -> dict[str, Any] | None:
+        replies = self.control.broadcast(
+            command,
+            arguments,
+            destination=self.destination,
+            reply=True,
+            timeout=self.timeout,
+            limit=self.limit,
+        )
+        merged = {host: answer for reply in replies or () for host, answer in reply.items()}
+        return merged or None
+
+    def ping(self) -> dict[str, Any] | None:
+        return self._ask("ping")
+
+    def stats(self) -> dict[str, Any] | None:
+        """Each worker's pid, pool, broker, uptime, prefetch and tasks run by name."""
+        return self._ask("stats")
+
+    def active(self) -> dict[str, Any] | None:
+        """The tasks each worker is running."""
+        return self._ask("active")
+
+    def reserved(self) -> dict[str, Any] | None:
+        """The tasks each worker has received and not started."""
+        return self._ask("reserved")
+
+    def scheduled(self) -> dict[str, Any] | None:
+        """Tasks held by workers for an ETA: always empty lists (the broker holds them)."""
+        return self._ask("scheduled")
+
+    def registered(self) -> dict[str, Any] | None:
+        """The names of the tasks each worker knows."""
+        return self._ask("registered")
+
+    registered_tasks = registered
+
+    def active_queues(self) -> dict[str, Any] | None:
+        return self._ask("active_queues")
+
+    def revoked(self) -> dict[str, Any] | None:
+        return self._ask("revoked")
+
+    def query_task(self, *ids: Any) -> dict[str, Any] | None:
+        """Per worker, ``{task_id: [state, info]}`` for the ids it runs or holds."""
+        wanted = [i for group in ids for i in ([group] if isinstance(group, str) else group)]
+        return self._ask("query_task", ids=wanted)

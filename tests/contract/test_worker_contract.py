@@ -294,6 +294,53 @@ def test_a_sent_state_set_on_publish_as_celerys_recipe_does(app: Celery) -> None
     assert backend.get_state("never-sent") == states.PENDING
 
 
+def test_inspect_and_control_reach_the_running_workers(app: Celery) -> None:
+    gate = threading.Event()
+
+    @app.task
+    def slow(n):
+        gate.wait(60)
+        return n
+
+    @app.task
+    def add(x, y):
+        return x + y
+
+    inspect = app.control.inspect(timeout=5, limit=1)  # one worker: no need to wait longer
+    assert app.control.inspect(timeout=0.2).ping() is None  # no worker yet
+    first = slow.delay(1)
+    try:
+        with worker(app, concurrency=1, hostname="w1@%h", prefetch_multiplier=2) as w:
+            wait_until(lambda: bool((inspect.active() or {}).get(w.hostname)))
+            queued = slow.delay(2)
+            host = w.hostname
+            assert inspect.ping() == {host: {"ok": "pong"}}
+            assert app.control.ping(timeout=5, limit=1) == [{host: {"ok": "pong"}}]
+            active = inspect.active()[host]
+            assert [(t["id"], t["name"], t["args"]) for t in active] == [(first.id, slow.name, [1])]
+            assert active[0]["time_start"] is not None
+            wait_until(lambda: [t["id"] for t in inspect.reserved()[host]] == [queued.id])
+            stats = inspect.stats()[host]
+            assert stats["pool"]["max-concurrency"] == 1 and stats["prefetch_count"] == 2
+            assert {slow.name, add.name} <= set(inspect.registered()[host])
+            assert [q["name"] for q in inspect.active_queues()[host]] == ["celery"]
+            assert inspect.scheduled() == {host: []}
+            found = inspect.query_task(first.id, queued.id)[host]
+            assert found[first.id][0] == "active" and found[queued.id][0] == "reserved"
+            queued.revoke()
+            wait_until(lambda: queued.id in inspect.revoked()[host])
+            other = app.control.inspect(destination=["nobody@nowhere"], timeout=0.3)
+            assert other.ping() is None
+            gate.set()
+            assert first.get(timeout=15) == 1
+            assert app.control.shutdown(reply=True, timeout=5, limit=1) == [
+                {host: {"ok": "shutting down"}}
+            ]
+            wait_until(lambda: w._stop_requested)
+    finally:
+        gate.set()
+
+
 def test_progress_link_and_errback(app: Celery) -> None:
     calls: list[Any] = []
 

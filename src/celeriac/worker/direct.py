@@ -458,6 +458,10 @@ class DirectPool(Pool):
                 child.read()
             return [_delivery(f) for c in self._children for f in c.held.values()]
 
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [c.process.pid for c in self._children if c.process.pid]
+
     def running(self) -> list[Job]:
         with self._lock:
             for child in self._children:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -153,6 +154,10 @@ class Pool:
                     return False
                 self._lock.wait(min(left, 0.1))
         return True
+
+    def pids(self) -> list[int]:
+        """The processes that run its tasks."""
+        return [os.getpid()]
 
     def _working(self) -> bool:
         """Jobs are left (call with the lock held)."""

@@ -526,6 +526,10 @@ class PreforkPool(Pool):
                     child.killed_for = "time_limit"
                     os.kill(child.process.pid, 9)
 
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [c.process.pid for c in self._children if c.process.pid]
+
     def running(self) -> list[Job]:
         """The jobs children have taken (not those still queued for them)."""
         with self._lock:

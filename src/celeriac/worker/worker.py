@@ -31,6 +31,7 @@ from .executor import ACK, DEAD_LETTER, REQUEUE, Outcome
 from .pools import AsyncioPool, Job, Pool, SoloPool, ThreadPool
 from .prefork import PreforkPool
 from .ratelimit import RateLimits, SharedClocks
+from .remote import Remote
 
 if TYPE_CHECKING:
     from ..app import Celeriac
@@ -147,6 +148,7 @@ class Worker:
         self._revoked: frozenset[str] = frozenset()
         self._failures = 0  # fetches failed in a row
         self._broker: Broker | None = None  # a prefork child's: it reports to its parent
+        self.remote = Remote(self)
 
     @property
     def broker(self) -> Broker:
@@ -175,6 +177,7 @@ class Worker:
         self.pool.start()
         if self.install_signal_handlers:
             self._install_signals()
+        self._answer_control()  # from here on, control requests are this worker's too
         heartbeat = threading.Thread(target=self._heartbeat, name="celeriac-heartbeat", daemon=True)
         heartbeat.start()
         logger.info(
@@ -754,6 +757,7 @@ class Worker:
         while not self._done.wait(min(interval, REVOCATION_CHECK_INTERVAL)):
             self._refresh_revocations()
             self._withdraw_unwanted()
+            self._answer_control()
             if time.monotonic() < next_beat:
                 continue
             next_beat = time.monotonic() + interval
@@ -806,6 +810,15 @@ class Worker:
                 signum = self.app.control.termination_signal(job.message.id)
                 if signum is not None and self.pool.terminate_job(job.message.id, signum):
                     logger.warning("Terminating revoked task %s[%s]", job.task.name, job.message.id)
+        except OperationalError:
+            pass  # the heartbeat reports backend trouble
+
+    def _answer_control(self) -> None:
+        """Run the control requests (``inspect()``, ``ping()``, ...) sent to this worker."""
+        if not self.app.results.enabled:
+            return
+        try:
+            self.remote.answer(self.app.results.backend)
         except OperationalError:
             pass  # the heartbeat reports backend trouble
 

@@ -1,0 +1,162 @@
+"""A worker's answers to control requests (the mailbox is described in
+:mod:`celeriac.control`). The worker's heartbeat thread calls :meth:`Remote.answer` every
+half second; a request meant for this worker runs here and its reply goes back through the
+result backend."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..brokers.base import safe_url
+from ..control import CONTROL_REPLIES, CONTROL_REQUEST, CONTROL_SEQ, CONTROL_TTL
+from ..serialization import json_dumps, json_loads
+
+if TYPE_CHECKING:
+    from .pools import Job
+    from .worker import Worker
+
+logger = logging.getLogger("celeriac.worker")
+
+#: How long a numbered request that is not readable yet (its sender is writing it) is
+#: waited for before it is skipped.
+MISSING_GRACE = 2.0
+
+
+class Remote:
+    """Runs the control requests sent to one worker."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.started = time.time()
+        self.seen: int | None = None  # the number of the last request handled
+        self.missing_since: float | None = None
+        self.commands: dict[str, Callable[..., Any]] = {
+            "ping": lambda: {"ok": "pong"},
+            "stats": self.stats,
+            "active": lambda: [task_info(job) for job in self._running()],
+            "reserved": lambda: [task_info(job) for job in self._reserved()],
+            "scheduled": lambda: [],
+            "registered": self.registered,
+            "active_queues": self.active_queues,
+            "revoked": lambda: sorted(worker._revoked),
+            "query_task": self.query_task,
+            "shutdown": self.shutdown,
+        }
+
+    def answer(self, backend: Any) -> None:
+        """Run the requests sent since the last call that are meant for this worker."""
+        current = int(backend.get_value(CONTROL_SEQ) or 0)
+        if self.seen is None:  # requests sent before the worker started are not its own
+            self.seen = current
+        while self.seen < current:
+            number = self.seen + 1
+            raw = backend.get_value(CONTROL_REQUEST.format(number))
+            if raw is None:
+                now = time.monotonic()
+                self.missing_since = self.missing_since or now
+                if now - self.missing_since < MISSING_GRACE:
+                    return  # numbered but not written yet: look again next time
+            else:
+                self._run(backend, number, json_loads(raw))
+            self.seen, self.missing_since = number, None
+
+    def _run(self, backend: Any, number: int, request: dict[str, Any]) -> None:
+        destination = request.get("destination")
+        if destination is not None and self.worker.hostname not in destination:
+            return
+        command = str(request.get("command"))
+        handler = self.commands.get(command)
+        try:
+            if handler is None:
+                reply: Any = {"error": f"unknown command {command!r}"}
+            else:
+                reply = handler(**(request.get("arguments") or {}))
+        except Exception as exc:
+            logger.exception("control command %s failed", command)
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        member = json_dumps({self.worker.hostname: reply}).decode()
+        backend.add_to_set(CONTROL_REPLIES.format(number), member, CONTROL_TTL)
+
+    # -- what the commands read -----------------------------------------------------------
+
+    def _running(self) -> list[Job]:
+        pool = self.worker.pool
+        return pool.running() if pool is not None else []
+
+    def _reserved(self) -> list[Job]:
+        worker = self.worker
+        running = {job.message.id for job in self._running()}
+        if worker.pool is not None and worker.pool.consumes:
+            held = (worker.job_for(d) for d in worker.pool.held())
+            jobs = [job for job in held if job is not None]
+        else:
+            with worker._inflight_lock:
+                jobs = list(worker._inflight.values())
+        return [job for job in jobs if job.message.id not in running and not job.acked]
+
+    def stats(self) -> dict[str, Any]:
+        worker = self.worker
+        pool = worker.pool
+        return {
+            "pid": os.getpid(),
+            "hostname": worker.hostname,
+            "uptime": round(time.time() - self.started, 3),
+            "pool": {
+                "implementation": worker.pool_name,
+                "max-concurrency": worker.concurrency,
+                "processes": pool.pids() if pool is not None else [],
+            },
+            "prefetch_count": worker.max_inflight,
+            "broker": {"url": safe_url(worker.app.conf.broker_url or "")},
+        }
+
+    def registered(self) -> list[str]:
+        return sorted(n for n in self.worker.app.tasks if not n.startswith("celeriac."))
+
+    def active_queues(self) -> list[dict[str, Any]]:
+        return [
+            {"name": q, "exchange": {"name": ""}, "routing_key": q, "durable": True}
+            for q in self.worker.queues
+        ]
+
+    def query_task(self, ids: list[str]) -> dict[str, Any]:
+        wanted = set(ids)
+        found: dict[str, Any] = {}
+        for state, jobs in (("reserved", self._reserved()), ("active", self._running())):
+            for job in jobs:
+                if job.message.id in wanted:
+                    found[job.message.id] = [state, task_info(job)]
+        return found
+
+    def shutdown(self) -> dict[str, str]:
+        logger.warning("worker: shutdown requested by a control command")
+        self.worker.stop()
+        return {"ok": "shutting down"}
+
+
+def task_info(job: Job) -> dict[str, Any]:
+    """What ``inspect().active()`` and ``reserved()`` tell of a job, as Celery does."""
+    message = job.message
+    started = None
+    if job.started_at is not None:  # monotonic: turned into wall-clock time
+        started = time.time() - (time.monotonic() - job.started_at)
+    return {
+        "id": message.id,
+        "name": message.task,
+        "args": list(message.args),
+        "kwargs": dict(message.kwargs),
+        "type": message.task,
+        "hostname": job.extra.get("hostname"),
+        "time_start": started,
+        "acknowledged": job.acked,
+        "delivery_info": job.delivery_info,
+        "worker_pid": job.extra.get("pid"),
+        "priority": message.priority,
+        "retries": message.retries,
+        "root_id": message.root_id,
+        "parent_id": message.parent_id,
+    }
