@@ -4,6 +4,7 @@ Crashes and many workers are tested on every broker in test_distributed.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -95,7 +96,7 @@ def test_inspect_sees_what_the_prefork_children_run_and_hold(prefork_project: Pr
     project = prefork_project
     project.set(CELERIAC_TEST_PREFETCH="2")
     project.worker("-c", "1", "-n", "inspected@%h")
-    long = project.send("sleep_record", "long", 6.0)
+    long = project.send("sleep_record", "long", 60.0)
     wait_until(lambda: project.runs("start"))
     waiting = project.send("record", "waiting")
     inspect = project.app.control.inspect(timeout=5, limit=1)
@@ -103,11 +104,30 @@ def test_inspect_sees_what_the_prefork_children_run_and_hold(prefork_project: Pr
     assert host.startswith("inspected@")
     child = int(project.runs("start")[0][1])
     active = inspect.active()[host]
-    assert [(t["id"], t["args"]) for t in active] == [(long.id, ["long", 6.0])]
-    wait_until(lambda: [t["id"] for t in inspect.reserved()[host]] == [waiting.id])
+    assert [(t["id"], t["args"]) for t in active] == [(long.id, ["long", 60.0])]
+    if "CELERIAC_TEST_PREFORK" in project.env:  # a consuming child gives a held-up job back
+        wait_until(lambda: [t["id"] for t in inspect.reserved()[host]] == [waiting.id])
     stats = inspect.stats()[host]
     assert stats["pool"]["processes"] == [child] and stats["pid"] != child
+
+    if "CELERIAC_TEST_PREFORK" not in project.env:  # the command line, once
+        _check_the_inspect_commands(project, host, long.id)
+    long.revoke(terminate=True)
     assert waiting.get(timeout=20) == "waiting"
+
+
+def _check_the_inspect_commands(project: Project, host: str, running: str) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "celeriac", "-A", "proj", *args, "-t", "3"]
+        return subprocess.run(command, env=project.env, capture_output=True, text=True)
+
+    active_out = cli("inspect", "active", "--json")
+    assert [t["id"] for t in json.loads(active_out.stdout)[host]] == [running]
+    status = cli("status")
+    assert status.returncode == 0 and f"-> {host}: OK" in status.stdout
+    assert "1 node online." in status.stdout
+    nobody = cli("inspect", "ping", "-d", "nobody@nowhere")
+    assert nobody.returncode == 1 and "No nodes replied" in nobody.stderr
 
 
 def test_jobs_held_up_behind_a_long_task_go_to_another_worker(project: Project) -> None:
