@@ -250,3 +250,9 @@ def test_large_uniform_groups_are_spliced_into_the_same_messages() -> None:
         expected.update(group_index=i, kwargs={"z": i, "y": 1})
         assert {k: v for k, v in body.items() if k not in ("id", "root_id", "args")} == expected
         assert Message.decode(out[i].encode(), frozenset({"application/json"})).priority == 5
+
+
+def test_inspect_without_a_result_backend_says_what_is_missing() -> None:
+    app = Celery("nobackend", broker="amqp://guest:guest@127.0.0.1:5672//")
+    with pytest.raises(ImproperlyConfigured, match="result_backend"):
+        app.control.inspect(timeout=0.1).ping()
