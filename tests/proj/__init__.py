@@ -32,6 +32,13 @@ if os.environ.get("CELERIAC_TEST_PREFORK") == "datagrams":  # the prefork queue 
     from celeriac.worker import prefork
 
     prefork.SOCKET_TYPES = (socket.SOCK_DGRAM,)
+if os.environ.get("CELERIAC_TEST_SENTRY_DSN"):  # failures go to a stand-in Sentry
+    import sentry_sdk
+
+    from celeriac.contrib.sentry import CeleriacIntegration
+
+    dsn = os.environ["CELERIAC_TEST_SENTRY_DSN"]
+    sentry_sdk.init(dsn=dsn, integrations=[CeleriacIntegration()])
 if os.environ.get("CELERIAC_TEST_BEAT"):  # a fast periodic task for the beat tests
     app.conf.beat_schedule = {
         "tick": {

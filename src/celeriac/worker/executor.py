@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from ..app import Celeriac
 
 logger = logging.getLogger("celeriac.worker")
+#: The line each task's outcome is logged with (Celery's ``celery.app.trace``).
+trace = logging.getLogger("celeriac.app.trace")
 
 ACK, REQUEUE, DEAD_LETTER = "ack", "requeue", "dead_letter"
 
@@ -194,8 +196,8 @@ class TaskRun:
         workflow.send_continuation(self.app, req, retval)
         if req.chord and not req.is_eager:
             workflow.on_chord_part_return(self.app, req)
-        if logger.isEnabledFor(logging.INFO):  # the repr can cost more than the task
-            logger.info(
+        if trace.isEnabledFor(logging.INFO):  # the repr can cost more than the task
+            trace.info(
                 "Task %s[%s] succeeded in %.4fs: %s",
                 task.name,
                 req.id,
@@ -236,7 +238,7 @@ class TaskRun:
         signals.task_revoked.send(
             sender=task, request=req, terminated=True, signum=signum, expired=False
         )
-        logger.warning("Task %s[%s] terminated: %s", task.name, req.id, exc)
+        trace.warning("Task %s[%s] terminated: %s", task.name, req.id, exc)
         return Outcome(ACK, states.REVOKED)
 
     def _retried(self, retry: Retry) -> Outcome:
@@ -249,7 +251,7 @@ class TaskRun:
             )
         task.on_retry(reason, str(req.id), req.args, req.kwargs, einfo)
         signals.task_retry.send(sender=task, request=req, reason=reason, einfo=einfo)
-        logger.info("Task %s[%s] retry: Retry %s: %r", task.name, req.id, retry.humanize(), reason)
+        trace.info("Task %s[%s] retry: Retry %s: %r", task.name, req.id, retry.humanize(), reason)
         return Outcome(ACK, states.RETRY)
 
     def _failure(self, exc: BaseException) -> Outcome:
@@ -280,7 +282,7 @@ class TaskRun:
             workflow.fail_downstream(self.app, req, exc, einfo.traceback)
             if req.chord:
                 workflow.on_chord_part_return(self.app, req)
-        logger.error(
+        trace.error(
             "Task %s[%s] raised unexpected: %r\n%s", task.name, req.id, exc, einfo.traceback
         )
         exhausted = req.retries_exhausted or isinstance(exc, MaxRetriesExceededError)
