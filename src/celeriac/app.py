@@ -89,6 +89,9 @@ class Celeriac:
             self.conf.include = tuple(include)
         if config_source is not None:
             self.config_from_object(config_source, namespace=namespace)
+        from .contrib.django import fixup
+
+        fixup(self)
         self.task_cls: type[Task] = _resolve_task_cls(task_cls)
         self._tasks = TaskRegistry()
         register_builtins(self)
@@ -666,11 +669,9 @@ def _resolve_task_cls(task_cls: type[Task] | str | None) -> type[Task]:
 
 
 def _django_apps() -> list[str]:
-    try:
-        from django.apps import apps
-    except ImportError:
-        return []
-    return [config.name for config in apps.get_app_configs()]
+    from .contrib.django import installed_apps
+
+    return installed_apps()
 
 
 def shared_task(*args: Any, **options: Any) -> Any:
