@@ -97,17 +97,14 @@ class Control:
         ``reply``, the replies that came within ``timeout`` seconds, ``[{hostname: reply}]``
         (at most ``limit`` of them)."""
         backend = self.app.results.backend
-        request = {
-            "command": command,
-            "arguments": dict(arguments or {}),
-            "destination": list(destination) if destination is not None else None,
-        }
+        targets = list(destination) if destination is not None else None
+        request = {"command": command, "arguments": dict(arguments or {}), "destination": targets}
         number = backend.incr(CONTROL_SEQ)
         backend.set_value(CONTROL_REQUEST.format(number), json_dumps(request), CONTROL_TTL)
         if not reply:
             return None
-        if limit is None and destination is not None:
-            limit = len(request["destination"])  # type: ignore[arg-type]
+        if limit is None and targets is not None:
+            limit = len(targets)  # every worker named has answered
         deadline = time.monotonic() + timeout
         replies: list[dict[str, Any]] = []
         seen: set[str] = set()
@@ -203,7 +200,7 @@ class Inspect:
         return self._ask("ping")
 
     def stats(self) -> dict[str, Any] | None:
-        """Each worker's pid, pool, broker, uptime, prefetch and tasks run by name."""
+        """Each worker's pid, pool (with its processes), broker, uptime and prefetch."""
         return self._ask("stats")
 
     def active(self) -> dict[str, Any] | None:

@@ -140,14 +140,13 @@ def celery_shape(msg: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """A message (as :meth:`Message.to_dict` gives it) as Celery's protocol 2 shows it to
     the publish signals: the body ``(args, kwargs, embed)`` and the headers (``id``,
     ``task``, ``root_id``, ``eta`` as ISO 8601, ..., then the message's own headers)."""
-    iso = _iso
     headers = {
         "lang": "py",
         "task": msg["task"],
         "id": msg["id"],
         "shadow": None,
-        "eta": iso(msg.get("eta")),
-        "expires": iso(msg.get("expires")),
+        "eta": _iso(msg.get("eta")),
+        "expires": _iso(msg.get("expires")),
         "group": msg.get("group_id"),
         "group_index": msg.get("group_index"),
         "retries": msg.get("retries", 0),

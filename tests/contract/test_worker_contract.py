@@ -282,6 +282,9 @@ def test_a_sent_state_set_on_publish_as_celerys_recipe_does(app: Celery) -> None
         signals.after_task_publish.disconnect(update_sent_state)
     assert result.backend.get_task_meta(result.id)["status"] == states.SUCCESS
     assert add.backend.get_result(result.id) == 5
+    add.backend.mark_as_done("done", 7, request=add.request)  # a request names its task
+    assert app.AsyncResult("done").get(timeout=5) == 7
+    assert add.backend.get_task_meta("done")["name"] == add.name
     backend = app.backend
     backend.mark_as_started("other", progress=1)
     assert backend.get_status("other") == states.STARTED

@@ -99,7 +99,8 @@ class CeleryMethods:
         **kwargs: Any,
     ) -> Any:
         """Record ``state`` and ``result`` (an exception for failures) for ``task_id``."""
-        name = getattr(request, "task", None)
+        task = getattr(request, "task", None)  # a task here, a name in Celery's requests
+        name = task if isinstance(task, str) or task is None else task.name
         self._results().store(task_id, state, result, traceback, name, request)
         return result
 

@@ -87,16 +87,18 @@ class Remote:
         pool = self.worker.pool
         return pool.running() if pool is not None else []
 
-    def _reserved(self) -> list[Job]:
+    def _reserved(self, running: list[Job] | None = None) -> list[Job]:
         worker = self.worker
-        running = {job.message.id for job in self._running()}
+        if running is None:
+            running = self._running()
+        started = {job.message.id for job in running}
         if worker.pool is not None and worker.pool.consumes:
             held = (worker.job_for(d) for d in worker.pool.held())
             jobs = [job for job in held if job is not None]
         else:
             with worker._inflight_lock:
                 jobs = list(worker._inflight.values())
-        return [job for job in jobs if job.message.id not in running and not job.acked]
+        return [job for job in jobs if job.message.id not in started and not job.acked]
 
     def stats(self) -> dict[str, Any]:
         worker = self.worker
@@ -126,7 +128,8 @@ class Remote:
     def query_task(self, ids: list[str]) -> dict[str, Any]:
         wanted = set(ids)
         found: dict[str, Any] = {}
-        for state, jobs in (("reserved", self._reserved()), ("active", self._running())):
+        running = self._running()
+        for state, jobs in (("reserved", self._reserved(running)), ("active", running)):
             for job in jobs:
                 if job.message.id in wanted:
                     found[job.message.id] = [state, task_info(job)]
