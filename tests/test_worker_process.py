@@ -78,18 +78,47 @@ def test_a_job_larger_than_the_pools_queue_takes(prefork_project: Project) -> No
     assert project.send("add", big, "y").get(timeout=30) == big + "y"
 
 
-def test_a_killed_child_loses_its_own_task_only(prefork_project: Project) -> None:
+def test_a_killed_childs_task_goes_back_to_its_queue_and_runs_again(
+    prefork_project: Project,
+) -> None:
     project = prefork_project
     project.worker("-c", "1")
-    doomed = project.send("sleep_record", "doomed", 30.0)
+    victim = project.send("sleep_record", "victim", 2.0)
     wait_until(lambda: project.runs("start"))
     queued = [project.send("record", str(n)) for n in range(5)]
     time.sleep(0.3)  # queued for the pool behind the running task
-    os.kill(int(project.runs("start")[0][1]), signal.SIGKILL)
-    with pytest.raises(WorkerLostError):
-        doomed.get(timeout=20)
+    os.kill(int(project.runs("start")[0][1]), signal.SIGKILL)  # as the OOM killer would
+    assert victim.get(timeout=30) == "victim"
+    assert [r[0] for r in project.runs("start")] == ["victim", "victim"]
+    assert [r[0] for r in project.runs("end")] == ["victim"]
     assert [r.get(timeout=20) for r in queued] == [str(n) for n in range(5)]
     assert sorted(r[0] for r in project.runs("run")) == [str(n) for n in range(5)]  # once each
+
+
+def test_a_task_that_keeps_killing_its_process_is_dead_lettered(
+    prefork_project: Project,
+) -> None:
+    project = prefork_project
+    project.set(CELERIAC_TEST_CONF='{"worker_max_deliveries": 3}')
+    project.worker("-c", "1")
+    doomed = project.send("crash", "doomed")
+    with pytest.raises(WorkerLostError, match="delivered 4 times"):
+        doomed.get(timeout=30)
+    assert len(project.runs("start")) == 3
+    [letter] = wait_until(lambda: project.app.broker.dead_letters("celery"))
+    assert "worker_max_deliveries=3" in letter.reason
+    assert project.send("add", 1, 2).get(timeout=20) == 3  # and the worker goes on
+
+
+def test_celerys_task_reject_on_worker_lost_off_fails_a_killed_childs_task(
+    project: Project,
+) -> None:
+    project.set(CELERIAC_TEST_CONF='{"task_reject_on_worker_lost": false}')
+    project.worker("-c", "1")
+    doomed = project.send("crash", "doomed")
+    with pytest.raises(WorkerLostError, match="killed by SIGKILL"):
+        doomed.get(timeout=20)
+    assert len(project.runs("start")) == 1
 
 
 def test_inspect_sees_what_the_prefork_children_run_and_hold(prefork_project: Project) -> None:
@@ -149,13 +178,12 @@ def test_a_killed_child_does_not_run_again_what_it_finished(project: Project) ->
     project.set(CELERIAC_TEST_PREFETCH="8")
     for n in range(2):
         project.send("record", f"quick{n}", ignore_result=True)  # no result tells it ran
-    doomed = project.send("sleep_record", "doomed", 30.0)
+    victim = project.send("sleep_record", "victim", 2.0)
     rest = [project.send("record", f"rest{n}") for n in range(5)]
     project.worker("-c", "1")
     wait_until(lambda: project.runs("start"))
     os.kill(int(project.runs("start")[0][1]), signal.SIGKILL)
-    with pytest.raises(WorkerLostError):
-        doomed.get(timeout=20)
+    assert victim.get(timeout=30) == "victim"
     assert [r.get(timeout=20) for r in rest] == [f"rest{n}" for n in range(5)]
     ran = sorted(r[0] for r in project.runs("run"))
     assert ran == ["quick0", "quick1", *(f"rest{n}" for n in range(5))]  # once each

@@ -18,6 +18,7 @@ import itertools
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .exceptions import InvalidTaskError
 from .message import Encoded, Message, new_id, new_ids, splicer
 from .utils import gc_paused
 
@@ -742,6 +743,49 @@ def signature(varies: Any, *args: Any, **kwargs: Any) -> Signature:
 
 
 subtask = signature
+
+
+def check_signature(sig: Any, where: str = "signature") -> None:
+    """Raise InvalidTaskError unless ``sig`` is a well-formed signature dict, nested parts
+    included (for signatures that arrive from outside, inside messages)."""
+    if not isinstance(sig, dict):
+        raise InvalidTaskError(f"message {where} is a {type(sig).__name__}, not a signature")
+    if not isinstance(sig.get("task"), str) or not sig["task"]:
+        raise InvalidTaskError(f"message {where} names no task")
+    args, kwargs, options = sig.get("args"), sig.get("kwargs"), sig.get("options")
+    if args is not None and not isinstance(args, list | tuple):
+        raise InvalidTaskError(f"message {where} args is not a list")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise InvalidTaskError(f"message {where} kwargs is not an object")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidTaskError(f"message {where} options is not an object")
+    options, kwargs = options or {}, kwargs or {}
+    if not isinstance(options.get("task_id", ""), str):
+        raise InvalidTaskError(f"message {where} task_id is not a string")
+    for key in ("link", "link_error"):
+        links = options.get(key)
+        for j, link in enumerate(links if isinstance(links, list) else [links] if links else []):
+            check_signature(link, f"{where} {key}[{j}]")
+    kind_name = sig.get("subtask_type")
+    if kind_name is None:
+        return
+    kind = Signature.TYPES.get(kind_name) if isinstance(kind_name, str) else None
+    if kind is None or kind is _Composite:
+        raise InvalidTaskError(f"message {where} is of no known kind ({kind_name!r})")
+    if issubclass(kind, _Composite):
+        members = kwargs.get("tasks")
+        if not isinstance(members, list):
+            raise InvalidTaskError(f"message {where} has no list of tasks")
+        for j, member in enumerate(members):
+            check_signature(member, f"{where} task {j}")
+    if issubclass(kind, chord) and kwargs.get("body") is not None:
+        check_signature(kwargs["body"], f"{where} body")
+    if issubclass(kind, xmap | chunks):
+        check_signature(kwargs.get("task"), f"{where} task")
+        if not isinstance(kwargs.get("it"), list):
+            raise InvalidTaskError(f"message {where} has no list of items")
+    if issubclass(kind, chunks) and (type(kwargs.get("n")) is not int or kwargs["n"] < 1):
+        raise InvalidTaskError(f"message {where} has no chunk size")
 
 
 def maybe_signature(d: Any, app: Celeriac | None = None) -> Signature | None:

@@ -43,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "result_serializer": "json",
     "result_accept_content": None,
     "result_extended": False,
+    # modules, besides builtins and the registered tasks', whose exceptions get() rebuilds
+    "result_exception_modules": (),
     "result_persistent": True,
     # tasks
     "task_default_queue": "celery",
@@ -55,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "task_store_eager_result": False,
     "task_acks_late": True,
     "task_acks_on_failure_or_timeout": True,
-    "task_reject_on_worker_lost": False,
+    "task_reject_on_worker_lost": True,  # a task whose process died goes back to its queue
     "task_serializer": "json",
     "accept_content": ["json"],
     "task_ignore_result": False,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import signal as signal_module
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import states
@@ -36,6 +37,43 @@ CONTROL_SEQ = "celeriac:control:seq"
 CONTROL_REQUEST = "celeriac:control:request:{}"
 CONTROL_REPLIES = "celeriac:control:replies:{}"
 CONTROL_TTL = 60.0  # how long a request and its replies are kept
+
+
+@dataclass(frozen=True)
+class Request:
+    """A control request as it is stored in the mailbox (JSON)."""
+
+    command: str
+    arguments: dict[str, Any]
+    destination: list[str] | None  # the hostnames it is meant for; None: every worker
+
+    def encode(self) -> bytes:
+        body = {"command": self.command, "arguments": self.arguments}
+        return json_dumps({**body, "destination": self.destination})
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Request:
+        """The request stored as ``raw``; ValueError saying what is wrong with it. Anyone who
+        can write to the result backend can write a request, so it is checked as input."""
+        try:
+            obj = json_loads(raw)
+        except Exception as exc:
+            raise ValueError(f"not JSON ({exc})") from None
+        if not isinstance(obj, dict):
+            raise ValueError(f"a JSON {type(obj).__name__}, not an object")
+        command, arguments = obj.get("command"), obj.get("arguments")
+        destination = obj.get("destination")
+        if not isinstance(command, str) or not command:
+            raise ValueError("no command name")
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise ValueError("arguments is not an object")
+        if destination is not None and (
+            not isinstance(destination, list) or not all(isinstance(h, str) for h in destination)
+        ):
+            raise ValueError("destination is not a list of hostnames")
+        return cls(command, arguments, destination)
 
 
 class Control:
@@ -98,9 +136,9 @@ class Control:
         (at most ``limit`` of them)."""
         backend = self.app.results.backend
         targets = list(destination) if destination is not None else None
-        request = {"command": command, "arguments": dict(arguments or {}), "destination": targets}
+        request = Request(command, dict(arguments or {}), targets)
         number = backend.incr(CONTROL_SEQ)
-        backend.set_value(CONTROL_REQUEST.format(number), json_dumps(request), CONTROL_TTL)
+        backend.set_value(CONTROL_REQUEST.format(number), request.encode(), CONTROL_TTL)
         if not reply:
             return None
         if limit is None and targets is not None:
@@ -112,7 +150,12 @@ class Control:
             for member in backend.set_members(CONTROL_REPLIES.format(number)):
                 if member not in seen:
                     seen.add(member)
-                    answer = json_loads(member)
+                    try:
+                        answer = json_loads(member)
+                    except ValueError:
+                        continue  # not a worker's reply
+                    if not isinstance(answer, dict):
+                        continue
                     replies.append(answer)
                     if callback is not None:
                         callback(answer)
@@ -154,7 +197,9 @@ class Control:
         value = self.app.results.backend.get_value(REVOKED_KEY.format(task_id))
         if not value:
             return None
-        return int(getattr(signal_module.Signals, value.decode(), signal_module.SIGTERM))
+        name = value.decode("ascii", "replace")
+        members = signal_module.Signals.__members__
+        return int(members.get(name, signal_module.SIGTERM))
 
 
 def _signal_name(sig: str | int) -> str:

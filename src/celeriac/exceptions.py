@@ -10,6 +10,8 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+from .utils import safe_repr
+
 
 class CeleriacError(Exception):
     """Base class of celeriac's own errors."""
@@ -66,7 +68,7 @@ class Retry(TaskPredicate):
         self.message = message
         self.exc = exc
         self.when = when
-        super().__init__(message or (repr(exc) if exc is not None else "retry"))
+        super().__init__(message or (safe_repr(exc) if exc is not None else "retry"))
 
     def humanize(self) -> str:
         return f"in {self.when:.3g}s" if self.when is not None else "now"

@@ -127,13 +127,46 @@ class Message:
         values[_HEADERS] = values[_HEADERS] or {}
         values[-1] = content_type
         msg = cls(*values)
-        if not isinstance(msg.priority, int) or isinstance(msg.priority, bool):
-            raise InvalidTaskError("message priority is not an integer")
-        for name_ in ("eta", "expires", "soft_time_limit", "time_limit"):
-            value = getattr(msg, name_)
-            if value is not None and not isinstance(value, int | float):
-                raise InvalidTaskError(f"message {name_} is not a number")
+        _check_fields(msg)
         return msg
+
+
+def _check_fields(msg: Message) -> None:
+    """Raise InvalidTaskError naming the first field of ``msg`` whose type is wrong (the
+    workflow fields' contents are checked by the worker, which knows signatures)."""
+    if type(msg.priority) is not int:
+        raise InvalidTaskError("message priority is not an integer")
+    if type(msg.retries) is not int or msg.retries < 0:
+        raise InvalidTaskError("message retries is not a count")
+    if msg.group_index is not None and type(msg.group_index) is not int:
+        raise InvalidTaskError("message group_index is not an integer")
+    if type(msg.ignore_result) is not bool:
+        raise InvalidTaskError("message ignore_result is not true or false")
+    if not isinstance(msg.headers, dict):
+        raise InvalidTaskError("message headers is not an object")
+    if not isinstance(msg.queue, str):
+        raise InvalidTaskError("message queue is not a string")
+    for name in _NUMBERS:
+        value = getattr(msg, name)
+        if value is not None and not isinstance(value, int | float):
+            raise InvalidTaskError(f"message {name} is not a number")
+    for name in _STRINGS:
+        value = getattr(msg, name)
+        if value is not None and not isinstance(value, str):
+            raise InvalidTaskError(f"message {name} is not a string")
+    for name in _LISTS:
+        value = getattr(msg, name)
+        if value is not None and not isinstance(value, list):
+            raise InvalidTaskError(f"message {name} is not a list")
+    if msg.chord is not None and not isinstance(msg.chord, dict):
+        raise InvalidTaskError("message chord is not an object")
+    if msg.kwargs and not all(type(key) is str for key in msg.kwargs):
+        raise InvalidTaskError("message kwargs has a key that is not a string")
+
+
+_NUMBERS = ("eta", "expires", "soft_time_limit", "time_limit", "sent_at")
+_STRINGS = ("root_id", "parent_id", "group_id", "origin")
+_LISTS = ("callbacks", "errbacks", "chain")
 
 
 def celery_shape(msg: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:

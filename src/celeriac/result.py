@@ -6,7 +6,8 @@ Result meta is a dict encoded with ``result_serializer`` and stored by the resul
      "args", "kwargs", "retries", "worker", "queue", "parent_id", "root_id"}
 
 A failure's ``result`` is ``{"exc_type", "exc_module", "exc_message"}``; ``get()`` rebuilds the
-exception when its type can be imported here, else raises :class:`TaskError` naming it.
+exception when its type is one this process may rebuild (builtins, celeriac's, the modules of
+its registered tasks, ``result_exception_modules``), else raises :class:`TaskError` naming it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import builtins
 import contextlib
 import contextvars
 import datetime as dt
-import importlib
 import logging
 import sys
 import time
@@ -33,6 +33,7 @@ from .exceptions import (
     TimeoutError,
 )
 from .serialization import content_types, get_serializer, json_dumps, json_loads, loads_checked
+from .utils import safe_repr, safe_str
 
 if TYPE_CHECKING:
     from .app import Celeriac
@@ -48,37 +49,46 @@ def exception_to_meta(exc: BaseException) -> dict[str, Any]:
     cls = type(exc)
     args: list[Any] = []
     for a in exc.args:
-        args.append(a if isinstance(a, str | int | float | bool | type(None)) else repr(a))
+        args.append(a if isinstance(a, str | int | float | bool | type(None)) else safe_repr(a))
     return {"exc_type": cls.__qualname__, "exc_module": cls.__module__, "exc_message": args}
 
 
-def exception_from_meta(meta: Any) -> BaseException:
-    """Rebuild an exception from its meta; :class:`TaskError` when its type is not importable."""
+def exception_from_meta(meta: Any, app: Celeriac | None = None) -> BaseException:
+    """Rebuild an exception from its meta, or give a :class:`TaskError` naming it.
+
+    A stored result may have been written by anyone who can write to the result backend, so
+    nothing is imported for it: the type is looked up only in builtins, celeriac's
+    exceptions, the modules of ``app``'s registered tasks and ``result_exception_modules``,
+    and must be an exception class."""
     if isinstance(meta, BaseException):
         return meta
     if not isinstance(meta, Mapping) or "exc_type" not in meta:
-        return TaskError("UnknownError", repr(meta))
+        return TaskError("UnknownError", safe_repr(meta))
     name, module = str(meta["exc_type"]), str(meta.get("exc_module") or "builtins")
     args = meta.get("exc_message") or []
     if not isinstance(args, list | tuple):
         args = [args]
     cls: Any = None
-    try:
-        mod = builtins if module == "builtins" else sys.modules.get(module)
-        if mod is None:
-            mod = importlib.import_module(module)
-        cls = mod
+    if module in _exception_modules(app):
+        cls = builtins if module == "builtins" else sys.modules.get(module)
         for part in name.split("."):
-            cls = getattr(cls, part)
-    except Exception:
-        cls = None
+            cls = getattr(cls, part, None)
     if isinstance(cls, type) and issubclass(cls, BaseException):
         try:
             return cls(*args)
         except Exception:
             pass
     full = name if module == "builtins" else f"{module}.{name}"
-    return TaskError(full, " ".join(str(a) for a in args))
+    return TaskError(full, " ".join(safe_str(a) for a in args))
+
+
+def _exception_modules(app: Celeriac | None) -> set[str]:
+    """The modules a stored exception's type may come from (see exception_from_meta)."""
+    allowed = {"builtins", "celeriac.exceptions"}
+    if app is not None:
+        allowed.update(type(task).__module__ for task in list(app.tasks.values()))
+        allowed.update(app.conf.result_exception_modules or ())
+    return allowed
 
 
 _join_allowed: contextvars.ContextVar[bool] = contextvars.ContextVar("join_allowed", default=False)
@@ -337,7 +347,7 @@ class AsyncResult:
             and isinstance(meta["result"], Mapping)
             and "exc_type" in meta["result"]
         ):
-            return exception_from_meta(meta["result"])
+            return exception_from_meta(meta["result"], self.app)
         return meta["result"]
 
     info = result
@@ -441,7 +451,7 @@ class AsyncResult:
                 raise TaskRevokedError(f"task {self.id} was revoked")
             return TaskRevokedError(self.id)
         if status == states.FAILURE:
-            exc = exception_from_meta(meta["result"])
+            exc = exception_from_meta(meta["result"], self.app)
             if propagate:
                 raise exc
             return exc

@@ -5,9 +5,11 @@ CELERIAC_TEST_VT (visibility timeout, seconds), CELERIAC_TEST_RUNS (a file each 
 appends a line to, so tests can count executions across processes) and
 CELERIAC_TEST_PREFORK: ``queue`` for the prefork pool whose parent consumes and feeds its
 children through a queue (as on brokers whose leases live in one process, like RabbitMQ),
-``datagrams`` for that queue on plain datagrams (as on macOS).
+``datagrams`` for that queue on plain datagrams (as on macOS); CELERIAC_TEST_CONF, settings
+as a JSON object.
 """
 
+import json
 import os
 
 from celeriac import Celery
@@ -22,6 +24,7 @@ app.conf.broker_transport_options = {
     "visibility_timeout": float(os.environ.get("CELERIAC_TEST_VT", "30"))
 }
 app.conf.worker_prefetch_multiplier = int(os.environ.get("CELERIAC_TEST_PREFETCH", "1"))
+app.conf.update(json.loads(os.environ.get("CELERIAC_TEST_CONF") or "{}"))
 if os.environ.get("CELERIAC_TEST_PREFORK") in ("queue", "datagrams"):
     from celeriac.brokers.sqlite import SQLiteBroker
 

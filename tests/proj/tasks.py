@@ -1,5 +1,6 @@
 import asyncio
 import os
+import signal
 import time
 
 from celeriac.exceptions import SoftTimeLimitExceeded
@@ -39,6 +40,32 @@ def sleep_record(self, tag, seconds):
     time.sleep(seconds)
     _record("end", tag, os.getpid())
     return tag
+
+
+@app.task(bind=True)
+def crash_once(self, tag):
+    """Kills its own process (as the OOM killer would) the first time it runs."""
+    first = not any(line.split()[:2] == ["start", tag] for line in _runs())
+    _record("start", tag, os.getpid(), self.request.hostname)
+    if first:
+        os.kill(os.getpid(), signal.SIGKILL)
+    _record("end", tag, os.getpid())
+    return tag
+
+
+@app.task(bind=True)
+def crash(self, tag):
+    """Kills its own process every time it runs."""
+    _record("start", tag, os.getpid(), self.request.hostname)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _runs():
+    path = os.environ.get("CELERIAC_TEST_RUNS")
+    if not path or not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return f.read().splitlines()
 
 
 @app.task

@@ -56,6 +56,8 @@ class Delivery:
     tag: Any  # the broker's handle for this lease
     delivery_count: int = 1  # 1 on first delivery; more means redelivered
     seq: int = 0  # the consumer's own number for it (a prefork child's, told to its parent)
+    #: what the broker found wrong with it (the worker dead-letters it with this reason)
+    defect: str | None = None
 
     @property
     def redelivered(self) -> bool:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import gc
+import logging
+from collections.abc import Callable
+from time import monotonic, sleep  # (the name ``time`` here is the submodule utils.time)
+
+logger = logging.getLogger("celeriac.worker")
 
 
 class gc_paused:
@@ -19,3 +24,48 @@ class gc_paused:
     def __exit__(self, *exc: object) -> None:
         if self._was_enabled:
             gc.enable()
+
+
+def safe_repr(value: object, limit: int | None = None) -> str:
+    """``repr(value)``, cut to ``limit`` characters; never raises (a value whose
+    ``__repr__`` fails is shown by its type)."""
+    try:
+        text = repr(value)
+    except Exception as exc:
+        text = f"<{type(value).__name__} object (repr failed: {type(exc).__name__})>"
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text
+
+
+def safe_str(value: object) -> str:
+    """``str(value)`` that never raises (see :func:`safe_repr`)."""
+    try:
+        return str(value)
+    except Exception:
+        return safe_repr(value)
+
+
+def keep_running(
+    loop: Callable[[], object], name: str, stopping: Callable[[], bool] = lambda: False
+) -> None:
+    """Run ``loop`` in this thread until it returns; if it raises, log the error and run it
+    again, after a pause that grows while it keeps failing, unless ``stopping()``.
+
+    For the background threads a worker depends on: a dead heartbeat would leave leases
+    unrenewed, and a dead pool supervisor takes its children with it (they die with the
+    thread that forked them). The loop starts again in the same thread."""
+    pause = 0.1
+    while True:
+        started = monotonic()
+        try:
+            loop()
+            return
+        except Exception:
+            logger.exception("%s failed; starting it again", name)
+        if stopping():
+            return
+        if monotonic() - started > 60.0:  # it had been running well
+            pause = 0.1
+        sleep(pause)
+        pause = min(pause * 2, 5.0)

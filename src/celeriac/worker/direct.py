@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from .. import signals, states
 from ..brokers.base import DeadLetter, Delivery, Outgoing
 from ..exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from ..utils import keep_running
 from .executor import ACK, Outcome
 from .pools import Job, Pool, SoloPool
 from .prefork import _anonymous_file, _die_with_parent, lost_outcome, read_frames, send_frame
@@ -372,6 +373,10 @@ class DirectPool(Pool):
         for index in range(self.concurrency):
             self._spawn(index)
         self._started.set()
+        # never ends on an error: the children die with the thread that forked them
+        keep_running(self._supervise_loop, "the prefork supervisor", lambda: False)
+
+    def _supervise_loop(self) -> None:
         poller = select.poll()
         watched: dict[int, _Child | None] = {}
         next_check = 0.0

@@ -14,7 +14,7 @@ import threading
 import time
 import traceback as tb
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from ..exceptions import (
 from ..message import Message
 from ..result import EagerResult
 from ..task import Context, Task
+from ..utils import safe_repr, safe_str
 from . import workflow
 
 if TYPE_CHECKING:
@@ -44,6 +45,11 @@ logger = logging.getLogger("celeriac.worker")
 trace = logging.getLogger("celeriac.app.trace")
 
 ACK, REQUEUE, DEAD_LETTER = "ack", "requeue", "dead_letter"
+#: What a task may raise and have recorded as its failure. ``SystemExit`` and
+#: ``KeyboardInterrupt`` raised by a task's own code are its errors, not the pool's: they
+#: must not end a pool thread or process. (A cold shutdown and a cancelled coroutine are
+#: neither, and pass through.)
+TASK_ERRORS = (Exception, KeyboardInterrupt, SystemExit)
 
 
 @dataclass(slots=True)
@@ -71,11 +77,6 @@ class ExceptionInfo:
 
     def __str__(self) -> str:
         return self.traceback
-
-
-def short_repr(value: Any, limit: int = 200) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def make_request(
@@ -202,7 +203,7 @@ class TaskRun:
                 task.name,
                 req.id,
                 time.monotonic() - self.started,
-                short_repr(retval),
+                safe_repr(retval, 200),
             )
         return Outcome(ACK, states.SUCCESS)
 
@@ -241,6 +242,49 @@ class TaskRun:
         trace.warning("Task %s[%s] terminated: %s", task.name, req.id, exc)
         return Outcome(ACK, states.REVOKED)
 
+    def guarded(self, step: Callable[[Any], Outcome], value: Any) -> Outcome:
+        """``step(value)`` (recording an outcome), never raising: an unreachable result
+        backend puts the message back; anything else is an internal error."""
+        try:
+            return step(value)
+        except OperationalError as exc:
+            return Outcome(
+                REQUEUE,
+                states.PENDING,
+                f"result backend unavailable: {safe_str(exc)}",
+                requeue_delay=1.0,
+            )
+        except Exception as exc:
+            return self.internal_error(exc)
+
+    def internal_error(self, exc: Exception) -> Outcome:
+        """celeriac's own steps around the task failed: log it, tell ``task_internal_error``
+        receivers, record FAILURE if the backend takes it, and dead-letter the message with
+        the reason. The worker goes on."""
+        req, task = self.request, self.task
+        logger.error(
+            "Internal error handling %s[%s]: %s", task.name, req.id, safe_repr(exc), exc_info=exc
+        )
+        einfo = ExceptionInfo(exc)
+        signals.task_internal_error.send(
+            sender=task,
+            task_id=req.id,
+            args=req.args,
+            kwargs=req.kwargs,
+            request=req,
+            exception=exc,
+            traceback=exc.__traceback__,
+            einfo=einfo,
+        )
+        if self.app.results.enabled and not req.is_eager:
+            try:
+                self.app.results.store_failure(str(req.id), exc, task.name, None, einfo.traceback)
+            except Exception as store_exc:
+                logger.warning("could not store %s's failure: %s", req.id, safe_repr(store_exc))
+        return Outcome(
+            DEAD_LETTER, states.FAILURE, f"internal error: {type(exc).__name__}: {safe_str(exc)}"
+        )
+
     def _retried(self, retry: Retry) -> Outcome:
         req, task = self.request, self.task
         reason = retry.exc if retry.exc is not None else retry
@@ -251,7 +295,13 @@ class TaskRun:
             )
         task.on_retry(reason, str(req.id), req.args, req.kwargs, einfo)
         signals.task_retry.send(sender=task, request=req, reason=reason, einfo=einfo)
-        trace.info("Task %s[%s] retry: Retry %s: %r", task.name, req.id, retry.humanize(), reason)
+        trace.info(
+            "Task %s[%s] retry: Retry %s: %s",
+            task.name,
+            req.id,
+            retry.humanize(),
+            safe_repr(reason),
+        )
         return Outcome(ACK, states.RETRY)
 
     def _failure(self, exc: BaseException) -> Outcome:
@@ -283,20 +333,25 @@ class TaskRun:
             if req.chord:
                 workflow.on_chord_part_return(self.app, req)
         trace.error(
-            "Task %s[%s] raised unexpected: %r\n%s", task.name, req.id, exc, einfo.traceback
+            "Task %s[%s] raised unexpected: %s\n%s",
+            task.name,
+            req.id,
+            safe_repr(exc),
+            einfo.traceback,
         )
         exhausted = req.retries_exhausted or isinstance(exc, MaxRetriesExceededError)
         if exhausted:
             return Outcome(
                 DEAD_LETTER,
                 states.FAILURE,
-                f"max retries ({req.retries}) exceeded: {type(exc).__name__}: {exc}",
+                f"max retries ({req.retries}) exceeded: {type(exc).__name__}: {safe_str(exc)}",
             )
         acks = task.acks_on_failure_or_timeout
         if acks is None:
             acks = self.app.conf.task_acks_on_failure_or_timeout
         if not acks:
-            return Outcome(DEAD_LETTER, states.FAILURE, f"failed: {type(exc).__name__}: {exc}")
+            reason = f"failed: {type(exc).__name__}: {safe_str(exc)}"
+            return Outcome(DEAD_LETTER, states.FAILURE, reason)
         return Outcome(ACK, states.FAILURE)
 
 
@@ -341,11 +396,11 @@ def execute(
             retval = run_coroutine(retval)  # type: ignore[arg-type]
     except OperationalError as exc:
         outcome = _backend_trouble(run, exc)
-    except Exception as exc:
-        outcome = _guard(run.failed, exc)
+    except TASK_ERRORS as exc:
+        outcome = run.guarded(run.failed, exc)
     else:
-        outcome = _guard(run.succeeded, retval)
-    return run.end(outcome, retval)
+        outcome = run.guarded(run.succeeded, retval)
+    return run.guarded(lambda o: run.end(o, retval), outcome)
 
 
 async def execute_async(
@@ -372,11 +427,11 @@ async def execute_async(
                 retval = await retval
     except OperationalError as exc:
         outcome = _backend_trouble(run, exc)
-    except Exception as exc:
-        outcome = await asyncio.to_thread(_guard, run.failed, exc)
+    except TASK_ERRORS as exc:
+        outcome = await asyncio.to_thread(run.guarded, run.failed, exc)
     else:
-        outcome = await asyncio.to_thread(_guard, run.succeeded, retval)
-    return run.end(outcome, retval)
+        outcome = await asyncio.to_thread(run.guarded, run.succeeded, retval)
+    return run.guarded(lambda o: run.end(o, retval), outcome)
 
 
 async def _limited(coro: Any, soft: float | None, hard: float | None) -> Any:
@@ -391,23 +446,14 @@ async def _limited(coro: Any, soft: float | None, hard: float | None) -> Any:
         raise TimeLimitExceeded(f"time limit ({hard}s) exceeded") from None
 
 
-def _guard(step: Any, value: Any) -> Outcome:
-    try:
-        return step(value)
-    except OperationalError as exc:
-        return Outcome(
-            REQUEUE, states.PENDING, f"result backend unavailable: {exc}", requeue_delay=1.0
-        )
-
-
 def _backend_trouble(run: TaskRun, exc: OperationalError) -> Outcome:
     logger.error(
         "Task %s[%s]: broker or backend unavailable (%s); it will run again",
         run.task.name,
         run.request.id,
-        exc,
+        safe_str(exc),
     )
-    return Outcome(REQUEUE, states.PENDING, str(exc), requeue_delay=1.0)
+    return Outcome(REQUEUE, states.PENDING, safe_str(exc), requeue_delay=1.0)
 
 
 def execute_eagerly(

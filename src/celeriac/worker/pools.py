@@ -28,6 +28,7 @@ from ..brokers.base import Delivery
 from ..exceptions import SoftTimeLimitExceeded, Terminated, TimeLimitExceeded
 from ..message import Message
 from ..task import Task
+from ..utils import keep_running
 from .executor import REQUEUE, Outcome, execute, execute_async
 from .limits import alarm_limits, raise_in_thread
 
@@ -236,6 +237,9 @@ class ThreadPool(Pool):
         self._watchdog.start()
 
     def _loop(self) -> None:
+        keep_running(self._run_jobs, "a pool thread", lambda: self._stopping)
+
+    def _run_jobs(self) -> None:
         while True:
             with self._lock:
                 while not self._pending and not self._stopping:
@@ -265,6 +269,9 @@ class ThreadPool(Pool):
         return False
 
     def _watch(self) -> None:
+        keep_running(self._enforce_limits, "the time-limit watchdog", lambda: self._stopping)
+
+    def _enforce_limits(self) -> None:
         while not self._stopping:
             time.sleep(0.05)
             now = time.monotonic()

@@ -24,6 +24,7 @@ import mmap
 import os
 import pickle
 import select
+import signal
 import socket
 import struct
 import tempfile
@@ -32,9 +33,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .. import states
-from ..exceptions import SoftTimeLimitExceeded, Terminated, TimeLimitExceeded
-from .executor import REQUEUE, Outcome, execute
+from .. import signals, states
+from ..exceptions import SoftTimeLimitExceeded, Terminated, TimeLimitExceeded, WorkerLostError
+from ..utils import keep_running
+from .executor import REQUEUE, Outcome, TaskRun, execute, make_request
 from .limits import alarm_limits
 from .pools import Job, Pool
 
@@ -59,10 +61,9 @@ GATHER_MAX = 0.0005  # the longest the supervisor lets outcomes gather (seconds)
 def _die_with_parent() -> None:
     try:
         import ctypes
-        import signal as _signal
 
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, _signal.SIGKILL)  # PR_SET_PDEATHSIG
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except Exception:  # not Linux: the child notices the parent's pipe closing instead
         pass
 
@@ -134,25 +135,50 @@ def lost_outcome(
 ) -> Outcome:
     """The outcome of a job whose process died under it (exit code ``exitcode``), killed by
     the worker for ``killed_for`` (``"time_limit"``, ``"revoked"``, ``"shutdown"``, or
-    ``"another task"``: the one it ran just before) or not."""
-    from ..exceptions import WorkerLostError
-    from .executor import TaskRun, make_request
+    ``"another task"``: the one it ran just before) or not.
 
+    A process that died of its own accord (the OOM killer, a crash in C code, ``os._exit``)
+    gives its task back to the queue, unless ``task_reject_on_worker_lost`` is off (Celery's
+    default: the task fails with WorkerLostError); a task that kills its process every time
+    is dead-lettered after ``worker_max_deliveries`` deliveries."""
     run = TaskRun(app, job.task, make_request(job.task, job.message, hostname, job.delivery_info))
     if killed_for == "revoked":
         signum = -exitcode if exitcode is not None and exitcode < 0 else None
-        return run.terminated(Terminated(f"terminated by revoke (exit code {exitcode})"), signum)
+        stopped = Terminated(f"terminated by revoke (exit code {exitcode})")
+        return run.guarded(lambda exc: run.terminated(exc, signum), stopped)
+    if killed_for in ("shutdown", "another task"):
+        return Outcome(REQUEUE, states.PENDING, "worker process lost")
     if killed_for == "time_limit":
         exc: BaseException = TimeLimitExceeded(f"time limit ({job.hard_limit}s) exceeded")
-    else:
-        reject = job.task.reject_on_worker_lost
-        if reject is None:
-            reject = app.conf.task_reject_on_worker_lost
-        if reject or killed_for in ("shutdown", "another task"):
-            return Outcome(REQUEUE, states.PENDING, "worker process lost")
-        exc = WorkerLostError(f"Worker exited prematurely: exitcode {exitcode}.")
+        logger.error("Task %s[%s]: %s", job.task.name, job.message.id, exc)
+        return run.guarded(run.failed, exc)
+    how = _exit_description(exitcode)
+    reject = job.task.reject_on_worker_lost
+    if reject is None:
+        reject = app.conf.task_reject_on_worker_lost
+    if reject:
+        logger.error(
+            "Task %s[%s]: its process %s while running it; back to its queue (delivery %d, "
+            "dead-lettered after worker_max_deliveries=%s)",
+            job.task.name,
+            job.message.id,
+            how,
+            job.delivery.delivery_count,
+            app.conf.worker_max_deliveries,
+        )
+        return Outcome(REQUEUE, states.PENDING, f"worker process lost ({how})")
+    exc = WorkerLostError(f"Worker exited prematurely: {how}.")
     logger.error("Task %s[%s]: %s", job.task.name, job.message.id, exc)
-    return run.failed(exc)
+    return run.guarded(run.failed, exc)
+
+
+def _exit_description(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was killed by signal {-exitcode}"
+    return f"exited (exit code {exitcode})"
 
 
 class _Queue:
@@ -266,17 +292,13 @@ def _child_main(
     max_tasks: int | None,
     parent_pid: int,
 ) -> None:
-    import signal as _signal
-
-    from .. import signals
-
     _die_with_parent()
     if os.getppid() != parent_pid:
         os._exit(1)
     queue.child_side()
     # The parent decides about shutdown; a Ctrl-C sent to the process group is not ours.
-    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
-    _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signals.worker_process_init.send(sender=None)
     done = 0
     while True:
@@ -400,6 +422,11 @@ class PreforkPool(Pool):
         for index in range(self.concurrency):
             self._spawn(index)
         self._started.set()
+        # never ends on an error: the children die with the thread that forked them
+        keep_running(self._supervise_loop, "the prefork supervisor", lambda: False)
+        self._shutdown_children()
+
+    def _supervise_loop(self) -> None:
         # One poll object for the supervisor's life, re-registered only when children change
         # (building a selector per wait costs more than the rest of a task's handling).
         poller = select.poll()
@@ -428,7 +455,6 @@ class PreforkPool(Pool):
             if now >= next_check:  # hard time limits, checked a few times a second
                 self._enforce_limits()
                 next_check = now + 0.05
-        self._shutdown_children()
 
     def _gather_time(self) -> float:
         """How long to wait before reading outcomes: none unless every child has more jobs

@@ -17,6 +17,7 @@ comes; other tasks on the worker keep running meanwhile.
 from __future__ import annotations
 
 import fcntl
+import logging
 import math
 import mmap
 import re
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from ..app import Celeriac
     from ..task import Task
 
+logger = logging.getLogger("celeriac.worker")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*([smhd]))?\s*$")
 WINDOW_KEY = "celeriac:rate:{}:{}"  # task name, window number
@@ -211,9 +213,9 @@ class RateLimits:
         if not self.app.results.enabled:
             return
         raw = self.app.results.backend.get_value(OVERRIDES_KEY)
-        overrides = json_loads(raw) if raw else {}
+        overrides = _read_overrides(raw)
         with self._lock:
-            self._overrides = {str(k): v for k, v in overrides.items()}
+            self._overrides = overrides
 
     def _limiter(self, task: Task) -> Limiter | None:
         with self._lock:
@@ -238,13 +240,33 @@ class RateLimits:
         return limiter
 
 
+def _read_overrides(raw: bytes | None) -> dict[str, Any]:
+    """The run-time rate limits stored as ``raw``, keeping only those that parse (anyone
+    who can write to the result backend can write there)."""
+    try:
+        stored = json_loads(raw) if raw else {}
+    except ValueError:
+        stored = None
+    if not isinstance(stored, dict):
+        logger.error("rate limits: %s is not a JSON object; ignored", OVERRIDES_KEY)
+        return {}
+    overrides = {}
+    for name, rate in stored.items():
+        try:
+            parse_rate(rate)
+        except (ValueError, TypeError):
+            logger.error("rate limits: ignored a bad limit for %s: %r", name, rate)
+            continue
+        overrides[str(name)] = rate
+    return overrides
+
+
 def publish(app: Celeriac, name: str, rate: str | None) -> None:
     """Change ``name``'s rate limit on every worker (None: back to the task's own). Workers
     pick it up within a heartbeat."""
     parse_rate(rate)
     backend = app.results.backend
-    raw = backend.get_value(OVERRIDES_KEY)
-    overrides = json_loads(raw) if raw else {}
+    overrides = _read_overrides(backend.get_value(OVERRIDES_KEY))
     if rate is None:
         overrides.pop(name, None)
     else:

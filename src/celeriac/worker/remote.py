@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..brokers.base import safe_url
-from ..control import CONTROL_REPLIES, CONTROL_REQUEST, CONTROL_SEQ, CONTROL_TTL
-from ..serialization import json_dumps, json_loads
+from ..control import CONTROL_REPLIES, CONTROL_REQUEST, CONTROL_SEQ, CONTROL_TTL, Request
+from ..serialization import json_dumps
+from ..utils import safe_repr, safe_str
 
 if TYPE_CHECKING:
     from .pools import Job
@@ -24,6 +25,8 @@ logger = logging.getLogger("celeriac.worker")
 #: How long a numbered request that is not readable yet (its sender is writing it) is
 #: waited for before it is skipped.
 MISSING_GRACE = 2.0
+#: After a jump of the request counter, only this many of the latest requests are looked at.
+MAX_BACKLOG = 100
 
 
 class Remote:
@@ -34,6 +37,7 @@ class Remote:
         self.started = time.time()
         self.seen: int | None = None  # the number of the last request handled
         self.missing_since: float | None = None
+        self.bad_counter: bytes | None = None  # a counter value already reported as bad
         self.commands: dict[str, Callable[..., Any]] = {
             "ping": lambda: {"ok": "pong"},
             "stats": self.stats,
@@ -48,10 +52,27 @@ class Remote:
         }
 
     def answer(self, backend: Any) -> None:
-        """Run the requests sent since the last call that are meant for this worker."""
-        current = int(backend.get_value(CONTROL_SEQ) or 0)
-        if self.seen is None:  # requests sent before the worker started are not its own
-            self.seen = current
+        """Run the requests sent since the last call that are meant for this worker. The
+        mailbox is input anyone who can write to the result backend may fill: a request
+        that is not one is dropped with a log line, and a counter that is not a number, or
+        that went back (the backend was emptied), does not stop the worker."""
+        raw_seq = backend.get_value(CONTROL_SEQ)
+        try:
+            current = int(raw_seq or 0)
+        except ValueError:
+            if self.bad_counter != raw_seq:
+                logger.error(
+                    "control: %s holds %s, not a number; requests are not answered until it does",
+                    CONTROL_SEQ,
+                    safe_repr(raw_seq, 60),
+                )
+                self.bad_counter = raw_seq
+            return
+        self.bad_counter = None
+        if self.seen is None or current < self.seen:
+            self.seen = current  # requests sent before the worker started are not its own
+        if current - self.seen > MAX_BACKLOG:  # a jump: only the latest can be meant for now
+            self.seen = current - MAX_BACKLOG
         while self.seen < current:
             number = self.seen + 1
             raw = backend.get_value(CONTROL_REQUEST.format(number))
@@ -61,24 +82,29 @@ class Remote:
                 if now - self.missing_since < MISSING_GRACE:
                     return  # numbered but not written yet: look again next time
             else:
-                self._run(backend, number, json_loads(raw))
+                try:
+                    request = Request.decode(raw)
+                except ValueError as exc:
+                    logger.warning("control: dropped request #%d: %s", number, exc)
+                else:
+                    self._run(backend, number, request)
             self.seen, self.missing_since = number, None
 
-    def _run(self, backend: Any, number: int, request: dict[str, Any]) -> None:
-        destination = request.get("destination")
-        if destination is not None and self.worker.hostname not in destination:
+    def _run(self, backend: Any, number: int, request: Request) -> None:
+        if request.destination is not None and self.worker.hostname not in request.destination:
             return
-        command = str(request.get("command"))
+        command = request.command
         handler = self.commands.get(command)
         try:
             if handler is None:
                 reply: Any = {"error": f"unknown command {command!r}"}
             else:
-                reply = handler(**(request.get("arguments") or {}))
+                reply = handler(**request.arguments)
+            member = json_dumps({self.worker.hostname: reply}).decode()
         except Exception as exc:
-            logger.exception("control command %s failed", command)
-            reply = {"error": f"{type(exc).__name__}: {exc}"}
-        member = json_dumps({self.worker.hostname: reply}).decode()
+            logger.exception("control command %s failed", safe_repr(command, 60))
+            error = {"error": f"{type(exc).__name__}: {safe_str(exc)}"}
+            member = json_dumps({self.worker.hostname: error}).decode()
         backend.add_to_set(CONTROL_REPLIES.format(number), member, CONTROL_TTL)
 
     # -- what the commands read -----------------------------------------------------------

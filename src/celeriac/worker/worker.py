@@ -15,23 +15,30 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import signals, states, subscriptions
-from ..brokers.base import Broker, Delivery, safe_url
+from ..brokers.base import Broker, Delivery, dead_letter_queue, safe_url
 from ..control import REVOCATIONS_KEY, REVOKED_SET
-from ..exceptions import ImproperlyConfigured, InvalidTaskError, OperationalError
+from ..exceptions import (
+    ImproperlyConfigured,
+    InvalidTaskError,
+    OperationalError,
+    WorkerLostError,
+)
 from ..message import Message
 from ..routing import Broadcast, join_broadcasts, leave_broadcasts, private_queue
 from ..serialization import content_types
 from ..task import Context
+from ..utils import keep_running, safe_str
 from . import workflow
 from .executor import ACK, DEAD_LETTER, REQUEUE, Outcome
 from .pools import AsyncioPool, Job, Pool, SoloPool, ThreadPool
 from .prefork import PreforkPool
 from .ratelimit import RateLimits, SharedClocks
 from .remote import Remote
+from .settle import Settlements
 
 if TYPE_CHECKING:
     from ..app import Celeriac
@@ -53,6 +60,31 @@ REVOCATION_CHECK_INTERVAL = 0.5
 
 class ColdShutdown(BaseException):
     """Raised in the main thread to abandon a task running there (solo pool)."""
+
+
+class _Chores:
+    """Runs a background thread's chores one at a time, so one that fails does not keep the
+    others from running. Each failure is logged once, and its end once, per chore: an
+    outage of the broker or result backend is one line, not one per heartbeat."""
+
+    def __init__(self) -> None:
+        self.failing: set[str] = set()
+
+    def run(self, name: str, chore: Callable[[], object]) -> None:
+        try:
+            chore()
+        except OperationalError as exc:
+            if name not in self.failing:
+                self.failing.add(name)
+                logger.warning("%s failed: %s", name, safe_str(exc))
+        except Exception:
+            if name not in self.failing:
+                self.failing.add(name)
+                logger.exception("%s failed", name)
+        else:
+            if name in self.failing:
+                self.failing.discard(name)
+                logger.warning("%s works again", name)
 
 
 def expand_hostname(name: str | None) -> str:
@@ -130,8 +162,8 @@ class Worker:
         self.exitcode = 0
         self._inflight: dict[int, Job] = {}
         self._inflight_lock = threading.Lock()
-        self._unsettled: dict[int, Outcome] = {}  # finished jobs whose settle failed
-        self._acks: list[Delivery] = []  # finished, to be acknowledged with the next fetch
+        self.settlements = Settlements(lambda: self.broker)
+        self._chores = _Chores()
         self._room = threading.Event()
         self._stop_requested = False
         self._cold = False
@@ -169,7 +201,7 @@ class Worker:
         self._join_broadcasts()
         subscriptions.announce(app)
         signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=app.conf)
-        self._refresh_revocations()
+        self._chores.run("reading revocations", self._refresh_revocations)
         # what start-up made lives as long as the worker: keep it out of the collector's
         # scans (and out of the pages it would write to in forked children)
         gc.freeze()
@@ -177,7 +209,8 @@ class Worker:
         self.pool.start()
         if self.install_signal_handlers:
             self._install_signals()
-        self._answer_control()  # from here on, control requests are this worker's too
+        # from here on, control requests are this worker's too
+        self._chores.run("answering control requests", self._answer_control)
         heartbeat = threading.Thread(target=self._heartbeat, name="celeriac-heartbeat", daemon=True)
         heartbeat.start()
         logger.info(
@@ -312,13 +345,15 @@ class Worker:
         mode, nothing is left to do."""
         if self.burst:
             timeout = min(timeout, 0.05)
-        acks = self._take_acks()  # those gathered since the last fetch go with it
+        acks = self.settlements.take_acks()  # those gathered since the last fetch go with it
         try:
             deliveries = self._fetch(room, timeout, acks)
-        except OperationalError as exc:
-            self._keep_acks(acks)
+        except Exception as exc:
+            self.settlements.keep_acks(acks)
             self._failures += 1
-            if self._failures == 1:
+            if not isinstance(exc, OperationalError):  # a bug: say so, and keep consuming
+                logger.exception("fetching from %s failed", safe_url(self.broker.url))
+            elif self._failures == 1:
                 logger.warning(
                     "broker %s unavailable (%s); reconnecting", safe_url(self.broker.url), exc
                 )
@@ -340,7 +375,7 @@ class Worker:
         while not self._stop_requested and not self.pool.finished():
             self._room.wait(0.5)
             self._room.clear()
-            self._flush_acks()
+            self.settlements.flush_acks()
 
     @property
     def stopping(self) -> bool:
@@ -362,9 +397,11 @@ class Worker:
         self._inflight_lock = threading.Lock()
         self._room = threading.Event()
         self._done = threading.Event()
-        self._inflight, self._unsettled, self._acks, self._held = {}, {}, [], []
+        self._inflight, self._held = {}, []
+        self.settlements = Settlements(lambda: self.broker)
+        self._chores = _Chores()
         self.rate_limits = self.rate_limits.sharing(clocks)
-        self._refresh_revocations()
+        self._chores.run("reading revocations", self._refresh_revocations)
         pool.start()
         watcher = threading.Thread(target=self._watch_child, name="celeriac-watch", daemon=True)
         watcher.start()
@@ -373,8 +410,8 @@ class Worker:
         finally:
             held, self._held = [entry[2] for entry in self._held], []
             self._release(held + pool.cancel_pending())
-            self._settle_pending()
-            self._flush_acks()
+            self.settlements.retry()
+            self.settlements.flush_acks()
             self._done.set()
             watcher.join(2)
 
@@ -398,27 +435,26 @@ class Worker:
                 self._room.clear()
 
     def _watch_child(self) -> None:
+        keep_running(self._watch_child_loop, "the prefork child's watcher", self._done.is_set)
+
+    def _watch_child_loop(self) -> None:
         """A consuming child's second thread: new revocations (prefetched revoked or expired
         jobs are dropped), rate limits, settlements that failed, and jobs held up behind a
         long task given back to the queue for other processes."""
-        assert self.pool is not None
-        interval = max(0.2, min(self.broker.visibility_timeout / 3.0, 10.0))
+        pool = self.pool
+        assert pool is not None
+        interval = self._beat_interval()
         next_beat = time.monotonic() + interval
+        chores = self._chores
         while not self._done.wait(REVOCATION_CHECK_INTERVAL):
-            self._refresh_revocations()
-            self._withdraw_unwanted()
-            stuck = self.pool.held_up()
-            if stuck:
-                self._release(stuck)
+            chores.run("reading revocations", self._refresh_revocations)
+            chores.run("withdrawing revoked jobs", self._withdraw_unwanted)
+            chores.run("giving back held-up jobs", lambda: self._release(pool.held_up()))
             if time.monotonic() < next_beat:
                 continue
             next_beat = time.monotonic() + interval
-            try:
-                if self._unsettled:
-                    self._settle_pending()
-                self.rate_limits.refresh()
-            except OperationalError:
-                pass  # the consumer loop reports broker trouble
+            chores.run("settling", self.settlements.retry)
+            chores.run("reading rate limits", self.rate_limits.refresh)
 
     def _fetch(self, room: int, timeout: float, acks: list[Delivery]) -> list[Delivery]:
         """Claim up to ``room`` messages. Across queues the highest priority comes first; among
@@ -443,62 +479,114 @@ class Worker:
         """Burst mode: nothing held, nothing running, nothing waiting (delayed included)."""
         assert self.pool is not None
         with self._inflight_lock:
-            if self._inflight or self._held or self._acks or self.pool.busy():
+            if self._inflight or self._held or self.settlements or self.pool.busy():
                 return False
         return all(self.broker.queue_length(q) == 0 for q in self.queues)
 
     def _receive(self, deliveries: list[Delivery]) -> None:
+        """Decode what a fetch brought and start, skip or dead-letter each message. Nothing
+        in a message stops the worker: one that breaks an assumption of celeriac's own code
+        is dead-lettered with the error."""
         candidates: list[tuple[Delivery, Message]] = []
         for d in deliveries:
-            if self.max_deliveries and d.delivery_count > self.max_deliveries:
-                self._dead_letter(
-                    d,
-                    f"delivered {d.delivery_count} times without completing "
-                    f"(worker_max_deliveries={self.max_deliveries})",
-                )
-                continue
             try:
-                message = Message.decode(d.body, self.accept)
-            except InvalidTaskError as exc:
-                logger.error("Rejected a bad message from queue %s: %s", d.queue, exc)
-                signals.task_rejected.send(sender=None, message=d.body, exc=exc)
-                self._dead_letter(d, f"invalid message: {exc}")
+                message = self._admissible(d)
+            except Exception as exc:
+                self._internal_error(d, exc, "receiving")
                 continue
-            if message.task not in self.app.tasks:
-                logger.error(
-                    "Received unregistered task %r (id %s); moved to %s.dlq",
-                    message.task,
-                    message.id,
-                    d.queue,
-                )
-                signals.task_unknown.send(
-                    sender=None,
-                    name=message.task,
-                    id=message.id,
-                    message=message.to_dict(),
-                    exc=None,
-                )
-                self._dead_letter(d, f"unknown task {message.task!r}")
-                continue
-            candidates.append((d, message))
+            if message is not None:
+                candidates.append((d, message))
         if not candidates:
             return
         # only redelivered or revoked ids can need skipping: read just their states
         metas = self._metas([m.id for d, m in candidates if d.redelivered or m.id in self._revoked])
         now = time.time()
         for d, message in candidates:
-            meta = metas.get(message.id)
-            state = meta["status"] if meta is not None else None
-            if state == states.REVOKED:
-                self._discard_revoked(d, message, expired=False)
-                continue
-            if meta is not None and state in states.READY_STATES and d.redelivered:
-                self._replay(d, message, meta)
-                continue
-            if message.expires is not None and message.expires < now:
-                self._discard_revoked(d, message, expired=True)
-                continue
+            try:
+                self._start(d, message, metas.get(message.id), now)
+            except Exception as exc:
+                self._internal_error(d, exc, "starting")
+
+    def _admissible(self, d: Delivery) -> Message | None:
+        """The message of ``d`` if it may run here; else it is dead-lettered (a defect the
+        broker found, too many deliveries, bad bytes, an unknown task) and None."""
+        if d.defect is not None:
+            logger.error("Rejected a bad message from queue %s: %s", d.queue, d.defect)
+            self._dead_letter(d, d.defect)
+            return None
+        if self.max_deliveries and d.delivery_count > self.max_deliveries:
+            self._poisoned(d)
+            return None
+        try:
+            message = Message.decode(d.body, self.accept)
+            workflow.check(message)
+        except InvalidTaskError as exc:
+            logger.error("Rejected a bad message from queue %s: %s", d.queue, exc)
+            signals.task_rejected.send(sender=None, message=d.body, exc=exc)
+            self._dead_letter(d, f"invalid message: {exc}")
+            return None
+        if message.task not in self.app.tasks:
+            logger.error(
+                "Received unregistered task %r (id %s); moved to %s.dlq",
+                message.task,
+                message.id,
+                d.queue,
+            )
+            signals.task_unknown.send(
+                sender=None,
+                name=message.task,
+                id=message.id,
+                message=message.to_dict(),
+                exc=None,
+            )
+            self._dead_letter(d, f"unknown task {message.task!r}")
+            return None
+        return message
+
+    def _poisoned(self, d: Delivery) -> None:
+        """A message delivered more often than ``worker_max_deliveries`` (its task keeps
+        killing its process, or its workers die): dead-lettered, and its task recorded as
+        failed, so waiting on its result does not hang."""
+        reason = (
+            f"delivered {d.delivery_count} times without completing "
+            f"(worker_max_deliveries={self.max_deliveries})"
+        )
+        try:
+            message: Message | None = Message.decode(d.body, self.accept)
+        except InvalidTaskError:
+            message = None
+        if message is not None:
+            logger.error(
+                "Task %s[%s] %s; moved to %s.dlq", message.task, message.id, reason, d.queue
+            )
+            if self.app.results.enabled and not message.ignore_result:
+                lost = WorkerLostError(f"{reason}; moved to {dead_letter_queue(d.queue)}")
+                try:
+                    self.app.results.store_failure(message.id, lost, message.task, None)
+                except OperationalError as exc:
+                    logger.warning("could not record %s as failed: %s", message.id, exc)
+        self._dead_letter(d, reason)
+
+    def _start(
+        self, d: Delivery, message: Message, meta: dict[str, Any] | None, now: float
+    ) -> None:
+        """Run a received message, unless it was revoked, expired, or already finished (a
+        redelivered copy: its workflow steps are replayed instead)."""
+        state = meta["status"] if meta is not None else None
+        if state == states.REVOKED:
+            self._discard_revoked(d, message, expired=False)
+        elif meta is not None and state in states.READY_STATES and d.redelivered:
+            self._replay(d, message, meta)
+        elif message.expires is not None and message.expires < now:
+            self._discard_revoked(d, message, expired=True)
+        else:
             self._dispatch(d, message)
+
+    def _internal_error(self, d: Delivery, exc: Exception, stage: str) -> None:
+        logger.error(
+            "Internal error %s a message from queue %s; dead-lettered", stage, d.queue, exc_info=exc
+        )
+        self._dead_letter(d, f"internal error {stage} it: {type(exc).__name__}: {safe_str(exc)}")
 
     def _metas(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         if not ids or not self.app.results.enabled:
@@ -523,9 +611,9 @@ class Worker:
             workflow.replay(self.app, message, meta)
         except OperationalError as exc:
             logger.warning("could not replay %s's workflow steps (%s); later", message.id, exc)
-            self.broker.release(d, 1.0)
+            self.settlements.settle(d, REQUEUE, delay=1.0, what=message.id)
             return
-        self.broker.ack(d)
+        self.settlements.settle(d, ACK, what=message.id)
 
     def _job(self, d: Delivery, message: Message) -> Job:
         task = self.app.tasks[message.task]
@@ -553,14 +641,10 @@ class Worker:
         """Settle what a dead prefork child held: acknowledge the tasks it finished (with
         the next flush of acknowledgements) and give back the ones it had not started."""
         if finished:
-            with self._inflight_lock:
-                self._acks += finished
+            self.settlements.ack_later(finished)
             self._room.set()
         for d in unstarted:
-            try:
-                self.broker.release(d)
-            except OperationalError as exc:
-                logger.warning("could not give back a message (%s); its lease will expire", exc)
+            self.settlements.settle(d, REQUEUE, what="a message a dead child held")
 
     def _dispatch(self, d: Delivery, message: Message) -> None:
         assert self.pool is not None
@@ -568,7 +652,7 @@ class Worker:
         task, conf = job.task, self.app.conf
         acks_late = task.acks_late if task.acks_late is not None else conf.task_acks_late
         if not acks_late:
-            self.broker.ack(d)
+            self.settlements.settle(d, ACK, what=f"{message.task}[{message.id}]")
             job.acked = True
         with self._inflight_lock:
             self._inflight[job.id] = job
@@ -576,7 +660,11 @@ class Worker:
             request = self._request(message, job.delivery_info)
             signals.task_received.send(sender=self, request=request)
         logger.info("Task %s[%s] received", message.task, message.id)
-        self._admit(job)
+        try:
+            self._admit(job)
+        except Exception:
+            self._forget(job)  # dead-lettered by the caller
+            raise
 
     # -- rate limits ----------------------------------------------------------------------
 
@@ -596,7 +684,12 @@ class Worker:
         """Start held jobs whose turn has come; returns seconds until the next one's."""
         now = time.monotonic()
         while self._held and self._held[0][0] <= now:
-            self._admit(heapq.heappop(self._held)[2])
+            job = heapq.heappop(self._held)[2]
+            try:
+                self._admit(job)
+            except Exception as exc:
+                self._forget(job)
+                self._internal_error(job.delivery, exc, "starting")
         return max(0.0, self._held[0][0] - now) if self._held else 1.0
 
     def set_rate_limit(self, task_name: str, rate: str | None) -> None:
@@ -617,23 +710,24 @@ class Worker:
     def _discard_revoked(self, d: Delivery, message: Message, expired: bool) -> None:
         task = self.app.tasks[message.task]
         request = self._request(message, {"queue": d.queue, "routing_key": d.queue})
+        what = f"{message.task}[{message.id}]"
         if expired:
-            logger.info("Task %s[%s] expired; not run", message.task, message.id)
+            logger.info("Task %s expired; not run", what)
             if self.app.results.enabled and not message.ignore_result:
-                self.app.results.store(message.id, states.REVOKED, None, None, message.task)
-            self._dead_letter(d, "expired before it could run")
+                try:
+                    self.app.results.store(message.id, states.REVOKED, None, None, message.task)
+                except OperationalError as exc:
+                    logger.warning("could not record %s as REVOKED: %s", what, exc)
+            self._dead_letter(d, "expired before it could run", what)
         else:
-            logger.info("Discarding revoked task: %s[%s]", message.task, message.id)
-            self.broker.ack(d)
+            logger.info("Discarding revoked task: %s", what)
+            self.settlements.settle(d, ACK, what=what)
         signals.task_revoked.send(
             sender=task, request=request, terminated=False, signum=None, expired=expired
         )
 
-    def _dead_letter(self, d: Delivery, reason: str) -> None:
-        try:
-            self.broker.dead_letter(d, reason)
-        except OperationalError as exc:
-            logger.warning("could not dead-letter a message (%s); it will be redelivered", exc)
+    def _dead_letter(self, d: Delivery, reason: str, what: str = "") -> None:
+        self.settlements.settle(d, DEAD_LETTER, reason, what=what)
 
     # -- settling -------------------------------------------------------------------------
 
@@ -641,82 +735,40 @@ class Worker:
         """Settle finished jobs. Acknowledgements are queued and sent together before the
         next fetch (one round trip for many); their leases are renewed until then, and a
         copy redelivered meanwhile is recognised as finished. The rest settle at once."""
-        rest = []
-        with self._inflight_lock:  # the usual case, a finished task to acknowledge
-            for job, outcome in done:
-                if outcome.action == ACK and not job.acked:
-                    self._acks.append(job.delivery)
+        acks: list[Job] = []
+        rest: list[tuple[Job, Outcome]] = []
+        for job, outcome in done:  # the usual case, a finished task to acknowledge
+            if outcome.action == ACK and not job.acked:
+                acks.append(job)
+            else:
+                rest.append((job, outcome))
+        if acks:
+            # queued before the jobs leave the in-flight set: the heartbeat, which renews
+            # the leases of both, never misses one
+            self.settlements.ack_later([job.delivery for job in acks])
+            with self._inflight_lock:
+                for job in acks:
                     job.acked = True
                     self._inflight.pop(job.id, None)
-                else:
-                    rest.append((job, outcome))
-            room = self._room_left()
-        if len(rest) < len(done):
+                room = self._room_left()
             self._wake_consumer(room)
         for job, outcome in rest:
-            if self._settle(job, outcome):
-                self._forget(job)
-                continue
-            logger.warning(
-                "could not settle %s[%s] (broker unavailable); retrying while its lease is kept",
-                job.task.name,
-                job.message.id,
+            self._settle(job, outcome)
+
+    def _settle(self, job: Job, outcome: Outcome) -> None:
+        """Ack, requeue or dead-letter the job's message, and forget the job. A settlement
+        the broker cannot take now is kept, and made as soon as it can (meanwhile its lease
+        is renewed): a finished task is not redelivered because its ack was lost."""
+        if not job.acked:
+            job.acked = True
+            self.settlements.settle(
+                job.delivery,
+                outcome.action,
+                outcome.reason or outcome.state,
+                outcome.requeue_delay,
+                what=f"{job.task.name}[{job.message.id}]",
             )
-            with self._inflight_lock:
-                self._unsettled[job.id] = outcome
-
-    def _settle(self, job: Job, outcome: Outcome) -> bool:
-        """Ack, requeue or dead-letter the job's message; False if the broker is unreachable.
-
-        An unsettled job stays in flight, so the heartbeat keeps extending its lease and
-        retries the settle: a finished task is not redelivered because its ack was lost."""
-        if job.acked:
-            return True
-        broker = self.broker
-        try:
-            if outcome.action == ACK:
-                broker.ack(job.delivery)
-            elif outcome.action == REQUEUE:
-                broker.release(job.delivery, outcome.requeue_delay)
-            elif outcome.action == DEAD_LETTER:
-                broker.dead_letter(job.delivery, outcome.reason or outcome.state)
-        except OperationalError:
-            return False
-        job.acked = True
-        return True
-
-    def _settle_pending(self) -> None:
-        with self._inflight_lock:
-            pending = [(self._inflight[i], o) for i, o in self._unsettled.items()]
-        for job, outcome in pending:
-            if not self._settle(job, outcome):
-                return
-            with self._inflight_lock:
-                self._unsettled.pop(job.id, None)
-            self._forget(job)
-        if pending:
-            logger.warning("settled %d message(s) held while the broker was away", len(pending))
-
-    def _take_acks(self) -> list[Delivery]:
-        """The queued acknowledgements, to be sent now."""
-        with self._inflight_lock:
-            acks, self._acks = self._acks, []
-        return acks
-
-    def _keep_acks(self, acks: list[Delivery]) -> None:
-        """Queue ``acks`` again after sending them failed (acknowledging twice is harmless)."""
-        with self._inflight_lock:
-            self._acks[:0] = acks
-
-    def _flush_acks(self) -> None:
-        """Send the queued acknowledgements in one call (kept for later if it fails)."""
-        acks = self._take_acks()
-        if not acks:
-            return
-        try:
-            self.broker.ack_many(acks)
-        except OperationalError:
-            self._keep_acks(acks)
+        self._forget(job)
 
     def _room_left(self) -> int:
         """How many more messages the prefetch window takes (held jobs take none; call
@@ -736,53 +788,61 @@ class Worker:
             self._room.set()
 
     def _release(self, jobs: list[Job]) -> None:
+        """Give back jobs that will not run here."""
         for job in jobs:
-            if not job.acked:
-                try:
-                    self.broker.release(job.delivery)
-                    job.acked = True
-                except OperationalError as exc:
-                    logger.warning(
-                        "could not release %s (%s); its lease will expire", job.message.id, exc
-                    )
-            self._forget(job)
+            self._settle(job, Outcome(REQUEUE, states.PENDING))
+
+    def _beat_interval(self) -> float:
+        """Seconds between lease renewals: a third of the lease, at most 10."""
+        return max(0.2, min(self.broker.visibility_timeout / 3.0, 10.0))
 
     def _heartbeat(self) -> None:
-        broker, backend = self.broker, self.app.backend
-        interval = max(0.2, min(broker.visibility_timeout / 3.0, 10.0))
+        keep_running(self._heartbeat_loop, "the heartbeat thread", self._done.is_set)
+
+    def _heartbeat_loop(self) -> None:
+        """Every half second: new revocations (and the prefetched jobs they withdraw) and
+        control requests; every third of the lease: the leases of every message held,
+        settlements that failed, run-time rate limits, broadcast membership and the
+        result cleanup. Each chore fails on its own (see :class:`_Chores`): one that raises
+        does not keep the others, above all the lease renewal, from running."""
+        backend = self.app.backend
+        interval = self._beat_interval()
         cleanup_every = float(self.app.conf.worker_result_cleanup_interval or 0)
         next_cleanup = time.monotonic() + min(cleanup_every, 30.0)
-        failing = False
         next_beat = time.monotonic() + interval
+        chores = self._chores
         while not self._done.wait(min(interval, REVOCATION_CHECK_INTERVAL)):
-            self._refresh_revocations()
-            self._withdraw_unwanted()
-            self._answer_control()
+            chores.run("reading revocations", self._refresh_revocations)
+            chores.run("withdrawing revoked jobs", self._withdraw_unwanted)
+            chores.run("answering control requests", self._answer_control)
             if time.monotonic() < next_beat:
                 continue
             next_beat = time.monotonic() + interval
-            with self._inflight_lock:
-                held = [j.delivery for j in self._inflight.values() if not j.acked]
-                held += self._acks
-            if self.pool is not None:
-                held += self.pool.held()
-            try:
-                if self._unsettled:
-                    self._settle_pending()
-                if held:
-                    broker.extend(held)
-                self.rate_limits.refresh()
-                self._join_broadcasts()
-                if backend is not None and cleanup_every and time.monotonic() > next_cleanup:
-                    next_cleanup = time.monotonic() + cleanup_every
-                    backend.cleanup()
-            except OperationalError as exc:
-                if not failing:  # one warning per outage; the consumer loop reconnects
-                    logger.warning("heartbeat failed (leases not renewed): %s", exc)
-                failing = True
-            else:
-                failing = False
+            chores.run("settling", self.settlements.retry)
+            chores.run("renewing leases", self._renew_leases)
+            chores.run("reading rate limits", self.rate_limits.refresh)
+            chores.run("joining broadcast queues", self._join_broadcasts)
+            if backend is not None and cleanup_every and time.monotonic() > next_cleanup:
+                next_cleanup = time.monotonic() + cleanup_every
+                chores.run("cleaning up results", backend.cleanup)
             signals.heartbeat_sent.send(sender=self)
+
+    def _renew_leases(self) -> None:
+        """Extend the lease of every message this worker (or its children) holds."""
+        with self._inflight_lock:
+            held = [j.delivery for j in self._inflight.values() if not j.acked]
+        held += self.settlements.held()
+        if self.pool is not None:
+            held += self.pool.held()
+        if held:
+            try:
+                self.broker.extend(held)
+            except OperationalError as exc:
+                raise OperationalError(
+                    f"{exc}: the leases of {len(held)} message(s) were not renewed; they are "
+                    f"delivered again if the broker stays away past their "
+                    f"{self.broker.visibility_timeout:g} s lease"
+                ) from exc
 
     def _join_broadcasts(self) -> None:
         """Tell publishers this worker takes copies of its broadcast queues (again)."""
@@ -795,32 +855,25 @@ class Worker:
         stop running tasks revoked with ``terminate=True``."""
         if not self.app.results.enabled:
             return
-        try:
-            backend = self.app.results.backend
-            counter = backend.get_value(REVOCATIONS_KEY)
-            if counter == self._revocations:
-                return
-            self._revoked = frozenset(backend.set_members(REVOKED_SET))
-            self._revocations = counter
-            if self.pool is None:
-                return
-            for job in self.pool.running():
-                if job.message.id not in self._revoked:
-                    continue
-                signum = self.app.control.termination_signal(job.message.id)
-                if signum is not None and self.pool.terminate_job(job.message.id, signum):
-                    logger.warning("Terminating revoked task %s[%s]", job.task.name, job.message.id)
-        except OperationalError:
-            pass  # the heartbeat reports backend trouble
+        backend = self.app.results.backend
+        counter = backend.get_value(REVOCATIONS_KEY)
+        if counter == self._revocations:
+            return
+        self._revoked = frozenset(backend.set_members(REVOKED_SET))
+        self._revocations = counter
+        if self.pool is None:
+            return
+        for job in self.pool.running():
+            if job.message.id not in self._revoked:
+                continue
+            signum = self.app.control.termination_signal(job.message.id)
+            if signum is not None and self.pool.terminate_job(job.message.id, signum):
+                logger.warning("Terminating revoked task %s[%s]", job.task.name, job.message.id)
 
     def _answer_control(self) -> None:
         """Run the control requests (``inspect()``, ``ping()``, ...) sent to this worker."""
-        if not self.app.results.enabled:
-            return
-        try:
+        if self.app.results.enabled:
             self.remote.answer(self.app.results.backend)
-        except OperationalError:
-            pass  # the heartbeat reports backend trouble
 
     def _withdraw_unwanted(self) -> None:
         """Take back the received jobs not started yet that were revoked or expired since
@@ -838,11 +891,9 @@ class Worker:
 
     def _drop(self, job: Job, expired: bool) -> None:
         """Settle a received job that will not run, revoked or expired, and forget it."""
-        try:
+        if not job.acked:
+            job.acked = True
             self._discard_revoked(job.delivery, job.message, expired)
-        except OperationalError as exc:  # redelivered later, and discarded then
-            logger.warning("could not settle revoked %s (%s)", job.message.id, exc)
-        job.acked = True
         self._forget(job)
 
     def _shutdown(self) -> None:
@@ -857,17 +908,25 @@ class Worker:
         self._release(held + pool.cancel_pending())  # prefetched, never started: back at once
         while not self._cold and not pool.join(0.2):
             pass
-        self._settle_pending()
         if self._cold:
             self._release(pool.terminate())
             self.exitcode = 1
         pool.stop()
-        self._flush_acks()
-        if self._acks:
+        self.settlements.retry()
+        self.settlements.flush_acks()
+        acks, others = self.settlements.owed()
+        if acks:
             logger.warning(
                 "%d acknowledgement(s) could not be sent; those tasks finished and "
                 "will not run again when redelivered",
-                len(self._acks),
+                acks,
+            )
+        if others:
+            logger.warning(
+                "%d message(s) could not be settled (broker unavailable); they are delivered "
+                "again when their lease runs out, within %g s",
+                others,
+                self.broker.visibility_timeout,
             )
         signals.worker_shutdown.send(sender=self)
         logger.info("%s stopped", self.hostname)

@@ -15,8 +15,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from .. import states
-from ..canvas import Signature, chain, chord, group, maybe_signature
-from ..exceptions import ChordError
+from ..canvas import Signature, chain, check_signature, chord, group, maybe_signature
+from ..exceptions import ChordError, InvalidTaskError
 
 if TYPE_CHECKING:
     from ..app import Celeriac
@@ -29,6 +29,22 @@ SENT_KEY = "celeriac:sent:{}"  # a task's callbacks and next step were sent
 CHORD_KEY = "celeriac:chord:{}"  # the header members of a chord that finished
 FIRED_KEY = "celeriac:chord-fired:{}"  # which member sent the body
 _LINKS = uuid.UUID("6f1d2c3e-8a57-4b0e-9c41-2d7e5b8a9f10")  # namespace of callback ids
+
+
+def check(message: Message) -> None:
+    """Raise InvalidTaskError unless the workflow fields of ``message`` are well formed:
+    every ``callbacks``, ``errbacks`` and ``chain`` entry a signature, ``chord`` a join with
+    a size and a body. Checked before the task runs: a worker that ran a task and then
+    could not read its next step could neither finish the workflow nor run the task again."""
+    for field in ("callbacks", "errbacks", "chain"):
+        for i, sig in enumerate(getattr(message, field) or ()):
+            check_signature(sig, f"{field}[{i}]")
+    join = message.chord
+    if join is not None:
+        size = join.get("size")
+        if type(size) is not int or size < 0:
+            raise InvalidTaskError("message chord has no size")
+        check_signature(join.get("body"), "chord body")
 
 
 def name_continuation(app: Celeriac, request: Context) -> None:
