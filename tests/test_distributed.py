@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -136,6 +137,42 @@ def test_chord_body_runs_once_when_a_worker_is_killed_mid_header(dist: Project) 
     assert result.get(timeout=60) == [f"h{i}" for i in range(6)]
     assert dist.runs("body") == [["6"]]
     assert ended(dist) == {f"h{i}": 1 for i in range(6)}
+
+
+def test_a_task_holding_the_gil_past_its_lease_runs_once(dist: Project) -> None:
+    # the heartbeat of a threads pool's worker cannot run while the task holds the GIL: its
+    # leases are renewed from the lease keeper's process (or, on RabbitMQ, the lease clock
+    # starves with it)
+    dist.set(CELERIAC_TEST_VT="1")
+    dist.worker("-P", "threads", "-c", "2", "-n", "a@%h")
+    dist.worker("-P", "threads", "-c", "2", "-n", "b@%h")
+    result = dist.send("hold_gil", "gil", 3.0)
+    assert result.get(timeout=30) == "gil"
+    time.sleep(1.5)  # a second copy would have started by now
+    assert len(dist.runs("start")) == 1
+
+
+def test_a_message_with_mistyped_workflow_fields_does_not_wedge_a_prefork_worker(
+    dist: Project,
+) -> None:
+    from celeriac.brokers.base import Outgoing
+    from celeriac.serialization import json_dumps
+
+    body = {"id": "bad-chain", "task": "proj.tasks.record", "args": ["bad"], "chain": [42]}
+    chord_body = {**body, "id": "bad-chord", "chord": "zzz"}
+    dist.app.broker.publish([Outgoing(json_dumps(b), "celery") for b in (body, chord_body)])
+    worker = dist.worker("-c", "2")
+    assert dist.send("record", "good").get(timeout=30) == "good"
+    letters = wait_until(lambda: len(dist.app.broker.dead_letters("celery")) == 2 or None)
+    assert letters
+    reasons = sorted(dl.reason for dl in dist.app.broker.dead_letters("celery"))
+    assert reasons == [
+        "invalid message: message chain[0] is a int, not a signature",
+        "invalid message: message chord is not an object",
+    ]
+    assert [r[0] for r in dist.runs("run")] == ["good"]
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(20) == 0  # and a warm shutdown still ends
 
 
 # -- broker restarts --------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from celeriac import states
-from celeriac.exceptions import TimeLimitExceeded, WorkerLostError
+from celeriac.exceptions import TaskError, TimeLimitExceeded, WorkerLostError
 from conftest import TESTS_DIR, Project, wait_until
 
 pytestmark = pytest.mark.slow
@@ -108,6 +108,17 @@ def test_a_task_that_keeps_killing_its_process_is_dead_lettered(
     [letter] = wait_until(lambda: project.app.broker.dead_letters("celery"))
     assert "worker_max_deliveries=3" in letter.reason
     assert project.send("add", 1, 2).get(timeout=20) == 3  # and the worker goes on
+
+
+def test_a_task_raising_systemexit_fails_and_its_child_goes_on(prefork_project: Project) -> None:
+    project = prefork_project
+    project.worker("-c", "1")
+    exits, interrupted = project.send("exits", 3), project.send("interrupted")
+    for result, name in ((exits, "SystemExit: 3"), (interrupted, "KeyboardInterrupt")):
+        with pytest.raises(TaskError, match=f"^{name}$"):
+            result.get(timeout=20)
+    pids = {project.send("pid").get(timeout=20) for _ in range(3)}
+    assert len(pids) == 1  # the same child: it did not die of it
 
 
 def test_celerys_task_reject_on_worker_lost_off_fails_a_killed_childs_task(

@@ -43,7 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "result_serializer": "json",
     "result_accept_content": None,
     "result_extended": False,
-    # modules, besides builtins and the registered tasks', whose exceptions get() rebuilds
+    # modules, besides builtins and the packages of the registered tasks, whose exceptions
+    # get() rebuilds (nothing is imported for a stored result)
     "result_exception_modules": (),
     "result_persistent": True,
     # tasks

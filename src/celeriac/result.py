@@ -6,7 +6,7 @@ Result meta is a dict encoded with ``result_serializer`` and stored by the resul
      "args", "kwargs", "retries", "worker", "queue", "parent_id", "root_id"}
 
 A failure's ``result`` is ``{"exc_type", "exc_module", "exc_message"}``; ``get()`` rebuilds the
-exception when its type is one this process may rebuild (builtins, celeriac's, the modules of
+exception when its type is one this process may rebuild (builtins, celeriac's, the packages of
 its registered tasks, ``result_exception_modules``), else raises :class:`TaskError` naming it.
 """
 
@@ -57,9 +57,9 @@ def exception_from_meta(meta: Any, app: Celeriac | None = None) -> BaseException
     """Rebuild an exception from its meta, or give a :class:`TaskError` naming it.
 
     A stored result may have been written by anyone who can write to the result backend, so
-    nothing is imported for it: the type is looked up only in builtins, celeriac's
-    exceptions, the modules of ``app``'s registered tasks and ``result_exception_modules``,
-    and must be an exception class."""
+    nothing is imported for it: the type is looked up in builtins, celeriac's exceptions,
+    the modules listed in ``result_exception_modules``, and the loaded modules of the
+    packages ``app``'s tasks come from; it must be an ``Exception`` (never ``SystemExit``)."""
     if isinstance(meta, BaseException):
         return meta
     if not isinstance(meta, Mapping) or "exc_type" not in meta:
@@ -69,11 +69,11 @@ def exception_from_meta(meta: Any, app: Celeriac | None = None) -> BaseException
     if not isinstance(args, list | tuple):
         args = [args]
     cls: Any = None
-    if module in _exception_modules(app):
+    if _may_rebuild_from(module, app):
         cls = builtins if module == "builtins" else sys.modules.get(module)
         for part in name.split("."):
             cls = getattr(cls, part, None)
-    if isinstance(cls, type) and issubclass(cls, BaseException):
+    if isinstance(cls, type) and issubclass(cls, Exception):
         try:
             return cls(*args)
         except Exception:
@@ -82,13 +82,16 @@ def exception_from_meta(meta: Any, app: Celeriac | None = None) -> BaseException
     return TaskError(full, " ".join(safe_str(a) for a in args))
 
 
-def _exception_modules(app: Celeriac | None) -> set[str]:
-    """The modules a stored exception's type may come from (see exception_from_meta)."""
-    allowed = {"builtins", "celeriac.exceptions"}
-    if app is not None:
-        allowed.update(type(task).__module__ for task in list(app.tasks.values()))
-        allowed.update(app.conf.result_exception_modules or ())
-    return allowed
+def _may_rebuild_from(module: str, app: Celeriac | None) -> bool:
+    """May a stored exception's type be looked up in ``module`` (see exception_from_meta)?"""
+    if module in ("builtins", "celeriac.exceptions"):
+        return True
+    if app is None or module not in sys.modules:
+        return False
+    if module in (app.conf.result_exception_modules or ()):
+        return True
+    package = module.partition(".")[0]
+    return any(type(t).__module__.partition(".")[0] == package for t in list(app.tasks.values()))
 
 
 _join_allowed: contextvars.ContextVar[bool] = contextvars.ContextVar("join_allowed", default=False)

@@ -1,4 +1,5 @@
 import asyncio
+import ctypes
 import os
 import signal
 import time
@@ -58,6 +59,25 @@ def crash(self, tag):
     """Kills its own process every time it runs."""
     _record("start", tag, os.getpid(), self.request.hostname)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.task(bind=True)
+def hold_gil(self, tag, seconds):
+    """Sleeps in C without letting go of the GIL: no other thread of its process runs."""
+    _record("start", tag, os.getpid(), self.request.hostname)
+    ctypes.PyDLL(None).usleep(int(seconds * 1_000_000))
+    _record("end", tag, os.getpid())
+    return tag
+
+
+@app.task
+def exits(code):
+    raise SystemExit(code)
+
+
+@app.task
+def interrupted():
+    raise KeyboardInterrupt
 
 
 def _runs():

@@ -49,9 +49,11 @@ from .._amqp import (
     sequence,
 )
 from ..exceptions import OperationalError
+from ..utils import safe_repr
 from ..utils.io import wait_readable
 from .base import DeadLetter, Delivery, Outgoing, dead_letter_queue, safe_url, visibility_timeout
 
+LATE_SWEEP = 1.0  # seconds: a lease sweep this late means the process did not run
 DEFAULT_PARK_AFTER = 900.0  # RabbitMQ's consumer_timeout is 30 minutes by default
 H_ID = "x-celeriac-id"  # stable per message: remembers its deliveries in this client
 H_DELIVERIES = "x-celeriac-deliveries"  # deliveries before this copy was published
@@ -275,7 +277,16 @@ class AMQPBroker:
     def _leased(self, link: Link, claim: Claim) -> list[Delivery]:
         """Deliveries (under new leases) for what ``claim`` took."""
         now = time.time()
-        early = [raw for raw in claim.taken if float(raw.header(H_ETA) or 0.0) > now]
+        early, defects = [], {}
+        for raw in claim.taken:
+            eta = raw.header(H_ETA)
+            if eta is None:
+                continue
+            when = _number(eta)
+            if when is None:  # written by something else: the worker dead-letters it
+                defects[raw.tag] = f"bad {H_ETA} header: {safe_repr(eta, 80)}"
+            elif when > now:
+                early.append(raw)
         if early:
             self._delay_again(link, early, now)
         early_tags = {raw.tag for raw in early}
@@ -289,7 +300,14 @@ class AMQPBroker:
                     continue
                 lease = self._new_lease(link, raw, start)
                 deliveries.append(
-                    Delivery(raw.body, raw.queue, raw.priority, lease.token, lease.count)
+                    Delivery(
+                        raw.body,
+                        raw.queue,
+                        raw.priority,
+                        lease.token,
+                        lease.count,
+                        defect=defects.get(raw.tag),
+                    )
                 )
         if deliveries:
             self._plan_sweep(link, start + self.visibility_timeout)
@@ -297,7 +315,7 @@ class AMQPBroker:
 
     def _new_lease(self, link: Link, raw: Raw, now: float) -> _Lease:
         mid = str(raw.header(H_ID) or uuid.uuid4().hex)
-        count = int(raw.header(H_DELIVERIES) or 0) + (2 if raw.redelivered else 1)
+        count = _count(raw.header(H_DELIVERIES)) + (2 if raw.redelivered else 1)
         known = self._seen.get(mid)
         if known is not None:
             count = known[0] + 1 if known[1] else max(count, known[0] + 1)
@@ -323,7 +341,7 @@ class AMQPBroker:
         mid = raw.header(H_ID)
         if mid:
             known = self._seen.get(mid)
-            before = int(raw.header(H_DELIVERIES) or 0) + (1 if raw.redelivered else 0)
+            before = _count(raw.header(H_DELIVERIES)) + (1 if raw.redelivered else 0)
             self._remember(mid, known[0] if known else before, exact=True)
 
     def _remember(self, mid: str, count: int, exact: bool) -> None:
@@ -339,7 +357,7 @@ class AMQPBroker:
         another host's clock) go back into the ladder."""
         items = []
         for raw in early:
-            eta = float(raw.header(H_ETA))
+            eta = float(raw.header(H_ETA))  # a number: checked by _leased
             headers = {**(raw.properties.headers or {}), H_ETA: repr(eta)}
             headers = {k: v for k, v in headers.items() if k.startswith("x-celeriac-")}
             props = properties(raw.priority, headers, raw.properties.message_id)
@@ -358,10 +376,20 @@ class AMQPBroker:
         link.later(at - time.monotonic(), lambda: self._expire(link))
 
     def _expire(self, link: Link) -> None:
-        """Requeue the deliveries whose lease ran out, in the order they were delivered."""
+        """Requeue the deliveries whose lease ran out, in the order they were delivered.
+
+        A sweep that runs late means this process did not run meanwhile (a task held the
+        GIL, or the process was stopped), so its heartbeat could not renew either: the due
+        leases get the time of one renewal first, instead of a task still running being
+        delivered again."""
         now = time.monotonic()
         with self._lock:
+            planned = self._sweep[0]
             self._sweep = (math.inf, None)
+            if now - planned > LATE_SWEEP:
+                grace = now + min(self.visibility_timeout, self.visibility_timeout / 3 + 1.0)
+                for lease in self._leases.values():
+                    lease.expires = max(lease.expires, grace)
             due = [x for x in self._leases.values() if x.expires <= now]
             requeue = []
             for lease in due:
@@ -544,7 +572,7 @@ class AMQPBroker:
                 body=raw.body,
                 queue=queue,
                 reason=str(raw.header(H_REASON) or ""),
-                dead_at=float(raw.header(H_DEAD_AT) or 0.0),
+                dead_at=_number(raw.header(H_DEAD_AT)) or 0.0,
             )
             for raw in raws
         ]
@@ -625,6 +653,21 @@ class AMQPBroker:
             for sock in (reader, writer):
                 if sock is not None:
                     sock.close()
+
+
+def _number(value: Any) -> float | None:
+    """A number-valued header (pika gives a string, int or float); None if it is not one."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _count(value: Any) -> int:
+    """A count-valued header: 0 when absent or not a count."""
+    number = _number(value)
+    return int(number) if number is not None and 0 <= number < 1e9 else 0
 
 
 def _revived(queue: str, raw: Raw) -> Item:

@@ -64,6 +64,15 @@ local now = now_ms / 1000
 _HELPERS = (
     f"local CHUNK = {CHUNK}\n"
     + """
+-- An item is its priority digit, its delivery count, a colon, then the body. Bytes that are
+-- not an item (written by something else) are taken as a body with priority p, so they
+-- reach a worker, which dead-letters what it cannot read: nothing in a queue breaks these
+-- scripts.
+local function sane(item, p)
+  local head = string.match(item, '^%d%d+:')
+  if head and #head <= 12 then return item end
+  return p .. '0:' .. item
+end
 local function each_chunk(cmd, key, items)
   for s = 1, #items, CHUNK do
     redis.call(cmd, key, unpack(items, s, math.min(s + CHUNK - 1, #items)))
@@ -71,6 +80,7 @@ local function each_chunk(cmd, key, items)
 end
 -- an item given back to its queue counts one more delivery
 local function bump(item)
+  item = sane(item, '0')
   local c = string.find(item, ':', 2, true)
   return string.sub(item, 1, 1) .. (tonumber(string.sub(item, 2, c - 1)) + 1)
     .. string.sub(item, c)
@@ -88,7 +98,7 @@ local function take(leased, lease_key, lease, index)
   if not item then return nil end
   redis.call('HDEL', lease_key, index)
   if redis.call('EXISTS', lease_key) == 0 then redis.call('ZREM', leased, lease) end
-  return item
+  return sane(item, '0')
 end
 """
 )
@@ -105,16 +115,18 @@ local function due_back(base, prefix, now, now_ms)
   local delayed = KEYS[base + 11]
   local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, CHUNK)
   for _, m in ipairs(due) do
-    local item = string.sub(m, string.find(m, '|', 1, true) + 1)
+    local bar = string.find(m, '|', 1, true)
+    local item = sane(bar and string.sub(m, bar + 1) or m, '0')
     redis.call('RPUSH', ready_of(base, item), item)
   end
   if #due > 0 then each_chunk('ZREM', delayed, due) end
   local leased = KEYS[base + 12]
   local expired = redis.call('ZRANGEBYSCORE', leased, '-inf', now_ms)
   for _, lease in ipairs(expired) do
-    local flat = redis.call('HGETALL', prefix .. lease)
+    local flat = redis.pcall('HGETALL', prefix .. lease)
+    if flat.err then flat = {} end  -- not a lease's hash (written by something else)
     local held = {}
-    for j = 1, #flat, 2 do held[#held + 1] = {tonumber(flat[j]), flat[j + 1]} end
+    for j = 1, #flat, 2 do held[#held + 1] = {tonumber(flat[j]) or 0, flat[j + 1]} end
     table.sort(held, function(a, b) return a[1] > b[1] end)
     for _, e in ipairs(held) do
       local item = bump(e[2])
@@ -138,12 +150,13 @@ _CLAIM = Script(
     + """
 local limit, vt, nq = tonumber(ARGV[1]), tonumber(ARGV[2]), (#KEYS - 1) / 12
 for q = 0, nq - 1 do due_back(1 + q * 12, ARGV[3 + q], now, now_ms) end
-local args, owner = {nq * 10}, {}
+local args, owner, level = {nq * 10}, {}, {}
 for p = 9, 0, -1 do
   for q = 0, nq - 1 do
     local k = KEYS[1 + q * 12 + 10 - p]
     args[#args + 1] = k
     owner[k] = q
+    level[k] = tostring(p)
   end
 end
 args[#args + 1] = 'LEFT'
@@ -158,7 +171,7 @@ while got < limit do
     lease = redis.call('INCR', KEYS[1])
     out[2] = lease
   end
-  local q, items = owner[popped[1]], popped[2]
+  local q, items, p = owner[popped[1]], popped[2], level[popped[1]]
   local first = counts[q] or 0
   local fields = stored[q]
   if not fields then
@@ -167,6 +180,7 @@ while got < limit do
   end
   out[#out + 1], out[#out + 2], out[#out + 3] = q, first + 1, #items
   for j, item in ipairs(items) do
+    item = sane(item, p)
     out[#out + 1] = item
     fields[#fields + 1], fields[#fields + 2] = first + j, item
   end

@@ -69,8 +69,10 @@ class Remote:
                 self.bad_counter = raw_seq
             return
         self.bad_counter = None
-        if self.seen is None or current < self.seen:
+        if self.seen is None:
             self.seen = current  # requests sent before the worker started are not its own
+        elif current < self.seen:
+            self.seen = 0  # the mailbox was emptied since the last look: all are new
         if current - self.seen > MAX_BACKLOG:  # a jump: only the latest can be meant for now
             self.seen = current - MAX_BACKLOG
         while self.seen < current:

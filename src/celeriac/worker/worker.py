@@ -34,6 +34,7 @@ from ..task import Context
 from ..utils import keep_running, safe_str
 from . import workflow
 from .executor import ACK, DEAD_LETTER, REQUEUE, Outcome
+from .keeper import LeaseKeeper
 from .pools import AsyncioPool, Job, Pool, SoloPool, ThreadPool
 from .prefork import PreforkPool
 from .ratelimit import RateLimits, SharedClocks
@@ -113,6 +114,7 @@ class Worker:
         burst: bool = False,
         beat: bool = False,
         install_signal_handlers: bool = True,
+        lease_keeper: bool | None = None,
         **kwargs: Any,
     ) -> None:
         conf = app.conf
@@ -157,6 +159,12 @@ class Worker:
         self.embed_beat = beat
         self.beat: Any = None
         self.install_signal_handlers = install_signal_handlers
+        # a lease keeper process (see keeper.py) when tasks run in this process and the
+        # worker owns the process (it is the program, not a thread of another one)
+        if lease_keeper is None:
+            lease_keeper = install_signal_handlers
+        self.keeper: LeaseKeeper | None = None
+        self._wants_keeper = lease_keeper and self.pool_name in ("threads", "asyncio", "solo")
         self.accept = content_types(conf.accept_content)
         self.max_deliveries = conf.worker_max_deliveries
         self.exitcode = 0
@@ -205,6 +213,9 @@ class Worker:
         # what start-up made lives as long as the worker: keep it out of the collector's
         # scans (and out of the pages it would write to in forked children)
         gc.freeze()
+        if self._wants_keeper and not self.broker.local_leases:
+            self.keeper = LeaseKeeper(self.broker, self._beat_interval())
+            self.keeper.start()
         self.pool = self._make_pool()
         self.pool.start()
         if self.install_signal_handlers:
@@ -363,6 +374,8 @@ class Worker:
             logger.warning("broker connection restored after %d attempt(s)", self._failures)
             self._failures = 0
         if deliveries:
+            if self.keeper is not None:
+                self.keeper.add(deliveries)
             self._receive(deliveries)
             return True
         return False if self.burst and self._drained() else None
@@ -834,6 +847,8 @@ class Worker:
         held += self.settlements.held()
         if self.pool is not None:
             held += self.pool.held()
+        if self.keeper is not None:
+            self.keeper.hold(held)
         if held:
             try:
                 self.broker.extend(held)
@@ -928,6 +943,8 @@ class Worker:
                 others,
                 self.broker.visibility_timeout,
             )
+        if self.keeper is not None:
+            self.keeper.stop()
         signals.worker_shutdown.send(sender=self)
         logger.info("%s stopped", self.hostname)
         self.app.close()
