@@ -209,4 +209,3 @@ def test_small_celery_names() -> None:
     assert sig.task == "sig5.add" and sig.options["countdown"] == 1 and sig.kwargs == {"y": 2}
     group_result = app.GroupResult("g1", [app.AsyncResult("a"), app.AsyncResult("b")])
     assert group_result.id == "g1" and [r.id for r in group_result.results] == ["a", "b"]
-
