@@ -316,3 +316,32 @@ def test_a_worker_killed_while_its_delivery_is_parked_loses_nothing(
     starts = deployment.lines("start")
     assert len(starts) == 2 and starts[0][1] != starts[1][1]  # run again, by the other worker
     assert len(deployment.lines("end")) == 1
+
+
+def test_a_message_with_a_bad_eta_header_is_dead_lettered_with_the_reason(make: Maker) -> None:
+    import pika
+
+    from contract.test_worker_contract import worker
+
+    app = Celery("bad-eta", broker=AMQP.url, backend="memory://bad-eta")
+
+    @app.task
+    def add(x, y):
+        return x + y
+
+    broker = make()
+    app._broker = broker  # queues declared through it are deleted after the test
+    app.conf.task_default_queue = Q
+    good = add.delay(1, 2)
+    params = pika.URLParameters(AMQP.url)
+    conn = pika.BlockingConnection(params)
+    try:
+        body = b'{"id": "x", "task": "%s", "args": [1, 1]}' % add.name.encode()
+        props = pika.BasicProperties(headers={"x-celeriac-eta": "soon"}, priority=1)
+        conn.channel().basic_publish("", Q, body, props)
+    finally:
+        conn.close()
+    with worker(app):
+        assert good.get(timeout=15) == 3
+        [letter] = wait_until(lambda: broker.dead_letters(Q))
+    assert letter.reason == "bad x-celeriac-eta header: 'soon'"

@@ -254,3 +254,39 @@ def test_incr_of_a_value_that_is_not_a_number(url: str) -> None:
     with pytest.raises(ValueError):
         backend.incr("k")
     backend.close()
+
+
+def test_bytes_that_are_not_queue_items_are_dead_lettered_and_the_queue_flows(url: str) -> None:
+    import redis
+
+    from celeriac import Celery
+    from contract.test_worker_contract import worker
+
+    app = Celery("garbage", broker=url, backend=url)
+
+    @app.task
+    def add(x, y):
+        return x + y
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.rpush("celeriac:ready:celery:0", b"no header at all")
+        client.rpush("celeriac:ready:celery:5", b"9:")
+        client.zadd("celeriac:delayed:celery", {b"no tag or header": 0})
+        client.zadd("celeriac:leased:celery", {b"999": 0})  # an expired lease...
+        client.set("celeriac:lease:celery:999", b"...that is not a hash")
+    finally:
+        client.close()
+    assert app.broker.queue_length("celery") == 3
+    result = add.delay(1, 2)
+    with worker(app):
+        assert result.get(timeout=15) == 3
+        wait_until(lambda: len(app.broker.dead_letters("celery")) == 3)
+    reasons = sorted(dl.reason for dl in app.broker.dead_letters("celery"))
+    assert reasons == [
+        "invalid message: message has no content type header and is not JSON",
+        "invalid message: message has no content type header and is not JSON",
+        "invalid message: message has no content type header and is not JSON",
+    ]
+    assert app.broker.queue_length("celery") == 0
+    app.close()

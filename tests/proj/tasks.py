@@ -61,6 +61,15 @@ def crash(self, tag):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+@app.task
+def timed(tag, seconds):
+    """Records its start and end with the time (the fault tests judge duplicates by it)."""
+    _record("start", tag, os.getpid(), f"{time.time():.3f}")
+    time.sleep(seconds)
+    _record("end", tag, os.getpid(), f"{time.time():.3f}")
+    return tag
+
+
 @app.task(bind=True)
 def hold_gil(self, tag, seconds):
     """Sleeps in C without letting go of the GIL: no other thread of its process runs."""
