@@ -13,8 +13,10 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,6 +134,69 @@ def _amqp() -> Service:
             amqp_delete_queues(url, sorted(names))
 
     return Service(url, prepare, cleanup)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """A private redis-server that keeps its data (append-only file) across restarts."""
+
+    def __init__(self, directory: Path, bind: str = "127.0.0.1", port: int = 0) -> None:
+        self.directory = directory
+        self.bind = bind
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.bind.split()[0]}:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                *("--port", str(self.port), "--bind", *self.bind.split()),
+                *("--dir", str(self.directory), "--save", ""),
+                *("--appendonly", "yes", "--appendfsync", "always"),
+                *("--protected-mode", "no"),  # clients in other namespaces are not loopback
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        host = self.bind.split()[0]
+
+        def up() -> bool:
+            try:
+                socket.create_connection((host, self.port), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
+
+        deadline = time.monotonic() + 10
+        while not up():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def restart(self, down_for: float = 1.5) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # redis-server flushes the append-only file on SIGTERM
+            self.proc.wait(10)
+
+    def kill(self) -> None:
+        """SIGKILL it (its append-only file is written at every command: nothing is lost)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
 
 
 REDIS_BROKER = _redis(10)

@@ -15,7 +15,7 @@ from celeriac.beat import Beat, FileStore
 from celeriac.beat.database import DatabaseStore, PeriodicTasks
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.message import Message
-from celeriac.schedules import clocked, crontab
+from celeriac.schedules import clocked, crontab, schedule
 from services import POSTGRES_BEAT
 
 T0 = dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)  # a Monday
@@ -55,6 +55,27 @@ def test_interval_entry_runs_when_due(app: Celery) -> None:
     assert sent(app) == []
     beat.tick(at(10))
     assert len(sent(app)) == 1
+
+
+class BrokenSchedule(schedule):
+    """A custom schedule with a bug."""
+
+    def is_due(self, last_run_at: dt.datetime) -> Any:
+        raise RuntimeError("broken schedule")
+
+
+def test_an_entry_that_fails_does_not_hold_up_the_others(
+    app: Celery, caplog: pytest.LogCaptureFixture
+) -> None:
+    app.conf.beat_schedule = {
+        "broken": {"task": "proj.broken", "schedule": BrokenSchedule(10.0)},
+        "ping": {"task": "proj.ping", "schedule": 10.0},
+    }
+    beat = Beat(app)
+    beat.tick(at(0))
+    beat.tick(at(10))
+    assert [m.task for m in sent(app)] == ["proj.ping", "proj.ping"]
+    assert caplog.text.count("beat: broken failed") == 1  # once, not at every tick
 
 
 def test_the_seed_crontab_snippet(app: Celery) -> None:

@@ -10,7 +10,6 @@ import collections
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from services import (
     POSTGRES_PROCESS,
     REDIS_PROCESS,
     REDIS_PROCESS_RESULTS,
+    RedisServer,
     Service,
 )
 
@@ -176,59 +176,6 @@ def test_a_message_with_mistyped_workflow_fields_does_not_wedge_a_prefork_worker
 
 
 # -- broker restarts --------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisServer:
-    """A private redis-server that keeps its data (append-only file) across restarts."""
-
-    def __init__(self, directory: Path, bind: str = "127.0.0.1", port: int = 0) -> None:
-        self.directory = directory
-        self.bind = bind
-        self.port = port or _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://{self.bind.split()[0]}:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                shutil.which("redis-server") or "redis-server",
-                *("--port", str(self.port), "--bind", *self.bind.split()),
-                *("--dir", str(self.directory), "--save", ""),
-                *("--appendonly", "yes", "--appendfsync", "always"),
-                *("--protected-mode", "no"),  # clients in other namespaces are not loopback
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        host = self.bind.split()[0]
-
-        def up() -> bool:
-            try:
-                socket.create_connection((host, self.port), timeout=0.5).close()
-                return True
-            except OSError:
-                return False
-
-        wait_until(up, timeout=10)
-
-    def restart(self, down_for: float = 1.5) -> None:
-        self.stop()
-        time.sleep(down_for)
-        self.start()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # redis-server flushes the append-only file on SIGTERM
-            self.proc.wait(10)
 
 
 @pytest.fixture

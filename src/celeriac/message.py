@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from math import isfinite
 from typing import Any
 
 from .brokers.base import Outgoing
@@ -148,8 +149,11 @@ def _check_fields(msg: Message) -> None:
         raise InvalidTaskError("message queue is not a string")
     for name in _NUMBERS:
         value = getattr(msg, name)
-        if value is not None and not isinstance(value, int | float):
+        if value is not None and (not isinstance(value, int | float) or not isfinite(value)):
             raise InvalidTaskError(f"message {name} is not a number")
+    for value in (msg.soft_time_limit, msg.time_limit):
+        if value is not None and value < 0:
+            raise InvalidTaskError("message time limit is negative")
     for name in _STRINGS:
         value = getattr(msg, name)
         if value is not None and not isinstance(value, str):

@@ -126,7 +126,7 @@ def test_malformed_control_requests_are_dropped_and_the_next_one_is_answered(
 ) -> None:
     inspect = app.control.inspect(timeout=5, limit=1)
     with worker(app, hostname="target@%h") as w:
-        wait_until(inspect.ping)  # started, and answering
+        wait_until(lambda: w.remote.seen is not None)  # started, and reading its mailbox
         for raw in [
             b"not json",
             b"[1, 2]",

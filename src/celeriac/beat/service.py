@@ -126,6 +126,7 @@ class Beat:
         self._lease_renewed = 0.0
         self._started_at: dt.datetime | None = None
         self._first_seen: dict[str, dt.datetime] = {}
+        self._failing: set[str] = set()  # entries whose last look raised (logged once)
         self._stop = threading.Event()
 
     # -- the loop -------------------------------------------------------------------------
@@ -141,6 +142,9 @@ class Beat:
                 except OperationalError as exc:
                     logger.warning("beat: broker or backend unavailable (%s); retrying", exc)
                     wait = 1.0
+                except Exception:  # a bug, or a stored state it cannot read: keep beating
+                    logger.exception("beat: tick failed; trying again in 5 seconds")
+                    wait = 5.0
                 self._stop.wait(wait)
         finally:
             self.close()
@@ -166,7 +170,16 @@ class Beat:
         assert self._entries is not None
         wait = self.max_interval
         for entry in list(self._entries.values()):
-            wait = min(wait, self._consider(entry, now))
+            try:
+                wait = min(wait, self._consider(entry, now))
+            except OperationalError:
+                raise
+            except Exception:  # one broken entry does not hold up the others
+                if entry.name not in self._failing:
+                    logger.exception("beat: %s failed; skipped until it works", entry.name)
+                self._failing.add(entry.name)
+            else:
+                self._failing.discard(entry.name)
         if self._backend() is not None:
             wait = min(wait, self.lease / 3)
         sync = getattr(self.store, "sync_interval", None)
