@@ -19,7 +19,9 @@ JSON: st.SearchStrategy[Any] = st.recursive(
     | st.integers(-1_000_000, 1_000_000)
     | st.floats(-1e6, 1e6, allow_nan=False)
     | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 

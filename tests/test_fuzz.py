@@ -5,10 +5,6 @@ broker: tests/contract/test_fuzz_contract.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -70,20 +66,17 @@ def test_any_control_request_decodes_or_is_refused_with_a_reason(raw: bytes) -> 
     assert Request.decode(request.encode()) == request
 
 
-@pytest.fixture
-def fuzz_app(memory_app: Celery) -> Iterator[Any]:
-    yield memory_app
-
-
 @settings(
     max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(batch=st.lists(REQUESTS, min_size=1, max_size=8))
-def test_a_worker_answers_its_mailbox_whatever_it_holds(fuzz_app: Celery, batch: list[bytes]) -> None:
-    worker = fuzz_app.Worker(pool="solo", install_signal_handlers=False, hostname="w@h")
-    backend = fuzz_app.results.backend
+def test_a_worker_answers_its_mailbox_whatever_it_holds(
+    memory_app: Celery, batch: list[bytes]
+) -> None:
+    worker = memory_app.Worker(pool="solo", install_signal_handlers=False, hostname="w@h")
+    backend = memory_app.results.backend
     worker.remote.answer(backend)  # from here on, requests are its own
     first = int(backend.get_value(CONTROL_SEQ) or 0) + 1
     for raw in [*batch, Request("ping", {}, None).encode()]:
