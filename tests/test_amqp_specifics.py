@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from celeriac import Celery
 from celeriac.brokers.base import Broker, Outgoing, create_broker
@@ -345,3 +347,49 @@ def test_a_message_with_a_bad_eta_header_is_dead_lettered_with_the_reason(make: 
         assert good.get(timeout=15) == 3
         [letter] = wait_until(lambda: broker.dead_letters(Q))
     assert letter.reason == "bad x-celeriac-eta header: 'soon'"
+
+
+HEADER_VALUES = st.one_of(  # what pika can send (it has no floats: celeriac sends text)
+    st.none(),
+    st.text(max_size=12),
+    st.sampled_from(["nan", "inf", "-inf", "1e400", "0", "-5", "1.5"]),
+    st.integers(-(2**31), 2**31 - 1),
+    st.booleans(),
+    st.lists(st.integers(0, 9), max_size=2),
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    headers=st.dictionaries(
+        st.sampled_from(["x-celeriac-eta", "x-celeriac-deliveries", "x-celeriac-id"]),
+        HEADER_VALUES,
+        max_size=3,
+    ),
+    priority=st.integers(0, 255),
+)
+def test_any_celeriac_headers_are_claimed_and_settled(
+    make: Maker, headers: dict[str, Any], priority: int
+) -> None:
+    import pika
+
+    broker = make()
+    broker.purge(Q)  # declares the queue, and empties it
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP.url))
+    try:
+        props = pika.BasicProperties(headers=headers, priority=priority)
+        conn.channel().basic_publish("", Q, b"{}", props)
+    finally:
+        conn.close()
+    got = broker.fetch([Q], 10, 2.0)
+    eta = headers.get("x-celeriac-eta")
+    if eta is not None and not got:  # a valid eta to come: it waits in the delay ladder
+        assert broker.queue_length(Q) == 1
+        broker.purge(Q)
+        return
+    [delivery] = got
+    broker.dead_letter(delivery, delivery.defect or "fuzz")
+    assert broker.queue_length(Q) == 0
+    broker.purge_dead_letters(Q)

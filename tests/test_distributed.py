@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from celeriac import chord, signature, states
+from celeriac.exceptions import WorkerLostError
 from conftest import Project, wait_until
 from services import (
     AMQP,
@@ -139,6 +140,20 @@ def test_chord_body_runs_once_when_a_worker_is_killed_mid_header(dist: Project) 
     assert ended(dist) == {f"h{i}": 1 for i in range(6)}
 
 
+def test_a_task_that_kills_its_process_runs_again_until_dead_lettered(dist: Project) -> None:
+    dist.set(CELERIAC_TEST_CONF='{"worker_max_deliveries": 2}')
+    dist.worker("-c", "2")
+    once = dist.send("crash_once", "once")  # as the OOM killer would, the first time
+    always = dist.send("crash", "always")
+    assert once.get(timeout=30) == "once"
+    with pytest.raises(WorkerLostError, match="delivered 3 times"):
+        always.get(timeout=30)
+    starts = collections.Counter(r[0] for r in dist.runs("start"))
+    assert starts == {"once": 2, "always": 2}
+    [letter] = wait_until(lambda: dist.app.broker.dead_letters("celery"))
+    assert "worker_max_deliveries=2" in letter.reason
+
+
 def test_a_task_holding_the_gil_past_its_lease_runs_once(dist: Project) -> None:
     # the heartbeat of a threads pool's worker cannot run while the task holds the GIL: its
     # leases are renewed from the lease keeper's process (or, on RabbitMQ, the lease clock
@@ -240,6 +255,8 @@ def test_result_backend_restart_mid_stream(redis_server: RedisServer, tmp_path: 
     project = Project(tmp_path, None, redis_server.url)
     try:
         _stream_through_a_restart(project, redis_server.restart)
+        worker_log = project.workers[0].output
+        assert "not renewed" not in worker_log  # the broker was there all along
     finally:
         project.close()
 

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from celeriac import states
 from celeriac._redis import pack
@@ -290,3 +292,41 @@ def test_bytes_that_are_not_queue_items_are_dead_lettered_and_the_queue_flows(ur
     ]
     assert app.broker.queue_length("celery") == 0
     app.close()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    items=st.lists(
+        st.tuples(st.sampled_from(["ready", "delayed"]), st.integers(0, 9), st.binary(max_size=24)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_any_bytes_in_a_queues_keys_are_claimed_and_settled(
+    url: str, items: list[tuple[str, int, bytes]]
+) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    broker = RedisBroker(url, {"visibility_timeout": 30})
+    try:
+        client.flushdb()
+        for kind, priority, data in items:
+            if kind == "ready":
+                client.rpush(f"celeriac:ready:fuzz:{priority}", data)
+            else:
+                client.zadd("celeriac:delayed:fuzz", {data: 0})
+        expected = len({d for k, _, d in items if k == "delayed"})
+        expected += sum(1 for k, _, _ in items if k == "ready")
+        assert broker.queue_length("fuzz") == expected
+        got = broker.fetch(["fuzz"], 100, 0)
+        assert len(got) == expected
+        for d in got:
+            broker.dead_letter(d, "fuzz")
+        assert broker.queue_length("fuzz") == 0
+        assert len(broker.dead_letters("fuzz", 1000)) == expected
+    finally:
+        broker.close()
+        client.close()

@@ -66,6 +66,20 @@ def test_mistyped_fields_are_dead_lettered_before_the_task_runs(app: Celery, poo
     assert all(r.startswith("invalid message: message ") for r in reasons(app)), reasons(app)
 
 
+def test_a_task_called_with_the_wrong_arguments_fails_as_in_celery(app: Celery) -> None:
+    @app.task
+    def add(x, y):
+        return x + y
+
+    short, unknown = app.send_task(add.name, [1]), app.send_task(add.name, [1, 2], {"z": 3})
+    with worker(app):
+        for result in (short, unknown):
+            with pytest.raises(TypeError, match="add"):
+                result.get(timeout=15)
+            assert result.state == states.FAILURE
+    assert reasons(app) == []  # a failure, acknowledged: not a bad message
+
+
 class Unprintable:
     def __repr__(self) -> str:
         raise RuntimeError("no repr for you")
