@@ -151,9 +151,10 @@ def _check_fields(msg: Message) -> None:
         value = getattr(msg, name)
         if value is not None and (not isinstance(value, int | float) or not isfinite(value)):
             raise InvalidTaskError(f"message {name} is not a number")
-    for value in (msg.soft_time_limit, msg.time_limit):
+    for name in _LIMITS:
+        value = getattr(msg, name)
         if value is not None and value < 0:
-            raise InvalidTaskError("message time limit is negative")
+            raise InvalidTaskError(f"message {name} is negative")
     for name in _STRINGS:
         value = getattr(msg, name)
         if value is not None and not isinstance(value, str):
@@ -169,6 +170,7 @@ def _check_fields(msg: Message) -> None:
 
 
 _NUMBERS = ("eta", "expires", "soft_time_limit", "time_limit", "sent_at")
+_LIMITS = ("soft_time_limit", "time_limit")
 _STRINGS = ("root_id", "parent_id", "group_id", "origin")
 _LISTS = ("callbacks", "errbacks", "chain")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from celeriac import Celery, states
+from celeriac import Celery, Task, signals, states
 from celeriac.brokers.base import Outgoing
 from celeriac.control import CONTROL_REQUEST, CONTROL_SEQ, REVOCATIONS_KEY, REVOKED_SET
 from celeriac.control import REVOKED_KEY as REVOKED_VALUE
@@ -78,6 +78,38 @@ def test_a_task_called_with_the_wrong_arguments_fails_as_in_celery(app: Celery) 
                 result.get(timeout=15)
             assert result.state == states.FAILURE
     assert reasons(app) == []  # a failure, acknowledged: not a bad message
+
+
+def test_an_internal_error_is_reported_dead_lettered_and_not_fatal(app: Celery) -> None:
+    class Hooked(Task):
+        def on_success(self, retval, task_id, args, kwargs):
+            raise RuntimeError("the hook broke")
+
+    @app.task(base=Hooked)
+    def hooked():
+        return 1
+
+    @app.task
+    def add(x, y):
+        return x + y
+
+    reported: list[str] = []
+
+    def on_internal_error(sender: Any = None, task_id: Any = None, **kw: Any) -> None:
+        reported.append(task_id)
+
+    signals.task_internal_error.connect(on_internal_error)
+    try:
+        broken, after = hooked.delay(), add.delay(1, 2)
+        with worker(app, concurrency=1):
+            assert after.get(timeout=15) == 3
+            with pytest.raises(RuntimeError, match="the hook broke"):
+                broken.get(timeout=15)
+            wait_until(lambda: reasons(app))
+    finally:
+        signals.task_internal_error.disconnect(on_internal_error)
+    assert reported == [broken.id]
+    assert reasons(app) == ["internal error: RuntimeError: the hook broke"]
 
 
 class Unprintable:

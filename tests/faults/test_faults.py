@@ -5,12 +5,15 @@ process was killed.
 
 The outages are real: a private redis-server (append-only) killed and started again,
 RabbitMQ's application stopped and started, PostgreSQL cut off behind a TCP proxy, and the
-SQLite file locked by another process. ``CELERIAC_FAULT_OUTAGE`` sets the outage's length.
+SQLite file locked by another process. ``CELERIAC_FAULT_OUTAGE`` sets the outage's length;
+with ``CELERIAC_FAULT_REPORT`` set to a file, each test adds a line of JSON with its figures
+(docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import os
 import shutil
 import signal
@@ -112,6 +115,26 @@ def _times(project: Project, kind: str) -> dict[str, list[float]]:
     return seen
 
 
+def _report(
+    deployment: Deployment, fault: str, tags: list[str], faults: int, twice: set[str]
+) -> None:
+    path = os.environ.get("CELERIAC_FAULT_REPORT")
+    if path:
+        ended = set(_times(deployment.project, "end"))
+        starts = _times(deployment.project, "start")
+        figures = {
+            "broker": deployment.name,
+            "fault": fault,
+            "tasks": len(tags),
+            "faults": faults,
+            "lost": len(set(tags) - ended),
+            "started again": sum(1 for times in starts.values() if len(times) > 1),
+            "ran twice": len(twice),
+        }
+        with open(path, "a") as f:
+            f.write(json.dumps(figures) + "\n")
+
+
 def _ran_twice(project: Project) -> set[str]:
     return {tag for tag, ends in _times(project, "end").items() if len(ends) > 1}
 
@@ -150,6 +173,7 @@ def test_a_broker_outage_mid_drain_loses_and_strands_nothing(deployment: Deploym
     assert [r.get(timeout=120) for r in results] == tags
     assert set(_times(project, "end")) == set(tags)
     twice = _ran_twice(project)
+    _report(deployment, f"outage of {OUTAGE:g} s", tags, 1, twice)
     if deployment.name == "amqp":
         # RabbitMQ gives back what a lost connection held: only those could run again
         assert twice <= _running_at(project, [cut_at]), twice
@@ -193,5 +217,6 @@ def test_sigkills_of_children_and_workers_lose_nothing(deployment: Deployment) -
     assert [r.get(timeout=120) for r in results] == tags
     assert set(_times(project, "end")) == set(tags)
     twice = _ran_twice(project)
+    _report(deployment, "SIGKILL of children and workers", tags, len(kills), twice)
     assert twice <= _running_at(project, kills), twice
     assert all(r.state == states.SUCCESS for r in results)
