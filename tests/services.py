@@ -142,6 +142,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def require_redis_server() -> None:
+    """Skip when the redis-server program is missing; in CI that is a failure."""
+    if shutil.which("redis-server") is None:
+        if IN_CI:
+            pytest.fail("redis-server is not installed (CI=true: services are required)")
+        pytest.skip("redis-server is not installed")
+
+
 class RedisServer:
     """A private redis-server that keeps its data (append-only file) across restarts."""
 
@@ -191,6 +199,16 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()  # redis-server flushes the append-only file on SIGTERM
             self.proc.wait(10)
+
+    def calls(self, command: str) -> int:
+        """How many times ``command`` ran on this server since it started."""
+        import redis
+
+        client = redis.Redis(port=self.port)
+        try:
+            return int(client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
+        finally:
+            client.close()
 
     def kill(self) -> None:
         """SIGKILL it (its append-only file is written at every command: nothing is lost)."""

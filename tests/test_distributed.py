@@ -22,13 +22,13 @@ from celeriac.exceptions import WorkerLostError
 from conftest import Project, wait_until
 from services import (
     AMQP,
-    IN_CI,
     POSTGRES,
     POSTGRES_PROCESS,
     REDIS_PROCESS,
     REDIS_PROCESS_RESULTS,
     RedisServer,
     Service,
+    require_redis_server,
 )
 
 pytestmark = pytest.mark.slow
@@ -195,10 +195,7 @@ def test_a_message_with_mistyped_workflow_fields_does_not_wedge_a_prefork_worker
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        if IN_CI:
-            pytest.fail("redis-server is not installed (CI=true: services are required)")
-        pytest.skip("redis-server is not installed")
+    require_redis_server()
     server = RedisServer(tmp_path)
     yield server
     server.stop()

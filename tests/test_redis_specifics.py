@@ -3,9 +3,6 @@ blocking waits without polling, riding out a server restart, masked passwords.""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +19,7 @@ from celeriac.brokers.base import Outgoing
 from celeriac.brokers.redis import TRIM_EVERY, WAKE_TOKENS, RedisBroker
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from conftest import wait_until
-from services import IN_CI, REDIS, require_service
+from services import REDIS, RedisServer, free_port, require_redis_server, require_service
 
 URL = f"{REDIS}/14"  # a database of its own
 
@@ -55,59 +52,10 @@ def _keys(url: str) -> list[str]:
         client.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """A private redis-server (its command counts are ours alone), kept across restarts."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.args = [
-            shutil.which("redis-server") or "redis-server",
-            *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory)),
-            *("--save", "", "--appendonly", "yes", "--appendfsync", "always"),
-        ]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL)
-        wait_until(lambda: _connectable(self.port), timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-    def calls(self, command: str) -> int:
-        import redis
-
-        client = redis.Redis(port=self.port)
-        try:
-            return int(client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
-        finally:
-            client.close()
-
-
-def _connectable(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    if shutil.which("redis-server") is None:
-        if IN_CI:
-            pytest.fail("redis-server is not installed (CI=true: services are required)")
-        pytest.skip("redis-server is not installed")
-    srv = Server(tmp_path)
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    require_redis_server()
+    srv = RedisServer(tmp_path)
     srv.start()
     yield srv
     srv.stop()
@@ -154,7 +102,7 @@ def test_wake_lists_stay_small(url: str) -> None:
     broker.close()
 
 
-def test_a_batch_is_claimed_and_settled_with_a_few_commands(server: Server) -> None:
+def test_a_batch_is_claimed_and_settled_with_a_few_commands(server: RedisServer) -> None:
     broker = RedisBroker(server.url)
     broker.publish([Outgoing(f"{i}".encode(), "q", priority=i % 3) for i in range(300)])
     before = {c: server.calls(c) for c in ("lmpop", "hset", "hdel", "zadd", "rpush")}
@@ -175,7 +123,7 @@ def test_a_batch_is_claimed_and_settled_with_a_few_commands(server: Server) -> N
 
 
 def test_errors_name_the_server_without_its_password() -> None:
-    broker = RedisBroker(f"redis://:s3cret@127.0.0.1:{_free_port()}/0", {"retry_window": 0.3})
+    broker = RedisBroker(f"redis://:s3cret@127.0.0.1:{free_port()}/0", {"retry_window": 0.3})
     started = time.monotonic()
     with pytest.raises(OperationalError) as raised:
         broker.queue_length("q")
@@ -191,7 +139,7 @@ def test_bad_urls(bad: str) -> None:
         RedisBroker(bad)
 
 
-def test_an_idle_fetch_blocks_instead_of_polling(server: Server) -> None:
+def test_an_idle_fetch_blocks_instead_of_polling(server: RedisServer) -> None:
     broker = RedisBroker(server.url)
     broker.fetch(["q"], 1, 0)  # loads the script
     evals, blpops = server.calls("evalsha") + server.calls("eval"), server.calls("blpop")
@@ -201,7 +149,7 @@ def test_an_idle_fetch_blocks_instead_of_polling(server: Server) -> None:
     broker.close()
 
 
-def test_a_woken_fetch_claims_in_the_same_round_trip_as_its_wait(server: Server) -> None:
+def test_a_woken_fetch_claims_in_the_same_round_trip_as_its_wait(server: RedisServer) -> None:
     consumer, producer = RedisBroker(server.url), RedisBroker(server.url)
     consumer.fetch(["q"], 1, 0)  # loads the script
     evals = server.calls("evalsha")
@@ -216,7 +164,7 @@ def test_a_woken_fetch_claims_in_the_same_round_trip_as_its_wait(server: Server)
     producer.close()
 
 
-def test_a_wakeup_unblocks_the_wait_and_reads_the_claim_behind_it(server: Server) -> None:
+def test_a_wakeup_unblocks_the_wait_and_reads_the_claim_behind_it(server: RedisServer) -> None:
     broker = RedisBroker(server.url)
     broker.fetch(["q"], 1, 0)
     threading.Timer(0.3, broker.wakeup).start()
@@ -232,7 +180,7 @@ def test_a_wakeup_unblocks_the_wait_and_reads_the_claim_behind_it(server: Server
     broker.close()
 
 
-def test_riding_out_a_server_restart(server: Server) -> None:
+def test_riding_out_a_server_restart(server: RedisServer) -> None:
     broker, backend = RedisBroker(server.url), RedisBackend(server.url)
     broker.publish([Outgoing(b"before", "q")])
     backend.store("t", states.SUCCESS, b"kept", None)

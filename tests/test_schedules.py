@@ -684,3 +684,11 @@ def test_next_run_after_agrees_with_minute_by_minute_search() -> None:
         ):
             t += MINUTE
         assert c.next_run_after(start) == t, (c, start)
+
+
+def test_a_users_subclass_does_not_take_over_its_parents_type() -> None:
+    class Every(schedule):  # a custom schedule, as users write them
+        pass
+
+    assert type(maybe_schedule({"type": "schedule", "every": 5})) is schedule
+    assert Every(5).to_dict()["type"] == "schedule"

@@ -133,7 +133,7 @@ class BaseSchedule:
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
-        if cls.type_name:
+        if cls.__dict__.get("type_name"):  # its own name: a user's subclass takes no other's
             BaseSchedule._registry[cls.type_name] = cls
 
     @property

@@ -50,7 +50,7 @@ from ..exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from ..utils import keep_running
 from .executor import ACK, Outcome
 from .pools import Job, Pool, SoloPool
-from .prefork import _anonymous_file, _die_with_parent, lost_outcome, read_frames, send_frame
+from .prefork import _anonymous_file, die_with_parent, lost_outcome, read_frames, send_frame
 from .ratelimit import SharedClocks
 
 if TYPE_CHECKING:
@@ -237,7 +237,7 @@ class _ChildPool(SoloPool):
 
 
 def _child_main(worker: Worker, pool: DirectPool, index: int, reports: int, parent: int) -> None:
-    _die_with_parent()
+    die_with_parent()
     if os.getppid() != parent:
         os._exit(1)
     pool.leave_to_child()

@@ -18,18 +18,21 @@ too (see :mod:`celeriac.brokers.amqp`).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import multiprocessing
 import os
 import select
 import signal
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from ..brokers.base import Broker, Delivery
 from ..exceptions import OperationalError
-from .prefork import _die_with_parent, read_frames, send_frame
+from .direct import PIPE_SIZE
+from .prefork import die_with_parent, read_frames, send_frame
 
 logger = logging.getLogger("celeriac.worker")
 
@@ -53,10 +56,13 @@ class LeaseKeeper:
         self.interval = interval
         self._fd: int | None = None
         self._process: Any = None
+        self._lock = threading.Lock()  # the consumer and the heartbeat both write
 
     def start(self) -> None:
         """Fork the keeper (before the worker starts its other threads)."""
         reader, writer = os.pipe()
+        with contextlib.suppress(OSError, AttributeError):  # room for a long slow renewal
+            fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         context = multiprocessing.get_context("fork")
         self._process = context.Process(
             target=_keep,
@@ -78,17 +84,19 @@ class LeaseKeeper:
         self._send((HOLD, _bare(deliveries)))
 
     def _send(self, item: Any) -> None:
-        fd = self._fd
-        if fd is None:
-            return
-        try:
-            send_frame(fd, item)
-        except OSError as exc:  # it died: the worker's own heartbeat still renews
-            logger.error("the lease keeper is gone (%s); leases renewed by the heartbeat only", exc)
-            self._fd = None
+        with self._lock:
+            fd = self._fd
+            if fd is None:
+                return
+            try:
+                send_frame(fd, item)
+            except OSError as exc:  # it died: the worker's own heartbeat still renews
+                logger.error("the lease keeper is gone (%s); the heartbeat renews alone", exc)
+                self._fd = None
 
     def stop(self) -> None:
-        fd, self._fd = self._fd, None
+        with self._lock:
+            fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)  # the keeper reads end of file and exits
         if self._process is not None:
@@ -101,7 +109,7 @@ class LeaseKeeper:
 def _keep(broker: Broker, reader: int, writer: int, interval: float, parent: int) -> None:
     """The keeper's life: take in what the worker holds, renew it every ``interval``, until
     the pipe closes (the worker stopped, or died)."""
-    _die_with_parent()
+    die_with_parent()
     os.close(writer)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when it ends
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -58,7 +58,8 @@ DEPTH = 16  # jobs in the pool per taking child, counting the one it runs
 GATHER_MAX = 0.0005  # the longest the supervisor lets outcomes gather (seconds)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """In a forked child: be killed when the thread that forked it ends (Linux)."""
     try:
         import ctypes
 
@@ -292,7 +293,7 @@ def _child_main(
     max_tasks: int | None,
     parent_pid: int,
 ) -> None:
-    _die_with_parent()
+    die_with_parent()
     if os.getppid() != parent_pid:
         os._exit(1)
     queue.child_side()
