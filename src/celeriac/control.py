@@ -189,9 +189,6 @@ class Control:
         """Ask workers for a warm shutdown (they finish what they run)."""
         return self.broadcast("shutdown", destination=destination, reply=reply, **kwargs)
 
-    def is_revoked(self, task_id: str) -> bool:
-        return self.app.results.backend.get_value(REVOKED_KEY.format(task_id)) is not None
-
     def termination_signal(self, task_id: str) -> int | None:
         """The signal a running ``task_id`` is to be stopped with, if revoked to terminate."""
         value = self.app.results.backend.get_value(REVOKED_KEY.format(task_id))

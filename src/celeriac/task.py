@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import inspect
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import states
@@ -168,14 +167,6 @@ class Task:
         if req is not None and req.task is self:
             return req
         return Context(task=self, called_directly=True)
-
-    @contextlib.contextmanager
-    def _push_request(self, request: Context) -> Iterator[Context]:
-        token = current_request.set(request)
-        try:
-            yield request
-        finally:
-            current_request.reset(token)
 
     # -- calling ------------------------------------------------------------------------
 

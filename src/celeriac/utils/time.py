@@ -40,7 +40,3 @@ def relative_or_absolute(value: dt.datetime | dt.timedelta | float | int, tz: dt
         return time.time() + float(value)
     return to_unix(value, tz)
 
-
-def from_unix(ts: float | None, tz: dt.tzinfo = dt.UTC) -> dt.datetime | None:
-    """UNIX seconds -> aware datetime."""
-    return None if ts is None else dt.datetime.fromtimestamp(ts, tz)
