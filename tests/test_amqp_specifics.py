@@ -47,7 +47,7 @@ def make() -> Iterator[Maker]:
 
 
 def test_url_rules() -> None:
-    from celeriac._amqp import connection_parameters
+    from celeriac.connections.amqp import connection_parameters
 
     def vhost(url: str) -> str:
         return str(connection_parameters(url, {}).virtual_host)

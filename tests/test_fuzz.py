@@ -8,13 +8,13 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from celeriac import Celery
+from celeriac import Celery, workflow
 from celeriac.canvas import maybe_signature
-from celeriac.control import CONTROL_REPLIES, CONTROL_REQUEST, CONTROL_SEQ, Request
+from celeriac.control import Request
 from celeriac.exceptions import InvalidTaskError
+from celeriac.keys import CONTROL_REPLIES, CONTROL_REQUEST, CONTROL_SEQ
 from celeriac.message import Message
 from celeriac.serialization import content_types, json_dumps
-from celeriac.worker import workflow
 from fuzzing import JSON, wire
 
 ACCEPT = content_types(["json", "msgpack"])

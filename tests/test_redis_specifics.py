@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from celeriac import states
-from celeriac._redis import pack
 from celeriac.backends.redis import RedisBackend
 from celeriac.brokers.base import Outgoing
 from celeriac.brokers.redis import TRIM_EVERY, WAKE_TOKENS, RedisBroker
+from celeriac.connections.redis import pack
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 from conftest import wait_until
 from services import REDIS, RedisServer, free_port, require_redis_server, require_service

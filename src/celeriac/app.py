@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, overload
 
-from . import _state, signals
+from . import _state, plugins, signals
 from .backends.base import ResultBackend, create_backend
-from .brokers.base import Broker, Outgoing, create_broker, safe_url
+from .brokers.base import Broker, Outgoing, create_broker
 from .canvas import register_builtins
 from .config import Settings, settings_from_object
 from .exceptions import ImproperlyConfigured, NotRegistered, OperationalError, QueueNotFound
@@ -42,12 +42,11 @@ from .signals import Signal
 from .task import Task, build_task_class
 from .utils import gc_paused
 from .utils.time import get_timezone, relative_or_absolute, to_unix
+from .utils.urls import safe_url
 
 logger = logging.getLogger("celeriac.app")
 
 DEFAULT_BROKER_URL = "sqlite:///celeriac.db"
-#: Broker schemes whose server can also keep results, used when result_backend is unset.
-_SELF_BACKED = ("sqlite", "redis", "rediss", "postgresql", "postgres", "memory")
 
 # Tasks made with @shared_task: added to every app, now and later.
 _shared_task_makers: list[Callable[[Celeriac], Task]] = []
@@ -324,7 +323,7 @@ class Celeriac:
                     url = self.conf.result_backend
                     if url is None:
                         broker_url = self.conf.broker_url or DEFAULT_BROKER_URL
-                        if broker_url.split("://")[0] in _SELF_BACKED:
+                        if plugins.serves(plugins.BACKENDS, broker_url):
                             url = broker_url
                     if url and url not in ("disabled", "none"):
                         options = self.conf.result_backend_transport_options
@@ -638,6 +637,7 @@ class _AppRef(str):
 
 
 Celery = Celeriac
+_state.set_default_app_factory(lambda: Celeriac("default"))
 
 
 def _signature_list(value: Any) -> list[dict[str, Any]] | None:

@@ -8,7 +8,7 @@ messages with any serializer. ``group``, ``chain``, ``chord``, ``xmap``, ``xstar
 Sending a workflow is one pass that builds every message to publish now and freezes (assigns)
 the ids of everything that runs later, then one publish of the whole batch. What runs later
 travels inside the messages: a chain's remaining steps in ``chain``, a chord's body in
-``chord``; the worker sends them on (see :mod:`celeriac.worker.workflow`).
+``chord``; the worker sends them on (see :mod:`celeriac.workflow`).
 """
 
 from __future__ import annotations

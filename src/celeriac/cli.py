@@ -16,8 +16,9 @@ from typing import Any
 
 from . import __version__
 from .app import Celeriac
-from .brokers.base import dead_letter_queue, safe_url
+from .brokers.base import dead_letter_queue
 from .exceptions import CeleriacError
+from .utils.urls import safe_url
 
 EXIT_USAGE = 2
 

@@ -243,7 +243,7 @@ class Settings(dict[str, Any]):
 
     def humanize(self) -> str:
         """Settings that differ from the defaults, one per line, secrets masked."""
-        from .brokers.base import safe_url
+        from .utils.urls import safe_url
 
         lines = []
         for key in sorted(self):

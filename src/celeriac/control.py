@@ -23,20 +23,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import states
+from .keys import (
+    CONTROL_REPLIES,
+    CONTROL_REQUEST,
+    CONTROL_SEQ,
+    CONTROL_TTL,
+    REVOCATIONS_KEY,
+    REVOKE_TTL,
+    REVOKED_KEY,
+    REVOKED_SET,
+)
+from .rates import publish_override
 from .serialization import json_dumps, json_loads
 
 if TYPE_CHECKING:
     from .app import Celeriac
 
-REVOKED_KEY = "celeriac:revoked:{}"
-REVOKED_SET = "celeriac:revoked-ids"  # every id revoked in the last REVOKE_TTL seconds
-REVOCATIONS_KEY = "celeriac:revocations"  # bumped by every revoke: workers re-read the set
 #: How long a revocation is remembered (seconds).
-REVOKE_TTL = 3 * 86400.0
-CONTROL_SEQ = "celeriac:control:seq"
-CONTROL_REQUEST = "celeriac:control:request:{}"
-CONTROL_REPLIES = "celeriac:control:replies:{}"
-CONTROL_TTL = 60.0  # how long a request and its replies are kept
 
 
 @dataclass(frozen=True)
@@ -110,9 +113,7 @@ class Control:
     ) -> None:
         """Change a task's rate limit on every worker, within a heartbeat (None: back to the
         task's own). ``destination`` is accepted for compatibility; all workers apply it."""
-        from .worker.ratelimit import publish
-
-        publish(self.app, task_name, rate_limit)
+        publish_override(self.app.results.backend, task_name, rate_limit)
 
     def purge(self) -> int:
         """Delete the waiting messages of the app's queues (``task_queues``, else the default

@@ -32,17 +32,16 @@ from .exceptions import (
     TaskRevokedError,
     TimeoutError,
 )
+from .keys import GROUP_KEY
 from .serialization import content_types, get_serializer, json_dumps, json_loads, loads_checked
 from .utils import safe_repr, safe_str
 
 if TYPE_CHECKING:
+    from ._state import Context
     from .app import Celeriac
     from .backends.base import ResultBackend
-    from .task import Context
 
 logger = logging.getLogger("celeriac.result")
-
-GROUP_KEY = "celeriac:group:{}"
 
 
 def exception_to_meta(exc: BaseException) -> dict[str, Any]:
@@ -118,6 +117,10 @@ class ResultStore:
     def __init__(self, app: Celeriac, backend: ResultBackend | None = None) -> None:
         self.app = app
         self._backend = backend  # None: the app's, whatever it is when used
+
+    def using(self, backend: ResultBackend) -> ResultStore:
+        """This store's encoding with ``backend`` in place of the app's."""
+        return self if backend is self._backend else ResultStore(self.app, backend)
 
     @property
     def backend(self) -> ResultBackend:

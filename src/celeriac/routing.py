@@ -18,10 +18,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from . import plugins
 from .exceptions import ImproperlyConfigured
+from .keys import BROADCAST_ALIVE, BROADCAST_MEMBERS, BROADCAST_MEMBERS_TTL
 
 RouterFn = Callable[..., Mapping[str, Any] | str | None]
-ENTRY_POINT_GROUP = "celeriac.routers"
 
 
 class Exchange:
@@ -82,11 +83,6 @@ class Broadcast(Queue):
     message is published does not get it."""
 
 
-BROADCAST_MEMBERS = "celeriac:broadcast:{}"  # the names of workers that consumed the queue
-BROADCAST_ALIVE = "celeriac:broadcast:{}:{}"  # present while that worker lives
-MEMBERS_TTL = 86400.0
-
-
 def private_queue(queue: str, worker: str) -> str:
     """The queue a worker named ``worker`` takes its copies of broadcast ``queue`` from."""
     return f"{queue}@{worker}"
@@ -95,7 +91,7 @@ def private_queue(queue: str, worker: str) -> str:
 def join_broadcasts(backend: Any, queues: Sequence[str], worker: str, ttl: float) -> None:
     """Announce (again) that ``worker`` consumes the broadcast ``queues``, for ``ttl`` s."""
     for queue in queues:
-        backend.add_to_set(BROADCAST_MEMBERS.format(queue), worker, MEMBERS_TTL)
+        backend.add_to_set(BROADCAST_MEMBERS.format(queue), worker, BROADCAST_MEMBERS_TTL)
         backend.set_value(BROADCAST_ALIVE.format(queue, worker), b"1", ttl)
 
 
@@ -172,16 +168,7 @@ def _import_router(path: str) -> RouterFn:
     """A router by dotted path (``"proj.routers.route"``) or by the name it is registered
     under in the ``celeriac.routers`` entry point group (``"least-loaded"``)."""
     if "." not in path and ":" not in path:
-        from importlib.metadata import entry_points  # slow to import, seldom needed
-
-        found = entry_points(group=ENTRY_POINT_GROUP, name=path)
-        if not found:
-            known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
-            raise ImproperlyConfigured(
-                f"no router named {path!r} in the {ENTRY_POINT_GROUP} entry points "
-                f"(installed: {', '.join(known) or 'none'})"
-            )
-        obj = next(iter(found)).load()
+        obj = plugins.load(plugins.ROUTERS, path, "router")
     else:
         module, _, attr = path.replace(":", ".").rpartition(".")
         try:

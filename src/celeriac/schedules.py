@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, overload
 
-from . import _solar
+from .utils import solar as _solar
 from .utils.time import get_timezone
 
 if TYPE_CHECKING:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .keys import SUBSCRIBERS_KEY, SUBSCRIPTION_TTL
+
 if TYPE_CHECKING:
     from .app import Celeriac
-
-SUBSCRIBERS_KEY = "celeriac:event:{}"
-SUBSCRIPTION_TTL = 30 * 86400.0
 
 
 def subscribers(app: Celeriac, event: str) -> set[str]:

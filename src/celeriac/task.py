@@ -11,59 +11,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import states
-from ._state import current_request
+from ._state import Context, current_request
 from .canvas import Signature
 from .exceptions import MaxRetriesExceededError, Retry
+from .rates import parse_rate
 from .utils.time import to_unix
 
 if TYPE_CHECKING:
     from .app import Celeriac
     from .result import AsyncResult, EagerResult
-
-
-class Context:
-    """``task.request``: what the worker knows about the invocation being executed."""
-
-    id: str | None = None
-    task: Task | None = None
-    args: list[Any] | tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = {}
-    retries: int = 0
-    eta: float | None = None
-    expires: float | None = None
-    is_eager: bool = False
-    called_directly: bool = True
-    hostname: str | None = None
-    delivery_info: dict[str, Any] = {}
-    priority: int | None = None
-    root_id: str | None = None
-    parent_id: str | None = None
-    group: str | None = None
-    group_index: int | None = None
-    callbacks: list[Any] | None = None
-    errbacks: list[Any] | None = None
-    chain: list[Any] | None = None
-    chord: Any = None
-    headers: dict[str, Any] | None = None
-    origin: str | None = None
-    ignore_result: bool = False
-    timelimit: tuple[float | None, float | None] = (None, None)
-    reply_to: str | None = None
-    correlation_id: str | None = None
-    retries_exhausted: bool = False
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.children: list[Any] = []
-        self.__dict__.update(kwargs)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key, default)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if k != "task"}
-
-    def __repr__(self) -> str:
-        return f"<Context {self.as_dict()!r}>"
 
 
 def backoff_countdown(retries: int, factor: float, maximum: float, jitter: bool) -> float:
@@ -216,7 +172,7 @@ class Task:
         **options: Any,
     ) -> EagerResult:
         """Run the task here and now; returns an :class:`~celeriac.result.EagerResult`."""
-        from .worker.executor import execute_eagerly
+        from .execution import execute_eagerly
 
         return execute_eagerly(
             self,
@@ -441,8 +397,6 @@ def build_task_class(
         raise TypeError(f"unknown task option(s) for {name}: {', '.join(sorted(unknown))}")
     if options.get("rate_limit_scope", "worker") not in ("worker", "global"):
         raise ValueError(f"{name}: rate_limit_scope must be 'worker' or 'global'")
-    from .worker.ratelimit import parse_rate
-
     for key in ("rate_limit", "global_rate_limit"):
         parse_rate(options.get(key))  # a bad rate is an error where the task is defined
     bind = bool(options.pop("bind", False))

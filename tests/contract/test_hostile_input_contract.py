@@ -13,11 +13,16 @@ import pytest
 
 from celeriac import Celery, Task, signals, states
 from celeriac.brokers.base import Outgoing
-from celeriac.control import CONTROL_REQUEST, CONTROL_SEQ, REVOCATIONS_KEY, REVOKED_SET
-from celeriac.control import REVOKED_KEY as REVOKED_VALUE
 from celeriac.exceptions import TaskError
+from celeriac.keys import (
+    CONTROL_REQUEST,
+    CONTROL_SEQ,
+    RATE_OVERRIDES_KEY,
+    REVOCATIONS_KEY,
+    REVOKED_KEY,
+    REVOKED_SET,
+)
 from celeriac.serialization import json_dumps
-from celeriac.worker.ratelimit import OVERRIDES_KEY
 from conftest import wait_until
 
 from .test_worker_contract import AppError, reasons, worker
@@ -205,13 +210,13 @@ def test_hostile_values_in_the_result_backend_leave_leases_renewed(app: Celery) 
         return tag
 
     backend = app.results.backend
-    backend.set_value(OVERRIDES_KEY, b'{"%s": "fast, please"}' % long.name.encode())
-    backend.set_value(REVOKED_VALUE.format("someone"), b"\xff\xfeSIGNOPE")
+    backend.set_value(RATE_OVERRIDES_KEY, b'{"%s": "fast, please"}' % long.name.encode())
+    backend.set_value(REVOKED_KEY.format("someone"), b"\xff\xfeSIGNOPE")
     backend.add_to_set(REVOKED_SET, "someone")
     backend.incr(REVOCATIONS_KEY)
     result = long.delay("once")
     with worker(app, concurrency=2):
-        backend.set_value(OVERRIDES_KEY, b"{not json")
+        backend.set_value(RATE_OVERRIDES_KEY, b"{not json")
         assert result.get(timeout=20) == "once"
         time.sleep(1.5)  # a second copy would have started by now
         assert len(_heartbeats()) == 1

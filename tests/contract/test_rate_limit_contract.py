@@ -9,7 +9,8 @@ import time
 import pytest
 
 from celeriac import Celery
-from celeriac.worker.ratelimit import GlobalWindow, Rate, TokenBucket, parse_rate
+from celeriac.rates import Rate, parse_rate
+from celeriac.worker.ratelimit import GlobalWindow, TokenBucket
 from contract.test_worker_contract import worker
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from celeriac import Celery
-from celeriac._sqlite import sqlite_path
 from celeriac.backends.sqlite import SQLiteBackend
 from celeriac.brokers.base import Outgoing
 from celeriac.brokers.sqlite import SQLiteBroker
+from celeriac.connections.sqlite import sqlite_path
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
 
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from .. import states
-from ..brokers.base import load_class
+from .. import _state, plugins, states
+from ..exceptions import TaskRevokedError
 
 
 @runtime_checkable
@@ -80,14 +80,8 @@ class CeleryMethods:
     app: Any = None
 
     def _results(self) -> Any:
-        from ..result import ResultStore
-
-        app = self.app
-        if app is None:
-            from .._state import get_current_app
-
-            app = get_current_app()
-        return ResultStore(app, backend=self)  # type: ignore[arg-type]
+        app = self.app or _state.get_current_app()
+        return app.results.using(self)  # type: ignore[arg-type]  # a mix-in of a backend
 
     def store_result(
         self,
@@ -149,26 +143,15 @@ class CeleryMethods:
     def mark_as_revoked(
         self, task_id: str, reason: str = "", request: Any = None, **kw: Any
     ) -> Any:
-        from ..exceptions import TaskRevokedError
-
         revoked = TaskRevokedError(reason or "revoked")
         return self.store_result(task_id, revoked, states.REVOKED, request=request)
 
 
-#: URL scheme -> "module:Class".
-BACKENDS: dict[str, str] = {
-    "memory": "celeriac.backends.memory:MemoryBackend",
-    "sqlite": "celeriac.backends.sqlite:SQLiteBackend",
-    "redis": "celeriac.backends.redis:RedisBackend",
-    "rediss": "celeriac.backends.redis:RedisBackend",
-    "postgresql": "celeriac.backends.postgres:PostgresBackend",
-    "postgres": "celeriac.backends.postgres:PostgresBackend",
-}
-
-
 def create_backend(url: str, options: dict[str, Any] | None = None) -> ResultBackend:
-    """Create the result backend for ``url`` (Celery's ``db+``/``cache+`` prefixes work)."""
+    """Create the result backend for ``url`` (Celery's ``db+``/``cache+`` prefixes work): the
+    class the ``celeriac.backends`` entry point of its scheme names."""
     for prefix in ("db+", "cache+"):
         url = url.removeprefix(prefix)
-    cls = load_class(BACKENDS, url, "result backend")
-    return cls(url, dict(options or {}))
+    cls = plugins.for_url(plugins.BACKENDS, url, "result backend")
+    backend: ResultBackend = cls(url, dict(options or {}))
+    return backend

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..brokers.base import PerURL
+from ..connections.memory import PerURL
 from ..exceptions import OperationalError
 from ..states import READY_STATES
 from .base import CeleryMethods

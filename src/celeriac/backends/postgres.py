@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .._postgres import Connection, PostgresDatabase, channel_name, psycopg, sql
+from ..connections.postgres import Connection, PostgresDatabase, channel_name, psycopg, sql
 from ..states import READY_STATES
 from .base import CeleryMethods
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .._redis import RedisClient, ResponseError, Script
+from ..connections.redis import RedisClient, ResponseError, Script
 from ..exceptions import OperationalError
 from ..states import READY_STATES
 from .base import CeleryMethods

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .._sqlite import SQLiteDatabase, poll_intervals
+from ..connections.sqlite import SQLiteDatabase, poll_intervals
 from ..states import READY_STATES
 from .base import CeleryMethods
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import signals, states
 from ..exceptions import ImproperlyConfigured, OperationalError
+from ..keys import BEAT_LEADER_KEY, BEAT_RUN_KEY, BEAT_RUN_KEY_TTL, BEAT_STATE_KEY
 from ..serialization import json_dumps, json_loads
 from .entry import Entry, configured_entries
 
@@ -31,11 +32,6 @@ if TYPE_CHECKING:
     from ..app import Celeriac
 
 logger = logging.getLogger("celeriac.beat")
-
-LEADER_KEY = "celeriac:beat:leader"
-STATE_KEY = "celeriac:beat:state:{}"
-RUN_KEY = "celeriac:beat:run:{}:{}"  # entry name, scheduled time of the run
-RUN_KEY_TTL = 7 * 86400.0
 
 
 class Store(Protocol):
@@ -194,7 +190,7 @@ class Beat:
         backend = self._backend()
         if backend is not None:
             for name, entry in entries.items():
-                raw = backend.get_value(STATE_KEY.format(name))
+                raw = backend.get_value(BEAT_STATE_KEY.format(name))
                 entry.load_state(json_loads(raw) if raw else None)
         self._entries = entries
         logger.info("beat: %d entr%s", len(entries), "y" if len(entries) == 1 else "ies")
@@ -253,9 +249,9 @@ class Beat:
         task_id = str(uuid.uuid4())
         when = scheduled.isoformat() if scheduled else "first"
         backend = self._backend()
-        claim = RUN_KEY.format(entry.name, when)
+        claim = BEAT_RUN_KEY.format(entry.name, when)
         if backend is not None and not backend.set_value(
-            claim, task_id.encode(), RUN_KEY_TTL, only_if_absent=True
+            claim, task_id.encode(), BEAT_RUN_KEY_TTL, only_if_absent=True
         ):
             logger.info("beat: %s (%s) was already sent by another beat", entry.name, when)
             entry.last_run_at = now  # that beat saves the state; this one reloads it on leading
@@ -279,7 +275,7 @@ class Beat:
         self.store.save(entry)
         backend = self._backend()
         if backend is not None:
-            backend.set_value(STATE_KEY.format(entry.name), json_dumps(entry.state()))
+            backend.set_value(BEAT_STATE_KEY.format(entry.name), json_dumps(entry.state()))
 
     def _active_runs(self, entry: Entry) -> int:
         """How many of the entry's recent runs have not finished (by the result backend)."""
@@ -305,9 +301,9 @@ class Beat:
         if self._leading and time.monotonic() - self._lease_renewed < self.lease / 3:
             return True
         me = self.id.encode()
-        leading = backend.set_value(LEADER_KEY, me, self.lease, only_if_absent=True)
-        if not leading and backend.get_value(LEADER_KEY) == me:
-            backend.set_value(LEADER_KEY, me, self.lease)
+        leading = backend.set_value(BEAT_LEADER_KEY, me, self.lease, only_if_absent=True)
+        if not leading and backend.get_value(BEAT_LEADER_KEY) == me:
+            backend.set_value(BEAT_LEADER_KEY, me, self.lease)
             leading = True
         if leading != self._leading or self._lease_renewed == 0.0:
             if leading:
@@ -324,7 +320,7 @@ class Beat:
         if backend is None or not self._leading:
             return
         try:
-            if backend.get_value(LEADER_KEY) == self.id.encode():
-                backend.delete_value(LEADER_KEY)
+            if backend.get_value(BEAT_LEADER_KEY) == self.id.encode():
+                backend.delete_value(BEAT_LEADER_KEY)
         except OperationalError:
             pass

@@ -1,5 +1,5 @@
 """Brokers: one module per technology, each implementing :class:`~celeriac.brokers.base.Broker`."""
 
-from .base import BROKERS, Broker, DeadLetter, Delivery, Outgoing, create_broker, safe_url
+from .base import Broker, DeadLetter, Delivery, Outgoing, create_broker
 
-__all__ = ["BROKERS", "Broker", "DeadLetter", "Delivery", "Outgoing", "create_broker", "safe_url"]
+__all__ = ["Broker", "DeadLetter", "Delivery", "Outgoing", "create_broker"]

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._amqp import (
+from ..connections.amqp import (
     DEFAULT_OPERATION_TIMEOUT,
     LEVELS,
     PRIORITY_ARGS,
@@ -51,7 +51,8 @@ from .._amqp import (
 from ..exceptions import OperationalError
 from ..utils import safe_repr
 from ..utils.io import wait_readable
-from .base import DeadLetter, Delivery, Outgoing, dead_letter_queue, safe_url, visibility_timeout
+from ..utils.urls import safe_url
+from .base import DeadLetter, Delivery, Outgoing, dead_letter_queue, visibility_timeout
 
 LATE_SWEEP = 1.0  # seconds: a lease sweep this late means the process did not run
 DEFAULT_PARK_AFTER = 900.0  # RabbitMQ's consumer_timeout is 30 minutes by default

@@ -22,17 +22,13 @@ Guarantees every broker gives:
 
 from __future__ import annotations
 
-import importlib
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Protocol, runtime_checkable
 
-from ..exceptions import ImproperlyConfigured
+from .. import plugins
 
 DEFAULT_VISIBILITY_TIMEOUT = 30.0
-T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -78,7 +74,7 @@ class DeadLetter:
 @runtime_checkable
 class Broker(Protocol):
     """What a broker does. ``url`` is the URL it was created from (password masked by
-    :func:`safe_url` when shown)."""
+    :func:`~celeriac.utils.urls.safe_url` when shown)."""
 
     url: str
     visibility_timeout: float
@@ -145,57 +141,12 @@ class Broker(Protocol):
         """Release connections. The broker may be used again afterwards (it reconnects)."""
 
 
-BrokerFactory = Callable[[str, dict[str, Any]], Broker]
-
-#: URL scheme -> "module:Class" (imported only when that scheme is used).
-BROKERS: dict[str, str] = {
-    "memory": "celeriac.brokers.memory:MemoryBroker",
-    "sqlite": "celeriac.brokers.sqlite:SQLiteBroker",
-    "redis": "celeriac.brokers.redis:RedisBroker",
-    "rediss": "celeriac.brokers.redis:RedisBroker",
-    "amqp": "celeriac.brokers.amqp:AMQPBroker",
-    "amqps": "celeriac.brokers.amqp:AMQPBroker",
-    "pyamqp": "celeriac.brokers.amqp:AMQPBroker",
-    "postgresql": "celeriac.brokers.postgres:PostgresBroker",
-    "postgres": "celeriac.brokers.postgres:PostgresBroker",
-}
-
-
-def load_class(registry: dict[str, str], url: str, what: str) -> Any:
-    """Import the class registered for ``url``'s scheme, with a clear error when unknown."""
-    scheme = urlsplit(url).scheme.split("+")[0] if "://" in url else ""
-    target = registry.get(scheme)
-    if target is None:
-        known = ", ".join(sorted(f"{s}://" for s in registry))
-        raise ImproperlyConfigured(f"unknown {what} URL {safe_url(url)!r}: use one of {known}")
-    module, _, name = target.partition(":")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("celeriac"):
-            raise ImproperlyConfigured(
-                f"{what} URL scheme {scheme}:// is not available in this version"
-            ) from None
-        raise
-
-
 def create_broker(url: str, options: dict[str, Any] | None = None) -> Broker:
-    """Create the broker for ``url`` (``options`` is ``broker_transport_options``)."""
-    cls = load_class(BROKERS, url, "broker")
-    return cls(url, dict(options or {}))
-
-
-def safe_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for logs and errors."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    """Create the broker for ``url`` (``options`` is ``broker_transport_options``): the
+    class the ``celeriac.brokers`` entry point of its scheme names."""
+    cls = plugins.for_url(plugins.BROKERS, url, "broker")
+    broker: Broker = cls(url, dict(options or {}))
+    return broker
 
 
 def visibility_timeout(options: dict[str, Any]) -> float:
@@ -212,30 +163,6 @@ def int_or_none(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-class PerURL(Generic[T]):
-    """Objects shared by every client of one URL in this process (the memory stores)."""
-
-    def __init__(self, factory: Callable[[], T]) -> None:
-        self._factory = factory
-        self._items: dict[str, T] = {}
-        self._lock = threading.Lock()
-
-    def get(self, url: str) -> T:
-        with self._lock:
-            item = self._items.get(url)
-            if item is None:
-                item = self._items[url] = self._factory()
-            return item
-
-    def reset(self, url: str | None = None) -> None:
-        """Forget ``url``'s object (every URL's when None). For tests."""
-        with self._lock:
-            if url is None:
-                self._items.clear()
-            else:
-                self._items.pop(url, None)
 
 
 def claimed(rows: Sequence[Sequence[Any]], queues: Sequence[str], lease: str) -> list[Delivery]:

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import DeadLetter, Delivery, Outgoing, PerURL, int_or_none, visibility_timeout
+from ..connections.memory import PerURL
+from .base import DeadLetter, Delivery, Outgoing, int_or_none, visibility_timeout
 
 
 @dataclass(slots=True)

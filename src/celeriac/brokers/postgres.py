@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .._postgres import (
+from ..connections.postgres import (
     Connection,
     PostgresDatabase,
     channel_name,

@@ -36,7 +36,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .._redis import RedisClient, Script, never, pack
+from ..connections.redis import RedisClient, Script, never, pack
 from ..exceptions import OperationalError
 from ..utils.io import Waker
 from .base import (

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .._sqlite import SQLiteDatabase, poll_intervals
+from ..connections.sqlite import SQLiteDatabase, poll_intervals
 from ..utils.io import Waker
 from .base import DeadLetter, Delivery, Outgoing, claimed, int_or_none, visibility_timeout
 

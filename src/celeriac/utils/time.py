@@ -39,4 +39,3 @@ def relative_or_absolute(value: dt.datetime | dt.timedelta | float | int, tz: dt
     if isinstance(value, int | float):
         return time.time() + float(value)
     return to_unix(value, tz)
-

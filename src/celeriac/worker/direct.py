@@ -47,8 +47,8 @@ from typing import TYPE_CHECKING, Any
 from .. import signals, states
 from ..brokers.base import DeadLetter, Delivery, Outgoing
 from ..exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from ..execution import ACK, Outcome
 from ..utils import keep_running
-from .executor import ACK, Outcome
 from .pools import Job, Pool, SoloPool
 from .prefork import _anonymous_file, die_with_parent, lost_outcome, read_frames, send_frame
 from .ratelimit import SharedClocks

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 from .. import states
 from ..brokers.base import Delivery
 from ..exceptions import SoftTimeLimitExceeded, Terminated, TimeLimitExceeded
+from ..execution import REQUEUE, Outcome, execute, execute_async
 from ..message import Message
 from ..task import Task
 from ..utils import keep_running
-from .executor import REQUEUE, Outcome, execute, execute_async
 from .limits import alarm_limits, raise_in_thread
 
 if TYPE_CHECKING:

@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import signals, states
 from ..exceptions import SoftTimeLimitExceeded, Terminated, TimeLimitExceeded, WorkerLostError
+from ..execution import REQUEUE, Outcome, TaskRun, execute, make_request
 from ..utils import keep_running
-from .executor import REQUEUE, Outcome, TaskRun, execute, make_request
 from .limits import alarm_limits
 from .pools import Job, Pool
 

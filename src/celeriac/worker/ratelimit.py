@@ -20,54 +20,21 @@ import fcntl
 import logging
 import math
 import mmap
-import re
 import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import OperationalError
-from ..serialization import json_dumps, json_loads
+from ..keys import RATE_OVERRIDES_KEY, RATE_WINDOW_KEY
+from ..rates import Rate, parse_rate, read_overrides
 
 if TYPE_CHECKING:
     from ..app import Celeriac
     from ..task import Task
 
 logger = logging.getLogger("celeriac.worker")
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*([smhd]))?\s*$")
-WINDOW_KEY = "celeriac:rate:{}:{}"  # task name, window number
-OVERRIDES_KEY = "celeriac:rate-limits"  # rate limits changed at run time, for every worker
-
-
-@dataclass(frozen=True, slots=True)
-class Rate:
-    """``count`` executions per ``period`` seconds."""
-
-    count: float
-    period: float
-
-    @property
-    def per_second(self) -> float:
-        return self.count / self.period
-
-
-def parse_rate(rate: Any) -> Rate | None:
-    """``"10/s"``, ``"100/m"``, ``"1000/h"`` (a bare number is per second); None or 0: no
-    limit. Anything else raises ValueError naming the value."""
-    if rate is None or rate == "" or rate == 0:
-        return None
-    if isinstance(rate, int | float) and not isinstance(rate, bool):
-        return Rate(float(rate), 1.0) if rate > 0 else None
-    match = _RATE.match(str(rate))
-    if match is None:
-        raise ValueError(f"bad rate limit {rate!r}: use a number per s, m or h, like '10/m'")
-    count = float(match.group(1))
-    if count <= 0:
-        return None
-    return Rate(count, _UNITS[match.group(2) or "s"])
 
 
 def _take(due: float, now: float, interval: float) -> tuple[float, float]:
@@ -153,7 +120,7 @@ class GlobalWindow:
     def wait(self) -> float:
         now = self._clock()
         number = int(now // self.window)
-        key = WINDOW_KEY.format(self.name, number)
+        key = RATE_WINDOW_KEY.format(self.name, number)
         taken = self.app.results.backend.incr(key, 1, expires_in=self.window * 2 + 1)
         if taken <= self.share:
             return 0.0
@@ -212,8 +179,8 @@ class RateLimits:
         """Read the rate limits changed at run time for every worker (see :func:`publish`)."""
         if not self.app.results.enabled:
             return
-        raw = self.app.results.backend.get_value(OVERRIDES_KEY)
-        overrides = _read_overrides(raw)
+        raw = self.app.results.backend.get_value(RATE_OVERRIDES_KEY)
+        overrides = read_overrides(raw)
         with self._lock:
             self._overrides = overrides
 
@@ -238,37 +205,3 @@ class RateLimits:
             limiter = shared or TokenBucket(rate)
         self._limiters[task.name] = (key, limiter)
         return limiter
-
-
-def _read_overrides(raw: bytes | None) -> dict[str, Any]:
-    """The run-time rate limits stored as ``raw``, keeping only those that parse (anyone
-    who can write to the result backend can write there)."""
-    try:
-        stored = json_loads(raw) if raw else {}
-    except ValueError:
-        stored = None
-    if not isinstance(stored, dict):
-        logger.error("rate limits: %s is not a JSON object; ignored", OVERRIDES_KEY)
-        return {}
-    overrides = {}
-    for name, rate in stored.items():
-        try:
-            parse_rate(rate)
-        except (ValueError, TypeError):
-            logger.error("rate limits: ignored a bad limit for %s: %r", name, rate)
-            continue
-        overrides[str(name)] = rate
-    return overrides
-
-
-def publish(app: Celeriac, name: str, rate: str | None) -> None:
-    """Change ``name``'s rate limit on every worker (None: back to the task's own). Workers
-    pick it up within a heartbeat."""
-    parse_rate(rate)
-    backend = app.results.backend
-    overrides = _read_overrides(backend.get_value(OVERRIDES_KEY))
-    if rate is None:
-        overrides.pop(name, None)
-    else:
-        overrides[name] = rate
-    backend.set_value(OVERRIDES_KEY, json_dumps(overrides))

@@ -11,10 +11,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..brokers.base import safe_url
-from ..control import CONTROL_REPLIES, CONTROL_REQUEST, CONTROL_SEQ, CONTROL_TTL, Request
+from ..control import Request
+from ..keys import CONTROL_REPLIES, CONTROL_REQUEST, CONTROL_SEQ, CONTROL_TTL
 from ..serialization import json_dumps
 from ..utils import safe_repr, safe_str
+from ..utils.urls import safe_url
 
 if TYPE_CHECKING:
     from .pools import Job

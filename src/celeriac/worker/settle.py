@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 
 from ..brokers.base import Broker, Delivery
 from ..exceptions import OperationalError
+from ..execution import ACK, DEAD_LETTER, REQUEUE
 from ..utils import safe_str
-from .executor import ACK, DEAD_LETTER, REQUEUE
 
 logger = logging.getLogger("celeriac.worker")
 

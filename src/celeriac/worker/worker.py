@@ -18,22 +18,22 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import signals, states, subscriptions
-from ..brokers.base import Broker, Delivery, dead_letter_queue, safe_url
-from ..control import REVOCATIONS_KEY, REVOKED_SET
+from .. import signals, states, subscriptions, workflow
+from .._state import Context
+from ..brokers.base import Broker, Delivery, dead_letter_queue
 from ..exceptions import (
     ImproperlyConfigured,
     InvalidTaskError,
     OperationalError,
     WorkerLostError,
 )
+from ..execution import ACK, DEAD_LETTER, REQUEUE, Outcome, make_request
+from ..keys import REVOCATIONS_KEY, REVOKED_SET
 from ..message import Message
 from ..routing import Broadcast, join_broadcasts, leave_broadcasts, private_queue
 from ..serialization import content_types
-from ..task import Context
 from ..utils import keep_running, safe_str
-from . import workflow
-from .executor import ACK, DEAD_LETTER, REQUEUE, Outcome
+from ..utils.urls import safe_url
 from .keeper import LeaseKeeper
 from .pools import AsyncioPool, Job, Pool, SoloPool, ThreadPool
 from .prefork import PreforkPool
@@ -621,7 +621,8 @@ class Worker:
             meta["status"],
         )
         try:
-            workflow.replay(self.app, message, meta)
+            request = make_request(self.app.tasks[message.task], message, None, {})
+            workflow.replay(self.app, request, meta)
         except OperationalError as exc:
             logger.warning("could not replay %s's workflow steps (%s); later", message.id, exc)
             self.settlements.settle(d, REQUEUE, delay=1.0, what=message.id)

@@ -16,12 +16,12 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .brokers.base import safe_url
-from .exceptions import ImproperlyConfigured, OperationalError
+from ..exceptions import ImproperlyConfigured, OperationalError
+from ..utils.urls import safe_url
 
 DEFAULT_FILENAME = "celeriac.db"
 DEFAULT_BUSY_TIMEOUT = 10.0
@@ -354,3 +354,24 @@ def poll_intervals(first: float = 0.002, factor: float = 1.5, cap: float = 0.02)
     while True:
         yield delay
         delay = min(delay * factor, cap)
+
+
+class SQLiteStatements:
+    """Statements with ``?`` placeholders run in one transaction on an SQLite file (the
+    ``celeriac.databases`` plug-in for ``sqlite://``)."""
+
+    identity_column = "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    def __init__(self, url: str, ddl: Sequence[str], relations: Sequence[str]) -> None:
+        self._db = SQLiteDatabase(url, ";\n".join(ddl) + ";")
+
+    def run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """Run ``statements`` in one transaction; the rows of the last one."""
+        with self._db.errors(), self._db.transaction() as conn:
+            rows: list[Any] = []
+            for sql, params in statements:
+                rows = conn.execute(sql, params).fetchall()
+            return rows
+
+    def close(self) -> None:
+        self._db.close()

@@ -25,9 +25,9 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from .brokers.base import safe_url
-from .exceptions import ImproperlyConfigured, OperationalError
-from .utils.io import ReadableCheck, Waker, fd_readable, wait_readable
+from ..exceptions import ImproperlyConfigured, OperationalError
+from ..utils.io import ReadableCheck, Waker, fd_readable, wait_readable
+from ..utils.urls import safe_url
 
 try:
     import redis

@@ -14,20 +14,19 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from .. import states
-from ..canvas import Signature, chain, check_signature, chord, group, maybe_signature
-from ..exceptions import ChordError, InvalidTaskError
+from . import states
+from ._state import Context
+from .canvas import Signature, chain, check_signature, chord, group, maybe_signature
+from .exceptions import ChordError, InvalidTaskError
+from .keys import CHORD_KEY, FIRED_KEY, SENT_KEY
 
 if TYPE_CHECKING:
-    from ..app import Celeriac
-    from ..message import Message
-    from ..task import Context, Task
+    from .app import Celeriac
+    from .message import Message
+    from .task import Task
 
 logger = logging.getLogger("celeriac.worker")
 
-SENT_KEY = "celeriac:sent:{}"  # a task's callbacks and next step were sent
-CHORD_KEY = "celeriac:chord:{}"  # the header members of a chord that finished
-FIRED_KEY = "celeriac:chord-fired:{}"  # which member sent the body
 _LINKS = uuid.UUID("6f1d2c3e-8a57-4b0e-9c41-2d7e5b8a9f10")  # namespace of callback ids
 
 
@@ -158,8 +157,6 @@ def on_chord_part_return(app: Celeriac, request: Context) -> None:
 
 
 def _fail_chord(app: Celeriac, body: Signature, exc: ChordError) -> None:
-    from ..task import Context
-
     logger.error("Chord body %s will not run: %s", body, exc)
     traceback = f"{type(exc).__name__}: {exc}\n"
     for task_id, name in frozen_ids(body):
@@ -176,18 +173,15 @@ def _fail_chord(app: Celeriac, body: Signature, exc: ChordError) -> None:
     call_errbacks(app, request, exc, traceback)
 
 
-def replay(app: Celeriac, message: Message, meta: dict[str, Any]) -> None:
-    """Redo the workflow steps of a task that finished but whose message came back."""
-    from .executor import make_request
-
-    task = app.tasks[message.task]
-    request = make_request(task, message, None, {})
+def replay(app: Celeriac, request: Context, meta: dict[str, Any]) -> None:
+    """Redo the workflow steps of a task that finished but whose message came back
+    (``request`` is made from that message)."""
     status = meta.get("status")
-    if status == states.SUCCESS and (message.callbacks or message.chain):
-        if app.results.backend.get_value(SENT_KEY.format(message.id)) is None:
+    if status == states.SUCCESS and (request.callbacks or request.chain):
+        if app.results.backend.get_value(SENT_KEY.format(request.id)) is None:
             name_continuation(app, request)
             send_continuation(app, request, meta.get("result"))
-    if message.chord and status in states.READY_STATES:
+    if request.chord and status in states.READY_STATES:
         on_chord_part_return(app, request)
 
 

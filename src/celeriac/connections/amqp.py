@@ -26,7 +26,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .exceptions import ImproperlyConfigured, OperationalError
+from ..exceptions import ImproperlyConfigured, OperationalError
 
 try:
     import pika

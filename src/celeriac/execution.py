@@ -18,9 +18,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import signals, states
-from .._state import current_request
-from ..exceptions import (
+from . import signals, states, workflow
+from ._state import Context, current_request
+from .exceptions import (
     EncodeError,
     Ignore,
     MaxRetriesExceededError,
@@ -31,14 +31,13 @@ from ..exceptions import (
     Terminated,
     TimeLimitExceeded,
 )
-from ..message import Message
-from ..result import EagerResult
-from ..task import Context, Task
-from ..utils import safe_repr, safe_str
-from . import workflow
+from .message import Message
+from .result import EagerResult
+from .utils import safe_repr, safe_str
 
 if TYPE_CHECKING:
-    from ..app import Celeriac
+    from .app import Celeriac
+    from .task import Task
 
 logger = logging.getLogger("celeriac.worker")
 #: The line each task's outcome is logged with (Celery's ``celery.app.trace``).
