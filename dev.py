@@ -3,7 +3,7 @@
 
     python3 dev.py demo    # a worker on the embedded SQLite broker running the examples
     python3 dev.py test    # lint, type-check and run the test suite
-    python3 dev.py lint    # ruff and mypy only
+    python3 dev.py lint    # ruff, mypy and the import layers only
 
 Each command creates ./.venv and installs what it needs on first use.
 """
@@ -44,9 +44,11 @@ def run(*cmd: str) -> int:
 
 
 def lint() -> int:
-    return run(
-        str(VENV / "bin" / "ruff"), "check", "src", "tests", "examples", "bench", "dev.py"
-    ) or run(str(VENV / "bin" / "mypy"))
+    return (
+        run(str(VENV / "bin" / "ruff"), "check", "src", "tests", "examples", "bench", "dev.py")
+        or run(str(VENV / "bin" / "mypy"))
+        or run(str(VENV / "bin" / "lint-imports"), "--no-cache")
+    )
 
 
 def main(argv: list[str]) -> int:

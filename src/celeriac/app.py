@@ -23,11 +23,12 @@ from typing import Any, overload
 from . import _state, plugins, signals
 from .backends.base import ResultBackend, create_backend
 from .brokers.base import Broker, Outgoing, create_broker
-from .canvas import register_builtins
+from .canvas import Signature, maybe_signature, register_builtins
 from .config import Settings, settings_from_object
+from .control import Control
 from .exceptions import ImproperlyConfigured, NotRegistered, OperationalError, QueueNotFound
 from .message import Encoded, Message, celery_shape, clamp_priority, new_id
-from .result import AsyncResult, ResultStore
+from .result import AsyncResult, GroupResult, ResultStore
 from .result import AsyncResult as _AsyncResult
 from .routing import (
     Broadcast,
@@ -39,6 +40,7 @@ from .routing import (
 )
 from .serialization import get_serializer
 from .signals import Signal
+from .subscriptions import subscribers
 from .task import Task, build_task_class
 from .utils import gc_paused
 from .utils.time import get_timezone, relative_or_absolute, to_unix
@@ -88,9 +90,12 @@ class Celeriac:
             self.conf.include = tuple(include)
         if config_source is not None:
             self.config_from_object(config_source, namespace=namespace)
-        from .contrib.django import fixup
-
-        fixup(self)
+        self._fixups = [
+            plugins.load(plugins.FIXUPS, name, "fix-up")
+            for name in sorted(plugins.entry_points(plugins.FIXUPS))
+        ]
+        for fixup in self._fixups:
+            fixup.install(self)
         self.task_cls: type[Task] = _resolve_task_cls(task_cls)
         self._tasks = TaskRegistry()
         register_builtins(self)
@@ -220,8 +225,6 @@ class Celeriac:
     ) -> str:
         """Add an entry to ``beat_schedule``: send ``sig`` on ``schedule`` (seconds, a
         timedelta, crontab, solar or clocked); returns the entry's name."""
-        from .canvas import maybe_signature
-
         signature = maybe_signature(sig, self)
         if signature is None:
             raise TypeError("add_periodic_task needs a signature, e.g. task.s(1, 2)")
@@ -254,8 +257,6 @@ class Celeriac:
     def send_event(self, event: str, payload: Any = None, **options: Any) -> list[_AsyncResult]:
         """Send every task subscribed to ``event`` (here or by any worker that has started)
         with ``payload``, in one publish; returns their results."""
-        from .subscriptions import subscribers
-
         names = sorted(subscribers(self, event))
         messages = [
             self.build_message(name, [payload], {}, headers={"event": event}, **options)
@@ -271,14 +272,18 @@ class Celeriac:
         related_name: str = "tasks",
         force: bool = False,
     ) -> None:
-        """Import ``<package>.tasks`` for each package (Django: every installed app when
-        ``packages`` is omitted), when the app is finalized or at once with ``force``."""
+        """Import ``<package>.tasks`` for each package, when the app is finalized or at once
+        with ``force``. Without ``packages``, the fix-ups say which (Django: every installed
+        app)."""
         if packages is None:
-            packages = _django_apps
+            packages = self._fixup_packages
         if force or self._finalized:
             self._import_related(packages, related_name)
         else:
             self._pending_autodiscover.append((packages, related_name))
+
+    def _fixup_packages(self) -> list[str]:
+        return [package for fixup in self._fixups for package in fixup.packages()]
 
     @staticmethod
     def _import_related(packages: Any, related_name: str) -> None:
@@ -350,8 +355,6 @@ class Celeriac:
     def control(self) -> Any:
         """Remote control: ``app.control.revoke(task_id)``."""
         if self._control is None:
-            from .control import Control
-
             self._control = Control(self)
         return self._control
 
@@ -363,14 +366,10 @@ class Celeriac:
 
     def GroupResult(self, group_id: str, results: Sequence[Any] = (), **kwargs: Any) -> Any:
         """The result of a group: ``app.GroupResult(id, [app.AsyncResult(i), ...])``."""
-        from .result import GroupResult
-
         return GroupResult(group_id, list(results), app=self, **kwargs)
 
     def signature(self, name: Any, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         """A signature of the task ``name`` (it need not be registered here)."""
-        from .canvas import Signature
-
         return Signature(name, args, kwargs, app=self, **options)
 
     @property
@@ -643,8 +642,6 @@ _state.set_default_app_factory(lambda: Celeriac("default"))
 def _signature_list(value: Any) -> list[dict[str, Any]] | None:
     if not value:
         return None
-    from .canvas import maybe_signature
-
     items = value if isinstance(value, list | tuple) else [value]
     return [dict(s) for s in (maybe_signature(v) for v in items) if s is not None]
 
@@ -666,12 +663,6 @@ def _resolve_task_cls(task_cls: type[Task] | str | None) -> type[Task]:
         module, _, attr = task_cls.replace(":", ".").rpartition(".")
         return getattr(importlib.import_module(module), attr)
     return task_cls
-
-
-def _django_apps() -> list[str]:
-    from .contrib.django import installed_apps
-
-    return installed_apps()
 
 
 def shared_task(*args: Any, **options: Any) -> Any:

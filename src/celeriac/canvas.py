@@ -18,8 +18,11 @@ import itertools
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ._state import current_request, get_current_app
 from .exceptions import InvalidTaskError
 from .message import Encoded, Message, new_id, new_ids, splicer
+from .result import AsyncResult, GroupResult
+from .routing import MapRouter
 from .utils import gc_paused
 
 if TYPE_CHECKING:
@@ -88,8 +91,6 @@ class Signature(dict[str, Any]):
     @property
     def app(self) -> Celeriac:
         if self._app is None:
-            from ._state import get_current_app
-
             self._app = get_current_app()
         return self._app
 
@@ -154,8 +155,6 @@ class Signature(dict[str, Any]):
     def freeze(self, _id: str | None = None, **options: Any) -> Any:
         """Fix the task id now (so results can be handed out before sending); returns the
         result it will have."""
-        from .result import AsyncResult
-
         opts = self.options
         if _id is not None:
             opts["task_id"] = _id
@@ -175,8 +174,6 @@ class Signature(dict[str, Any]):
         out: list[Message | Encoded],
     ) -> Any:
         """Append the messages to publish to ``out``; return the result handle."""
-        from .result import AsyncResult
-
         sig = self.clone(args, kwargs) if (args or kwargs) else self
         opts = {**sig.options, **options}
         app = self.app
@@ -197,8 +194,6 @@ class Signature(dict[str, Any]):
     ) -> Any:
         """Send it (the whole workflow, in one publish), with partial ``args``/``kwargs``
         and option overrides; returns its result (a GroupResult for a group)."""
-        from ._state import current_request
-
         app = self.app
         publish = {k: options.pop(k) for k in _PUBLISH_OPTIONS if k in options}
         add_to_parent = options.pop("add_to_parent", True)
@@ -308,8 +303,6 @@ class group(_Composite):
         return super().__or__(other)
 
     def freeze(self, _id: str | None = None, **options: Any) -> Any:
-        from .result import GroupResult
-
         gid = _id or self.options.get("task_id") or new_id()
         self.options["task_id"] = gid
         results = [t.freeze(group_id=gid, group_index=i) for i, t in enumerate(self.tasks)]
@@ -326,8 +319,6 @@ class group(_Composite):
         options: dict[str, Any],
         out: list[Message | Encoded],
     ) -> Any:
-        from .result import GroupResult
-
         rest = options.pop("chain", None)
         if rest:  # a group with steps after it is a chord, as in Celery
             after = [Signature.from_dict(d, app=self._app) for d in reversed(rest)]
@@ -353,8 +344,6 @@ class group(_Composite):
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> Any:
-        from .result import GroupResult
-
         gid = options.pop("task_id", None) or self.options.get("task_id") or new_id()
         results = [t.apply(args, kwargs, **options) for t in self.tasks]
         return GroupResult(gid, results, app=self.app)
@@ -372,9 +361,6 @@ def _build_uniform(
     routing and options are resolved once and the other messages are copies with their own
     id, arguments and index. None when the members differ (or routing may depend on the
     arguments), for the general path."""
-    from .result import AsyncResult
-    from .routing import MapRouter
-
     first = members[0] if members else None
     if first is None or len(members) < 8:
         return None
@@ -647,8 +633,6 @@ class chord(_Composite):
 
 
 def _header_result(gid: str, results: list[Any], app: Celeriac) -> GroupResult:
-    from .result import GroupResult
-
     return GroupResult(gid, results, app=app)
 
 
@@ -796,8 +780,6 @@ def maybe_signature(d: Any, app: Celeriac | None = None) -> Signature | None:
 
 
 def _call_each(task: Any, it: Iterable[Any], star: bool) -> list[Any]:
-    from ._state import get_current_app
-
     sig = Signature.from_dict(task, app=get_current_app())
     fn: Callable[..., Any] = sig.type
     return [fn(*item) if star else fn(item) for item in it]

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .exceptions import ImproperlyConfigured
+from .utils.urls import safe_url
 
 
 class UnknownSettingWarning(UserWarning):
@@ -243,8 +244,6 @@ class Settings(dict[str, Any]):
 
     def humanize(self) -> str:
         """Settings that differ from the defaults, one per line, secrets masked."""
-        from .utils.urls import safe_url
-
         lines = []
         for key in sorted(self):
             value = self[key]

@@ -10,8 +10,6 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from .utils import safe_repr
-
 
 class CeleriacError(Exception):
     """Base class of celeriac's own errors."""
@@ -68,7 +66,7 @@ class Retry(TaskPredicate):
         self.message = message
         self.exc = exc
         self.when = when
-        super().__init__(message or (safe_repr(exc) if exc is not None else "retry"))
+        super().__init__(message or (_describe(exc) if exc is not None else "retry"))
 
     def humanize(self) -> str:
         return f"in {self.when:.3g}s" if self.when is not None else "now"
@@ -133,3 +131,10 @@ class EncodeError(CeleriacError, TypeError):
 
 class DecodeError(InvalidTaskError):
     """Bytes could not be decoded with the serializer they claim to use."""
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        return repr(exc)
+    except Exception:  # a user's exception whose __repr__ fails
+        return type(exc).__name__

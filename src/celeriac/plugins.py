@@ -9,7 +9,10 @@ groups, each mapping a name (a URL scheme, for the first three) to ``module:attr
   ``result_backend`` is set;
 * ``celeriac.databases``: an SQL database class (``run`` statements with ``?`` placeholders,
   ``identity_column``), for the database schedule;
-* ``celeriac.routers``: a router, by the name ``task_routes`` gives it.
+* ``celeriac.routers``: a router, by the name ``task_routes`` gives it;
+* ``celeriac.fixups``: an object every app calls ``install(app)`` on when it is created,
+  whose ``packages()`` are what ``app.autodiscover_tasks()`` imports when given none
+  (Django's installed apps).
 
 celeriac's own are declared in its ``pyproject.toml`` like anyone else's. The entry points
 are read straight from the installed distributions' ``entry_points.txt`` files, once per
@@ -31,6 +34,7 @@ BROKERS = "celeriac.brokers"
 BACKENDS = "celeriac.backends"
 DATABASES = "celeriac.databases"
 ROUTERS = "celeriac.routers"
+FIXUPS = "celeriac.fixups"
 
 
 def entry_points(group: str) -> dict[str, str]:

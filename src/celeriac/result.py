@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import states
-from ._state import current_request
+from ._state import current_request, get_current_app
 from .exceptions import (
     ImproperlyConfigured,
     OperationalError,
@@ -293,8 +293,6 @@ class AsyncResult:
         parent: AsyncResult | None = None,
     ) -> None:
         if app is None:
-            from ._state import get_current_app
-
             app = get_current_app()
         self.app = app
         self.id = id
@@ -555,8 +553,6 @@ class ResultSet:
         if app is None:
             app = next((r.app for r in self.results if getattr(r, "app", None)), None)
         if app is None:
-            from ._state import get_current_app
-
             app = get_current_app()
         self.app = app
 
@@ -731,8 +727,6 @@ class GroupResult(ResultSet):
     ) -> GroupResult | None:
         """The saved group ``id`` (None if it was never saved or has expired)."""
         if app is None:
-            from ._state import get_current_app
-
             app = get_current_app()
         return app.results.restore_group(id)
 

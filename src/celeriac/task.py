@@ -11,10 +11,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import states
-from ._state import Context, current_request
-from .canvas import Signature
+from ._state import Context, current_request, get_current_app
+from .canvas import Signature, chunks, xmap, xstarmap
 from .exceptions import MaxRetriesExceededError, Retry
+from .execution import execute_eagerly
 from .rates import parse_rate
+from .result import AsyncResult
 from .utils.time import to_unix
 
 if TYPE_CHECKING:
@@ -172,8 +174,6 @@ class Task:
         **options: Any,
     ) -> EagerResult:
         """Run the task here and now; returns an :class:`~celeriac.result.EagerResult`."""
-        from .execution import execute_eagerly
-
         return execute_eagerly(
             self,
             tuple(args or ()),
@@ -200,8 +200,6 @@ class Task:
 
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:
         """The result of an invocation of this task."""
-        from .result import AsyncResult
-
         return AsyncResult(task_id, app=self.app, task_name=self.name, **kwargs)
 
     # -- signatures ---------------------------------------------------------------------
@@ -222,20 +220,14 @@ class Task:
 
     def map(self, it: Any) -> Signature:
         """One task calling this one on each item: ``[task(x) for x in it]``."""
-        from .canvas import xmap
-
         return xmap(self.s(), it, app=self.app)
 
     def starmap(self, it: Any) -> Signature:
         """One task calling this one on each argument tuple: ``[task(*x) for x in it]``."""
-        from .canvas import xstarmap
-
         return xstarmap(self.s(), it, app=self.app)
 
     def chunks(self, it: Any, n: int) -> Signature:
         """Argument tuples split into chunks of ``n``, each chunk one task, run as a group."""
-        from .canvas import chunks
-
         return chunks(self.s(), it, n, app=self.app)
 
     # -- inside a running task ----------------------------------------------------------
@@ -367,8 +359,6 @@ class Task:
 
 
 def _task_by_name(name: str) -> Task:
-    from ._state import get_current_app
-
     return get_current_app().tasks[name]
 
 

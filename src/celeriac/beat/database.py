@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import plugins
 from ..exceptions import ImproperlyConfigured
+from ..schedules import maybe_schedule, schedule_from_dict
 from .entry import Entry, configured_entries, parse_time
 
 if TYPE_CHECKING:
@@ -171,8 +172,6 @@ class PeriodicTasks:
         return int(rows[0][0]) if rows else 0
 
     def _schedules(self, tasks: Iterable[dict[str, Any]]) -> dict[tuple[str, int], Any]:
-        from ..schedules import schedule_from_dict
-
         found: dict[tuple[str, int], Any] = {}
         for kind, columns in KINDS.items():
             ids = sorted({int(t["schedule_id"]) for t in tasks if t["kind"] == kind})
@@ -228,8 +227,6 @@ class PeriodicTasks:
     ) -> Entry:
         """Add the entry ``name``, or change it (its run state is kept). ``schedule`` is a
         number of seconds, a timedelta, or a crontab/schedule/solar/clocked."""
-        from ..schedules import maybe_schedule
-
         sched = maybe_schedule(schedule, app=self.app)
         kind, values = _encode(sched)
         columns = KINDS[kind]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..canvas import Signature
 from ..exceptions import ImproperlyConfigured
+from ..schedules import maybe_schedule
 
 if TYPE_CHECKING:
     from ..app import Celeriac
@@ -42,8 +43,6 @@ class Entry:
     @classmethod
     def from_config(cls, name: str, spec: Mapping[str, Any], app: Celeriac) -> Entry:
         """An entry of ``beat_schedule`` (Celery's format), with a clear error when wrong."""
-        from ..schedules import maybe_schedule
-
         if not isinstance(spec, Mapping):
             raise ImproperlyConfigured(f"beat_schedule[{name!r}] is not a dict")
         unknown = set(spec) - _ENTRY_KEYS

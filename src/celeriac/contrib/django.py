@@ -1,7 +1,7 @@
 """Django in celeriac's workers, as Celery's Django fix-up does it.
 
 An app created while ``DJANGO_SETTINGS_MODULE`` is set (the ``proj/celery.py`` of Django's
-layout) installs it:
+layout) installs it (:class:`DjangoFixup`, a ``celeriac.fixups`` plug-in):
 
 * the worker and beat call ``django.setup()`` before they import the tasks, so task modules
   may import models, and ``app.autodiscover_tasks()`` finds the installed apps' ``tasks``;
@@ -53,6 +53,13 @@ def installed_apps() -> list[str]:
             return []  # Django is installed, but this is not a Django project
         _setup()
     return [config.name for config in apps.get_app_configs()]
+
+
+class DjangoFixup:
+    """The ``celeriac.fixups`` plug-in every app applies when it is created."""
+
+    install = staticmethod(fixup)
+    packages = staticmethod(installed_apps)
 
 
 def _setup(**_: Any) -> None:

@@ -11,7 +11,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._state import get_current_app
 from ..exceptions import OperationalError
+from ..routing import declared_queues
 
 
 class LeastLoadedRouter:
@@ -60,8 +62,6 @@ class LeastLoadedRouter:
         configured = app.conf.router_least_loaded_queues
         if configured:
             return list(configured)
-        from ..routing import declared_queues
-
         return list(declared_queues(app.conf.task_queues))
 
     def _read(self, app: Any, queues: list[str]) -> None:
@@ -77,6 +77,4 @@ class LeastLoadedRouter:
 def _app_of(task: Any) -> Any:
     if task is not None:
         return task.app
-    from .._state import get_current_app
-
     return get_current_app()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import signals, states, subscriptions, workflow
 from .._state import Context
+from ..beat import Beat
 from ..brokers.base import Broker, Delivery, dead_letter_queue
 from ..exceptions import (
     ImproperlyConfigured,
@@ -34,6 +35,7 @@ from ..routing import Broadcast, join_broadcasts, leave_broadcasts, private_queu
 from ..serialization import content_types
 from ..utils import keep_running, safe_str
 from ..utils.urls import safe_url
+from .direct import DirectPool
 from .keeper import LeaseKeeper
 from .pools import AsyncioPool, Job, Pool, SoloPool, ThreadPool
 from .prefork import PreforkPool
@@ -254,8 +256,6 @@ class Worker:
         """The pool. Prefork children consume from the broker themselves unless its leases
         live in one process (then the parent consumes and hands them jobs)."""
         if POOLS[self.pool_name] is PreforkPool and not self.app.broker.local_leases:
-            from .direct import DirectPool
-
             return DirectPool(self)
         return POOLS[self.pool_name](
             self.app, self.concurrency, self._on_done, self.hostname, self.max_tasks_per_child
@@ -265,8 +265,6 @@ class Worker:
         """``-B``: run beat in this process, in a thread of its own."""
         if not self.embed_beat:
             return None
-        from ..beat import Beat
-
         self.beat = Beat(self.app)
         signals.beat_embedded_init.send(sender=self.beat)
         thread = threading.Thread(target=self.beat.run, name="celeriac-beat", daemon=True)

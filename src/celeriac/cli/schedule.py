@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ..app import Celeriac
+from ..app import Celeriac
+from ..beat.database import PeriodicTasks
+from ..schedules import clocked, crontab, schedule, solar
+from .base import CLIError, json_arg
 
 
-def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser(
         "schedule", parents=[common], help="list and edit the database schedule (beat -S db)"
     )
@@ -46,9 +47,6 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_schedule(app: Celeriac, args: argparse.Namespace) -> int:
-    from ..cli import CLIError
-    from .database import PeriodicTasks
-
     tasks = PeriodicTasks(app, args.db)
     try:
         if args.action == "list":
@@ -58,8 +56,8 @@ def cmd_schedule(app: Celeriac, args: argparse.Namespace) -> int:
                 args.name,
                 args.task,
                 _schedule(args, app),
-                _json(args.args, "args"),
-                _json(args.kwargs, "kwargs"),
+                json_arg(args.args, "args"),
+                json_arg(args.kwargs, "kwargs"),
                 {k: v for k in ("queue", "priority") if (v := getattr(args, k)) is not None},
                 enabled=not args.disabled,
                 one_off=args.one_off or bool(args.at),
@@ -83,8 +81,6 @@ def cmd_schedule(app: Celeriac, args: argparse.Namespace) -> int:
 
 
 def _schedule(args: argparse.Namespace, app: Celeriac) -> Any:
-    from ..schedules import clocked, crontab, schedule, solar
-
     if args.every is not None:
         return schedule(args.every, app=app)
     if args.cron:
@@ -94,15 +90,6 @@ def _schedule(args: argparse.Namespace, app: Celeriac) -> Any:
         return clocked(when if when.tzinfo else when.replace(tzinfo=app.timezone), app=app)
     event, lat, lon = args.solar
     return solar(event, float(lat), float(lon), app=app)
-
-
-def _json(value: str, what: str) -> Any:
-    from ..cli import CLIError
-
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise CLIError(f"--{what} is not valid JSON: {exc}") from None
 
 
 def _describe(schedule: Any) -> str:
