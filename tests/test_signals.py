@@ -107,7 +107,7 @@ def test_logging_signals_as_in_celery(monkeypatch: Any) -> None:
     root = logging.getLogger()
     monkeypatch.setattr(root, "handlers", list(root.handlers))
     monkeypatch.setattr(log, "_configured", False)
-    seen: list[tuple[str, Any]] = []
+    seen: list[tuple[Any, ...]] = []
 
     def after(logger: Any = None, loglevel: Any = None, **kw: Any) -> None:
         seen.append(("after", logger.name, loglevel))
@@ -192,6 +192,7 @@ def test_small_celery_names() -> None:
     @app.task
     def outer():
         inner = app.AsyncResult("done-id")
+        assert app.backend is not None
         app.backend.mark_as_done("done-id", 7)
         try:
             inner.get(timeout=1)

@@ -333,7 +333,7 @@ class Celeriac:
                     if url and url not in ("disabled", "none"):
                         options = self.conf.result_backend_transport_options
                         self._backend = create_backend(url, options)
-                        self._backend.app = self  # type: ignore[attr-defined]
+                        self._backend.app = self
                     self._backend_resolved = True
         return self._backend
 

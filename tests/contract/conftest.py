@@ -162,7 +162,8 @@ def _app(broker_name: str, backend_name: str, tmp_path: Path) -> Iterator[Celery
 @pytest.fixture(params=PAIRS, ids=[f"{b}+{r}" for b, r in PAIRS])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Celery]:
     """An app on one (broker, result backend) pair."""
-    yield from _app(*request.param, tmp_path)
+    broker, backend = request.param
+    yield from _app(broker, backend, tmp_path)
 
 
 MATRIX = [(b, r) for b in sorted(BROKERS) for r in sorted(BACKENDS)]
@@ -171,4 +172,5 @@ MATRIX = [(b, r) for b in sorted(BROKERS) for r in sorted(BACKENDS)]
 @pytest.fixture(params=MATRIX, ids=[f"{b}+{r}" for b, r in MATRIX])
 def matrix_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Celery]:
     """An app on every combination of broker and result backend."""
-    yield from _app(*request.param, tmp_path)
+    broker, backend = request.param
+    yield from _app(broker, backend, tmp_path)

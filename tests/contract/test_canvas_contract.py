@@ -54,7 +54,10 @@ def define(app: Celery) -> dict[str, Any]:
     def on_error(request: Any, exc: BaseException, traceback: str) -> None:
         calls["errback"].append((request.id, type(exc).__name__))
 
-    return {**{f.__name__: f for f in (tp1, tp2, tp3, tp4, add, tsum, fail, on_error)}, **calls}
+    return {
+        **{f.name.rpartition(".")[2]: f for f in (tp1, tp2, tp3, tp4, add, tsum, fail, on_error)},
+        **calls,
+    }
 
 
 def test_the_seed_group_and_chain(app: Celery) -> None:

@@ -28,7 +28,7 @@ from conftest import wait_until
 from .test_worker_contract import AppError, reasons, worker
 
 #: Workflow and other fields of the wrong type: each message is dead-lettered unrun.
-MISTYPED = [
+MISTYPED: list[dict[str, Any]] = [
     {"chain": [42]},
     {"chain": "zzz"},
     {"chord": "zzz"},

@@ -271,11 +271,14 @@ def test_a_sent_state_set_on_publish_as_celerys_recipe_does(app: Celery) -> None
     def update_sent_state(sender=None, headers=None, **kwargs: Any) -> None:
         task = app.tasks.get(sender)
         backend = task.backend if task else app.backend
+        assert backend is not None
         backend.store_result(headers["id"], None, "SENT")
 
+    backend = app.backend
+    assert backend is not None
     try:
         result = add.delay(2, 3)
-        assert result.state == "SENT" and app.backend.get_state(result.id) == "SENT"
+        assert result.state == "SENT" and backend.get_state(result.id) == "SENT"
         with worker(app):
             assert result.get(timeout=15) == 5
     finally:
@@ -285,7 +288,6 @@ def test_a_sent_state_set_on_publish_as_celerys_recipe_does(app: Celery) -> None
     add.backend.mark_as_done("done", 7, request=add.request)  # a request names its task
     assert app.AsyncResult("done").get(timeout=5) == 7
     assert add.backend.get_task_meta("done")["name"] == add.name
-    backend = app.backend
     backend.mark_as_started("other", progress=1)
     assert backend.get_status("other") == states.STARTED
     backend.mark_as_failure("other", AppError("no"), traceback="tb")

@@ -196,7 +196,7 @@ def test_a_broker_outage_mid_drain_loses_and_strands_nothing(
         d.project.set(CELERIAC_TEST_VT="60", CELERIAC_TEST_PREFETCH="4")
         sent[d.name] = [d.project.send("timed", tag, 0.03) for tag in tags]
         workers[d.name] = d.project.worker("-c", "2")
-    up = set()
+    up: set[str] = set()
     try:
         deadline = time.monotonic() + 180
         while len(up) < len(deployments) and time.monotonic() < deadline:

@@ -70,6 +70,57 @@ class ResultBackend(Protocol):
     def close(self) -> None:
         """Release connections (the backend reconnects if used again)."""
 
+    # Celery's methods, which a backend gets by inheriting :class:`CeleryMethods`.
+
+    #: the app whose settings those methods encode and decode with (set by the app)
+    app: Any
+
+    def store_result(
+        self,
+        task_id: str,
+        result: Any,
+        state: str,
+        traceback: str | None = None,
+        request: Any = None,
+        **kwargs: Any,
+    ) -> Any: ...
+
+    def get_task_meta(self, task_id: str, cache: bool = True) -> dict[str, Any]: ...
+
+    def get_state(self, task_id: str) -> str: ...
+
+    def get_status(self, task_id: str) -> str: ...
+
+    def get_result(self, task_id: str) -> Any: ...
+
+    def get_traceback(self, task_id: str) -> str | None: ...
+
+    def mark_as_started(self, task_id: str, **meta: Any) -> Any: ...
+
+    def mark_as_done(self, task_id: str, result: Any, request: Any = None, **kw: Any) -> Any: ...
+
+    def mark_as_failure(
+        self,
+        task_id: str,
+        exc: BaseException,
+        traceback: str | None = None,
+        request: Any = None,
+        **kw: Any,
+    ) -> Any: ...
+
+    def mark_as_retry(
+        self,
+        task_id: str,
+        exc: BaseException,
+        traceback: str | None = None,
+        request: Any = None,
+        **kw: Any,
+    ) -> Any: ...
+
+    def mark_as_revoked(
+        self, task_id: str, reason: str = "", request: Any = None, **kw: Any
+    ) -> Any: ...
+
 
 class CeleryMethods:
     """Celery's result-backend methods, which every backend has too: ``store_result``,

@@ -53,7 +53,7 @@ MAX_DATAGRAM = 256 << 10
 # The queue's socket: sequenced packets where unix sockets have them (Linux), else datagrams
 # (macOS), which keep each job whole just the same but may be smaller (larger jobs go
 # through a file either way)
-SOCKET_TYPES = (socket.SOCK_SEQPACKET, socket.SOCK_DGRAM)
+SOCKET_TYPES: tuple[socket.SocketKind, ...] = (socket.SOCK_SEQPACKET, socket.SOCK_DGRAM)
 DEPTH = 16  # jobs in the pool per taking child, counting the one it runs
 GATHER_MAX = 0.0005  # the longest the supervisor lets outcomes gather (seconds)
 
