@@ -228,7 +228,7 @@ def test_rate_limits_hold_across_the_prefork_children(project: Project) -> None:
 @pytest.fixture(params=["SOCK_SEQPACKET", "SOCK_DGRAM"])
 def pool_queue(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
     """A prefork pool's job queue (of one slot) on each socket type it may use."""
-    from celeriac.worker import prefork
+    from celeriac.worker.pools import fed as prefork
 
     kind = getattr(socket, request.param)
     monkeypatch.setattr(prefork, "SOCKET_TYPES", (kind,))

@@ -32,7 +32,7 @@ if os.environ.get("CELERIAC_TEST_PREFORK") in ("queue", "datagrams"):
 if os.environ.get("CELERIAC_TEST_PREFORK") == "datagrams":  # the prefork queue as on macOS
     import socket
 
-    from celeriac.worker import prefork
+    from celeriac.worker.pools import fed as prefork
 
     prefork.SOCKET_TYPES = (socket.SOCK_DGRAM,)
 if os.environ.get("CELERIAC_TEST_SENTRY_DSN"):  # failures go to a stand-in Sentry

@@ -31,8 +31,7 @@ from typing import Any
 
 from ..brokers.base import Broker, Delivery
 from ..exceptions import OperationalError
-from .direct import PIPE_SIZE
-from .prefork import die_with_parent, read_frames, send_frame
+from .pools.processes import PIPE_SIZE, die_with_parent, read_frames, send_frame
 
 logger = logging.getLogger("celeriac.worker")
 

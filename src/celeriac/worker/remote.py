@@ -18,7 +18,7 @@ from ..utils import safe_repr, safe_str
 from ..utils.urls import safe_url
 
 if TYPE_CHECKING:
-    from .pools import Job
+    from .pools.base import Job
     from .worker import Worker
 
 logger = logging.getLogger("celeriac.worker")

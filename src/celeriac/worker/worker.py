@@ -35,10 +35,8 @@ from ..routing import Broadcast, join_broadcasts, leave_broadcasts, private_queu
 from ..serialization import content_types
 from ..utils import keep_running, safe_str
 from ..utils.urls import safe_url
-from .direct import DirectPool
 from .keeper import LeaseKeeper
-from .pools import AsyncioPool, Job, Pool, SoloPool, ThreadPool
-from .prefork import PreforkPool
+from .pools import AsyncioPool, ConsumingPool, FedPool, Job, Pool, SoloPool, ThreadPool
 from .ratelimit import RateLimits, SharedClocks
 from .remote import Remote
 from .settle import Settlements
@@ -50,8 +48,8 @@ logger = logging.getLogger("celeriac.worker")
 
 
 POOLS: dict[str, type[Pool]] = {
-    "prefork": PreforkPool,
-    "processes": PreforkPool,
+    "prefork": FedPool,
+    "processes": FedPool,
     "threads": ThreadPool,
     "asyncio": AsyncioPool,
     "solo": SoloPool,
@@ -255,8 +253,8 @@ class Worker:
     def _make_pool(self) -> Pool:
         """The pool. Prefork children consume from the broker themselves unless its leases
         live in one process (then the parent consumes and hands them jobs)."""
-        if POOLS[self.pool_name] is PreforkPool and not self.app.broker.local_leases:
-            return DirectPool(self)
+        if POOLS[self.pool_name] is FedPool and not self.app.broker.local_leases:
+            return ConsumingPool(self)
         return POOLS[self.pool_name](
             self.app, self.concurrency, self._on_done, self.hostname, self.max_tasks_per_child
         )

@@ -1,4 +1,5 @@
-"""The prefork pool: child processes that take jobs from one shared queue.
+"""The prefork pool fed by its parent, for brokers whose leases live in the consuming
+process (RabbitMQ, memory): child processes that take jobs from one shared queue.
 
 The parent puts jobs on a ``SOCK_SEQPACKET`` socket shared by every child (a whole job per
 datagram; plain datagrams where unix sockets have no sequenced packets, as on macOS), up to
@@ -6,7 +7,7 @@ datagram; plain datagrams where unix sockets have no sequenced packets, as on ma
 waiting for the parent to notice; whichever child is free first takes the next job, so a
 short task never waits behind a long one in a busy child. While every child has
 several jobs queued, the parent lets outcomes gather for a moment before it reads them (see
-:meth:`PreforkPool._gather_time`): reading them one at a time costs more than the task.
+:meth:`FedPool._gather_time`): reading them one at a time costs more than the task.
 A child takes a job under a lock (``lockf``, released by the kernel if the child dies) and
 writes the job's number and start time into its slot in shared memory before letting go, so
 the parent always knows which job each child runs: for hard time limits, terminating a
@@ -33,19 +34,19 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .. import signals, states
-from ..exceptions import SoftTimeLimitExceeded, Terminated, TimeLimitExceeded, WorkerLostError
-from ..execution import REQUEUE, Outcome, TaskRun, execute, make_request
-from ..utils import keep_running
-from .limits import alarm_limits
-from .pools import Job, Pool
+from ... import signals, states
+from ...exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from ...execution import Outcome, execute
+from ...utils import keep_running
+from ..timelimits import alarm_limits
+from .base import Job, Pool
+from .processes import anonymous_file, die_with_parent, lost_outcome, read_frames, send_frame
 
 if TYPE_CHECKING:
-    from ..app import Celeriac
+    from ...app import Celeriac
 
 logger = logging.getLogger("celeriac.worker")
 
-FRAME = struct.Struct("I")  # a pickle's length, before it on a pipe between processes
 SLOT = struct.Struct("qd")  # a child's slot: the job it runs (0: none) and when it took it
 SPILL = b"@"  # a datagram naming a file that holds a job too large for one datagram
 STOP = pickle.dumps(None)
@@ -58,33 +59,11 @@ DEPTH = 16  # jobs in the pool per taking child, counting the one it runs
 GATHER_MAX = 0.0005  # the longest the supervisor lets outcomes gather (seconds)
 
 
-def die_with_parent() -> None:
-    """In a forked child: be killed when the thread that forked it ends (Linux)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # not Linux: the child notices the parent's pipe closing instead
-        pass
-
-
 def _socketpair() -> tuple[socket.socket, socket.socket]:
     for kind in SOCKET_TYPES[:-1]:
         with contextlib.suppress(OSError):
             return socket.socketpair(socket.AF_UNIX, kind)
     return socket.socketpair(socket.AF_UNIX, SOCKET_TYPES[-1])
-
-
-def _anonymous_file() -> int:
-    """A descriptor of a file with no name (fork passes it on), for the queue's lock: in
-    memory where the system has ``memfd_create``, so a read-only file system does not stop
-    the pool."""
-    if hasattr(os, "memfd_create"):
-        return os.memfd_create("celeriac-prefork")
-    fd, path = tempfile.mkstemp(prefix="celeriac-prefork-")
-    os.unlink(path)
-    return fd
 
 
 def _spill(data: bytes) -> bytes:
@@ -93,93 +72,6 @@ def _spill(data: bytes) -> bytes:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     return SPILL + os.fsencode(path)
-
-
-def send_frame(fd: int, item: Any) -> None:
-    """Write ``item`` to a pipe, pickled behind its length, whole (waiting for room)."""
-    data = pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
-    view = memoryview(FRAME.pack(len(data)) + data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-_READ = bytearray(1 << 16)  # one buffer to read pipes into (a fresh 64 KB per read, shrunk
-# to what came, left the parent's heap ever more fragmented)
-_READ_LOCK = threading.Lock()
-
-
-def read_frames(fd: int, unread: bytearray) -> list[Any]:
-    """The items written to the non-blocking pipe ``fd`` by :func:`send_frame` since the
-    last call; ``unread`` keeps the start of one not yet whole."""
-    with _READ_LOCK:
-        while True:
-            try:
-                n = os.readv(fd, [_READ])
-            except BlockingIOError:
-                break
-            unread += memoryview(_READ)[:n]
-            if n < len(_READ):  # no more for now (or the writer is gone)
-                break
-    items, at = [], 0
-    while len(unread) - at >= FRAME.size:
-        (size,) = FRAME.unpack_from(unread, at)
-        if len(unread) - at - FRAME.size < size:
-            break
-        items.append(pickle.loads(memoryview(unread)[at + FRAME.size : at + FRAME.size + size]))
-        at += FRAME.size + size
-    del unread[:at]
-    return items
-
-
-def lost_outcome(
-    app: Celeriac, hostname: str, job: Job, exitcode: int | None, killed_for: str | None
-) -> Outcome:
-    """The outcome of a job whose process died under it (exit code ``exitcode``), killed by
-    the worker for ``killed_for`` (``"time_limit"``, ``"revoked"``, ``"shutdown"``, or
-    ``"another task"``: the one it ran just before) or not.
-
-    A process that died of its own accord (the OOM killer, a crash in C code, ``os._exit``)
-    gives its task back to the queue, unless ``task_reject_on_worker_lost`` is off (Celery's
-    default: the task fails with WorkerLostError); a task that kills its process every time
-    is dead-lettered after ``worker_max_deliveries`` deliveries."""
-    run = TaskRun(app, job.task, make_request(job.task, job.message, hostname, job.delivery_info))
-    if killed_for == "revoked":
-        signum = -exitcode if exitcode is not None and exitcode < 0 else None
-        stopped = Terminated(f"terminated by revoke (exit code {exitcode})")
-        return run.guarded(lambda exc: run.terminated(exc, signum), stopped)
-    if killed_for in ("shutdown", "another task"):
-        return Outcome(REQUEUE, states.PENDING, "worker process lost")
-    if killed_for == "time_limit":
-        exc: BaseException = TimeLimitExceeded(f"time limit ({job.hard_limit}s) exceeded")
-        logger.error("Task %s[%s]: %s", job.task.name, job.message.id, exc)
-        return run.guarded(run.failed, exc)
-    how = _exit_description(exitcode)
-    reject = job.task.reject_on_worker_lost
-    if reject is None:
-        reject = app.conf.task_reject_on_worker_lost
-    if reject:
-        logger.error(
-            "Task %s[%s]: its process %s while running it; back to its queue (delivery %d, "
-            "dead-lettered after worker_max_deliveries=%s)",
-            job.task.name,
-            job.message.id,
-            how,
-            job.delivery.delivery_count,
-            app.conf.worker_max_deliveries,
-        )
-        return Outcome(REQUEUE, states.PENDING, f"worker process lost ({how})")
-    exc = WorkerLostError(f"Worker exited prematurely: {how}.")
-    logger.error("Task %s[%s]: %s", job.task.name, job.message.id, exc)
-    return run.guarded(run.failed, exc)
-
-
-def _exit_description(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            return f"was killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"was killed by signal {-exitcode}"
-    return f"exited (exit code {exitcode})"
 
 
 class _Queue:
@@ -194,7 +86,7 @@ class _Queue:
         sndbuf = self.send_end.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
         self.max_datagram = min(sndbuf // 2, MAX_DATAGRAM)
         self.buffer = bytearray(self.max_datagram)
-        self._lockfile = _anonymous_file()
+        self._lockfile = anonymous_file()
         self.slots = mmap.mmap(-1, SLOT.size * slots)
         # only the parent writes to this pipe (never, in fact): when it dies the children
         # read its end of file, whatever the socket's type tells them
@@ -339,7 +231,7 @@ class _Child:
         return read_frames(self.outcomes, self.unread)
 
 
-class PreforkPool(Pool):
+class FedPool(Pool):
     """``concurrency`` child processes (forked) fed from one shared queue. The thread that
     submits a job queues it when there is room; a supervisor thread reads outcomes, queues
     more as room frees up, enforces hard time limits by killing, and replaces children that

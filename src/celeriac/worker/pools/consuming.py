@@ -1,4 +1,4 @@
-"""The prefork pool on brokers whose deliveries any process can settle (Redis, SQLite,
+"""The consuming prefork pool, on brokers whose deliveries any process can settle (Redis, SQLite,
 PostgreSQL): every child consumes by itself, the parent supervises.
 
 A child is a forked copy of the worker. It claims its own share of the prefetch window
@@ -44,18 +44,25 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import signals, states
-from ..brokers.base import DeadLetter, Delivery, Outgoing
-from ..exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from ..execution import ACK, Outcome
-from ..utils import keep_running
-from .pools import Job, Pool, SoloPool
-from .prefork import _anonymous_file, die_with_parent, lost_outcome, read_frames, send_frame
-from .ratelimit import SharedClocks
+from ... import signals, states
+from ...brokers.base import DeadLetter, Delivery, Outgoing
+from ...exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from ...execution import ACK, Outcome
+from ...utils import keep_running
+from ..ratelimit import SharedClocks
+from .base import Job, Pool, SoloPool
+from .processes import (
+    PIPE_SIZE,
+    anonymous_file,
+    die_with_parent,
+    lost_outcome,
+    read_frames,
+    send_frame,
+)
 
 if TYPE_CHECKING:
-    from ..brokers.base import Broker
-    from .worker import Worker
+    from ...brokers.base import Broker
+    from ..worker import Worker
 
 logger = logging.getLogger("celeriac.worker")
 
@@ -65,7 +72,6 @@ SLOT = struct.Struct("qdd")
 CLAIMED, FINISHED, SETTLED, EXITING = b"C", b"F", b"S", b"E"
 READ_EVERY = 0.025  # seconds between the parent's readings of its children's reports
 HELD_UP_AFTER = 1.0  # a task running this long (at least) gives back the jobs behind it
-PIPE_SIZE = 1 << 20  # asked for each report pipe (Linux); a full one only makes a child wait
 STOP = signal.SIGUSR1  # "stop after your task", to a child
 
 
@@ -236,7 +242,7 @@ class _ChildPool(SoloPool):
             return jobs
 
 
-def _child_main(worker: Worker, pool: DirectPool, index: int, reports: int, parent: int) -> None:
+def _child_main(worker: Worker, pool: ConsumingPool, index: int, reports: int, parent: int) -> None:
     die_with_parent()
     if os.getppid() != parent:
         os._exit(1)
@@ -309,7 +315,7 @@ class _Child:
         return None if fields is None or seq in self.finished else _delivery(fields)
 
 
-class DirectPool(Pool):
+class ConsumingPool(Pool):
     """``concurrency`` child processes that each consume from the broker and run one job at
     a time; a supervisor thread in the parent reads their reports, enforces hard time limits,
     and settles for and replaces children that exit."""
@@ -334,7 +340,7 @@ class DirectPool(Pool):
 
         self._ctx = multiprocessing.get_context("fork")
         self.slots = _Slots(self.concurrency)
-        self.clocks = SharedClocks(list(self.app.tasks), _anonymous_file())
+        self.clocks = SharedClocks(list(self.app.tasks), anonymous_file())
         self._wake_r, self._wake_w = os.pipe()
         # a child that gets "stop" before it can handle it ignores it, instead of dying
         with contextlib.suppress(ValueError):  # not the main thread: nothing to inherit

@@ -1,5 +1,5 @@
-"""Execution pools behind one small interface: threads, asyncio, solo (and prefork, in
-``prefork.py``).
+"""The pool interface, and the solo pool (the other pools: ``threads.py``, ``aio.py``, and
+prefork's two kinds, ``fed.py`` and ``consuming.py``).
 
 The consumer hands a :class:`Job` to ``submit``; the pool runs it when a slot is free and calls
 ``on_done([(job, outcome), ...])`` from one of its own threads (the solo pool: from the main
@@ -11,8 +11,6 @@ running ones and returns them (cold shutdown).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -23,17 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .. import states
-from ..brokers.base import Delivery
-from ..exceptions import SoftTimeLimitExceeded, Terminated, TimeLimitExceeded
-from ..execution import REQUEUE, Outcome, execute, execute_async
-from ..message import Message
-from ..task import Task
-from ..utils import keep_running
-from .limits import alarm_limits, raise_in_thread
+from ...brokers.base import Delivery
+from ...execution import Outcome, execute
+from ...message import Message
+from ...task import Task
+from ..timelimits import alarm_limits
 
 if TYPE_CHECKING:
-    from ..app import Celeriac
+    from ...app import Celeriac
 
 logger = logging.getLogger("celeriac.worker")
 
@@ -219,145 +214,3 @@ class SoloPool(Pool):
     def join(self, timeout: float) -> bool:
         self.poll()
         return super().join(0)
-
-
-class ThreadPool(Pool):
-    """``concurrency`` threads; time limits are raised in the task's thread."""
-
-    name = "threads"
-
-    def start(self) -> None:
-        self._threads = [
-            threading.Thread(target=self._loop, name=f"celeriac-thread-{i}", daemon=True)
-            for i in range(self.concurrency)
-        ]
-        for t in self._threads:
-            t.start()
-        self._watchdog = threading.Thread(target=self._watch, name="celeriac-limits", daemon=True)
-        self._watchdog.start()
-
-    def _loop(self) -> None:
-        keep_running(self._run_jobs, "a pool thread", lambda: self._stopping)
-
-    def _run_jobs(self) -> None:
-        while True:
-            with self._lock:
-                while not self._pending and not self._stopping:
-                    self._lock.wait()
-                if self._stopping:
-                    return
-                job = self._pending.popleft()
-                job.thread_id = threading.get_ident()
-                self._take(job)
-            try:
-                outcome = execute(self.app, job.task, job.message, self.hostname, job.delivery_info)
-            except (SoftTimeLimitExceeded, TimeLimitExceeded, Terminated):  # came too late
-                outcome = Outcome("ack", states.SUCCESS)
-            finally:
-                with self._lock:
-                    job.thread_id = None
-                raise_in_thread(threading.get_ident(), None)
-            self._finish(job, outcome)
-
-    def terminate_job(self, task_id: str, signum: int) -> bool:
-        """Raise :class:`Terminated` in the thread running ``task_id``."""
-        with self._lock:
-            for job in self._running.values():
-                if job.message.id == task_id and job.thread_id is not None:
-                    raise_in_thread(job.thread_id, Terminated)
-                    return True
-        return False
-
-    def _watch(self) -> None:
-        keep_running(self._enforce_limits, "the time-limit watchdog", lambda: self._stopping)
-
-    def _enforce_limits(self) -> None:
-        while not self._stopping:
-            time.sleep(0.05)
-            now = time.monotonic()
-            with self._lock:
-                for job in self._running.values():
-                    if job.thread_id is None or job.started_at is None:
-                        continue
-                    elapsed = now - job.started_at
-                    stage = job.extra.get("limit_stage", 0)
-                    if stage == 0 and job.soft_limit and elapsed > job.soft_limit:
-                        job.extra["limit_stage"] = 1
-                        raise_in_thread(job.thread_id, SoftTimeLimitExceeded)
-                    elif stage < 2 and job.hard_limit and elapsed > job.hard_limit:
-                        job.extra["limit_stage"] = 2
-                        raise_in_thread(job.thread_id, TimeLimitExceeded)
-
-
-class AsyncioPool(Pool):
-    """An event loop in its own thread runs up to ``concurrency`` tasks at once; ``async def``
-    tasks run on the loop, plain functions in the loop's default thread pool."""
-
-    name = "asyncio"
-
-    def start(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run_loop, name="celeriac-asyncio", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-
-    def _run_loop(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._sem = asyncio.Semaphore(self.concurrency)
-        self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._ready.set()
-        self._loop.run_forever()
-
-    def submit(self, job: Job) -> None:
-        super().submit(job)
-        self._loop.call_soon_threadsafe(self._spawn, job)
-
-    def _spawn(self, job: Job) -> None:
-        self._tasks[job.id] = self._loop.create_task(self._run(job))
-
-    async def _run(self, job: Job) -> None:
-        try:
-            async with self._sem:
-                with self._lock:
-                    if job not in self._pending:
-                        return  # taken back by cancel_pending
-                    self._pending.remove(job)
-                    self._take(job)
-                try:
-                    outcome = await execute_async(
-                        self.app,
-                        job.task,
-                        job.message,
-                        self.hostname,
-                        job.delivery_info,
-                        (job.soft_limit, job.hard_limit),
-                    )
-                except BaseException as exc:  # never leave a job unsettled
-                    logger.exception("internal error running %s", job.message.id)
-                    outcome = Outcome(REQUEUE, states.PENDING, f"internal error: {exc!r}", 1.0)
-            await asyncio.to_thread(self._finish, job, outcome)
-        finally:
-            self._tasks.pop(job.id, None)
-
-    def terminate(self) -> list[Job]:
-        running = super().terminate()
-        for task in list(self._tasks.values()):
-            self._loop.call_soon_threadsafe(task.cancel)
-        return running
-
-    def stop(self) -> None:
-        super().stop()
-        future = asyncio.run_coroutine_threadsafe(self._drain(), self._loop)
-        with contextlib.suppress(Exception):
-            future.result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    async def _drain(self) -> None:
-        """Let finished jobs' coroutines return, so none is destroyed while pending."""
-        tasks = list(self._tasks.values())
-        if tasks:
-            await asyncio.wait(tasks, timeout=2)
-        for task in tasks:
-            task.cancel()
