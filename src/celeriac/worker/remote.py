@@ -42,12 +42,12 @@ class Remote:
         self.commands: dict[str, Callable[..., Any]] = {
             "ping": lambda: {"ok": "pong"},
             "stats": self.stats,
-            "active": lambda: [task_info(job) for job in self._running()],
-            "reserved": lambda: [task_info(job) for job in self._reserved()],
+            "active": lambda: [task_info(job) for job in worker.running()],
+            "reserved": lambda: [task_info(job) for job in worker.reserved()],
             "scheduled": lambda: [],
             "registered": self.registered,
             "active_queues": self.active_queues,
-            "revoked": lambda: sorted(worker._revoked),
+            "revoked": lambda: sorted(worker.revoked),
             "query_task": self.query_task,
             "shutdown": self.shutdown,
         }
@@ -112,23 +112,6 @@ class Remote:
 
     # -- what the commands read -----------------------------------------------------------
 
-    def _running(self) -> list[Job]:
-        pool = self.worker.pool
-        return pool.running() if pool is not None else []
-
-    def _reserved(self, running: list[Job] | None = None) -> list[Job]:
-        worker = self.worker
-        if running is None:
-            running = self._running()
-        started = {job.message.id for job in running}
-        if worker.pool is not None and worker.pool.consumes:
-            held = (worker.job_for(d) for d in worker.pool.held())
-            jobs = [job for job in held if job is not None]
-        else:
-            with worker._inflight_lock:
-                jobs = list(worker._inflight.values())
-        return [job for job in jobs if job.message.id not in started and not job.acked]
-
     def stats(self) -> dict[str, Any]:
         worker = self.worker
         pool = worker.pool
@@ -141,7 +124,7 @@ class Remote:
                 "max-concurrency": worker.concurrency,
                 "processes": pool.pids() if pool is not None else [],
             },
-            "prefetch_count": worker.max_inflight,
+            "prefetch_count": worker.consumer.max_inflight,
             "broker": {"url": safe_url(worker.app.conf.broker_url or "")},
         }
 
@@ -157,8 +140,8 @@ class Remote:
     def query_task(self, ids: list[str]) -> dict[str, Any]:
         wanted = set(ids)
         found: dict[str, Any] = {}
-        running = self._running()
-        for state, jobs in (("reserved", self._reserved(running)), ("active", running)):
+        worker = self.worker
+        for state, jobs in (("reserved", worker.reserved()), ("active", worker.running())):
             for job in jobs:
                 if job.message.id in wanted:
                     found[job.message.id] = [state, task_info(job)]

@@ -200,9 +200,7 @@ class _ChildPool(SoloPool):
     def __init__(
         self, worker: Worker, slots: _Slots, index: int, channel: _Channel, parent: int
     ) -> None:
-        super().__init__(
-            worker.app, 1, worker._on_done, worker.hostname, worker.max_tasks_per_child
-        )
+        super().__init__(worker.app, 1, worker.on_done, worker.hostname, worker.max_tasks_per_child)
         self.slots = slots
         self.index = index
         self.channel = channel
@@ -327,7 +325,7 @@ class ConsumingPool(Pool):
         super().__init__(
             worker.app,
             worker.concurrency,
-            worker._on_done,
+            worker.on_done,
             worker.hostname,
             worker.max_tasks_per_child,
         )
@@ -430,7 +428,7 @@ class ConsumingPool(Pool):
         self.slots.set(child.index)
         back = [d for d in held if d.seq not in child.finished and d is not running]
         if running is not None:
-            job = self.worker.job_for(running)
+            job = self.worker.consumer.job_for(running)
             if job is None:  # cannot be read (it would have been dead-lettered): give it back
                 back.append(running)
             else:
@@ -439,7 +437,7 @@ class ConsumingPool(Pool):
                     reason = "another task"  # killed for the one it had just finished
                 code = child.process.exitcode
                 self.on_done([(job, lost_outcome(self.app, self.hostname, job, code, reason))])
-        self.worker.take_back(finished, back)
+        self.worker.consumer.take_back(finished, back)
         if respawn:
             self._spawn(child.index)
         with self._lock:
@@ -478,7 +476,7 @@ class ConsumingPool(Pool):
             for child in self._children:
                 child.read()
             running = [c.running(self.slots) for c in self._children]
-        jobs = [self.worker.job_for(d) for d in running if d is not None]
+        jobs = [self.worker.consumer.job_for(d) for d in running if d is not None]
         return [job for job in jobs if job is not None]
 
     def terminate_job(self, task_id: str, signum: int) -> bool:
@@ -487,7 +485,7 @@ class ConsumingPool(Pool):
                 child.read()
             running = [(c, c.running(self.slots)) for c in self._children]
         for child, delivery in running:
-            job = self.worker.job_for(delivery) if delivery is not None else None
+            job = self.worker.consumer.job_for(delivery) if delivery is not None else None
             if job is not None and job.message.id == task_id:
                 self._kill(child, "revoked", job.delivery.seq, signum)
                 return True
