@@ -1,4 +1,5 @@
-"""The application: configuration, the task registry, and publishing.
+"""The application: configuration, the task registry, connections, and the doors to
+publishing (:mod:`celeriac.producer`), results and remote control.
 
 from celeriac import Celery
 app = Celery("proj", broker="sqlite:///celeriac.db")
@@ -14,37 +15,28 @@ import datetime as dt
 import importlib
 import logging
 import os
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, overload
 
-from . import _state, plugins, signals
+from . import _state, plugins
 from .backends.base import ResultBackend, create_backend
-from .brokers.base import Broker, Outgoing, create_broker
+from .brokers.base import Broker, create_broker
 from .canvas import Signature, maybe_signature, register_builtins
 from .config import Settings, settings_from_object
 from .control import Control
-from .exceptions import ImproperlyConfigured, NotRegistered, OperationalError, QueueNotFound
-from .message import Encoded, Message, celery_shape, clamp_priority, new_id
+from .exceptions import ImproperlyConfigured, NotRegistered
+from .message import Encoded, Message
+from .producer import Producer
 from .result import AsyncResult, GroupResult, ResultStore
 from .result import AsyncResult as _AsyncResult
 from .routing import (
-    Broadcast,
-    BroadcastTargets,
     Queue,
-    declared_queues,
-    prepare_routers,
-    route,
 )
-from .serialization import get_serializer
 from .signals import Signal
 from .subscriptions import subscribers
 from .task import Task, build_task_class
-from .utils import gc_paused
-from .utils.time import get_timezone, relative_or_absolute, to_unix
-from .utils.urls import safe_url
+from .utils.time import get_timezone
 
 logger = logging.getLogger("celeriac.app")
 
@@ -107,9 +99,7 @@ class Celeriac:
         self._backend: ResultBackend | None = None
         self._backend_resolved = False
         self._inherited: list[Any] = []  # connections from a parent process, never closed here
-        self._routers: tuple[Any, list[Any]] | None = None
-        self._queues: tuple[Any, dict[str, Queue], frozenset[str]] | None = None
-        self._broadcast_targets = BroadcastTargets()
+        self.producer = Producer(self)
         self._event_subscribers: dict[str, set[str]] = {}
         self.results = ResultStore(self)
         self.on_after_configure = Signal("on_after_configure")
@@ -375,27 +365,7 @@ class Celeriac:
     @property
     def queues(self) -> dict[str, Queue]:
         """The queues declared in ``task_queues``, by name."""
-        return self._declared()[1]
-
-    def _declared(self) -> tuple[Any, dict[str, Queue], frozenset[str]]:
-        """``task_queues`` as (the setting, queues by name, names of broadcast queues)."""
-        setting = self.conf.task_queues
-        if self._queues is None or self._queues[0] is not setting:
-            queues = declared_queues(setting)
-            broadcasts = frozenset(n for n, q in queues.items() if isinstance(q, Broadcast))
-            self._queues = (setting, queues, broadcasts)
-        return self._queues
-
-    def _route(
-        self, name: str, args: Any, kwargs: Any, options: dict[str, Any], task: Task | None
-    ) -> dict[str, Any]:
-        return route(self._routers_for(self.conf.task_routes), name, args, kwargs, options, task)
-
-    def _routers_for(self, routes: Any) -> list[Any]:
-        """The router callables of the ``task_routes`` setting (prepared once per value)."""
-        if self._routers is None or self._routers[0] is not routes:
-            self._routers = (routes, prepare_routers(routes))
-        return self._routers[1]
+        return self.producer.queues
 
     def send_task(
         self,
@@ -411,7 +381,7 @@ class Celeriac:
         """Send a task by name (it need not be registered here). ``options`` are those of
         :meth:`build_message`: countdown, eta, task_id, expires, priority, queue, link, ..."""
         task = options.get("task")
-        message = self.build_message(name, args, kwargs, **options)
+        message = self.producer.build_message(name, args, kwargs, **options)
         self.publish([message], retry=retry, retry_policy=retry_policy, task=task)
         request = _state.current_request.get()
         result = AsyncResult(message.id, app=self, task_name=name)
@@ -419,100 +389,10 @@ class Celeriac:
             request.children.append(result)
         return result
 
-    def build_message(
-        self,
-        name: str,
-        args: Sequence[Any] | None = None,
-        kwargs: dict[str, Any] | None = None,
-        *,
-        countdown: float | None = None,
-        eta: dt.datetime | float | None = None,
-        task_id: str | None = None,
-        expires: dt.datetime | dt.timedelta | float | None = None,
-        priority: int | None = None,
-        queue: str | None = None,
-        link: Any = None,
-        link_error: Any = None,
-        headers: dict[str, Any] | None = None,
-        ignore_result: bool | None = None,
-        serializer: str | None = None,
-        task: Task | None = None,
-        **options: Any,
-    ) -> Message:
-        """Resolve routing and options into a :class:`Message` (not yet sent)."""
-        if task is None:
-            task = self._tasks.get(name)
-        explicit = {"queue": queue, "priority": priority}
-        routed = self._route(name, args, kwargs, explicit, task)
-        conf = self.conf
-        queue = queue or routed.get("queue") or (task and task.queue) or conf.task_default_queue
-        if priority is None:
-            priority = routed.get("priority")
-        if priority is None and task is not None:
-            priority = task.priority
-        queues = self.queues
-        declared = queues.get(str(queue))
-        if declared is None and queues and not conf.task_create_missing_queues:
-            raise QueueNotFound(
-                f"queue {queue!r} is not in task_queues (task_create_missing_queues is off)"
-            )
-        if priority is None and declared is not None:
-            priority = declared.priority
-        if priority is None:
-            priority = conf.task_default_priority
-        priority = clamp_priority(priority or 0)
-        if declared is not None and declared.max_priority is not None:
-            priority = min(priority, int(declared.max_priority))
-        now = time.time()
-        eta_ts: float | None = None
-        if countdown is not None:
-            eta_ts = now + float(countdown)
-        elif eta is not None:
-            eta_ts = to_unix(eta, self.timezone)
-        if expires is None and task is not None:
-            expires = task.expires
-        expires_at = relative_or_absolute(expires, self.timezone) if expires is not None else None
-        if expires_at is None and declared is not None and declared.message_ttl:
-            # like a queue TTL: counted from when the message is due in its queue
-            expires_at = (eta_ts or now) + float(declared.message_ttl)
-        parent = _state.current_request.get()
-        task_id = task_id or new_id()
-        root_id = options.pop("root_id", None) or (parent.root_id or parent.id if parent else None)
-        parent_id = options.pop("parent_id", None) or (parent.id if parent else None)
-        if ignore_result is None:
-            ignore_result = (
-                task.ignore_result
-                if task and task.ignore_result is not None
-                else conf.task_ignore_result
-            )
-        return Message(
-            id=task_id,
-            task=name,
-            args=list(args or ()),
-            kwargs=dict(kwargs or {}),
-            queue=str(queue),
-            priority=priority,
-            eta=eta_ts,
-            expires=expires_at,
-            retries=int(options.pop("retries", 0)),
-            root_id=root_id or task_id,
-            parent_id=parent_id,
-            group_id=options.pop("group_id", None),
-            group_index=options.pop("group_index", None),
-            callbacks=_signature_list(link) or options.pop("callbacks", None),
-            errbacks=_signature_list(link_error) or options.pop("errbacks", None),
-            chain=options.pop("chain", None),
-            chord=options.pop("chord", None),
-            soft_time_limit=options.pop("soft_time_limit", None),
-            time_limit=options.pop("time_limit", None),
-            ignore_result=bool(ignore_result),
-            headers=dict(headers or {}),
-            origin=_hostname(),
-            sent_at=now,
-            content_type=get_serializer(
-                serializer or (task and task.serializer) or conf.task_serializer
-            ).content_type,
-        )
+    def build_message(self, name: str, *args: Any, **options: Any) -> Message:
+        """Resolve routing and options into a :class:`Message` (not yet sent); see
+        :meth:`celeriac.producer.Producer.build_message`."""
+        return self.producer.build_message(name, *args, **options)
 
     def publish(
         self,
@@ -522,92 +402,7 @@ class Celeriac:
         task: Task | None = None,
     ) -> None:
         """Encode and send messages in one batch, retrying per ``retry_policy`` on errors."""
-        if signals.before_task_publish.has_receivers():
-            for msg in messages:
-                data = msg.to_dict()
-                body, headers = celery_shape(data)
-                signals.before_task_publish.send(
-                    sender=msg.task,
-                    body=body,
-                    exchange="",
-                    routing_key=msg.queue,
-                    headers=headers,
-                    properties={
-                        "correlation_id": msg.id,
-                        "priority": msg.priority,
-                        "content_type": data["content_type"],
-                    },
-                    declare=[],
-                    retry_policy=retry_policy,
-                )
-        with gc_paused():
-            outgoing = [
-                msg
-                if isinstance(msg, Outgoing)
-                else Outgoing(msg.encode(), msg.queue, msg.priority, msg.eta, msg.id)
-                for msg in messages
-            ]
-        outgoing = self._fan_out(outgoing)
-        try:
-            self.broker.publish(outgoing)
-        except OperationalError as exc:  # the retry policy is read only when needed
-            if retry is None:
-                retry = self.conf.task_publish_retry
-            policy = {**self.conf.task_publish_retry_policy, **(retry_policy or {})}
-            self._publish_with_retry(outgoing, bool(retry), policy, exc)
-        if signals.after_task_publish.has_receivers():
-            for msg in messages:
-                body, headers = celery_shape(msg.to_dict())
-                signals.after_task_publish.send(
-                    sender=msg.task,
-                    body=body,
-                    headers=headers,
-                    exchange="",
-                    routing_key=msg.queue,
-                )
-
-    def _fan_out(self, outgoing: list[Outgoing]) -> list[Outgoing]:
-        """Messages for broadcast queues become one copy per live consuming worker."""
-        broadcasts = self._declared()[2]
-        if not broadcasts or not any(o.queue in broadcasts for o in outgoing):
-            return outgoing
-        expanded: list[Outgoing] = []
-        for o in outgoing:
-            if o.queue not in broadcasts:
-                expanded.append(o)
-                continue
-            targets = self._broadcast_targets.queues(self.results.backend, o.queue)
-            if not targets:
-                logger.warning("no live worker consumes broadcast queue %s: not sent", o.queue)
-            for queue in targets:
-                expanded.append(Outgoing(o.body, queue, o.priority, o.eta, o.message_id))
-        return expanded
-
-    def _publish_with_retry(
-        self, outgoing: list[Outgoing], retry: bool, policy: dict[str, Any], exc: Exception
-    ) -> None:
-        """Publish again after the first attempt failed with ``exc``, per ``policy``."""
-        limit = policy.get("max_retries", 3)
-        max_retries = (float("inf") if limit is None else int(limit)) if retry else 0
-        interval = float(policy.get("interval_start", 0))
-        attempt = 0
-        while attempt < max_retries:
-            attempt += 1
-            logger.warning("publish failed (%s); retry %d in %.2fs", exc, attempt, interval)
-            time.sleep(interval)
-            interval = min(
-                interval + float(policy.get("interval_step", 0.2)),
-                float(policy.get("interval_max", 1.0)),
-            )
-            try:
-                self.broker.publish(outgoing)
-                return
-            except OperationalError as again:
-                exc = again
-        url = safe_url(self.conf.broker_url or DEFAULT_BROKER_URL)
-        raise OperationalError(
-            f"could not publish to {url} after {attempt + 1} attempt(s): {exc}"
-        ) from exc
+        self.producer.publish(messages, retry, retry_policy, task)
 
     # -- running --------------------------------------------------------------------------
 
@@ -637,23 +432,6 @@ class _AppRef(str):
 
 Celery = Celeriac
 _state.set_default_app_factory(lambda: Celeriac("default"))
-
-
-def _signature_list(value: Any) -> list[dict[str, Any]] | None:
-    if not value:
-        return None
-    items = value if isinstance(value, list | tuple) else [value]
-    return [dict(s) for s in (maybe_signature(v) for v in items) if s is not None]
-
-
-_HOSTNAME: str | None = None
-
-
-def _hostname() -> str:
-    global _HOSTNAME
-    if _HOSTNAME is None:
-        _HOSTNAME = f"{os.getpid()}@{socket.gethostname()}"
-    return _HOSTNAME
 
 
 def _resolve_task_cls(task_cls: type[Task] | str | None) -> type[Task]:

@@ -372,7 +372,7 @@ def _build_uniform(
     ):
         return None
     if first.options.get("task_id") or any(
-        not isinstance(r, MapRouter) for r in app._routers_for(app.conf.task_routes)
+        not isinstance(r, MapRouter) for r in app.producer.routers_for(app.conf.task_routes)
     ):
         return None
     first._build(args, kwargs, {**opts, "group_id": gid, "group_index": 0}, out)

@@ -1,0 +1,277 @@
+"""Publishing: a task's name, arguments and options become a routed :class:`Message`
+(:meth:`Producer.build_message`), and messages go to the broker in one batch, with the
+publish signals, broadcast fan-out and the retry policy (:meth:`Producer.publish`).
+
+``app.send_task``, ``app.build_message`` and ``app.publish`` are the app's own doors to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import _state, signals
+from .brokers.base import Outgoing
+from .canvas import maybe_signature
+from .exceptions import OperationalError, QueueNotFound
+from .message import Encoded, Message, celery_shape, clamp_priority, new_id
+from .routing import Broadcast, BroadcastTargets, Queue, declared_queues, prepare_routers, route
+from .serialization import get_serializer
+from .utils import gc_paused
+from .utils.time import relative_or_absolute, to_unix
+from .utils.urls import safe_url
+
+if TYPE_CHECKING:
+    from .app import Celeriac
+    from .task import Task
+
+logger = logging.getLogger("celeriac.app")
+
+
+class Producer:
+    """Builds and publishes the messages of one app."""
+
+    def __init__(self, app: Celeriac) -> None:
+        self.app = app
+        self._routers: tuple[Any, list[Any]] | None = None
+        self._queues: tuple[Any, dict[str, Queue], frozenset[str]] | None = None
+        self._broadcast_targets = BroadcastTargets()
+
+    @property
+    def queues(self) -> dict[str, Queue]:
+        """The queues declared in ``task_queues``, by name."""
+        return self.declared()[1]
+
+    def declared(self) -> tuple[Any, dict[str, Queue], frozenset[str]]:
+        """``task_queues`` as (the setting, queues by name, names of broadcast queues)."""
+        setting = self.app.conf.task_queues
+        if self._queues is None or self._queues[0] is not setting:
+            queues = declared_queues(setting)
+            broadcasts = frozenset(n for n, q in queues.items() if isinstance(q, Broadcast))
+            self._queues = (setting, queues, broadcasts)
+        return self._queues
+
+    def route(
+        self, name: str, args: Any, kwargs: Any, options: dict[str, Any], task: Task | None
+    ) -> dict[str, Any]:
+        return route(self.routers_for(self.app.conf.task_routes), name, args, kwargs, options, task)
+
+    def routers_for(self, routes: Any) -> list[Any]:
+        """The router callables of the ``task_routes`` setting (prepared once per value)."""
+        if self._routers is None or self._routers[0] is not routes:
+            self._routers = (routes, prepare_routers(routes))
+        return self._routers[1]
+
+    def build_message(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: dt.datetime | float | None = None,
+        task_id: str | None = None,
+        expires: dt.datetime | dt.timedelta | float | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        link: Any = None,
+        link_error: Any = None,
+        headers: dict[str, Any] | None = None,
+        ignore_result: bool | None = None,
+        serializer: str | None = None,
+        task: Task | None = None,
+        **options: Any,
+    ) -> Message:
+        """Resolve routing and options into a :class:`Message` (not yet sent)."""
+        if task is None:
+            task = self.app.tasks.get(name)
+        explicit = {"queue": queue, "priority": priority}
+        routed = self.route(name, args, kwargs, explicit, task)
+        conf = self.app.conf
+        queue = queue or routed.get("queue") or (task and task.queue) or conf.task_default_queue
+        if priority is None:
+            priority = routed.get("priority")
+        if priority is None and task is not None:
+            priority = task.priority
+        queues = self.queues
+        declared = queues.get(str(queue))
+        if declared is None and queues and not conf.task_create_missing_queues:
+            raise QueueNotFound(
+                f"queue {queue!r} is not in task_queues (task_create_missing_queues is off)"
+            )
+        if priority is None and declared is not None:
+            priority = declared.priority
+        if priority is None:
+            priority = conf.task_default_priority
+        priority = clamp_priority(priority or 0)
+        if declared is not None and declared.max_priority is not None:
+            priority = min(priority, int(declared.max_priority))
+        now = time.time()
+        eta_ts: float | None = None
+        if countdown is not None:
+            eta_ts = now + float(countdown)
+        elif eta is not None:
+            eta_ts = to_unix(eta, self.app.timezone)
+        if expires is None and task is not None:
+            expires = task.expires
+        expires_at = (
+            relative_or_absolute(expires, self.app.timezone) if expires is not None else None
+        )
+        if expires_at is None and declared is not None and declared.message_ttl:
+            # like a queue TTL: counted from when the message is due in its queue
+            expires_at = (eta_ts or now) + float(declared.message_ttl)
+        parent = _state.current_request.get()
+        task_id = task_id or new_id()
+        root_id = options.pop("root_id", None) or (parent.root_id or parent.id if parent else None)
+        parent_id = options.pop("parent_id", None) or (parent.id if parent else None)
+        if ignore_result is None:
+            ignore_result = (
+                task.ignore_result
+                if task and task.ignore_result is not None
+                else conf.task_ignore_result
+            )
+        return Message(
+            id=task_id,
+            task=name,
+            args=list(args or ()),
+            kwargs=dict(kwargs or {}),
+            queue=str(queue),
+            priority=priority,
+            eta=eta_ts,
+            expires=expires_at,
+            retries=int(options.pop("retries", 0)),
+            root_id=root_id or task_id,
+            parent_id=parent_id,
+            group_id=options.pop("group_id", None),
+            group_index=options.pop("group_index", None),
+            callbacks=_signature_list(link) or options.pop("callbacks", None),
+            errbacks=_signature_list(link_error) or options.pop("errbacks", None),
+            chain=options.pop("chain", None),
+            chord=options.pop("chord", None),
+            soft_time_limit=options.pop("soft_time_limit", None),
+            time_limit=options.pop("time_limit", None),
+            ignore_result=bool(ignore_result),
+            headers=dict(headers or {}),
+            origin=_hostname(),
+            sent_at=now,
+            content_type=get_serializer(
+                serializer or (task and task.serializer) or conf.task_serializer
+            ).content_type,
+        )
+
+    def publish(
+        self,
+        messages: Sequence[Message | Encoded],
+        retry: bool | None = None,
+        retry_policy: dict[str, Any] | None = None,
+        task: Task | None = None,
+    ) -> None:
+        """Encode and send messages in one batch, retrying per ``retry_policy`` on errors."""
+        if signals.before_task_publish.has_receivers():
+            for msg in messages:
+                data = msg.to_dict()
+                body, headers = celery_shape(data)
+                signals.before_task_publish.send(
+                    sender=msg.task,
+                    body=body,
+                    exchange="",
+                    routing_key=msg.queue,
+                    headers=headers,
+                    properties={
+                        "correlation_id": msg.id,
+                        "priority": msg.priority,
+                        "content_type": data["content_type"],
+                    },
+                    declare=[],
+                    retry_policy=retry_policy,
+                )
+        with gc_paused():
+            outgoing = [
+                msg
+                if isinstance(msg, Outgoing)
+                else Outgoing(msg.encode(), msg.queue, msg.priority, msg.eta, msg.id)
+                for msg in messages
+            ]
+        outgoing = self._fan_out(outgoing)
+        try:
+            self.app.broker.publish(outgoing)
+        except OperationalError as exc:  # the retry policy is read only when needed
+            if retry is None:
+                retry = self.app.conf.task_publish_retry
+            policy = {**self.app.conf.task_publish_retry_policy, **(retry_policy or {})}
+            self._publish_with_retry(outgoing, bool(retry), policy, exc)
+        if signals.after_task_publish.has_receivers():
+            for msg in messages:
+                body, headers = celery_shape(msg.to_dict())
+                signals.after_task_publish.send(
+                    sender=msg.task,
+                    body=body,
+                    headers=headers,
+                    exchange="",
+                    routing_key=msg.queue,
+                )
+
+    def _fan_out(self, outgoing: list[Outgoing]) -> list[Outgoing]:
+        """Messages for broadcast queues become one copy per live consuming worker."""
+        broadcasts = self.declared()[2]
+        if not broadcasts or not any(o.queue in broadcasts for o in outgoing):
+            return outgoing
+        expanded: list[Outgoing] = []
+        for o in outgoing:
+            if o.queue not in broadcasts:
+                expanded.append(o)
+                continue
+            targets = self._broadcast_targets.queues(self.app.results.backend, o.queue)
+            if not targets:
+                logger.warning("no live worker consumes broadcast queue %s: not sent", o.queue)
+            for queue in targets:
+                expanded.append(Outgoing(o.body, queue, o.priority, o.eta, o.message_id))
+        return expanded
+
+    def _publish_with_retry(
+        self, outgoing: list[Outgoing], retry: bool, policy: dict[str, Any], exc: Exception
+    ) -> None:
+        """Publish again after the first attempt failed with ``exc``, per ``policy``."""
+        limit = policy.get("max_retries", 3)
+        max_retries = (float("inf") if limit is None else int(limit)) if retry else 0
+        interval = float(policy.get("interval_start", 0))
+        attempt = 0
+        while attempt < max_retries:
+            attempt += 1
+            logger.warning("publish failed (%s); retry %d in %.2fs", exc, attempt, interval)
+            time.sleep(interval)
+            interval = min(
+                interval + float(policy.get("interval_step", 0.2)),
+                float(policy.get("interval_max", 1.0)),
+            )
+            try:
+                self.app.broker.publish(outgoing)
+                return
+            except OperationalError as again:
+                exc = again
+        url = safe_url(self.app.broker.url)
+        raise OperationalError(
+            f"could not publish to {url} after {attempt + 1} attempt(s): {exc}"
+        ) from exc
+
+
+def _signature_list(value: Any) -> list[dict[str, Any]] | None:
+    if not value:
+        return None
+    items = value if isinstance(value, list | tuple) else [value]
+    return [dict(s) for s in (maybe_signature(v) for v in items) if s is not None]
+
+
+_HOSTNAME: str | None = None
+
+
+def _hostname() -> str:
+    global _HOSTNAME
+    if _HOSTNAME is None:
+        _HOSTNAME = f"{os.getpid()}@{socket.gethostname()}"
+    return _HOSTNAME
