@@ -28,8 +28,9 @@ from .control import Control
 from .exceptions import ImproperlyConfigured, NotRegistered
 from .message import Encoded, Message
 from .producer import Producer
-from .result import AsyncResult, GroupResult, ResultStore
+from .result import AsyncResult, GroupResult
 from .result import AsyncResult as _AsyncResult
+from .resultstore import ResultStore
 from .routing import (
     Queue,
 )

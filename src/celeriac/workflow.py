@@ -19,6 +19,7 @@ from ._state import Context
 from .canvas import Signature, chain, check_signature, chord, group, maybe_signature
 from .exceptions import ChordError, InvalidTaskError
 from .keys import CHORD_KEY, FIRED_KEY, SENT_KEY
+from .result import GroupResult
 
 if TYPE_CHECKING:
     from .app import Celeriac
@@ -140,7 +141,7 @@ def on_chord_part_return(app: Celeriac, request: Context) -> None:
         return  # another member sent it (the same member again: it may not have, so resend)
     body = maybe_signature(join["body"], app)
     assert body is not None
-    header = app.results.restore_group(group_id)
+    header = GroupResult.restore(group_id, app=app)
     if header is None:
         _fail_chord(app, body, ChordError(f"chord {group_id}: its header has expired"))
         return
