@@ -5,10 +5,16 @@ private to one test, ``prepare`` skips (or fails, in CI) when its service is not
 empties what an earlier run left, and ``cleanup`` empties what the test left. The services are
 isolated from other data on the machine: Redis uses its own database numbers, PostgreSQL its
 own schemas and RabbitMQ its own virtual host (see :mod:`tests.services`).
+
+Another distribution's broker or backend runs the same suites by naming a URL for it, where
+``{tmp}`` is a directory and ``{n}`` a number, both new for each test, so each test starts
+empty: ``CELERIAC_CONTRACT_BROKERS="mine=mine:///{tmp}/queue"`` (and
+``CELERIAC_CONTRACT_BACKENDS``; several entries separated by spaces).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from collections.abc import Callable, Iterator
@@ -60,6 +66,24 @@ BACKENDS: dict[str, Kind] = {
     "redis": _service(REDIS_BACKEND),
     "postgresql": _service(POSTGRES_BACKEND),
 }
+
+
+
+def _fill(template: str, tmp_path: Path) -> str:
+    return template.format(tmp=tmp_path, n=next(_unique))
+
+
+def _extra(variable: str) -> dict[str, Kind]:
+    """The implementations named in ``variable`` (``name=URL ...``)."""
+    found: dict[str, Kind] = {}
+    for entry in os.environ.get(variable, "").split():
+        name, _, url = entry.partition("=")
+        found[name] = Kind(functools.partial(_fill, url), cross_process=True)
+    return found
+
+
+BROKERS.update(_extra("CELERIAC_CONTRACT_BROKERS"))
+BACKENDS.update(_extra("CELERIAC_CONTRACT_BACKENDS"))
 
 #: The visibility timeout of brokers made by ``make_broker(short_lease=True)``.
 SHORT_LEASE = 0.5
@@ -143,6 +167,8 @@ PAIRS = [
     ("redis", "redis"),
     ("amqp", "postgresql"),
     ("postgresql", "postgresql"),
+    *((name, "sqlite") for name in _extra("CELERIAC_CONTRACT_BROKERS")),
+    *(("sqlite", name) for name in _extra("CELERIAC_CONTRACT_BACKENDS")),
 ]
 
 
