@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,11 @@ class Celeriac(CeleryAPI):
         self.amqp_fallback = False
 
     def env(self) -> dict[str, str]:
-        return {**super().env(), "BENCH_CELERIAC_BROKER": self.url}
+        env = {**super().env(), "BENCH_CELERIAC_BROKER": self.url}
+        source = os.environ.get("BENCH_CELERIAC_SRC")
+        if source:  # another checkout's src/, to compare before and after a change
+            env["PYTHONPATH"] = os.pathsep.join([source, str(Path(__file__).parent.parent)])
+        return env
 
     def config(self) -> dict[str, Any]:
         shown = self.url if self.broker != "amqp" else self.url.replace("guest:guest@", "")
