@@ -23,7 +23,7 @@ from . import _state, plugins
 from .backends.base import ResultBackend, create_backend
 from .brokers.base import Broker, create_broker
 from .canvas import Signature, maybe_signature, register_builtins
-from .config import Settings, settings_from_object
+from .config import DEFAULT_BROKER_URL, Settings, settings_from_object
 from .control import Control
 from .exceptions import ImproperlyConfigured, NotRegistered
 from .message import Encoded, Message
@@ -40,8 +40,6 @@ from .task import Task, build_task_class
 from .utils.time import get_timezone
 
 logger = logging.getLogger("celeriac.app")
-
-DEFAULT_BROKER_URL = "sqlite:///celeriac.db"
 
 # Tasks made with @shared_task: added to every app, now and later.
 _shared_task_makers: list[Callable[[Celeriac], Task]] = []

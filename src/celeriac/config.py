@@ -23,6 +23,9 @@ class UnknownSettingWarning(UserWarning):
     """A configuration key that celeriac does not know (probably a typo)."""
 
 
+#: The broker when ``broker_url`` is not set: the embedded SQLite file in the working directory.
+DEFAULT_BROKER_URL = "sqlite:///celeriac.db"
+
 DEFAULTS: dict[str, Any] = {
     # broker
     "broker_url": None,

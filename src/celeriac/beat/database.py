@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import plugins
+from ..config import DEFAULT_BROKER_URL
 from ..exceptions import ImproperlyConfigured
 from ..schedules import maybe_schedule, schedule_from_dict
 from .entry import Entry, configured_entries, parse_time
@@ -105,7 +106,7 @@ def default_url(app: Celeriac) -> str:
     url = app.conf.beat_db_url
     if url:
         return str(url)
-    broker = str(app.conf.broker_url or "sqlite:///celeriac.db")
+    broker = str(app.conf.broker_url or DEFAULT_BROKER_URL)
     if plugins.serves(plugins.DATABASES, broker):
         return broker
     return "sqlite:///celeriac-schedule.db"
