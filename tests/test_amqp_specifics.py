@@ -393,3 +393,28 @@ def test_any_celeriac_headers_are_claimed_and_settled(
     broker.dead_letter(delivery, delivery.defect or "fuzz")
     assert broker.queue_length(Q) == 0
     broker.purge_dead_letters(Q)
+
+
+def test_a_queue_celery_declared_is_used_as_it_is(make: Maker, caplog: Any) -> None:
+    """A queue that exists without ``x-max-priority`` (Celery declares them so) is used as
+    it is, with one warning, instead of every publish failing."""
+    import pika
+
+    queue = f"celery-made-{os.getpid()}"
+    params = pika.URLParameters(AMQP.url)
+    connection = pika.BlockingConnection(params)
+    try:
+        connection.channel().queue_declare(queue, durable=True)
+    finally:
+        connection.close()
+    broker = make()
+    broker.declared_queues.add(queue)  # deleted after the test
+    with caplog.at_level("WARNING", logger="celeriac.brokers.amqp"):
+        broker.publish([Outgoing(b"low", queue, priority=0), Outgoing(b"high", queue, priority=9)])
+        broker.publish([Outgoing(b"later", queue)])
+    warnings = [r for r in caplog.records if "exists without x-max-priority" in r.message]
+    assert len(warnings) == 1
+    got = broker.fetch([queue], 10, 2.0)
+    assert [d.body for d in got] == [b"low", b"high", b"later"]  # the order they came
+    broker.ack_many(got)
+    assert broker.queue_length(queue) == 0

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import celeriac
-from celeriac import Celeriac, Celery, shared_task, states
+from celeriac import Celeriac, Celery, Task, shared_task, states
 from celeriac.config import UnknownSettingWarning
 from celeriac.exceptions import ImproperlyConfigured, MaxRetriesExceededError, NotRegistered
 from celeriac.message import Message
@@ -80,13 +80,17 @@ def test_task_names_and_registry() -> None:
         app.tasks["missing"]
 
 
-def test_unknown_task_option_is_an_error() -> None:
+def test_other_task_options_become_attributes_as_in_celery() -> None:
+    """Options celeriac does not use (Celery's ``throws``, ``trail``, ``typing``, or ones a
+    custom base class reads) are kept as attributes of the task."""
     app = Celery("t", broker="memory://opts")
-    with pytest.raises(TypeError, match="retry_forever"):
 
-        @app.task(retry_forever=True)
-        def f():
-            pass
+    @app.task(throws=(KeyError,), trail=False, audit_level="high")
+    def f() -> None:
+        pass
+
+    assert f.throws == (KeyError,) and f.trail is False
+    assert f.audit_level == "high"  # type: ignore[attr-defined]
 
 
 def test_arguments_are_checked_when_called() -> None:
@@ -256,3 +260,127 @@ def test_inspect_without_a_result_backend_says_what_is_missing() -> None:
     app = Celery("nobackend", broker="amqp://guest:guest@127.0.0.1:5672//")
     with pytest.raises(ImproperlyConfigured, match="result_backend"):
         app.control.inspect(timeout=0.1).ping()
+
+
+class _DjangoLikeSettings:
+    """Settings read by attribute, changed by tests after the app read them."""
+
+    CELERY_BROKER_URL = "memory://live-settings"
+    DEBUG = True
+
+
+def test_settings_are_read_from_their_source_when_asked() -> None:
+    """Celery reads a configuration object when a setting is asked for: a test that turns
+    on eager mode afterwards (pytest-django's settings fixture, override_settings, a Flask
+    config dict) is seen at once."""
+    source = _DjangoLikeSettings()
+    app = Celery("live", set_as_current=False)
+    app.config_from_object(source, namespace="CELERY")
+    assert app.conf.broker_url == "memory://live-settings"
+    assert app.conf.task_always_eager is False
+    source.CELERY_TASK_ALWAYS_EAGER = True  # type: ignore[attr-defined]
+    assert app.conf.task_always_eager is True
+    assert app.conf["task_always_eager"] is True and app.conf.get("task_always_eager") is True
+
+    @app.task
+    def double(x: int) -> int:
+        return 2 * x
+
+    assert double.delay(21).get() == 42  # eager: nothing was sent
+    del source.CELERY_TASK_ALWAYS_EAGER
+    assert app.conf.task_always_eager is False
+
+    flask_config = {"task_always_eager": False}
+    app.config_from_object(flask_config)
+    flask_config["task_always_eager"] = True
+    assert app.conf.task_always_eager is True
+
+    app.conf.task_always_eager = False  # set on the app: wins over the sources
+    assert app.conf.task_always_eager is False
+    app.conf.freeze()
+    flask_config["task_default_queue"] = "elsewhere"
+    assert app.conf.task_default_queue == "celery"  # a worker's settings stay as they were
+
+
+def test_a_newer_source_takes_over_from_what_was_set_before() -> None:
+    app = Celery("live", broker="memory://first", set_as_current=False)
+    app.conf.task_default_queue = "mine"
+    app.config_from_object({"broker_url": "memory://second"})
+    assert app.conf.broker_url == "memory://second"
+    assert app.conf.task_default_queue == "mine"
+
+
+def test_task_cls_and_hooks_in_eager_mode() -> None:
+    """``Celery(task_cls=...)`` is the tasks' base; its ``__call__`` and hooks run in eager
+    mode with the arguments as given (a tuple from ``delay``), and ``apply()`` links the
+    task to the one that called it (root and parent ids)."""
+    calls: list[Any] = []
+
+    class Base(Task):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            calls.append(("call", args))
+            return super().__call__(*args, **kwargs)
+
+        def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+            calls.append(("success", args))
+
+    app = Celery("cls", broker="memory://cls", task_cls=Base, set_as_current=False)
+    app.conf.task_always_eager = True
+
+    @app.task(bind=True)
+    def child(self: Any) -> tuple[str | None, str | None]:
+        return self.request.root_id, self.request.parent_id
+
+    @app.task(bind=True)
+    def outer(self: Any, x: int) -> Any:
+        return self.request.id, child.apply().get()
+
+    assert app.Task is Base and isinstance(outer, Base)
+    outer_id, (root_id, parent_id) = outer.delay(1).get()
+    assert root_id == outer_id and parent_id == outer_id
+    assert ("call", (1,)) in calls and ("success", (1,)) in calls
+
+
+@shared_task
+def notify(user: int) -> int:
+    return user
+
+
+def test_mock_patch_reaches_a_shared_task_through_its_module_name() -> None:
+    from unittest import mock
+
+    app = Celery("patching", broker="memory://patching")
+    app.conf.task_always_eager = True
+    with mock.patch(f"{__name__}.notify.delay") as delay:
+        notify.delay(1)
+        delay.assert_called_once_with(1)
+    assert notify.delay(2).get() == 2  # the real method again
+    assert notify is not app.tasks[notify.name] and isinstance(notify, Task)
+    assert notify.request.called_directly
+
+
+def test_signature_setters_on_error_and_ignored_results() -> None:
+    """Celery's signature API: ``on_error`` returns the signature it was called on (the
+    documented ``add.s(1, 2).on_error(h.s()).delay()`` sends ``add``), the parts can be set;
+    a task sent with ``ignore_result`` gives None from ``get()`` at once."""
+    app = Celery("sigs", broker="memory://sigs", backend="memory://sigs")
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task
+    def handler(*args: Any) -> None:
+        pass
+
+    @app.task(ignore_result=True)
+    def fire() -> None:
+        pass
+
+    sig = add.s(1, 2)
+    assert sig.on_error(handler.s()) is sig
+    assert sig.options["link_error"] == [handler.s()]
+    sig.args = [3, 4]
+    sig.kwargs = {}
+    assert sig.args == (3, 4) and sig["args"] == (3, 4)
+    assert fire.delay().get(timeout=1) is None

@@ -31,8 +31,9 @@ def _env(data: Path) -> dict[str, str]:
     }
 
 
-def test_a_django_project_runs_its_tasks_with_the_orm(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+@pytest.mark.parametrize("discover", ["default", "installed-apps"])
+def test_a_django_project_runs_its_tasks_with_the_orm(tmp_path: Path, discover: str) -> None:
+    env = {**_env(tmp_path), "DJPROJ_DISCOVER": discover}
     migrate = [sys.executable, "-m", "django", "migrate", "-v", "0"]
     subprocess.run(migrate, env=env, cwd=PROJECT, check=True, timeout=120)
     command = [sys.executable, "-m", "celeriac", "-A", "djproj", "worker", "-c", "2", "-l", "info"]

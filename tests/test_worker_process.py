@@ -380,3 +380,60 @@ def test_revoke_terminate_kills_the_running_task_and_the_worker_goes_on(project:
         raise AssertionError(worker.output) from exc
     assert "Terminating revoked task" in worker.output
     assert len(project.runs("start")) == 1  # not redelivered
+
+
+def test_celerys_start_up_flags_are_accepted(project: Project, tmp_path: Any) -> None:
+    """A start-up script's Celery flags: the ones that matter here work (pid file, time
+    limits, memory per child, purge), the rest are accepted and say why they are not
+    needed."""
+    project.send("add", 0, 0)  # waiting before start: --purge deletes it
+    pidfile = tmp_path / "w-%n.pid"
+    worker = project.worker(
+        "-c", "1", "-E", "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "-O", "fair", "--autoscale", "1,1", "--statedb", str(tmp_path / "state"),
+        "--pidfile", str(pidfile), "--time-limit", "1", "--soft-time-limit", "0.5",
+        "--max-memory-per-child", "1", "--purge",
+    )  # fmt: skip
+    written = tmp_path / "w-celeriac.pid"
+    assert int(written.read_text()) == worker.proc.pid
+    slow = project.send("sleep_record", "slow", 3.0)
+    with pytest.raises(Exception, match="time limit"):
+        slow.get(timeout=20)
+    # a child over --max-memory-per-child (1 KB: every one) is replaced after each task
+    assert len({project.send("pid").get(timeout=20) for _ in range(3)}) == 3
+    assert "--without-gossip is accepted and not needed" in worker.output
+    assert "-E: celeriac workers do not send task events yet" in worker.output
+    assert "--purge: deleted 1 waiting message(s)" in worker.output
+    twice = _cli("-A", "proj", "worker", "--pidfile", str(pidfile), env=project.env)
+    assert twice.returncode == 1 and "names a running process" in twice.stderr
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    assert not written.exists()  # removed at exit
+
+
+def test_detach_runs_the_worker_in_the_background(project: Project, tmp_path: Any) -> None:
+    pidfile, logfile = tmp_path / "worker.pid", tmp_path / "worker.log"
+    started = _cli(
+        "-A", "proj", "worker", "-c", "1", "--detach", "--pidfile", str(pidfile),
+        "--logfile", str(logfile), "-l", "info", env=project.env,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=20)
+    pid = int(pidfile.read_text())
+    try:
+        assert project.send("add", 2, 2).get(timeout=20) == 4
+        wait_until(lambda: " ready: " in logfile.read_text())
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not pidfile.exists(), timeout=30)
+
+
+def test_a_celery_only_scheduler_stops_beat_with_what_to_use(project: Project) -> None:
+    beat = _cli(
+        "-A", "proj", "beat", "-S", "django_celery_beat.schedulers:DatabaseScheduler",
+        env=project.env,
+    )  # fmt: skip
+    assert beat.returncode == 1
+    assert "use celeriac's database schedule instead (-S db" in beat.stderr
+    custom = _cli("-A", "proj", "beat", "--scheduler", "no.such:Scheduler", env=project.env)
+    assert custom.returncode == 1 and "cannot import scheduler 'no.such:Scheduler'" in custom.stderr

@@ -23,7 +23,7 @@ from . import _state, plugins
 from .backends.base import ResultBackend, create_backend
 from .brokers.base import Broker, create_broker
 from .canvas import Signature, maybe_signature, register_builtins
-from .config import DEFAULT_BROKER_URL, Settings, settings_from_object
+from .config import DEFAULT_BROKER_URL, Settings
 from .control import Control
 from .exceptions import ImproperlyConfigured, NotRegistered
 from .message import Encoded, Message
@@ -111,22 +111,29 @@ class Celeriac:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.main or '__main__'} at {id(self):#x}>"
 
+    def set_current(self) -> None:
+        """Make this the current app (``shared_task`` and ``current_app`` resolve to it)."""
+        _state.set_current_app(self)
+
+    def set_default(self) -> None:
+        """Make this the app used when no other is current (here: the current app)."""
+        _state.set_current_app(self)
+
     # -- configuration ------------------------------------------------------------------
 
     def config_from_object(
         self, obj: Any, silent: bool = False, force: bool = False, namespace: str | None = None
     ) -> None:
-        """Load settings from a module, class, mapping or ``"module:attr"`` path.
+        """Read settings from a module, class, object, mapping or ``"module:attr"`` path, as
+        they are when asked for (a test may change them afterwards, as in Celery).
 
         ``namespace="CELERY"`` reads only ``CELERY_``-prefixed names (Django settings)."""
         try:
-            found = settings_from_object(obj, namespace=namespace)
+            self.conf.add_source(obj, namespace=namespace)
         except ImproperlyConfigured:
             if silent:
                 return
             raise
-        self.conf.update(found)
-        self._routers = None
 
     def config_from_envvar(self, variable_name: str, silent: bool = False, **kw: Any) -> None:
         """Load settings from the module named by an environment variable."""
@@ -384,6 +391,7 @@ class Celeriac:
         self.publish([message], retry=retry, retry_policy=retry_policy, task=task)
         request = _state.current_request.get()
         result = AsyncResult(message.id, app=self, task_name=name)
+        result.ignored = message.ignore_result
         if add_to_parent and request is not None and not request.is_eager:
             request.children.append(result)
         return result
@@ -418,6 +426,17 @@ class Celeriac:
         main(["-A", _AppRef(self), *(argv or ["worker"])])
 
     start = worker_main
+
+    # Last in the class: a method's annotation that names Task means the task class.
+    @property
+    def Task(self) -> type[Task]:
+        """The base class of this app's tasks (``task_cls``); assign a subclass to change it
+        for the tasks made afterwards, as Flask's Celery pattern does."""
+        return self.task_cls
+
+    @Task.setter
+    def Task(self, cls: type[Task]) -> None:
+        self.task_cls = cls
 
 
 class _AppRef(str):
@@ -462,22 +481,39 @@ def shared_task(*args: Any, **options: Any) -> Any:
 
 
 class _SharedTaskProxy:
-    """Stands for a shared task; resolves to the current app's task on use."""
+    """Stands for a shared task: the current app's task, the very instance its workers run
+    (so ``task.request``, ``task.retry`` and ``mock.patch`` of its attributes work), found
+    once per app."""
 
     def __init__(self, fun: Callable[..., Any], options: dict[str, Any]) -> None:
-        self._fun = fun
-        self._options = options
-        self.__doc__ = fun.__doc__
-        self.__name__ = fun.__name__
-        self.__module__ = fun.__module__
-        self.__wrapped__ = fun
+        object.__setattr__(self, "_fun", fun)
+        object.__setattr__(self, "_options", options)
+        object.__setattr__(self, "_found", (None, None))  # (app, its task)
+        object.__setattr__(self, "__doc__", fun.__doc__)
+        object.__setattr__(self, "__name__", fun.__name__)
+        object.__setattr__(self, "__module__", fun.__module__)
+        object.__setattr__(self, "__wrapped__", fun)
 
     def _get_current_object(self) -> Task:
         app = _state.get_current_app()
-        return app._task_from_fun(self._fun, **self._options)
+        found_app, task = self._found
+        if found_app is not app or task is None:
+            task = app._task_from_fun(self._fun, **self._options)
+            object.__setattr__(self, "_found", (app, task))
+        return task
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # isinstance(proxy, Task) holds, as with Celery's proxy
+        return type(self._get_current_object())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._get_current_object(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._get_current_object(), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self._get_current_object(), name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._get_current_object()(*args, **kwargs)

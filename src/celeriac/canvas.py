@@ -81,12 +81,14 @@ class Signature(dict[str, Any]):
         Signature.TYPES[cls.__name__] = cls
 
     # dict keys as attributes, as in Celery
-    task = property(lambda self: self["task"])
-    args = property(lambda self: self["args"])
-    kwargs = property(lambda self: self["kwargs"])
-    options = property(lambda self: self["options"])
+    task = property(lambda self: self["task"], lambda self, v: self.__setitem__("task", v))
+    args = property(lambda self: self["args"], lambda self, v: self.__setitem__("args", tuple(v)))
+    kwargs = property(lambda self: self["kwargs"], lambda self, v: self.__setitem__("kwargs", v))
+    options = property(lambda self: self["options"], lambda self, v: self.__setitem__("options", v))
     subtask_type = property(lambda self: self["subtask_type"])
-    immutable = property(lambda self: self["immutable"])
+    immutable = property(
+        lambda self: self["immutable"], lambda self, v: self.__setitem__("immutable", v)
+    )
 
     @property
     def app(self) -> Celeriac:
@@ -150,7 +152,10 @@ class Signature(dict[str, Any]):
         self.options.setdefault("link_error", []).append(errback)
         return errback
 
-    on_error = link_error
+    def on_error(self, errback: Signature) -> Signature:
+        """:meth:`link_error`, returning this signature (so calls chain), as in Celery."""
+        self.link_error(errback)
+        return self
 
     def freeze(self, _id: str | None = None, **options: Any) -> Any:
         """Fix the task id now (so results can be handed out before sending); returns the

@@ -8,11 +8,12 @@ the new ones. A setting celeriac does not know is reported with an
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import types
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .exceptions import ImproperlyConfigured
@@ -196,10 +197,23 @@ _MISSING = object()
 
 
 class Settings(dict[str, Any]):
-    """The app's configuration: a dict of Celery-named settings with attribute access."""
+    """The app's configuration: a dict of Celery-named settings with attribute access.
+
+    A setting is, in order: the value set on the app (``conf.x = ...``, ``conf.update``, the
+    app's keyword arguments), else the value in the newest configuration source that has it
+    (``config_from_object``), read when asked, so a test that changes the source afterwards
+    (pytest-django's ``settings`` fixture, ``override_settings``, a Flask config dict) is
+    seen at once, else the default. A worker freezes them when it starts (:meth:`freeze`)."""
+
+    # the configuration sources, newest first: (read a key, the keys of each setting)
+    _sources: list[tuple[Callable[[str, Any], Any], dict[str, list[str]]]] = []
+    _explicit: set[str] = set()  # the names set on the app
+    # what to read for each setting read from the sources: ((read, key), ...), newest first
+    _plan: dict[str, tuple[tuple[Callable[[str, Any], Any], str], ...]] = {}
 
     def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
         super().__init__((k, _copy(v)) for k, v in DEFAULTS.items())
+        object.__setattr__(self, "_explicit", set())
         if initial:
             self.update(initial)
 
@@ -218,6 +232,17 @@ class Settings(dict[str, Any]):
         except KeyError:
             raise AttributeError(f"no setting named {name!r}") from None
 
+    def __getitem__(self, key: str) -> Any:
+        if key in self._plan:
+            return self._from_sources(key)
+        return dict.__getitem__(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
     def __setattr__(self, name: str, value: Any) -> None:
         self[name] = value
 
@@ -231,6 +256,11 @@ class Settings(dict[str, Any]):
             )
             name = key
         super().__setitem__(name, value)
+        self._explicit.add(name)
+        if name in self._plan:
+            plan = dict(self._plan)
+            del plan[name]
+            object.__setattr__(self, "_plan", plan)
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         items = other.items() if isinstance(other, Mapping) else other
@@ -243,7 +273,67 @@ class Settings(dict[str, Any]):
         return self[key]
 
     def copy(self) -> Settings:
-        return Settings(self)
+        return Settings(self.resolved())
+
+    # -- configuration sources --------------------------------------------------------------
+
+    def add_source(self, obj: Any, namespace: str | None = None) -> None:
+        """Read settings from ``obj`` (a module, class, object or mapping) from now on, when
+        they are asked for. Only ``NAMESPACE_``-prefixed names with ``namespace`` (Django's
+        ``CELERY_BROKER_URL``); what it holds takes over from what was set on the app."""
+        if isinstance(obj, str):
+            obj = _import_object(obj)
+        found = settings_from_object(obj, namespace=namespace)
+        prefix = f"{namespace}_" if namespace else ""
+        keys: dict[str, list[str]] = {}  # setting -> the names it may have in obj
+        for key in found:
+            name = normalise_key(key)
+            if name is None:
+                warnings.warn(
+                    f"unknown setting {prefix}{key} is ignored (is it a typo?)",
+                    UnknownSettingWarning,
+                    stacklevel=3,
+                )
+            else:
+                keys.setdefault(name, []).append(prefix + key)
+        explicit = self._explicit - keys.keys()
+        for name in keys.keys() & DEFAULTS.keys():
+            dict.__setitem__(self, name, _copy(DEFAULTS[name]))
+        for name in DEFAULTS:
+            own = prefix + name.upper() if prefix else name
+            if own not in keys.setdefault(name, []):
+                keys[name].append(own)
+        read = obj.get if isinstance(obj, Mapping) else functools.partial(getattr, obj)
+        sources = [(read, keys), *self._sources]
+        plan = {
+            name: tuple((r, key) for r, names in sources for key in names[name])
+            for name in DEFAULTS.keys() - explicit
+        }
+        object.__setattr__(self, "_sources", sources)
+        object.__setattr__(self, "_explicit", explicit)
+        object.__setattr__(self, "_plan", plan)
+        object.__setattr__(self, "__class__", _LiveSettings)
+
+    def _from_sources(self, name: str) -> Any:
+        for read, key in self._plan[name]:
+            value = read(key, _MISSING)
+            if value is not _MISSING:
+                return value
+        return dict.__getitem__(self, name)
+
+    def resolved(self) -> dict[str, Any]:
+        """Every setting's value now."""
+        return {key: self[key] for key in self}
+
+    def freeze(self) -> None:
+        """Read every setting from the sources once, and stop reading them (a worker, whose
+        settings do not change while it runs, reads many per task)."""
+        values = self.resolved()
+        object.__setattr__(self, "__class__", Settings)
+        object.__setattr__(self, "_plan", {})
+        object.__setattr__(self, "_sources", [])
+        dict.update(self, values)
+        self._explicit.update(values)
 
     def humanize(self) -> str:
         """Settings that differ from the defaults, one per line, secrets masked."""
@@ -258,6 +348,23 @@ class Settings(dict[str, Any]):
                 value = "********"
             lines.append(f"{key}: {value!r}")
         return "\n".join(lines)
+
+
+class _LiveSettings(Settings):
+    """Settings with configuration sources, read when asked (see :class:`Settings`)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name not in _DICT_ATTRIBUTES:
+            steps = object.__getattribute__(self, "_plan").get(name)
+            if steps is not None:
+                for read, key in steps:
+                    value = read(key, _MISSING)
+                    if value is not _MISSING:
+                        return value
+            value = dict.get(self, name, _MISSING)
+            if value is not _MISSING:
+                return value
+        return object.__getattribute__(self, name)
 
 
 def _copy(value: Any) -> Any:

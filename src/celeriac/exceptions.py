@@ -15,11 +15,20 @@ class CeleriacError(Exception):
     """Base class of celeriac's own errors."""
 
 
+#: Celery's name for the base of its exceptions.
+CeleryError = CeleriacError
+
+
+class BackendError(CeleriacError):
+    """The result backend could not be read or written (Celery's name; celeriac raises
+    :class:`OperationalError`, a subclass, for driver errors)."""
+
+
 class ImproperlyConfigured(CeleriacError):
     """A setting, URL or app path is wrong."""
 
 
-class OperationalError(CeleriacError):
+class OperationalError(BackendError):
     """The broker or result backend could not be reached or refused an operation."""
 
 
@@ -55,6 +64,9 @@ class TaskPredicate(CeleriacError):
 
 class Retry(TaskPredicate):
     """Raised by ``Task.retry()``: the task is published again to run later."""
+
+    #: the RETRY state was recorded already (by ``Task.retry()``, before it sent the message)
+    stored = False
 
     def __init__(
         self,

@@ -78,6 +78,33 @@ class ExceptionInfo:
         return self.traceback
 
 
+def stores_results(app: Celeriac, request: Context) -> bool:
+    """Is ``request``'s outcome stored? (A chord's header members always store: the join
+    reads their results.)"""
+    return (
+        (not request.ignore_result or bool(request.chord))
+        and not request.is_eager
+        and app.results.enabled
+    )
+
+
+def store_retry(app: Celeriac, task: Task, request: Context, retry: Retry) -> None:
+    """Record that ``request`` will run again. :meth:`Task.retry` does it before it sends
+    the new message, so a fast run of that message cannot be overwritten by it."""
+    if stores_results(app, request):
+        reason = retry.exc if retry.exc is not None else retry
+        app.results.store(
+            str(request.id),
+            states.RETRY,
+            reason,
+            ExceptionInfo(reason).traceback,
+            task.name,
+            request,
+            retry=True,
+        )
+    retry.stored = True
+
+
 def make_request(
     task: Task,
     message: Message,
@@ -125,12 +152,7 @@ class TaskRun:
 
     @property
     def stores_results(self) -> bool:
-        # a chord's header members always store: the join reads their results
-        return (
-            (not self.request.ignore_result or bool(self.request.chord))
-            and not self.request.is_eager
-            and self.app.results.enabled
-        )
+        return stores_results(self.app, self.request)
 
     def begin(self) -> None:
         self._token = current_request.set(self.request)
@@ -156,7 +178,11 @@ class TaskRun:
             )
 
     def call(self) -> Any:
-        return self.task.run(*self.request.args, **self.request.kwargs)
+        """Run the task's function; through the task's class's ``__call__`` when it has its
+        own (a Flask app context, a custom base class), as Celery does."""
+        task = self.task
+        fun = task.run if task.calls_run else task
+        return fun(*self.request.args, **self.request.kwargs)
 
     def end(self, outcome: Outcome, retval: Any) -> Outcome:
         req = self.request
@@ -288,10 +314,8 @@ class TaskRun:
         req, task = self.request, self.task
         reason = retry.exc if retry.exc is not None else retry
         einfo = ExceptionInfo(reason)
-        if self.stores_results:
-            self.app.results.store(
-                str(req.id), states.RETRY, reason, einfo.traceback, task.name, req, retry=True
-            )
+        if not retry.stored:  # raised by the task itself, not by Task.retry()
+            store_retry(self.app, task, req, retry)
         task.on_retry(reason, str(req.id), req.args, req.kwargs, einfo)
         signals.task_retry.send(sender=task, request=req, reason=reason, einfo=einfo)
         trace.info(
@@ -331,13 +355,16 @@ class TaskRun:
             workflow.fail_downstream(self.app, req, exc, einfo.traceback)
             if req.chord:
                 workflow.on_chord_part_return(self.app, req)
-        trace.error(
-            "Task %s[%s] raised unexpected: %s\n%s",
-            task.name,
-            req.id,
-            safe_repr(exc),
-            einfo.traceback,
-        )
+        if isinstance(exc, task.throws):  # expected: one line, no traceback
+            trace.info("Task %s[%s] raised expected: %s", task.name, req.id, safe_repr(exc))
+        else:
+            trace.error(
+                "Task %s[%s] raised unexpected: %s\n%s",
+                task.name,
+                req.id,
+                safe_repr(exc),
+                einfo.traceback,
+            )
         exhausted = req.retries_exhausted or isinstance(exc, MaxRetriesExceededError)
         if exhausted:
             return Outcome(
@@ -469,11 +496,15 @@ def execute_eagerly(
     """``task.apply()``: run here, retrying at once when the task asks to, like Celery."""
     app = task.app
     options = options or {}
+    parent = current_request.get()
+    task_id = task_id or str(uuid.uuid4())
     message = Message(
-        id=task_id or str(uuid.uuid4()),
+        id=task_id,
         task=task.name,
         args=list(args),
         kwargs=dict(kwargs),
+        root_id=(parent.root_id or parent.id) if parent is not None else task_id,
+        parent_id=parent.id if parent is not None else None,
         retries=retries,
         priority=options.get("priority") or 0,
         callbacks=[dict(s) for s in _as_list(link)] or None,
@@ -483,6 +514,7 @@ def execute_eagerly(
         throw = app.conf.task_eager_propagates
     while True:
         request = make_request(task, message, "eager", {"is_eager": True}, is_eager=True)
+        request.args = args  # as given, as Celery's hooks and signals see them
         request.ignore_result = not app.conf.task_store_eager_result
         run = TaskRun(app, task, request)
         retval: Any = None

@@ -52,13 +52,16 @@ class AsyncResult:
     ``isComplete``/``isSuccessful``/``getResult``/``getException`` in the course outline are
     ``ready()``, ``successful()``, ``get()``/``result`` and ``exception``."""
 
+    #: the task was sent with ``ignore_result``: ``get()`` returns None at once, as in Celery
+    ignored: bool = False
+
     def __init__(
         self,
         id: str,
         backend: Any = None,
         task_name: str | None = None,
         app: Celeriac | None = None,
-        parent: AsyncResult | None = None,
+        parent: AsyncResult | GroupResult | None = None,
     ) -> None:
         if app is None:
             app = get_current_app()
@@ -211,6 +214,8 @@ class AsyncResult:
                 "Never call result.get() within a task: it can deadlock the worker. "
                 "Use a chain or chord, or pass disable_sync_subtasks=False."
             )
+        if self.ignored:
+            return None  # sent with ignore_result: nothing will be stored to wait for
         meta = self._cache or self._set_cache(self.app.results.wait(self.id, timeout))
         return self._value(meta, propagate)
 
@@ -527,3 +532,14 @@ def decode_members(items: Iterable[Any], app: Celeriac) -> list[Any]:
         else AsyncResult(str(i), app=app)
         for i in items
     ]
+
+
+def result_from_tuple(r: Any, app: Celeriac | None = None) -> AsyncResult | GroupResult:
+    """The result :meth:`AsyncResult.as_tuple` or :meth:`GroupResult.as_tuple` described."""
+    app = app or get_current_app()
+    (id, parent), *members = r if isinstance(r[0], list | tuple) else ((r[0], r[1]),)
+    parent_result = result_from_tuple(parent, app) if parent else None
+    if members:
+        results = [result_from_tuple(m, app) for m in members[0]]
+        return GroupResult(id, results, app=app, parent=parent_result)
+    return AsyncResult(id, app=app, parent=parent_result)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import inspect
-import random
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -14,20 +13,14 @@ from . import states
 from ._state import Context, current_request, get_current_app
 from .canvas import Signature, chunks, xmap, xstarmap
 from .exceptions import MaxRetriesExceededError, Retry
-from .execution import execute_eagerly
+from .execution import execute_eagerly, store_retry
 from .rates import parse_rate
 from .result import AsyncResult
-from .utils.time import to_unix
+from .utils.time import get_exponential_backoff_interval, to_unix
 
 if TYPE_CHECKING:
     from .app import Celeriac
     from .result import AsyncResult, EagerResult
-
-
-def backoff_countdown(retries: int, factor: float, maximum: float, jitter: bool) -> float:
-    """Exponential back-off: ``factor * 2**retries`` capped at ``maximum``, full jitter if asked."""
-    countdown = min(maximum, factor * (2**retries))
-    return random.uniform(0, countdown) if jitter else countdown
 
 
 class Task:
@@ -37,6 +30,10 @@ class Task:
     name: ClassVar[str] = ""
     app: ClassVar[Celeriac]
     typing: ClassVar[bool] = True
+    #: expected exceptions: logged without a traceback when they fail the task
+    throws: ClassVar[tuple[type[BaseException], ...]] = ()
+    trail: ClassVar[bool] = True
+    send_events: ClassVar[bool] = True
     max_retries: ClassVar[int | None] = 3
     default_retry_delay: ClassVar[float] = 180
     autoretry_for: ClassVar[tuple[type[BaseException], ...]] = ()
@@ -66,44 +63,12 @@ class Task:
     global_rate_limit: ClassVar[str | None] = None
     bind: ClassVar[bool] = False
     is_async: ClassVar[bool] = False
+    #: calling the task is calling ``run``: its class has no ``__call__`` of its own
+    calls_run: ClassVar[bool] = True
 
-    #: Options accepted by ``@app.task(...)``; anything else is an error.
-    OPTIONS: ClassVar[frozenset[str]] = frozenset(
-        {
-            "name",
-            "bind",
-            "base",
-            "typing",
-            "max_retries",
-            "default_retry_delay",
-            "autoretry_for",
-            "dont_autoretry_for",
-            "retry_kwargs",
-            "retry_backoff",
-            "retry_backoff_max",
-            "retry_jitter",
-            "retry_when",
-            "ignore_result",
-            "store_errors_even_if_ignored",
-            "acks_late",
-            "acks_on_failure_or_timeout",
-            "reject_on_worker_lost",
-            "queue",
-            "priority",
-            "serializer",
-            "expires",
-            "time_limit",
-            "soft_time_limit",
-            "track_started",
-            "rate_limit",
-            "rate_limit_scope",
-            "global_rate_limit",
-            "shared",
-            "routing_key",
-            "exchange",
-            "options",
-        }
-    )
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.calls_run = cls.__call__ is Task.__call__
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError("tasks must define run()")
@@ -269,6 +234,7 @@ class Task:
         new_args = request.args if args is None else args
         new_kwargs = request.kwargs if kwargs is None else kwargs
         if not request.is_eager:  # eagerly, apply() itself runs the task again
+            store_retry(self.app, self, request, ret)
             self.app.send_task(
                 self.name,
                 new_args,
@@ -302,7 +268,9 @@ class Task:
         if not self.retry_backoff:
             return None
         factor = 1.0 if self.retry_backoff is True else float(self.retry_backoff)
-        return backoff_countdown(retries, factor, self.retry_backoff_max, self.retry_jitter)
+        return get_exponential_backoff_interval(
+            factor, retries, self.retry_backoff_max, self.retry_jitter
+        )
 
     def should_autoretry(self, exc: BaseException) -> bool:
         if not self.autoretry_for or not isinstance(exc, self.autoretry_for):
@@ -381,10 +349,8 @@ def _call_signature(cls: type[Task]) -> tuple[inspect.Signature, tuple[int, int]
 def build_task_class(
     fun: Callable[..., Any], app: Celeriac, name: str, base: type[Task], options: dict[str, Any]
 ) -> type[Task]:
-    """Make the Task subclass for ``fun`` with ``options`` as class attributes."""
-    unknown = set(options) - Task.OPTIONS
-    if unknown:
-        raise TypeError(f"unknown task option(s) for {name}: {', '.join(sorted(unknown))}")
+    """Make the Task subclass for ``fun`` with ``options`` as class attributes (options
+    celeriac does not know become attributes too, for a custom base class, as in Celery)."""
     if options.get("rate_limit_scope", "worker") not in ("worker", "global"):
         raise ValueError(f"{name}: rate_limit_scope must be 'worker' or 'global'")
     for key in ("rate_limit", "global_rate_limit"):
@@ -403,7 +369,7 @@ def build_task_class(
         "app": app,
         "bind": bind,
         "run": run,
-        "_fun": fun,
+        "_fun": staticmethod(fun),
         "is_async": inspect.iscoroutinefunction(fun),
         "__doc__": fun.__doc__,
         "__module__": fun.__module__,

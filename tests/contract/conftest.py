@@ -68,7 +68,6 @@ BACKENDS: dict[str, Kind] = {
 }
 
 
-
 def _fill(template: str, tmp_path: Path) -> str:
     return template.format(tmp=tmp_path, n=next(_unique))
 

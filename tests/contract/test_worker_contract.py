@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from celeriac import Celery, signals, states
+from celeriac import Celery, Task, shared_task, signals, states
 from celeriac.brokers.base import Outgoing
 from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from conftest import wait_until
@@ -401,3 +401,87 @@ def test_msgpack_and_pickle_only_when_accepted(app: Celery) -> None:
         assert ok.get(timeout=15) == 42
         wait_for_reason(app, "refusing to decode")
     assert refused.state == states.PENDING
+
+
+def test_a_custom_task_class_wraps_every_run(app: Celery) -> None:
+    """Flask's documented pattern: a base class whose ``__call__`` opens a context around
+    the task, made the app's default (``app.Task = ...``), with hooks of its own; the worker
+    runs tasks through it on every broker, as Celery does."""
+    seen: list[tuple[str, Any]] = []
+    context = threading.local()
+
+    class ContextTask(app.Task):  # type: ignore[name-defined]
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            context.inside = True
+            try:
+                return self.run(*args, **kwargs)
+            finally:
+                context.inside = False
+
+        def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+            seen.append(("success", retval))
+
+    app.Task = ContextTask
+
+    @app.task
+    def inside(x: int) -> tuple[int, bool]:
+        return x, getattr(context, "inside", False)
+
+    assert isinstance(inside, ContextTask)
+    result = inside.delay(7)
+    with worker(app):
+        assert result.get(timeout=15) == [7, True]
+    wait_until(lambda: ("success", [7, True]) in seen or ("success", (7, True)) in seen)
+    assert inside.apply(args=(8,)).get() == (8, True)  # eager runs go through it too
+
+
+@shared_task(max_retries=3, default_retry_delay=0)
+def shared_flaky(x: int) -> tuple[int, str | None, int]:
+    """A shared task that uses its own module-level name, as Celery projects do."""
+    if shared_flaky.request.retries < 1:
+        raise shared_flaky.retry(countdown=0)
+    return x, shared_flaky.request.id, shared_flaky.request.retries
+
+
+def test_a_shared_task_used_by_its_module_name_in_the_worker(app: Celery) -> None:
+    """``@shared_task`` stands for the current app's task instance, the one the worker runs:
+    ``retry`` through the module-level name retries, ``request`` is the running one."""
+    assert isinstance(shared_flaky, Task)
+    result = shared_flaky.delay(5)
+    with worker(app):
+        assert result.get(timeout=15) == [5, result.id, 1]
+
+
+def test_a_retry_that_runs_at_once_is_not_overwritten_by_its_retry_state(app: Celery) -> None:
+    """``retry(countdown=0)`` records RETRY before it sends the new message: the new run,
+    on another thread, may finish first, and its result must stay."""
+    tries: list[int] = []
+
+    @app.task(bind=True, default_retry_delay=0)
+    def once_more(self: Any) -> int:
+        tries.append(self.request.retries)
+        if self.request.retries == 0:
+            raise self.retry(countdown=0)
+        return self.request.retries
+
+    def linger(sender: Any = None, **kwargs: Any) -> None:
+        if tries == [0]:  # the retry was just sent: let the new run finish meanwhile
+            wait_until(lambda: len(tries) == 2, timeout=5)
+            time.sleep(0.2)
+
+    retried: list[str] = []
+
+    def on_retry(request: Any = None, **kwargs: Any) -> None:
+        retried.append(request.id)
+
+    signals.after_task_publish.connect(linger)
+    signals.task_retry.connect(on_retry)
+    try:
+        result = once_more.delay()
+        with worker(app, concurrency=2):
+            assert result.get(timeout=15) == 1
+            wait_until(lambda: retried == [result.id])  # the first run is over too
+            assert app.AsyncResult(result.id).state == states.SUCCESS
+    finally:
+        signals.after_task_publish.disconnect(linger)
+        signals.task_retry.disconnect(on_retry)

@@ -14,6 +14,7 @@ is acked; settling deletes that queue.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import secrets
@@ -53,6 +54,8 @@ from ..utils import safe_repr
 from ..utils.io import wait_readable
 from ..utils.urls import safe_url
 from .base import DeadLetter, Delivery, Outgoing, dead_letter_queue, visibility_timeout
+
+logger = logging.getLogger("celeriac.brokers.amqp")
 
 LATE_SWEEP = 1.0  # seconds: a lease sweep this late means the process did not run
 DEFAULT_PARK_AFTER = 900.0  # RabbitMQ's consumer_timeout is 30 minutes by default
@@ -105,6 +108,7 @@ class AMQPBroker:
         self.prefetch_count = int(options.get("prefetch_count") or 0)
         #: every queue this object declared (tests delete them afterwards)
         self.declared_queues: set[str] = set()
+        self._as_is: set[str] = set()  # queues that existed without priorities (Celery's)
         self._where = safe_url(url)
         self._params = connection_parameters(url, options)
         self._timeout = float(options.get("operation_timeout", DEFAULT_OPERATION_TIMEOUT))
@@ -153,15 +157,51 @@ class AMQPBroker:
             steps = []
             for queue in missing:
                 steps += [
-                    link.declare(queue, PRIORITY_ARGS),
+                    link.declare(queue, self._arguments(queue)),
                     link.declare(dead_letter_queue(queue)),
                 ]
-            link.call(sequence(steps))
+            try:
+                link.call(sequence(steps))
+            except OperationalError as exc:
+                if not _inequivalent(exc):
+                    raise
+                link = self._adopt(missing)
             link.declared.update(missing)
             with self._lock:
                 self.declared_queues.update(missing)
                 self.declared_queues.update(dead_letter_queue(q) for q in missing)
         return link
+
+    def _arguments(self, queue: str) -> dict[str, Any] | None:
+        """The arguments ``queue`` is declared with: celeriac's priorities, unless it existed
+        without them (see :meth:`_adopt`)."""
+        return None if queue in self._as_is else PRIORITY_ARGS
+
+    def _adopt(self, queues: Sequence[str]) -> Link:
+        """Declare ``queues`` one by one; one that exists without ``x-max-priority`` (a queue
+        Celery declared) is used as it is, with one warning: its messages keep their order
+        of arrival instead of their priority."""
+        for queue in queues:
+            link = self._connection()  # the refused declaration closed the last one
+            try:
+                link.call(link.declare(queue, self._arguments(queue)))
+            except OperationalError as exc:
+                if not _inequivalent(exc):
+                    raise
+                self._as_is.add(queue)
+                logger.warning(
+                    "%s: queue %r exists without x-max-priority (declared by Celery?); "
+                    "using it as it is, so its messages are taken in the order they came, "
+                    "not by priority. To have priorities, delete it once it is empty "
+                    "(rabbitmqctl delete_queue %s) and celeriac declares it again.",
+                    self._where,
+                    queue,
+                    queue,
+                )
+                link = self._connection()
+                link.call(link.declare(queue, None))
+            link.call(link.declare(dead_letter_queue(queue)))
+        return self._connection()
 
     def _send(self, link: Link, items: Sequence[Item]) -> None:
         """Publish ``items`` and wait for their confirms, first declaring (once per
@@ -537,7 +577,7 @@ class AMQPBroker:
         # Delayed messages only move down the ladder and into the queue, so counting in that
         # order never misses one, but may see one twice if it moves meanwhile: count again.
         steps = [link.declare(name, rung_arguments(n)) for n, name in self._rungs(queue)]
-        steps.append(link.declare(queue, PRIORITY_ARGS))
+        steps.append(link.declare(queue, self._arguments(queue)))
         best = math.inf
         for _ in range(3):
             counts = link.call(sequence(steps))
@@ -675,3 +715,9 @@ def _revived(queue: str, raw: Raw) -> Item:
     """A dead letter as a new message of ``queue`` (a fresh id: its count starts again)."""
     props = properties(raw.priority, {H_ID: uuid.uuid4().hex}, raw.properties.message_id)
     return ("", queue, raw.body, props)
+
+
+def _inequivalent(exc: OperationalError) -> bool:
+    """Was a declaration refused because the queue exists with other arguments?"""
+    text = str(exc)
+    return "PRECONDITION_FAILED" in text and "inequivalent arg" in text

@@ -1,81 +1,154 @@
-"""``celeriac worker`` and ``celeriac beat``: the long-running processes."""
+"""``celeriac worker`` and ``celeriac beat``: the long-running processes. Every flag of
+Celery's ``worker`` and ``beat`` is accepted; the few that mean nothing here say why."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from typing import Any
 
-from .. import __version__
+from .. import __version__, signals
 from ..app import Celeriac
 from ..beat import Beat
-from ..beat.database import DatabaseStore
-from ..beat.service import FileStore
+from ..beat.scheduler import open_store
 from ..utils.log import setup_logging
 from ..utils.urls import safe_url
 from ..worker import Worker
+from ..worker.worker import expand_hostname
+from . import daemon
+
+logger = logging.getLogger("celeriac.cli")
+
+#: Celery flags that have nothing to do here, and why (logged when given).
+_NOT_NEEDED = {
+    "without_gossip": "workers do not gossip; remote control goes through the result backend",
+    "without_mingle": "workers do not mingle at start: revocations are read from the backend",
+    "without_heartbeat": "workers send no event heartbeats",
+    "heartbeat_interval": "workers send no event heartbeats",
+    "statedb": "revoked ids are kept in the result backend, not in a file",
+    "optimization": "the prefork pool always hands a job to whichever process is free",
+    "executable": "the worker runs on the interpreter that started it",
+    "no_color": "logs are not coloured",
+    "skip_checks": "no checks are run at start",
+}
+
+
+def _daemon_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-l", "--loglevel", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument("-f", "--logfile", help="log to this file instead of stderr (%%n, %%i)")
+    parser.add_argument("--pidfile", help="write the process id here (refused if it runs)")
+    parser.add_argument("-D", "--detach", action="store_true", help="run in the background")
+    parser.add_argument("--uid", help="run as this user (name or id)")
+    parser.add_argument("--gid", help="run with this group (name or id)")
+    parser.add_argument("--umask", help="octal umask, e.g. 022")
+    parser.add_argument("--executable", help=argparse.SUPPRESS)
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     w = sub.add_parser("worker", parents=[common], help="run a worker")
     w.add_argument("-Q", "--queues", help="comma-separated queues to consume")
     w.add_argument("-X", "--exclude-queues", help="queues not to consume")
+    w.add_argument("-I", "--include", help="comma-separated modules to import")
+    w.add_argument("--purge", "--discard", action="store_true", help="empty the queues first")
     w.add_argument("-c", "--concurrency", type=int, help="number of pool processes/threads")
     w.add_argument("-P", "--pool", choices=["prefork", "processes", "threads", "asyncio", "solo"])
-    w.add_argument("-l", "--loglevel", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
-    w.add_argument("-f", "--logfile", help="log to this file instead of stderr")
+    w.add_argument("--autoscale", metavar="MAX,MIN", help="runs MAX processes (no autoscaling)")
     w.add_argument("-n", "--hostname", help="node name, e.g. worker1@%%h")
     w.add_argument("--prefetch-multiplier", type=int)
     w.add_argument("--max-tasks-per-child", type=int)
+    w.add_argument("--max-memory-per-child", type=int, metavar="KB")
+    w.add_argument("--time-limit", type=float, help="hard time limit of every task (s)")
+    w.add_argument("--soft-time-limit", type=float, help="soft time limit of every task (s)")
+    w.add_argument("-E", "--task-events", "--events", action="store_true", dest="events")
+    w.add_argument("-O", "--optimization", choices=["default", "fair"])
+    w.add_argument("-S", "--statedb")
+    w.add_argument("--without-gossip", action="store_true")
+    w.add_argument("--without-mingle", action="store_true")
+    w.add_argument("--without-heartbeat", action="store_true")
+    w.add_argument("--heartbeat-interval", type=float)
     w.add_argument("--burst", action="store_true", help="exit when the queues are empty")
-    w.add_argument("-q", "--quiet", action="store_true", help="no start-up banner")
     w.add_argument("-B", "--beat", action="store_true", help="also run beat in this process")
+    w.add_argument("-s", "--schedule-filename", "--schedule", dest="schedule", help="(-B)")
+    w.add_argument("--scheduler", help="(-B) 'file', 'db' or a store class")
+    w.add_argument("-q", "--quiet", action="store_true", help="no start-up banner")
+    _daemon_options(w)
     w.set_defaults(func=cmd_worker)
 
     b = sub.add_parser("beat", parents=[common], help="send periodic tasks when they are due")
     b.add_argument("-s", "--schedule", help="file keeping the run state (file scheduler)")
-    b.add_argument(
-        "-S", "--scheduler", default="file", help="'file' (default) or 'db' (SQL tables)"
-    )
+    b.add_argument("-S", "--scheduler", help="'file' (default), 'db' (SQL tables) or a class")
     b.add_argument("--max-interval", type=float, help="longest sleep between checks (s)")
-    b.add_argument("-l", "--loglevel", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
-    b.add_argument("-f", "--logfile", help="log to this file instead of stderr")
+    _daemon_options(b)
     b.set_defaults(func=cmd_beat)
 
 
+def _say_not_needed(args: argparse.Namespace) -> None:
+    for option, why in _NOT_NEEDED.items():
+        if getattr(args, option, None):
+            flag = "--" + option.replace("_", "-")
+            logger.info("%s is accepted and not needed: %s", flag, why)
+
+
 def cmd_worker(app: Celeriac, args: argparse.Namespace) -> int:
+    hostname = expand_hostname(args.hostname)
+    logfile = daemon.expand_path(args.logfile, hostname) if args.logfile else None
+    daemon.prepare(hostname, args.pidfile, args.detach, args.uid, args.gid, args.umask)
     setup_logging(
         args.loglevel,
-        args.logfile,
+        logfile,
         app.conf.worker_log_format,
         app.conf.worker_task_log_format,
         app.conf.worker_hijack_root_logger,
     )
+    _say_not_needed(args)
+    if args.events:
+        logger.warning("-E: celeriac workers do not send task events yet; the flag is ignored")
+    concurrency = args.concurrency
+    if args.autoscale:
+        most = int(args.autoscale.split(",")[0])
+        logger.warning("--autoscale: no autoscaling; running %d processes", most)
+        concurrency = most
+    if args.include:
+        app.conf.include = (*app.conf.include, *args.include.split(","))
+    if args.time_limit is not None:
+        app.conf.task_time_limit = args.time_limit
+    if args.soft_time_limit is not None:
+        app.conf.task_soft_time_limit = args.soft_time_limit
+    if args.max_memory_per_child is not None:
+        app.conf.worker_max_memory_per_child = args.max_memory_per_child
     worker = Worker(
         app,
         queues=args.queues,
         exclude_queues=args.exclude_queues,
-        concurrency=args.concurrency,
+        concurrency=concurrency,
         pool=args.pool,
-        hostname=args.hostname,
+        hostname=hostname,
         prefetch_multiplier=args.prefetch_multiplier,
         max_tasks_per_child=args.max_tasks_per_child,
         burst=args.burst,
         beat=args.beat,
+        beat_scheduler=args.scheduler,
+        beat_schedule=args.schedule,
     )
-    if not args.quiet:
-        print(_banner(app, worker), file=sys.stderr, flush=True)
+    if args.purge:
+        purged = sum(app.broker.purge(q) for q in worker.queues)
+        logger.warning("--purge: deleted %d waiting message(s)", purged)
+    if not args.quiet:  # once the tasks are imported (Django is set up by then)
+        signals.worker_init.connect(
+            lambda **_: print(_banner(app, worker), file=sys.stderr, flush=True),
+            sender=worker,
+        )
     return worker.start()
 
 
 def cmd_beat(app: Celeriac, args: argparse.Namespace) -> int:
-    setup_logging(args.loglevel, args.logfile)
-    store: Any
-    if args.scheduler in ("db", "database"):
-        store = DatabaseStore(app)
-    else:
-        store = FileStore(app, args.schedule)
+    logfile = daemon.expand_path(args.logfile) if args.logfile else None
+    store = open_store(app, args.scheduler, args.schedule)  # a bad one stops here, first
+    daemon.prepare(None, args.pidfile, args.detach, args.uid, args.gid, args.umask)
+    setup_logging(args.loglevel, logfile)
+    _say_not_needed(args)
     beat = Beat(app, store, max_interval=args.max_interval)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: beat.stop())

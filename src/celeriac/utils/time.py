@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -39,3 +40,12 @@ def relative_or_absolute(value: dt.datetime | dt.timedelta | float | int, tz: dt
     if isinstance(value, int | float):
         return time.time() + float(value)
     return to_unix(value, tz)
+
+
+def get_exponential_backoff_interval(
+    factor: float, retries: int, maximum: float, full_jitter: bool = False
+) -> float:
+    """Exponential back-off: ``factor * 2**retries`` seconds capped at ``maximum``; with
+    ``full_jitter``, a random time from 0 to that (Celery's function, for ``retry_backoff``)."""
+    countdown = min(maximum, factor * (2**retries))
+    return random.uniform(0, countdown) if full_jitter else countdown

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import signals, subscriptions
 from ..beat import Beat
+from ..beat.scheduler import open_store
 from ..brokers.base import Broker
 from ..exceptions import (
     ImproperlyConfigured,
@@ -82,6 +83,8 @@ class Worker:
         max_tasks_per_child: int | None = None,
         burst: bool = False,
         beat: bool = False,
+        beat_scheduler: str | None = None,
+        beat_schedule: str | None = None,
         install_signal_handlers: bool = True,
         lease_keeper: bool | None = None,
         **kwargs: Any,
@@ -124,6 +127,7 @@ class Worker:
         self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
         self.burst = burst
         self.embed_beat = beat
+        self.beat_store = (beat_scheduler, beat_schedule)  # -B: -S/--scheduler and -s
         self.beat: Any = None
         self.install_signal_handlers = install_signal_handlers
         # a lease keeper process (see keeper.py) when tasks run in this process and the
@@ -144,6 +148,8 @@ class Worker:
         self.consumer = Consumer(self)
         self.heartbeat = Heartbeat(self)
         self.remote = Remote(self)
+        #: set once the worker consumes (after ``worker_ready``)
+        self.ready = threading.Event()
 
     @property
     def broker(self) -> Broker:
@@ -159,6 +165,7 @@ class Worker:
         signals.celeryd_init.send(sender=self.hostname, instance=self, conf=app.conf, options={})
         signals.import_modules.send(sender=app)
         app.finalize()
+        app.conf.freeze()  # a running worker's settings do not change: read them once
         signals.worker_init.send(sender=self)
         self._wait_for_broker()
         heartbeat = self.heartbeat
@@ -188,6 +195,7 @@ class Worker:
             self.concurrency,
         )
         signals.worker_ready.send(sender=self)
+        self.ready.set()
         beat_thread = self._start_beat()
         try:
             if self.pool.consumes:
@@ -217,7 +225,7 @@ class Worker:
         """``-B``: run beat in this process, in a thread of its own."""
         if not self.embed_beat:
             return None
-        self.beat = Beat(self.app)
+        self.beat = Beat(self.app, open_store(self.app, *self.beat_store))
         signals.beat_embedded_init.send(sender=self.beat)
         thread = threading.Thread(target=self.beat.run, name="celeriac-beat", daemon=True)
         thread.start()

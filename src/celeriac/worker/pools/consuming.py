@@ -56,6 +56,7 @@ from .processes import (
     anonymous_file,
     die_with_parent,
     lost_outcome,
+    over_memory,
     read_frames,
     send_frame,
 )
@@ -220,7 +221,9 @@ class _ChildPool(SoloPool):
         self.slots.set(self.index)
         self.runtime += (outcome.runtime - self.runtime) * 0.1
         self.ran += 1
-        self.retiring = bool(self.max_tasks_per_child and self.ran >= self.max_tasks_per_child)
+        self.retiring = bool(
+            self.max_tasks_per_child and self.ran >= self.max_tasks_per_child
+        ) or over_memory(self.app)
         return outcome
 
     def held_up(self) -> list[Job]:

@@ -40,7 +40,14 @@ from ...execution import Outcome, execute
 from ...utils import keep_running
 from ..timelimits import alarm_limits
 from .base import Job, Pool
-from .processes import anonymous_file, die_with_parent, lost_outcome, read_frames, send_frame
+from .processes import (
+    anonymous_file,
+    die_with_parent,
+    lost_outcome,
+    over_memory,
+    read_frames,
+    send_frame,
+)
 
 if TYPE_CHECKING:
     from ...app import Celeriac
@@ -209,7 +216,7 @@ def _child_main(
         except (SoftTimeLimitExceeded, TimeLimitExceeded):  # fired between task and return
             outcome = Outcome("ack", states.SUCCESS)
         done += 1
-        retiring = bool(max_tasks and done >= max_tasks)
+        retiring = bool(max_tasks and done >= max_tasks) or over_memory(app)
         send_frame(outcomes, (seq, outcome, retiring))
         if retiring:  # it takes no more jobs
             break

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import resource
 import signal
 import struct
 import tempfile
@@ -133,3 +134,10 @@ def exit_description(exitcode: int | None) -> str:
         except ValueError:
             return f"was killed by signal {-exitcode}"
     return f"exited (exit code {exitcode})"
+
+
+def over_memory(app: Celeriac) -> bool:
+    """Has this process grown past ``worker_max_memory_per_child`` (KB of resident memory,
+    at its largest)? Then it takes no more jobs and another process replaces it."""
+    limit = app.conf.worker_max_memory_per_child
+    return bool(limit) and resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > int(limit)

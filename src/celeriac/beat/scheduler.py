@@ -1,0 +1,60 @@
+"""Which store a beat keeps its entries in: ``-S`` / ``--scheduler`` or ``beat_scheduler``.
+
+``file`` (the default; Celery's ``celery.beat:PersistentScheduler`` names it too) keeps run
+state in a file (``-s`` / ``beat_schedule_filename``); ``db`` keeps the entries in SQL tables
+(:mod:`.database`). A dotted path names a class whose instances are a
+:class:`~celeriac.beat.service.Store` (made with the app). Celery's other schedulers cannot
+run here, and say what to use instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import ImproperlyConfigured
+from .database import DatabaseStore
+from .service import FileStore, Store
+
+if TYPE_CHECKING:
+    from ..app import Celeriac
+
+_FILE = {"file", "celery.beat:PersistentScheduler", "celery.beat.PersistentScheduler"}
+_DATABASE = {"db", "database", "django", "celeriac.beat.database:DatabaseStore"}
+_DJANGO_CELERY_BEAT = "django_celery_beat"
+
+
+def open_store(app: Celeriac, scheduler: str | None = None, schedule: str | None = None) -> Store:
+    """The store ``scheduler`` names (else ``beat_scheduler``, else the file store);
+    ``schedule`` is the file store's path."""
+    name = scheduler or app.conf.beat_scheduler or "file"
+    if not isinstance(name, str):
+        cls: Any = name
+    elif name in _FILE:
+        return FileStore(app, schedule)
+    elif name in _DATABASE:
+        return DatabaseStore(app)
+    elif name.startswith(_DJANGO_CELERY_BEAT):
+        raise ImproperlyConfigured(
+            f"scheduler {name!r} is django-celery-beat's, which runs on Celery only: use "
+            "celeriac's database schedule instead (-S db, or beat_scheduler = 'db'; its "
+            "entries are edited with `celeriac schedule`, see docs/scheduling.md)"
+        )
+    else:
+        cls = _import(name)
+    if not all(callable(getattr(cls, m, None)) for m in ("entries", "changed", "save")):
+        raise ImproperlyConfigured(
+            f"scheduler {name!r} is not a celeriac store (a class with entries(), changed(), "
+            "save(entry) and close()); Celery's Scheduler subclasses cannot run here: use "
+            "-S file or -S db, see docs/scheduling.md"
+        )
+    store: Store = cls(app)
+    return store
+
+
+def _import(path: str) -> Any:
+    module, _, attr = path.replace(":", ".").rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ImproperlyConfigured(f"cannot import scheduler {path!r}: {exc}") from None
