@@ -384,3 +384,23 @@ def test_signature_setters_on_error_and_ignored_results() -> None:
     sig.kwargs = {}
     assert sig.args == (3, 4) and sig["args"] == (3, 4)
     assert fire.delay().get(timeout=1) is None
+
+
+def test_a_class_based_task_is_registered_and_called() -> None:
+    """Celery's class-based task: a Task subclass with ``run``, registered and sent."""
+    app = Celery("classes", broker="memory://classes", set_as_current=False)
+    app.conf.task_always_eager = True
+
+    class Multiply(Task):
+        name = "classes.multiply"
+
+        def run(self, x: int, y: int = 2) -> int:
+            return x * y
+
+    task = app.register_task(Multiply())
+    assert task.delay(3).get() == 6
+    assert app.tasks["classes.multiply"].apply(args=(3, 3)).get() == 9
+    with pytest.raises(TypeError, match=r"classes\.multiply"):
+        task.delay(1, 2, 3)
+    task.delay_on_commit(4)  # no Django transaction here: sent at once
+    task.send_event("task-progress", current=1)  # no events: nothing is sent

@@ -59,6 +59,8 @@ def test_a_django_project_runs_its_tasks_with_the_orm(tmp_path: Path, discover: 
             for n in range(6)
         ]
         assert sorted(r.get(timeout=30) for r in results) == [1, 2, 3, 4, 5, 6]
+        # a task only a view imports: found through the URLconf by Django's checks
+        assert producer.send_task("notes.jobs.count_notes", queue="site").get(timeout=30) == 6
         # connections past CONN_MAX_AGE (0: after each task, as after each request) are closed
         for _ in range(4):
             assert producer.send_task("notes.tasks.was_connected", queue="site").get(30) is False

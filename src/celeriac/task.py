@@ -263,6 +263,29 @@ class Task:
             raise ret
         return ret
 
+    def send_event(self, type_: str, retry: bool = True, **fields: Any) -> None:
+        """Celery's custom task event. Workers send no events yet, as a Celery worker
+        started without ``-E``: nothing is sent."""
+
+    def delay_on_commit(self, *args: Any, **kwargs: Any) -> None:
+        """:meth:`delay` once the current Django database transaction commits (at once
+        outside a transaction or without Django), as Celery's Django task class does."""
+        self.apply_async_on_commit(args, kwargs)
+
+    def apply_async_on_commit(self, args: Any = None, kwargs: Any = None, **options: Any) -> None:
+        """:meth:`apply_async` once the current Django database transaction commits."""
+        send = functools.partial(self.apply_async, args, kwargs, **options)
+        try:
+            from django.conf import settings
+            from django.db import transaction
+        except ImportError:
+            send()
+            return
+        if settings.configured:
+            transaction.on_commit(send)
+        else:
+            send()
+
     def autoretry_countdown(self, retries: int) -> float | None:
         """The countdown ``autoretry_for`` uses, from retry_backoff* (None: default delay)."""
         if not self.retry_backoff:
@@ -334,10 +357,11 @@ def _task_by_name(name: str) -> Task:
 def _call_signature(cls: type[Task]) -> tuple[inspect.Signature, tuple[int, int] | None]:
     """The arguments a task's function takes (without ``self`` when bound), and when they
     are all plain positional-or-keyword ones, how many positional arguments it accepts."""
-    fn = cls.__dict__.get("_fun") or cls.run
-    sig = inspect.signature(fn)
+    run = inspect.getattr_static(cls, "run")
+    static = isinstance(run, staticmethod)
+    sig = inspect.signature(run.__func__ if static else run)
     params = list(sig.parameters.values())
-    if cls.bind:
+    if not static:  # bound: a bind=True function, or a class-based task's method
         params = params[1:]
         sig = sig.replace(parameters=params)
     if any(p.kind is not p.POSITIONAL_OR_KEYWORD for p in params):

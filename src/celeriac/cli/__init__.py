@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--result-backend", default=argparse.SUPPRESS, help="result backend URL")
     common.add_argument("--workdir", default=argparse.SUPPRESS, help="change to this directory")
     common.add_argument("--config", default=argparse.SUPPRESS, help="module to load settings from")
+    common.add_argument(
+        "--skip-checks", action="store_true", default=argparse.SUPPRESS, help="no Django checks"
+    )
+    common.add_argument("-C", "--no-color", action="store_true", default=argparse.SUPPRESS)
+    common.add_argument("--loader", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
         prog="celeriac", parents=[common], description="celeriac: a distributed task queue"
     )
@@ -53,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.print_help()
         sys.exit(EXIT_USAGE)
     try:
+        if getattr(args, "skip_checks", False):
+            os.environ["CELERIAC_SKIP_CHECKS"] = "1"
         if getattr(args, "workdir", None):
             os.chdir(args.workdir)
         app_path = getattr(args, "app", None)

@@ -31,7 +31,7 @@ _NOT_NEEDED = {
     "optimization": "the prefork pool always hands a job to whichever process is free",
     "executable": "the worker runs on the interpreter that started it",
     "no_color": "logs are not coloured",
-    "skip_checks": "no checks are run at start",
+    "loader": "settings come from config_from_object; there is no loader to choose",
 }
 
 

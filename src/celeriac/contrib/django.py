@@ -5,6 +5,8 @@ layout) installs it (:class:`DjangoFixup`, a ``celeriac.fixups`` plug-in):
 
 * the worker and beat call ``django.setup()`` before they import the tasks, so task modules
   may import models, and ``app.autodiscover_tasks()`` finds the installed apps' ``tasks``;
+* the worker runs Django's system checks at start, which import the URLconf and the tasks
+  that only views import (``--skip-checks`` skips them);
 * the worker closes the database connections its start-up opened before it forks its pool,
   so no two processes share one;
 * before and after each task, connections that are broken or past ``CONN_MAX_AGE`` are
@@ -34,6 +36,7 @@ def fixup(app: Celeriac) -> bool:
     if not _installed:
         _installed = True
         signals.import_modules.connect(_setup, dispatch_uid="celeriac.django.setup")
+        signals.worker_init.connect(_run_checks, dispatch_uid="celeriac.django.checks")
         signals.beat_init.connect(_setup, dispatch_uid="celeriac.django.setup-beat")
         signals.celeryd_after_setup.connect(_close_all, dispatch_uid="celeriac.django.close")
         signals.task_prerun.connect(_close_old, dispatch_uid="celeriac.django.prerun")
@@ -68,6 +71,18 @@ def _setup(**_: Any) -> None:
 
     if not apps.ready:
         django.setup()
+
+
+def _run_checks(**_: Any) -> None:
+    """Django's system checks, as Celery's worker runs them at start: they import the
+    URLconf, and with it the tasks only views import. ``--skip-checks`` (or
+    ``CELERY_SKIP_CHECKS``) skips them."""
+    if os.environ.get("CELERIAC_SKIP_CHECKS") or os.environ.get("CELERY_SKIP_CHECKS"):
+        return
+    from django.core.checks import run_checks
+
+    _setup()
+    run_checks()
 
 
 def _close_all(**_: Any) -> None:
