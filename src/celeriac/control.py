@@ -258,9 +258,23 @@ class Inspect:
         """Tasks held by workers for an ETA: always empty lists (the broker holds them)."""
         return self._ask("scheduled")
 
-    def registered(self) -> dict[str, Any] | None:
-        """The names of the tasks each worker knows."""
-        return self._ask("registered")
+    def registered(self, *taskinfoitems: str) -> dict[str, Any] | None:
+        """The names of the tasks each worker knows; with attribute names (Celery's
+        ``registered("rate_limit")``), each name is followed by those attributes."""
+        return self._ask("registered", taskinfoitems=list(taskinfoitems))
+
+    def conf(self, with_defaults: bool = False) -> dict[str, Any] | None:
+        """Each worker's settings (those that differ from the defaults unless
+        ``with_defaults``), secrets masked."""
+        return self._ask("conf", with_defaults=with_defaults)
+
+    def clock(self) -> dict[str, Any] | None:
+        """Each worker's control clock: the number of the last request it handled."""
+        return self._ask("clock")
+
+    def report(self) -> dict[str, Any] | None:
+        """A line about each worker: version, name, pool, queues and broker."""
+        return self._ask("report")
 
     registered_tasks = registered
 

@@ -323,11 +323,17 @@ def test_inspect_and_control_reach_the_running_workers(app: Celery) -> None:
             assert app.control.ping(timeout=5, limit=1) == [{host: {"ok": "pong"}}]
             active = inspect.active()[host]
             assert [(t["id"], t["name"], t["args"]) for t in active] == [(first.id, slow.name, [1])]
-            assert active[0]["time_start"] is not None
+            assert active[0]["time_start"] is not None and active[0]["hostname"] == host
             wait_until(lambda: [t["id"] for t in inspect.reserved()[host]] == [queued.id])
             stats = inspect.stats()[host]
             assert stats["pool"]["max-concurrency"] == 1 and stats["prefetch_count"] == 2
             assert {slow.name, add.name} <= set(inspect.registered()[host])
+            assert f"{add.name} [rate_limit=None]" in inspect.registered("rate_limit")[host]
+            assert inspect.conf()[host]["broker_url"] == app.broker.url.replace(
+                "guest:guest@", "guest:***@"
+            )
+            assert inspect.clock()[host]["clock"] > 0
+            assert host in inspect.report()[host]["ok"]
             assert [q["name"] for q in inspect.active_queues()[host]] == ["celery"]
             assert inspect.scheduled() == {host: []}
             found = inspect.query_task(first.id, queued.id)[host]

@@ -19,6 +19,9 @@ INSPECT_METHODS = (
     "active_queues",
     "revoked",
     "query_task",
+    "conf",
+    "clock",
+    "report",
 )
 
 

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .. import __version__
+from ..config import DEFAULTS
 from ..control import Request
 from ..keys import CONTROL_REPLIES, CONTROL_REQUEST, CONTROL_SEQ, CONTROL_TTL
 from ..serialization import json_dumps
@@ -42,14 +44,17 @@ class Remote:
         self.commands: dict[str, Callable[..., Any]] = {
             "ping": lambda: {"ok": "pong"},
             "stats": self.stats,
-            "active": lambda: [task_info(job) for job in worker.running()],
-            "reserved": lambda: [task_info(job) for job in worker.reserved()],
+            "active": lambda: [self.task_info(job) for job in worker.running()],
+            "reserved": lambda: [self.task_info(job) for job in worker.reserved()],
             "scheduled": lambda: [],
             "registered": self.registered,
             "active_queues": self.active_queues,
             "revoked": lambda: sorted(worker.revoked),
             "query_task": self.query_task,
             "shutdown": self.shutdown,
+            "conf": self.conf,
+            "clock": lambda: {"clock": self.seen or 0},
+            "report": self.report,
         }
 
     def answer(self, backend: Any) -> None:
@@ -128,8 +133,52 @@ class Remote:
             "broker": {"url": safe_url(worker.app.conf.broker_url or "")},
         }
 
-    def registered(self) -> list[str]:
-        return sorted(n for n in self.worker.app.tasks if not n.startswith("celeriac."))
+    def registered(self, taskinfoitems: list[str] | None = None) -> list[str]:
+        """The tasks' names; with ``taskinfoitems`` (Celery's), each followed by those of
+        its attributes: ``"proj.add [rate_limit=10/s]"``."""
+        tasks = self.worker.app.tasks
+        names = sorted(n for n in tasks if not n.startswith(("celeriac.", "celery.")))
+        if not taskinfoitems:
+            return names
+        shown = []
+        for name in names:
+            fields = " ".join(
+                f"{item}={getattr(tasks[name], item, None)}"
+                for item in taskinfoitems
+                if isinstance(item, str) and not item.startswith("_")
+            )
+            shown.append(f"{name} [{fields}]" if fields else name)
+        return shown
+
+    def conf(self, with_defaults: bool = False) -> dict[str, Any]:
+        """The worker's settings that differ from the defaults (all with ``with_defaults``),
+        passwords in URLs masked and values that do not travel as JSON shown by repr."""
+        settings = self.worker.app.conf.resolved()
+        shown: dict[str, Any] = {}
+        for key, value in sorted(settings.items()):
+            if not with_defaults and DEFAULTS.get(key, _UNSET) == value:
+                continue
+            if isinstance(value, str) and "://" in value:
+                value = safe_url(value)
+            elif any(word in key for word in ("password", "secret", "token", "dsn")):
+                value = "********"
+            shown[key] = value if _plain(value) else repr(value)
+        return shown
+
+    def report(self) -> dict[str, str]:
+        """A text about this worker (Celery's ``celery report``)."""
+        worker = self.worker
+        return {
+            "ok": f"celeriac {__version__} {worker.hostname} pool={worker.pool_name} "
+            f"concurrency={worker.concurrency} queues={','.join(worker.queues)} "
+            f"broker={safe_url(worker.broker.url)}"
+        }
+
+    def task_info(self, job: Job) -> dict[str, Any]:
+        """:func:`task_info`, with this worker's name when the pool has none of its own."""
+        info = task_info(job)
+        info["hostname"] = info["hostname"] or self.worker.hostname
+        return info
 
     def active_queues(self) -> list[dict[str, Any]]:
         return [
@@ -144,7 +193,7 @@ class Remote:
         for state, jobs in (("reserved", worker.reserved()), ("active", worker.running())):
             for job in jobs:
                 if job.message.id in wanted:
-                    found[job.message.id] = [state, task_info(job)]
+                    found[job.message.id] = [state, self.task_info(job)]
         return found
 
     def shutdown(self) -> dict[str, str]:
@@ -175,3 +224,17 @@ def task_info(job: Job) -> dict[str, Any]:
         "root_id": message.root_id,
         "parent_id": message.parent_id,
     }
+
+
+_UNSET = object()
+
+
+def _plain(value: Any) -> bool:
+    """Does ``value`` travel as JSON as it is?"""
+    if value is None or isinstance(value, str | int | float | bool):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
