@@ -404,3 +404,14 @@ def test_a_class_based_task_is_registered_and_called() -> None:
         task.delay(1, 2, 3)
     task.delay_on_commit(4)  # no Django transaction here: sent at once
     task.send_event("task-progress", current=1)  # no events: nothing is sent
+
+
+def test_celerys_module_paths() -> None:
+    """The paths Celery projects import from, with only the package name changed."""
+    from celeriac.app import shared_task as app_shared_task
+    from celeriac.app.base import Celery as BaseCelery
+    from celeriac.app.task import Context
+    from celeriac.app.task import Task as AppTask
+
+    assert BaseCelery is Celery and AppTask is Task and app_shared_task is shared_task
+    assert Context(id="x").id == "x"

@@ -19,25 +19,25 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, overload
 
-from . import _state, plugins
-from .backends.base import ResultBackend, create_backend
-from .brokers.base import Broker, create_broker
-from .canvas import Signature, maybe_signature, register_builtins
-from .config import DEFAULT_BROKER_URL, Settings
-from .control import Control
-from .exceptions import ImproperlyConfigured, NotRegistered
-from .message import Encoded, Message
-from .producer import Producer
-from .result import AsyncResult, GroupResult
-from .result import AsyncResult as _AsyncResult
-from .resultstore import ResultStore
-from .routing import (
+from .. import _state, plugins
+from ..backends.base import ResultBackend, create_backend
+from ..brokers.base import Broker, create_broker
+from ..canvas import Signature, maybe_signature, register_builtins
+from ..config import DEFAULT_BROKER_URL, Settings
+from ..control import Control
+from ..exceptions import ImproperlyConfigured, NotRegistered
+from ..message import Encoded, Message
+from ..producer import Producer
+from ..result import AsyncResult, GroupResult
+from ..result import AsyncResult as _AsyncResult
+from ..resultstore import ResultStore
+from ..routing import (
     Queue,
 )
-from .signals import Signal
-from .subscriptions import subscribers
-from .task import Task, build_task_class
-from .utils.time import get_timezone
+from ..signals import Signal
+from ..subscriptions import subscribers
+from ..task import Task, build_task_class
+from ..utils.time import get_timezone
 
 logger = logging.getLogger("celeriac.app")
 
@@ -415,13 +415,13 @@ class Celeriac:
 
     def Worker(self, **kwargs: Any) -> Any:
         """A worker for this app (see :class:`celeriac.worker.Worker`)."""
-        from .worker import Worker
+        from ..worker import Worker
 
         return Worker(self, **kwargs)
 
     def worker_main(self, argv: list[str] | None = None) -> None:
         """Run the worker as the CLI would: ``app.worker_main(["worker", "-l", "info"])``."""
-        from .cli import main
+        from ..cli import main
 
         main(["-A", _AppRef(self), *(argv or ["worker"])])
 
