@@ -415,3 +415,11 @@ def test_celerys_module_paths() -> None:
 
     assert BaseCelery is Celery and AppTask is Task and app_shared_task is shared_task
     assert Context(id="x").id == "x"
+
+
+def test_settings_are_shown_with_secrets_masked() -> None:
+    app = Celery("shown", broker="redis://:hunter2@127.0.0.1:6379/0", set_as_current=False)
+    shown = app.conf.masked()
+    assert shown["broker_url"] == "redis://:***@127.0.0.1:6379/0"
+    assert "task_serializer" not in shown and "task_serializer" in app.conf.masked(True)
+    assert "hunter2" not in app.conf.humanize() and "broker_url: " in app.conf.humanize()

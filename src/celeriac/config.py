@@ -335,19 +335,25 @@ class Settings(dict[str, Any]):
         dict.update(self, values)
         self._explicit.update(values)
 
-    def humanize(self) -> str:
-        """Settings that differ from the defaults, one per line, secrets masked."""
-        lines = []
+    def masked(self, with_defaults: bool = False) -> dict[str, Any]:
+        """The settings that differ from the defaults (all with ``with_defaults``), by name,
+        with passwords in URLs and secret values masked."""
+        shown: dict[str, Any] = {}
         for key in sorted(self):
             value = self[key]
-            if DEFAULTS.get(key, object()) == value:
+            if not with_defaults and DEFAULTS.get(key, _MISSING) == value:
                 continue
             if isinstance(value, str) and "://" in value:
                 value = safe_url(value)
             elif any(s in key for s in ("password", "secret", "token", "dsn")):
                 value = "********"
-            lines.append(f"{key}: {value!r}")
-        return "\n".join(lines)
+            shown[key] = value
+        return shown
+
+    def humanize(self, with_defaults: bool = False) -> str:
+        """Celery's ``app.conf.humanize()``: :meth:`masked`, one setting per line."""
+        shown = self.masked(with_defaults)
+        return "\n".join(f"{key}: {value!r}" for key, value in shown.items())
 
 
 class _LiveSettings(Settings):

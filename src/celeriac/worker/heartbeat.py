@@ -161,7 +161,7 @@ class Heartbeat:
         """Tell publishers this worker takes copies of its broadcast queues (again)."""
         worker = self.worker
         if worker.broadcasts:
-            ttl = max(10.0, 3 * min(worker.broker.visibility_timeout / 3.0, 10.0))
+            ttl = max(10.0, 3 * self.interval())
             join_broadcasts(worker.app.results.backend, worker.broadcasts, worker.hostname, ttl)
 
     def refresh_revocations(self) -> None:

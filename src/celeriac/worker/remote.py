@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..config import DEFAULTS
 from ..control import Request
 from ..keys import CONTROL_REPLIES, CONTROL_REQUEST, CONTROL_SEQ, CONTROL_TTL
 from ..serialization import json_dumps
@@ -151,19 +150,10 @@ class Remote:
         return shown
 
     def conf(self, with_defaults: bool = False) -> dict[str, Any]:
-        """The worker's settings that differ from the defaults (all with ``with_defaults``),
-        passwords in URLs masked and values that do not travel as JSON shown by repr."""
-        settings = self.worker.app.conf.resolved()
-        shown: dict[str, Any] = {}
-        for key, value in sorted(settings.items()):
-            if not with_defaults and DEFAULTS.get(key, _UNSET) == value:
-                continue
-            if isinstance(value, str) and "://" in value:
-                value = safe_url(value)
-            elif any(word in key for word in ("password", "secret", "token", "dsn")):
-                value = "********"
-            shown[key] = value if _plain(value) else repr(value)
-        return shown
+        """The worker's settings (see :meth:`Settings.masked`), values that do not travel as
+        JSON shown by repr."""
+        shown = self.worker.app.conf.masked(bool(with_defaults))
+        return {key: value if _plain(value) else repr(value) for key, value in shown.items()}
 
     def report(self) -> dict[str, str]:
         """A text about this worker (Celery's ``celery report``)."""
@@ -224,9 +214,6 @@ def task_info(job: Job) -> dict[str, Any]:
         "root_id": message.root_id,
         "parent_id": message.parent_id,
     }
-
-
-_UNSET = object()
 
 
 def _plain(value: Any) -> bool:
