@@ -15,6 +15,7 @@ from celeriac import Celery, plugins
 from celeriac.brokers.base import create_broker
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.exceptions import ImproperlyConfigured
+from celeriac.routing import prepare_routers
 from contract.conftest import BACKENDS, BROKERS
 
 
@@ -51,6 +52,8 @@ def test_an_unknown_scheme_names_the_installed_ones() -> None:
     assert "redis://" in str(err.value) and "sqlite://" in str(err.value)
     with pytest.raises(ImproperlyConfigured, match=r"no router named 'nosuch'.*least-loaded"):
         plugins.load(plugins.ROUTERS, "nosuch", "router")
+    with pytest.raises(ImproperlyConfigured, match=r"cannot import router 'no\.such:route'"):
+        prepare_routers(["no.such:route"])
 
 
 def test_the_entry_points_file_format() -> None:

@@ -96,6 +96,16 @@ def load(group: str, name: str, what: str) -> Any:
     return obj
 
 
+def import_path(path: str, what: str) -> Any:
+    """The object a dotted path names (``"proj.routers.route"`` or ``"proj.routers:route"``),
+    with an error saying ``what`` could not be imported when it cannot."""
+    module, _, attr = path.replace(":", ".").rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ImproperlyConfigured(f"cannot import {what} {path!r}: {exc}") from None
+
+
 def for_url(group: str, url: str, what: str) -> Any:
     """The class registered for ``url``'s scheme in ``group``."""
     known = entry_points(group)

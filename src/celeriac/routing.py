@@ -12,7 +12,6 @@ list of those, tried in order.
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -170,11 +169,7 @@ def _import_router(path: str) -> RouterFn:
     if "." not in path and ":" not in path:
         obj = plugins.load(plugins.ROUTERS, path, "router")
     else:
-        module, _, attr = path.replace(":", ".").rpartition(".")
-        try:
-            obj = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ImproperlyConfigured(f"cannot import router {path!r}: {exc}") from None
+        obj = plugins.import_path(path, "router")
     return obj() if isinstance(obj, type) else obj
 
 

@@ -9,9 +9,9 @@ run here, and say what to use instead.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from .. import plugins
 from ..exceptions import ImproperlyConfigured
 from .database import DatabaseStore
 from .service import FileStore, Store
@@ -41,7 +41,7 @@ def open_store(app: Celeriac, scheduler: str | None = None, schedule: str | None
             "entries are edited with `celeriac schedule`, see docs/scheduling.md)"
         )
     else:
-        cls = _import(name)
+        cls = plugins.import_path(name, "scheduler")
     if not all(callable(getattr(cls, m, None)) for m in ("entries", "changed", "save")):
         raise ImproperlyConfigured(
             f"scheduler {name!r} is not a celeriac store (a class with entries(), changed(), "
@@ -50,11 +50,3 @@ def open_store(app: Celeriac, scheduler: str | None = None, schedule: str | None
         )
     store: Store = cls(app)
     return store
-
-
-def _import(path: str) -> Any:
-    module, _, attr = path.replace(":", ".").rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ImproperlyConfigured(f"cannot import scheduler {path!r}: {exc}") from None

@@ -30,7 +30,9 @@ def start_worker(
 ) -> Iterator[Worker]:
     """Start a worker for ``app`` in a thread, wait until it consumes (and, with
     ``perform_ping_check``, until it answers the ``celery.ping`` task), yield it, then stop
-    it warm. ``kwargs`` go to :class:`~celeriac.worker.Worker` (``queues``, ...)."""
+    it warm. ``kwargs`` go to :class:`~celeriac.worker.Worker` (``queues``, ...).
+    ``loglevel`` and ``logfile`` are Celery's and accepted: the test process's logging is
+    left to pytest."""
     _state.set_current_app(app)
     worker = Worker(
         app,
