@@ -53,6 +53,7 @@ from ..ratelimit import SharedClocks
 from .base import Job, Pool, SoloPool
 from .processes import (
     PIPE_SIZE,
+    REAP_WAIT,
     anonymous_file,
     die_with_parent,
     lost_outcome,
@@ -417,7 +418,7 @@ class ConsumingPool(Pool):
     def _reap(self, child: _Child) -> None:
         """A child exited: settle what it held, and start another one (unless stopping, or
         it ran out of work in burst mode)."""
-        child.process.join(0)
+        child.process.join(REAP_WAIT)  # its exit code, for the outcome of what it held
         with self._lock:
             child.read()  # what it wrote before it went
             self._children.remove(child)

@@ -41,6 +41,7 @@ from ...utils import keep_running
 from ..timelimits import alarm_limits
 from .base import Job, Pool
 from .processes import (
+    REAP_WAIT,
     anonymous_file,
     die_with_parent,
     lost_outcome,
@@ -419,7 +420,7 @@ class FedPool(Pool):
         With the queue locked no child takes a job, and every child sends an outcome before
         it takes its next job, so a job that is neither queued, nor in a live child's slot,
         nor finished in an outcome sent by now was taken by the child that died."""
-        child.process.join(0)
+        child.process.join(REAP_WAIT)  # its exit code, for the outcome of what it held
         with self._lock:
             with self._queue:
                 done = self._read_outcomes(self._children)

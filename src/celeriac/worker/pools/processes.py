@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("celeriac.worker")
 
 FRAME = struct.Struct("I")  # a pickle's length, before it on a pipe between processes
+#: how long a supervisor waits for the exit status of a child whose sentinel fired: the
+#: sentinel closes as the child exits, a moment before the system reports its status
+REAP_WAIT = 2.0
 PIPE_SIZE = 1 << 20  # asked for each report pipe (Linux); a full one only makes a writer wait
 
 
