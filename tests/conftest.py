@@ -44,13 +44,15 @@ class WorkerProcess:
         args: list[str],
         prefix: Sequence[str] = (),
         command: str = "worker",
+        app: str = "proj",
+        cwd: Path = TESTS_DIR,
     ) -> None:
         self.command = command
-        cmd = [*prefix, sys.executable, "-m", "celeriac", "-A", "proj", command, "-l", "info"]
+        cmd = [*prefix, sys.executable, "-m", "celeriac", "-A", app, command, "-l", "info"]
         cmd += args
         self.proc = subprocess.Popen(
             cmd,
-            cwd=TESTS_DIR,
+            cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import pytest
 
+from .conftest import Site
+
 pytest_plugins = ["pytester"]
 
 CONFTEST = """
+import os
+
 import pytest
 
 pytest_plugins = ("celeriac.contrib.pytest",)
@@ -16,15 +20,22 @@ pytest_plugins = ("celeriac.contrib.pytest",)
 
 @pytest.fixture(scope="session")
 def celery_config():
-    return {"task_default_queue": "tests", "result_expires": 60}
+    config = {"task_default_queue": "tests", "result_expires": 60}
+    if "COMPAT_BROKER" in os.environ:
+        config["broker_url"] = os.environ["COMPAT_BROKER"]
+        config["result_backend"] = os.environ["COMPAT_BACKEND"]
+        config["task_default_queue"] = os.environ["COMPAT_QUEUE"]
+    return config
 
 
 @pytest.fixture(scope="session")
 def celery_worker_parameters():
-    return {"queues": ["tests"]}
+    return {"queues": [os.environ.get("COMPAT_QUEUE", "tests")]}
 """
 
 TESTS = """
+import os
+
 import pytest
 from celeriac import shared_task
 from celeriac.contrib.testing.worker import start_worker
@@ -36,8 +47,8 @@ def mul(x, y):
 
 
 def test_the_app_has_the_test_config(celery_app):
-    assert celery_app.conf.task_default_queue == "tests"
-    assert celery_app.conf.broker_url.startswith("memory://")
+    assert celery_app.conf.task_default_queue == os.environ.get("COMPAT_QUEUE", "tests")
+    assert celery_app.conf.broker_url.startswith(os.environ.get("COMPAT_BROKER", "memory://"))
 
 
 def test_a_task_runs_on_the_test_worker(celery_app, celery_worker):
@@ -62,14 +73,24 @@ def test_the_session_worker(celery_session_app, celery_session_worker):
 
 
 def test_start_worker_directly(celery_app):
-    with start_worker(celery_app, perform_ping_check=False, queues=["tests"]) as worker:
+    queues = [os.environ.get("COMPAT_QUEUE", "tests")]
+    with start_worker(celery_app, perform_ping_check=False, queues=queues) as worker:
         assert worker.ready.is_set()
         assert mul.delay(6, 7).get(timeout=10) == 42
 """
 
 
 def test_celerys_pytest_fixtures(pytester: pytest.Pytester) -> None:
+    """On the plug-in's own default, the in-memory broker."""
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_project=TESTS)
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5)
+
+
+@pytest.mark.slow
+def test_celerys_pytest_fixtures_on_every_broker(site: Site, pytester: pytest.Pytester) -> None:
+    """The same suite with ``celery_config`` naming a real broker and result backend."""
+    site.write({"conftest.py": CONFTEST, "test_project.py": TESTS})
+    result = site.run_suite(pytester)
     result.assert_outcomes(passed=5)
