@@ -56,6 +56,18 @@ def test_an_unknown_scheme_names_the_installed_ones() -> None:
         prepare_routers(["no.such:route"])
 
 
+def test_celerys_database_backend_urls_name_the_database(tmp_path: Path) -> None:
+    """``db+`` URLs from Celery's SQLAlchemy backend, with a driver name or without."""
+    from celeriac.backends.base import create_backend
+    from celeriac.backends.sqlite import SQLiteBackend
+
+    backend = create_backend(f"db+sqlite:///{tmp_path}/results.db")
+    assert isinstance(backend, SQLiteBackend)
+    backend.close()
+    with pytest.raises(ImproperlyConfigured, match="unknown result backend URL 'mysql"):
+        create_backend("db+mysql+pymysql://user@localhost/results")
+
+
 def test_the_entry_points_file_format() -> None:
     parsed = plugins._parse(
         "# a comment\n[celeriac.brokers]\nx = a.b:C\n\n[other]\ny=d:e.f\n; also a comment\n"

@@ -199,10 +199,13 @@ class CeleryMethods:
 
 
 def create_backend(url: str, options: dict[str, Any] | None = None) -> ResultBackend:
-    """Create the result backend for ``url`` (Celery's ``db+``/``cache+`` prefixes work): the
-    class the ``celeriac.backends`` entry point of its scheme names."""
-    for prefix in ("db+", "cache+"):
-        url = url.removeprefix(prefix)
+    """Create the result backend for ``url`` (Celery's ``db+``/``cache+`` prefixes and a
+    SQLAlchemy driver name, ``db+postgresql+psycopg2://``, work): the class the
+    ``celeriac.backends`` entry point of its scheme names."""
+    if url.startswith("db+"):
+        name, sep, rest = url.removeprefix("db+").partition("://")
+        url = name.partition("+")[0] + sep + rest
+    url = url.removeprefix("cache+")
     cls = plugins.for_url(plugins.BACKENDS, url, "result backend")
     backend: ResultBackend = cls(url, dict(options or {}))
     return backend
