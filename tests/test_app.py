@@ -42,6 +42,20 @@ def test_settings_use_celery_names_and_report_unknown_ones() -> None:
         app.conf.task_defualt_queue = "typo"
 
 
+def test_a_whole_web_app_config_copied_in_warns_only_of_likely_typos() -> None:
+    """Flask's old pattern, ``celery.conf.update(flask_app.config)``: the web app's own
+    upper-case names are kept silently; a misspelt Celery name is still reported."""
+    flask_config = {"SECRET_KEY": "s", "SESSION_COOKIE_NAME": "session", "DEBUG": False}
+    app = Celery("t", broker="memory://")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        app.conf.update({**flask_config, "CELERY_TASK_ALWAYS_EAGER": True})
+        Celery("u", broker="memory://").config_from_object(flask_config)
+    assert app.conf.task_always_eager is True
+    with pytest.warns(UnknownSettingWarning, match="CELERY_TASK_ALWAYS_EGER"):
+        app.conf.update(CELERY_TASK_ALWAYS_EGER=True)
+
+
 def test_config_from_object_with_namespace() -> None:
     settings = types.SimpleNamespace(
         CELERY_BROKER_URL="memory://ns",

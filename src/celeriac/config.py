@@ -193,6 +193,13 @@ def normalise_key(key: str) -> str | None:
     return lowered if lowered in DEFAULTS else None
 
 
+def looks_like_a_setting(key: str) -> bool:
+    """Could ``key`` be meant for the task queue? New-style names are lowercase and old-style
+    ones carry Celery's prefixes; other upper-case names (a Flask or Django config copied
+    whole with ``conf.update(app.config)``) belong to something else and are kept silently."""
+    return not key.isupper() or key.startswith(("CELERY", "BROKER_"))
+
+
 _MISSING = object()
 
 
@@ -249,11 +256,12 @@ class Settings(dict[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         name = normalise_key(key)
         if name is None:
-            warnings.warn(
-                f"unknown setting {key!r} is kept but has no effect (is it a typo?)",
-                UnknownSettingWarning,
-                stacklevel=3,
-            )
+            if looks_like_a_setting(key):
+                warnings.warn(
+                    f"unknown setting {key!r} is kept but has no effect (is it a typo?)",
+                    UnknownSettingWarning,
+                    stacklevel=3,
+                )
             name = key
         super().__setitem__(name, value)
         self._explicit.add(name)
@@ -288,13 +296,13 @@ class Settings(dict[str, Any]):
         keys: dict[str, list[str]] = {}  # setting -> the names it may have in obj
         for key in found:
             name = normalise_key(key)
-            if name is None:
+            if name is None and (namespace or looks_like_a_setting(key)):
                 warnings.warn(
                     f"unknown setting {prefix}{key} is ignored (is it a typo?)",
                     UnknownSettingWarning,
                     stacklevel=3,
                 )
-            else:
+            elif name is not None:
                 keys.setdefault(name, []).append(prefix + key)
         explicit = self._explicit - keys.keys()
         for name in keys.keys() & DEFAULTS.keys():
