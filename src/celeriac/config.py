@@ -296,13 +296,13 @@ class Settings(dict[str, Any]):
         keys: dict[str, list[str]] = {}  # setting -> the names it may have in obj
         for key in found:
             name = normalise_key(key)
-            if name is None and (namespace or looks_like_a_setting(key)):
+            if name is None:
                 warnings.warn(
                     f"unknown setting {prefix}{key} is ignored (is it a typo?)",
                     UnknownSettingWarning,
                     stacklevel=3,
                 )
-            elif name is not None:
+            else:
                 keys.setdefault(name, []).append(prefix + key)
         explicit = self._explicit - keys.keys()
         for name in keys.keys() & DEFAULTS.keys():
@@ -415,7 +415,7 @@ def settings_from_object(obj: Any, namespace: str | None = None) -> dict[str, An
             if not key.startswith(prefix):
                 continue
             key = key[len(prefix) :]
-        elif key.isupper() and not key.startswith(("CELERY", "BROKER_")):
+        elif not looks_like_a_setting(key):
             continue  # a module constant, not a setting
         found[key] = value
     return found
