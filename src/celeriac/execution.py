@@ -134,6 +134,7 @@ def make_request(
         chain=message.chain,
         chord=message.chord,
         headers=message.headers,
+        reply_to=message.headers.get("reply_to"),  # rpc://: the sender's reply queue
         origin=message.origin,
         ignore_result=message.ignore_result,
         timelimit=(message.soft_time_limit, message.time_limit),

@@ -135,6 +135,20 @@ class Producer:
                 if task and task.ignore_result is not None
                 else conf.task_ignore_result
             )
+        headers = dict(headers or {})
+        chord = options.pop("chord", None)
+        reply_to = options.pop("reply_to", None)
+        backend = self.app.backend
+        if backend is not None and not getattr(backend, "keeps_values", True):
+            # rpc://: the result comes back to this process (or to whoever ``reply_to`` names)
+            if chord is not None:
+                raise NotImplementedError(
+                    f"the {safe_url(backend.url)} result backend does not support chords (a "
+                    "group chained with a task is a chord too), as in Celery: use a result "
+                    "backend that keeps values, such as redis://, sqlite:// or postgresql://"
+                )
+            if not ignore_result:
+                headers["reply_to"] = reply_to or backend.reply_to  # type: ignore[attr-defined]
         return Message(
             id=task_id,
             task=name,
@@ -152,11 +166,11 @@ class Producer:
             callbacks=_signature_list(link) or options.pop("callbacks", None),
             errbacks=_signature_list(link_error) or options.pop("errbacks", None),
             chain=options.pop("chain", None),
-            chord=options.pop("chord", None),
+            chord=chord,
             soft_time_limit=options.pop("soft_time_limit", None),
             time_limit=options.pop("time_limit", None),
             ignore_result=bool(ignore_result),
-            headers=dict(headers or {}),
+            headers=headers,
             origin=_hostname(),
             sent_at=now,
             content_type=get_serializer(
@@ -215,6 +229,10 @@ class Producer:
                     exchange="",
                     routing_key=msg.queue,
                 )
+
+    def publish_bytes(self, queue: str, body: bytes, message_id: str | None = None) -> None:
+        """Publish ``body``, which is not a task message, to ``queue`` (rpc:// replies)."""
+        self.app.broker.publish([Outgoing(body, queue, 0, None, message_id)])
 
     def _fan_out(self, outgoing: list[Outgoing]) -> list[Outgoing]:
         """Messages for broadcast queues become one copy per live consuming worker."""

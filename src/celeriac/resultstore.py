@@ -109,6 +109,12 @@ class ResultStore:
     def enabled(self) -> bool:
         return self.app.backend is not None
 
+    @property
+    def keeps_values(self) -> bool:
+        """Does the result backend keep shared values (every backend but rpc://)?"""
+        backend = self.app.backend
+        return backend is not None and getattr(backend, "keeps_values", True)
+
     def encode(self, meta: dict[str, Any]) -> bytes:
         return get_serializer(self.app.conf.result_serializer).dumps(meta)
 
@@ -164,9 +170,15 @@ class ResultStore:
         delay = conf.result_backend_base_sleep_between_retries_ms / 1000.0
         cap = conf.result_backend_max_sleep_between_retries_ms / 1000.0
         attempt = 0
+        backend = self.backend
+        reply_to = getattr(request, "reply_to", None)
+        store_for = getattr(backend, "store_for", None) if reply_to else None
         while True:
             try:
-                self.backend.store(task_id, state, payload, expires_in or None)
+                if store_for is not None:  # rpc://: sent to the task's sender
+                    store_for(reply_to, task_id, state, payload, expires_in or None)
+                else:
+                    backend.store(task_id, state, payload, expires_in or None)
             except OperationalError as exc:
                 attempt += 1
                 if retries is not None and attempt > retries:

@@ -69,18 +69,24 @@ def send_continuation(app: Celeriac, request: Context, retval: Any) -> None:
     """Send ``link`` callbacks and the chain's next step with ``retval``."""
     if not request.callbacks and not request.chain:
         return
+    # rpc://: the next steps' results go to the chain's sender too
+    reply: dict[str, Any] = {"reply_to": request.reply_to} if request.reply_to else {}
     for cb in request.callbacks or ():
         sig = maybe_signature(cb, app)
         if sig is not None:
-            sig.apply_async((retval,), parent_id=request.id, root_id=request.root_id)
+            sig.apply_async((retval,), parent_id=request.id, root_id=request.root_id, **reply)
     if request.chain:
         rest = list(request.chain)
         nxt = maybe_signature(rest.pop(), app)
         if nxt is not None:
             nxt.apply_async(
-                (retval,), chain=rest or None, parent_id=request.id, root_id=request.root_id
+                (retval,),
+                chain=rest or None,
+                parent_id=request.id,
+                root_id=request.root_id,
+                **reply,
             )
-    if app.results.enabled:
+    if app.results.keeps_values:
         app.results.backend.set_value(SENT_KEY.format(request.id), b"1", app.results.expires_in)
 
 

@@ -291,7 +291,8 @@ class Beat:
     # -- leadership -----------------------------------------------------------------------
 
     def _backend(self) -> Any:
-        return self.app.backend
+        """The shared store for leadership and run claims (None: none, as with rpc://)."""
+        return self.app.backend if self.app.results.keeps_values else None
 
     def _lead(self) -> bool:
         """Hold (or take) the leader lease; False while another beat holds it."""
