@@ -437,3 +437,36 @@ def test_settings_are_shown_with_secrets_masked() -> None:
     assert shown["broker_url"] == "redis://:***@127.0.0.1:6379/0"
     assert "task_serializer" not in shown and "task_serializer" in app.conf.masked(True)
     assert "hunter2" not in app.conf.humanize() and "broker_url: " in app.conf.humanize()
+
+
+def test_celerys_task_formatter_names_the_running_task(memory_app: Celery) -> None:
+    """``celery.app.log.TaskFormatter(fmt)`` as projects set it on their handlers."""
+    import io
+    import logging
+
+    from celeriac.app.log import TaskFormatter
+    from celeriac.utils.log import get_task_logger
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(TaskFormatter("%(task_name)s[%(task_id)s] %(message)s"))
+    logger = get_task_logger("formatted")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+
+        @memory_app.task
+        def work() -> None:
+            logger.warning("inside")
+
+        result = work.apply(task_id="abc")
+        logging.getLogger("formatted.plain").warning("outside")
+        logger.warning("outside too")
+    finally:
+        logger.removeHandler(handler)
+    assert result.successful()
+    assert out.getvalue().splitlines() == [
+        f"{work.name}[abc] inside",
+        "???[???] outside",
+        "???[???] outside too",
+    ]

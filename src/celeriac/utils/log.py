@@ -15,29 +15,44 @@ from .._state import current_request
 _configured = False
 
 
+def add_task_context(record: logging.LogRecord) -> None:
+    """Give ``record`` the running task's ``task_name`` and ``task_id`` (or ``???``)."""
+    req = current_request.get()
+    record.task_id = getattr(req, "id", None) or "???"
+    task = getattr(req, "task", None)
+    record.task_name = getattr(task, "name", None) or "???"
+
+
 class TaskContextFilter(logging.Filter):
     """Adds ``task_name`` and ``task_id`` of the running task (or ``???``) to records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        req = current_request.get()
-        record.task_id = getattr(req, "id", None) or "???"
-        task = getattr(req, "task", None)
-        record.task_name = getattr(task, "name", None) or "???"
+        add_task_context(record)
         return True
 
 
 class TaskFormatter(logging.Formatter):
-    """Uses the task format for records logged inside a task, the plain one otherwise.
+    """A formatter whose format may name ``%(task_name)s`` and ``%(task_id)s`` (``???``
+    outside a task), as Celery's ``TaskFormatter(fmt)``.
 
-    The worker's own records (``celeriac.*`` loggers) already name the task, so they keep the
-    plain format."""
+    With ``task_fmt`` (the worker's own use) records logged inside a task take that format
+    and the rest ``fmt``; the worker's own records (``celeriac.*`` loggers) already name the
+    task, so they keep ``fmt``."""
 
-    def __init__(self, fmt: str, task_fmt: str) -> None:
+    def __init__(
+        self, fmt: str | None = None, task_fmt: str | None = None, use_color: bool = False
+    ) -> None:
         super().__init__(fmt)
-        self._task = logging.Formatter(task_fmt)
+        self._task = logging.Formatter(task_fmt) if task_fmt else None
 
     def format(self, record: logging.LogRecord) -> str:
-        if getattr(record, "task_id", "???") != "???" and not record.name.startswith("celeriac"):
+        if not hasattr(record, "task_id"):
+            add_task_context(record)
+        if (
+            self._task is not None
+            and getattr(record, "task_id", "???") != "???"
+            and not record.name.startswith("celeriac")
+        ):
             return self._task.format(record)
         return super().format(record)
 
