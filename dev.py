@@ -4,22 +4,36 @@
     python3 dev.py demo    # a worker on the embedded SQLite broker running the examples
     python3 dev.py test    # lint, type-check and run the test suite
     python3 dev.py lint    # ruff, mypy and the import layers only
+    python3 dev.py celery-suite [pytest args]
+                           # Celery's own integration suite against celeriac, on Redis
+                           # (downloads Celery's sdist once; see docs/coming-from-celery.md)
 
 Each command creates ./.venv and installs what it needs on first use.
 """
 
 from __future__ import annotations
 
+import ast
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
-EXTRAS = {"demo": "", "test": "[test,redis,amqp,postgres]", "lint": "[test,redis,amqp,postgres]"}
+ALL = "[test,redis,amqp,postgres]"
+EXTRAS = {"demo": "", "test": ALL, "lint": ALL, "celery-suite": ALL}
+
+#: Celery's integration suite: the sdist it comes from, where it is kept (git-ignored), and
+#: what its modules import that celeriac's test extras do not install.
+CELERY_VERSION = "5.5.3"
+SUITE = ROOT / ".celery-suite"
+SUITE_PACKAGES = ("pydantic",)
+SUITE_REDIS = "redis://127.0.0.1:6379/12"
 
 
 def ensure_venv(extras: str) -> None:
@@ -51,6 +65,85 @@ def lint() -> int:
     )
 
 
+def rewrite_imports(source: str) -> str:
+    """Celery's imports made celeriac's: ``import celery`` becomes ``import celeriac as
+    celery`` and each ``from celery... import`` (or kombu) a call of the shim's
+    ``imported``, which gives celeriac's names, Celery's test helpers, or placeholders that
+    fail only the tests using them. Line numbers are kept."""
+    lines = source.splitlines(keepends=True)
+    for node in ast.walk(ast.parse(source)):
+        indent = " " * getattr(node, "col_offset", 0)
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.partition(".")[0] not in ("celery", "kombu"):
+                continue
+            names = [alias.name for alias in node.names]
+            targets = ", ".join(alias.asname or alias.name for alias in node.names)
+            code = (
+                f"{indent}{targets}, = __import__('t.integration._celeriac_shim', "
+                f"fromlist=['imported']).imported({node.module!r}, {names!r})\n"
+            )
+        elif isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+            if modules == ["celery"]:
+                code = f"{indent}import celeriac as celery\n"
+            elif modules == ["pytest_subtests"]:  # pytest 9 has subtests built in
+                code = f"{indent}pass\n"
+            else:
+                continue
+        else:
+            continue
+        first, last = node.lineno - 1, node.end_lineno or node.lineno
+        lines[first:last] = [code] + ["\n"] * (last - first - 1)
+    return "".join(lines)
+
+
+def celery_suite(args: list[str]) -> int:
+    """Run Celery's t/integration against celeriac, with a real worker process (the CLI)."""
+    sdist = SUITE / f"celery-{CELERY_VERSION}.tar.gz"
+    if not sdist.exists():
+        SUITE.mkdir(exist_ok=True)
+        pip = [str(PY), "-m", "pip", "download", "-q", f"celery=={CELERY_VERSION}", "--no-deps"]
+        if run(*pip, "--no-binary", ":all:", "-d", str(SUITE)):
+            return 1
+    site = SUITE / "site"
+    if not all((site / name).exists() for name in SUITE_PACKAGES):
+        if run(str(PY), "-m", "pip", "install", "-q", "--target", str(site), *SUITE_PACKAGES):
+            return 1
+    work = SUITE / f"run-{os.getpid()}"  # one per run: runs on other Redis DBs can overlap
+    prefix = f"celery-{CELERY_VERSION}/"
+    with tarfile.open(sdist) as tar:
+        for member in tar.getmembers():
+            name = member.name.removeprefix(prefix)
+            wanted = name == "t/__init__.py" or name.startswith("t/integration/")
+            source = tar.extractfile(member) if member.isfile() and wanted else None
+            if source is not None:
+                (work / name).parent.mkdir(parents=True, exist_ok=True)
+                (work / name).write_bytes(source.read())
+    for path in (work / "t").rglob("*.py"):
+        path.write_text(rewrite_imports(path.read_text()))
+    shim = ROOT / "tests" / "celery_suite"
+    shutil.copy(shim / "shim.py", work / "t" / "integration" / "_celeriac_shim.py")
+    shutil.copy(shim / "worker.py", work / "t" / "integration" / "_celeriac_worker.py")
+    with (work / "t" / "integration" / "conftest.py").open("a") as conftest:
+        conftest.write("\nfrom ._celeriac_shim import *  # noqa\n")
+    (work / "conftest.py").write_text('pytest_plugins = ("celeriac.contrib.pytest",)\n')
+    (work / "pytest.ini").write_text(
+        "[pytest]\npython_classes = test_*\ntimeout = 300\n"
+        "filterwarnings = ignore:unknown setting 'cassandra_\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(work), str(site)])}
+    env.setdefault("CELERY_SUITE_WORKER_LOG", str(SUITE / "worker.log"))
+    env.setdefault("TEST_BROKER", SUITE_REDIS)
+    env.setdefault("TEST_BACKEND", env["TEST_BROKER"])
+    print(f"+ broker {env['TEST_BROKER']}, result backend {env['TEST_BACKEND']}", flush=True)
+    command = [str(PY), "-m", "pytest", "-p", "no:cacheprovider", *(args or ["t/integration"])]
+    print("+", " ".join(command), flush=True)
+    try:
+        return subprocess.call(command, cwd=work, env=env)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "help"
     if command not in EXTRAS:
@@ -61,6 +154,8 @@ def main(argv: list[str]) -> int:
         return run(str(PY), "examples/demo/run_demo.py")
     if command == "lint":
         return lint()
+    if command == "celery-suite":
+        return celery_suite(argv[1:])
     code = lint()
     pytest = run(str(PY), "-m", "pytest", "-q", "-p", "no:cacheprovider", *argv[1:])
     return code or pytest

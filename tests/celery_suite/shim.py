@@ -1,0 +1,217 @@
+"""The fixture shim for Celery's integration suite run on celeriac (``dev.py celery-suite``).
+
+``dev.py`` copies this file into the downloaded suite as ``t/integration/_celeriac_shim.py``
+and rewrites every ``from celery... import ...`` of the suite into a call of
+:func:`imported`: a name celeriac offers is celeriac's, a test helper of Celery's (its
+``Manager``, ``anon_nodename``) is the small one below, and any other missing name becomes a
+placeholder that fails the tests using it (and only those) with ``NotImplementedError``.
+
+The suite's ``conftest.py`` ends with ``from ._celeriac_shim import *``, which replaces
+Celery's in-process ``celery_session_worker`` with a real worker process started with the
+CLI (``celeriac -A t.integration._celeriac_worker worker``), on ``TEST_BROKER`` and
+``TEST_BACKEND`` (the runner points both at Redis unless they are set).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from celeriac import states
+from celeriac.result import ResultSet
+
+__all__ = ["celery_session_worker", "pytest_configure", "pytest_terminal_summary"]
+
+#: What each missing name was asked for as (``celery.canvas.StampingVisitor``).
+MISSING: set[str] = set()
+WORKER_LOG = Path(os.environ.get("CELERY_SUITE_WORKER_LOG", "celeriac-worker.log"))
+
+
+def anon_nodename(hostname: str | None = None, prefix: str = "gen") -> str:
+    """The worker's node name: Celery's test worker runs in the test process and is named
+    after it; the shim's worker process is given the same name."""
+    return f"{prefix}{os.getpid()}@{hostname or socket.gethostname()}"
+
+
+class Manager:
+    """The part of Celery's ``celery.contrib.testing.manager.Manager`` the suite uses."""
+
+    def __init__(self, app: Any, **kwargs: Any) -> None:
+        self.app = app
+
+    def inspect(self, timeout: float = 3.0) -> Any:
+        return self.app.control.inspect(timeout=timeout)
+
+    def join(self, r: Any, propagate: bool = False, max_retries: int = 10, **kwargs: Any) -> Any:
+        if not isinstance(r, ResultSet):
+            r = ResultSet([r], app=self.app)
+        return r.get(propagate=propagate, **kwargs)
+
+    def wait_until_idle(self) -> None:
+        while self.app.control.purge():
+            pass
+        inspect = self.app.control.inspect()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            replies = inspect.active() or {}
+            if not sum(len(tasks) for tasks in replies.values()):
+                return
+            time.sleep(0.1)
+
+    def _wait(self, check: Any, timeout: float, desc: str) -> bool:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out {desc}")
+            time.sleep(0.1)
+        return True
+
+    def assert_result_tasks_in_progress_or_completed(
+        self, async_results: Sequence[Any], interval: float = 0.5, desc: str = "", **policy: Any
+    ) -> bool:
+        started = (states.STARTED, states.SUCCESS)
+        return self._wait(
+            lambda: all(r.state in started for r in async_results),
+            policy.get("timeout", 30),
+            desc or "waiting for tasks to be started or completed",
+        )
+
+    def _states(self, ids: Iterable[str]) -> set[str]:
+        found: set[str] = set()
+        for reply in (self.inspect(0.5).query_task(*ids) or {}).values():
+            found.update(state for state, _ in reply.values())
+        return found
+
+    def assert_accepted(self, ids: Sequence[str], interval: float = 0.5, **policy: Any) -> bool:
+        return self._wait(
+            lambda: self._states(ids) <= {"active", "ready"} and bool(self._states(ids)),
+            policy.get("timeout", 30),
+            "waiting for tasks to be accepted",
+        )
+
+    def assert_received(self, ids: Sequence[str], interval: float = 0.5, **policy: Any) -> bool:
+        return self._wait(
+            lambda: bool(self._states(ids)),
+            policy.get("timeout", 30),
+            "waiting for tasks to be received",
+        )
+
+
+#: Celery's test helpers, which are not part of what celeriac offers.
+HELPERS: dict[str, Any] = {
+    "celery.utils.nodenames.anon_nodename": anon_nodename,
+    "celery.contrib.testing.manager.Manager": Manager,
+}
+
+
+class _Missing(type):
+    def __getattr__(cls, name: str) -> Any:
+        raise AttributeError(f"celeriac has no {cls.__qualname__} (so no .{name})")
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"celeriac has no {cls.__qualname__}")
+
+
+def _placeholder(dotted: str) -> Any:
+    MISSING.add(dotted)
+    return _Missing(dotted, (), {"__qualname__": dotted, "__module__": __name__})
+
+
+def _celeriac_module(module: str) -> str:
+    top, _, rest = module.partition(".")
+    if top == "kombu":
+        return "celeriac" + (f".{rest}" if rest else "")
+    return "celeriac" + module[len("celery") :]
+
+
+def imported(module: str, names: Sequence[str]) -> tuple[Any, ...]:
+    """``from <module> import <names>``, with celery and kombu replaced by celeriac."""
+    found: list[Any] = []
+    target = _celeriac_module(module)
+    try:
+        loaded: Any = importlib.import_module(target)
+    except ImportError:
+        loaded = None
+    for name in names:
+        dotted = f"{module}.{name}"
+        value: Any = getattr(loaded, name, None) if loaded is not None else None
+        if value is None and loaded is not None:
+            try:
+                value = importlib.import_module(f"{target}.{name}")
+            except ImportError:
+                value = None
+        if value is None:
+            value = HELPERS.get(dotted) or _placeholder(dotted)
+        found.append(value)
+    return tuple(found)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "flaky: Celery reruns these (not rerun here)")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if MISSING:
+        terminalreporter.write_line("names the suite imports that celeriac does not offer:")
+        for dotted in sorted(MISSING):
+            terminalreporter.write_line(f"  {dotted}")
+    terminalreporter.write_line(f"the worker's log: {WORKER_LOG.resolve()}")
+
+
+def _settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in config.items() if not key.startswith("cassandra_")}
+
+
+@pytest.fixture(scope="session")
+def celery_session_worker(
+    celery_session_app: Any,
+    celery_config: Mapping[str, Any],
+    celery_class_tasks: Sequence[Any],
+    celery_worker_pool: str,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real worker process for the session, started with the CLI."""
+    for task_class in celery_class_tasks:
+        celery_session_app.register_task(task_class())
+    env = {**os.environ, "CELERY_SUITE_CONFIG": json.dumps(_settings(celery_config))}
+    concurrency = os.environ.get("CELERY_SUITE_CONCURRENCY", "1")
+    command = [
+        str(Path(sys.executable).with_name("celeriac")),
+        "-A",
+        "t.integration._celeriac_worker",
+        "worker",
+        "-P",
+        celery_worker_pool,
+        "-c",
+        concurrency,
+        "-n",
+        anon_nodename(),
+        "--purge",
+        "-l",
+        "INFO",
+    ]
+    with WORKER_LOG.open("wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not celery_session_app.control.ping(destination=[anon_nodename()], timeout=1):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not start; see {WORKER_LOG}")
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
