@@ -16,6 +16,7 @@ import importlib
 import logging
 import os
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, overload
 
@@ -89,6 +90,8 @@ class Celeriac:
             fixup.install(self)
         self.task_cls: type[Task] = _resolve_task_cls(task_cls)
         self._tasks = TaskRegistry()
+        #: start-up steps added by the project: ``app.steps["worker"].add(MyStep)``
+        self.steps: defaultdict[str, set[Any]] = defaultdict(set)
         register_builtins(self)
         self._finalized = False
         self._finalize_lock = threading.RLock()

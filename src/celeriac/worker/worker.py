@@ -38,6 +38,8 @@ from .pools import AsyncioPool, ConsumingPool, FedPool, Job, Pool, SoloPool, Thr
 from .ratelimit import RateLimits, SharedClocks
 from .remote import Remote
 from .settle import Settlements
+from .steps import Steps
+from .timer import Timer
 
 if TYPE_CHECKING:
     from ..app import Celeriac
@@ -150,6 +152,8 @@ class Worker:
         self.remote = Remote(self)
         #: set once the worker consumes (after ``worker_ready``)
         self.ready = threading.Event()
+        self.timer = Timer()
+        self.steps = Steps(self, kwargs)  # the project's own (app.steps)
 
     @property
     def broker(self) -> Broker:
@@ -173,6 +177,7 @@ class Worker:
         subscriptions.announce(app)
         signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=app.conf)
         heartbeat.chores.run("reading revocations", heartbeat.refresh_revocations)
+        heartbeat.chores.run("forgetting control changes", self.remote.forget_changes)
         # what start-up made lives as long as the worker: keep it out of the collector's
         # scans (and out of the pages it would write to in forked children)
         gc.freeze()
@@ -186,6 +191,7 @@ class Worker:
         # from here on, control requests are this worker's too
         heartbeat.chores.run("answering control requests", heartbeat.answer_control)
         heartbeat.start()
+        self.steps.start()
         logger.info(
             "%s ready: %s, queues %s, pool %s (concurrency %d)",
             self.hostname,
@@ -208,6 +214,8 @@ class Worker:
             if self.beat is not None:
                 self.beat.stop()
                 beat_thread.join(10)  # type: ignore[union-attr]
+            self.steps.stop(cold=self._cold)
+            self.timer.stop()
             self._shutdown()
             heartbeat.stop()
         return self.exitcode
@@ -341,6 +349,15 @@ class Worker:
     def on_done(self, done: list[tuple[Job, Outcome]]) -> None:
         """The pool's report of finished jobs (see :meth:`Consumer.on_done`)."""
         self.consumer.on_done(done)
+
+    def resize_pool(self, concurrency: int) -> None:
+        """Run up to ``concurrency`` jobs at once from now on (``pool_grow``, ``pool_shrink``,
+        ``autoscale``), the prefetch window with it; NotImplementedError saying why where the
+        pool has a fixed size."""
+        assert self.pool is not None
+        self.pool.resize(concurrency)
+        self.concurrency = concurrency
+        self.consumer.resize(concurrency * self.prefetch_multiplier)
 
     def set_rate_limit(self, task_name: str, rate: str | None) -> None:
         """Change a task's rate limit in this worker (the remote-control hook)."""
