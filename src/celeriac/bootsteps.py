@@ -16,8 +16,8 @@ A step class in ``app.steps["worker"]`` or ``app.steps["consumer"]`` is made onc
 (``Step(worker, **options)``, the options being the worker's keyword arguments); ``start`` runs
 once the pool is up, before the worker reports ready, and ``stop`` then ``shutdown`` run when
 it stops, in reverse order. Both kinds are given the worker (it has ``app``, ``hostname``,
-``pool``, ``timer`` and ``consumer``). ``requires`` is accepted and steps run in the order
-they were added. ``ConsumerStep`` (consumers of kombu's own) has no counterpart: a worker
+``pool``, ``timer`` and ``consumer``). ``requires`` is accepted but not followed: worker
+steps start before consumer steps, and within a kind in no set order. ``ConsumerStep`` (consumers of kombu's own) has no counterpart: a worker
 with one refuses to start, saying what to do instead.
 """
 

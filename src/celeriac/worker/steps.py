@@ -16,7 +16,7 @@ logger = logging.getLogger("celeriac.worker")
 
 
 class Steps:
-    """The worker's steps, in the order they were added (worker steps first)."""
+    """The worker's steps: worker steps, then consumer steps."""
 
     def __init__(self, worker: Worker, options: dict[str, Any]) -> None:
         self.worker = worker
