@@ -28,10 +28,10 @@ from .canvas import (
     xmap,
     xstarmap,
 )
-from .message import new_id as uuid
 from .result import AsyncResult, EagerResult, GroupResult, ResultSet
 from .routing import Broadcast, Exchange, Queue
 from .task import Task
+from .utils.ids import new_id as uuid
 
 __version__ = "0.1.0"
 

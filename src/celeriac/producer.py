@@ -19,10 +19,11 @@ from . import _state, signals
 from .brokers.base import Outgoing
 from .canvas import maybe_signature
 from .exceptions import OperationalError, QueueNotFound
-from .message import Encoded, Message, celery_shape, clamp_priority, new_id
+from .message import Encoded, Message, celery_shape, clamp_priority
 from .routing import Broadcast, BroadcastTargets, Queue, declared_queues, prepare_routers, route
 from .serialization import get_serializer
 from .utils import gc_paused
+from .utils.ids import new_id
 from .utils.time import relative_or_absolute, to_unix
 from .utils.urls import safe_url
 

@@ -7,6 +7,8 @@ import logging
 from collections.abc import Callable
 from time import monotonic, sleep  # (the name ``time`` here is the submodule utils.time)
 
+from .ids import uuid as uuid  # Celery's celery.utils.uuid
+
 logger = logging.getLogger("celeriac.worker")
 
 
