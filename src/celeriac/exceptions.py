@@ -145,6 +145,43 @@ class DecodeError(InvalidTaskError):
     """Bytes could not be decoded with the serializer they claim to use."""
 
 
+class SecurityError(CeleriacError):
+    """A message failed a security check (Celery's name)."""
+
+
+class IncompleteStream(CeleriacError):
+    """Data ended before it was whole (Celery's name)."""
+
+
+class WorkerShutdown(SystemExit):
+    """Raised to stop a worker warm. In celeriac a task that raises it fails like any task
+    raising ``SystemExit``, and the worker goes on: stop it with ``control.shutdown``."""
+
+
+class WorkerTerminate(SystemExit):
+    """Raised to stop a worker cold (see :class:`WorkerShutdown`)."""
+
+
+class CeleryWarning(UserWarning):
+    """Base of the warnings with Celery's names."""
+
+
+class AlwaysEagerIgnored(CeleryWarning):
+    """Eager mode asked for where it does not apply."""
+
+
+class DuplicateNodenameWarning(CeleryWarning):
+    """Two workers answer with the same node name."""
+
+
+class CPendingDeprecationWarning(PendingDeprecationWarning):
+    """A Celery feature that will go away."""
+
+
+class CDeprecationWarning(DeprecationWarning):
+    """A Celery feature that is going away."""
+
+
 def _describe(exc: BaseException) -> str:
     try:
         return repr(exc)
