@@ -16,6 +16,7 @@ from .exceptions import MaxRetriesExceededError, Retry
 from .execution import execute_eagerly, store_retry
 from .rates import parse_rate
 from .result import AsyncResult
+from .utils.pydantic_args import pydantic_task
 from .utils.time import get_exponential_backoff_interval, to_unix
 
 if TYPE_CHECKING:
@@ -108,6 +109,8 @@ class Task:
     ) -> AsyncResult:
         """Send the task to a worker. Options as Celery: countdown, eta, expires, priority
         (0-9, 9 highest), queue, headers, ignore_result, retry, retry_policy, serializer..."""
+        if self.soft_time_limit and self.time_limit and self.soft_time_limit > self.time_limit:
+            raise ValueError("soft_time_limit must be less than or equal to time_limit")
         args = tuple(args or ())
         kwargs = dict(kwargs or {})
         if self.typing:
@@ -387,7 +390,17 @@ def build_task_class(
     for key in ("autoretry_for", "dont_autoretry_for"):
         if key in options:
             options[key] = tuple(options[key])
-    run = fun if bind else staticmethod(fun)
+    runs = fun
+    if options.pop("pydantic", False):
+        runs = pydantic_task(
+            fun,
+            app,
+            name,
+            strict=options.pop("pydantic_strict", False),
+            context=options.pop("pydantic_context", None),
+            dump_kwargs=options.pop("pydantic_dump_kwargs", None),
+        )
+    run = runs if bind else staticmethod(runs)
     attrs = {
         "name": name,
         "app": app,

@@ -1,0 +1,63 @@
+"""What Celery's own integration suite (``python3 dev.py celery-suite``) checks that the other
+contract suites did not, on every broker and result backend, so CI checks it without
+downloading Celery."""
+
+from __future__ import annotations
+
+import pytest
+
+from celeriac import Celery
+from contract.test_worker_contract import worker
+
+try:
+    from pydantic import BaseModel
+except ImportError:  # pragma: no cover - pydantic is in the test extras
+    BaseModel = None  # type: ignore[assignment,misc]
+
+if BaseModel is not None:
+
+    class Numbers(BaseModel):
+        x: int
+        y: int
+
+    class Total(BaseModel):
+        result: int
+
+
+def test_soft_time_limit_above_time_limit_is_refused_when_sent(app: Celery) -> None:
+    @app.task(soft_time_limit=2, time_limit=1)
+    def limited() -> None:
+        pass
+
+    with pytest.raises(ValueError, match="soft_time_limit must be less than or equal"):
+        limited.delay()
+    app.conf.task_always_eager = True
+    with pytest.raises(ValueError, match="soft_time_limit must be less than or equal"):
+        limited.delay()
+
+
+def test_pydantic_task_validates_models_and_dumps_its_result(app: Celery) -> None:
+    pytest.importorskip("pydantic")
+
+    @app.task(pydantic=True)
+    def add(data: Numbers, scale: int = 1) -> Total:
+        assert isinstance(data, Numbers)
+        return Total(result=(data.x + data.y) * scale)
+
+    @app.task(bind=True, pydantic=True)
+    def maybe(self, data: Numbers | None = None) -> Total | None:
+        assert self.request.id
+        return None if data is None else Total(result=data.x)
+
+    sent = add.delay({"x": 2, "y": 3}, scale=2)
+    with pytest.raises(TypeError):
+        add.delay()
+    nothing, some = maybe.delay(), maybe.delay({"x": 7, "y": 0})
+    bad = add.delay({"x": "two", "y": 3})
+    with worker(app):
+        assert sent.get(timeout=15) == {"result": 10}
+        assert nothing.get(timeout=15) is None
+        assert some.get(timeout=15) == {"result": 7}
+        with pytest.raises(Exception, match="ValidationError"):
+            bad.get(timeout=15)
+    assert add(Numbers(x=1, y=1)) == {"result": 2}
