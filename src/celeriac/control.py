@@ -1,5 +1,6 @@
 """Remote control of workers: ``app.control.revoke(...)``, ``rate_limit(...)``,
-``broadcast(...)``, ``ping()``, ``shutdown()`` and ``app.control.inspect()``.
+``broadcast(...)``, ``ping()``, ``shutdown()``, ``add_consumer(...)``, ``time_limit(...)``,
+``pool_grow(...)``, ... and ``app.control.inspect()``.
 
 Revocations are kept in the result backend (with a TTL), so every worker, including ones
 started later, honours them: a revoked task that has not started is recorded as REVOKED and
@@ -190,6 +191,113 @@ class Control:
         """Ask workers for a warm shutdown (they finish what they run)."""
         return self.broadcast("shutdown", destination=destination, reply=reply, **kwargs)
 
+    def terminate(
+        self,
+        task_id: str | Iterable[str],
+        destination: Any = None,
+        signal: str = "SIGTERM",
+        **kwargs: Any,
+    ) -> None:
+        """Revoke tasks and stop them if they run (``revoke(terminate=True)``)."""
+        self.revoke(task_id, terminate=True, signal=signal)
+
+    def time_limit(
+        self,
+        task_name: str,
+        soft: float | None = None,
+        hard: float | None = None,
+        destination: Iterable[str] | None = None,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]] | None:
+        """Change a task's soft and hard time limits in the workers (None: no limit), for
+        the tasks they receive from then on."""
+        arguments = {"task_name": task_name, "soft": soft, "hard": hard}
+        return self.broadcast("time_limit", arguments, destination, **kwargs)
+
+    def add_consumer(
+        self,
+        queue: str,
+        exchange: str | None = None,
+        exchange_type: str = "direct",
+        routing_key: str | None = None,
+        options: dict[str, Any] | None = None,
+        destination: Iterable[str] | None = None,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]] | None:
+        """Make the workers consume ``queue`` too (the exchange arguments are accepted and
+        mean nothing: a celeriac queue is its name)."""
+        arguments = {
+            "queue": queue,
+            "exchange": exchange,
+            "exchange_type": exchange_type,
+            "routing_key": routing_key,
+            **(options or {}),
+        }
+        return self.broadcast("add_consumer", arguments, destination, **kwargs)
+
+    def cancel_consumer(
+        self, queue: str, destination: Iterable[str] | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]] | None:
+        """Make the workers stop consuming ``queue`` (a worker keeps at least one queue)."""
+        return self.broadcast("cancel_consumer", {"queue": queue}, destination, **kwargs)
+
+    def pool_grow(
+        self, n: int = 1, destination: Iterable[str] | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]] | None:
+        """Let each worker run ``n`` more tasks at once (threads pool; others reply with an
+        error saying their size is fixed)."""
+        return self.broadcast("pool_grow", {"n": n}, destination, **kwargs)
+
+    def pool_shrink(
+        self, n: int = 1, destination: Iterable[str] | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]] | None:
+        """Let each worker run ``n`` fewer tasks at once (see :meth:`pool_grow`)."""
+        return self.broadcast("pool_shrink", {"n": n}, destination, **kwargs)
+
+    def autoscale(
+        self, max: int, min: int, destination: Iterable[str] | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]] | None:
+        """celeriac has no autoscaler: workers whose pool can be resized run ``max``."""
+        return self.broadcast("autoscale", {"max": max, "min": min}, destination, **kwargs)
+
+    def heartbeat(
+        self, destination: Iterable[str] | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]] | None:
+        """Make the workers renew their leases now (no event is sent: there are none yet)."""
+        return self.broadcast("heartbeat", None, destination, **kwargs)
+
+    def enable_events(
+        self, destination: Iterable[str] | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]] | None:
+        """Workers reply with an error: worker events are not available yet."""
+        return self.broadcast("enable_events", None, destination, **kwargs)
+
+    def disable_events(
+        self, destination: Iterable[str] | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]] | None:
+        """Workers reply with an error: worker events are not available yet."""
+        return self.broadcast("disable_events", None, destination, **kwargs)
+
+    def election(
+        self, id: str, topic: str, action: Any = None, connection: Any = None, **kwargs: Any
+    ) -> list[dict[str, Any]] | None:
+        """Not needed: celeriac workers hold no elections; workers reply with an error
+        saying so."""
+        arguments = {"id": id, "topic": topic, "action": action}
+        return self.broadcast("election", arguments, **kwargs)
+
+    def pool_restart(
+        self,
+        modules: Iterable[str] | None = None,
+        reload: bool = False,
+        reloader: Any = None,
+        destination: Iterable[str] | None = None,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]] | None:
+        """Not supported: workers reply with an error saying to restart them."""
+        arguments = {"modules": list(modules or ()), "reload": reload}
+        return self.broadcast("pool_restart", arguments, destination, **kwargs)
+
     def termination_signal(self, task_id: str) -> int | None:
         """The signal a running ``task_id`` is to be stopped with, if revoked to terminate."""
         value = self.app.results.backend.get_value(REVOKED_KEY.format(task_id))
@@ -283,6 +391,22 @@ class Inspect:
 
     def revoked(self) -> dict[str, Any] | None:
         return self._ask("revoked")
+
+    def memsample(self) -> dict[str, Any] | None:
+        """Not available: each worker replies with an error saying what to use."""
+        return self._ask("memsample")
+
+    def memdump(self, samples: int = 10) -> dict[str, Any] | None:
+        """Not available: each worker replies with an error saying what to use."""
+        return self._ask("memdump", samples=samples)
+
+    def objgraph(self, type: str = "Request", n: int = 200, max_depth: int = 10) -> Any:
+        """Not available: each worker replies with an error."""
+        return self._ask("objgraph", type=type, n=n, max_depth=max_depth)
+
+    def _request(self, command: str, **arguments: Any) -> dict[str, Any] | None:
+        """Ask ``command`` by name (Celery's ``inspect()._request``)."""
+        return self._ask(command, **arguments)
 
     def query_task(self, *ids: Any) -> dict[str, Any] | None:
         """Per worker, ``{task_id: [state, info]}`` for the ids it runs or holds."""

@@ -30,6 +30,9 @@ CONTROL_SEQ = "celeriac:control:seq"  # the number of the last request
 CONTROL_REQUEST = "celeriac:control:request:{}"  # a request, by number
 CONTROL_REPLIES = "celeriac:control:replies:{}"  # the replies to a request, by number
 CONTROL_TTL = 60.0  # how long a request and its replies are kept
+#: what control commands changed in one worker (queues, time limits), by hostname, for its
+#: prefork children that consume by themselves; deleted when a worker of that name starts
+WORKER_CHANGES_KEY = "celeriac:control:changes:{}"
 
 # -- rate limits (celeriac.rates, celeriac.worker.ratelimit) --------------------------------
 

@@ -17,14 +17,14 @@ import logging
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, overload
 
 from .. import _state, plugins
 from ..backends.base import ResultBackend, create_backend
 from ..brokers.base import Broker, create_broker
 from ..canvas import Signature, maybe_signature, register_builtins
-from ..config import DEFAULT_BROKER_URL, Settings, redis_backend_options
+from ..config import DEFAULT_BROKER_URL, Settings
 from ..control import Control
 from ..exceptions import ImproperlyConfigured, NotRegistered
 from ..message import Encoded, Message
@@ -92,8 +92,8 @@ class Celeriac:
         self._tasks = TaskRegistry()
         #: start-up steps added by the project: ``app.steps["worker"].add(MyStep)``
         self.steps: defaultdict[str, set[Any]] = defaultdict(set)
-        self._finalized = False
         register_builtins(self)
+        self._finalized = False
         self._finalize_lock = threading.RLock()
         self._pending_autodiscover: list[tuple[Any, str]] = []
         self._conn_lock = threading.Lock()
@@ -183,36 +183,7 @@ class Celeriac:
         cls = build_task_class(fun, self, name, base, dict(options))
         task = cls()
         self._tasks[name] = task
-        if self._finalized:
-            self._annotate(task)
         return task
-
-    def _annotate(self, task: Task) -> None:
-        """Apply ``task_annotations`` to ``task``'s class, as Celery does: a dict of task name
-        (or ``"*"``) to attributes, an object whose ``annotate(task)`` returns such a dict
-        (or None), an import path of either, or a list of these."""
-        annotations = self.conf.task_annotations
-        if not annotations:
-            return
-        if not isinstance(annotations, (list, tuple)):
-            annotations = [annotations]
-        for annotation in annotations:
-            if isinstance(annotation, str):
-                annotation = plugins.import_path(annotation, "task annotation")
-                if isinstance(annotation, type):
-                    annotation = annotation()
-            if isinstance(annotation, Mapping):
-                found = [annotation.get(task.name), annotation.get("*")]
-            else:
-                found = [annotation.annotate(task)]
-            for attrs in found:
-                for key, value in (attrs or {}).items():
-                    if key.startswith("@"):
-                        raise ImproperlyConfigured(
-                            f"task_annotations: {key!r} (wrapping a method) is not supported; "
-                            "subclass Task and pass it as base= instead"
-                        )
-                    setattr(type(task), key, value)
 
     def gen_task_name(self, name: str, module: str) -> str:
         if module == "__main__" and self.main:
@@ -240,8 +211,6 @@ class Celeriac:
             while self._pending_autodiscover:
                 packages, related = self._pending_autodiscover.pop(0)
                 self._import_related(packages, related)
-            for task in list(self._tasks.values()):
-                self._annotate(task)
             self.on_after_finalize.send(sender=self)
 
     def add_periodic_task(
@@ -334,8 +303,6 @@ class Celeriac:
             )
         type(instance).app = self
         self._tasks[instance.name] = instance
-        if self._finalized:
-            self._annotate(instance)
         return instance
 
     # -- connections ----------------------------------------------------------------------
@@ -363,10 +330,7 @@ class Celeriac:
                         if plugins.serves(plugins.BACKENDS, broker_url):
                             url = broker_url
                     if url and url not in ("disabled", "none"):
-                        options = {
-                            **redis_backend_options(self.conf),
-                            **(self.conf.result_backend_transport_options or {}),
-                        }
+                        options = self.conf.result_backend_transport_options
                         self._backend = create_backend(url, options)
                         self._backend.app = self
                     self._backend_resolved = True

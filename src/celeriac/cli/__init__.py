@@ -1,5 +1,6 @@
 """The ``celeriac`` command: worker, beat, schedule, call, result, purge, dlq, inspect,
-status and control; one module per group of commands.
+status, control, multi, shell, report, events and migrate; one module per group of
+commands.
 
 celeriac -A proj worker -l info -c 4 -Q default,high
 celeriac -A proj call proj.tasks.add --args '[1, 2]'
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..app import Celeriac
 from ..exceptions import CeleriacError
-from . import control, messages, schedule, worker
+from . import control, imports, messages, multi, schedule, tools, worker
 from .base import EXIT_USAGE, CLIError, find_app
 
 __all__ = ["CLIError", "build_parser", "find_app", "main"]
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"celeriac {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    for commands in (worker, schedule, messages, control):
+    for commands in (worker, schedule, messages, control, multi, tools, imports):
         commands.add_parsers(sub, common)
     return parser
 

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from ..app import Celeriac
+from .base import EXIT_USAGE, CLIError
 
 INSPECT_METHODS = (
     "ping",
@@ -22,7 +23,42 @@ INSPECT_METHODS = (
     "conf",
     "clock",
     "report",
+    "memsample",
+    "memdump",
+    "objgraph",
 )
+
+#: Celery's control commands: their arguments (name, type, required) and whether more
+#: arguments follow (task ids).
+CONTROL_COMMANDS: dict[str, tuple[tuple[tuple[str, type, bool], ...], bool]] = {
+    "revoke": ((), True),
+    "terminate": ((("signal", str, True),), True),
+    "rate_limit": ((("task_name", str, True), ("rate_limit", str, True)), False),
+    "time_limit": (
+        (("task_name", str, True), ("soft", float, True), ("hard", float, False)),
+        False,
+    ),
+    "election": ((("id", str, True), ("topic", str, True), ("action", str, False)), False),
+    "heartbeat": ((), False),
+    "enable_events": ((), False),
+    "disable_events": ((), False),
+    "add_consumer": (
+        (
+            ("queue", str, True),
+            ("exchange", str, False),
+            ("exchange_type", str, False),
+            ("routing_key", str, False),
+        ),
+        False,
+    ),
+    "cancel_consumer": ((("queue", str, True),), False),
+    "pool_grow": ((("n", int, False),), False),
+    "pool_shrink": ((("n", int, False),), False),
+    "autoscale": ((("max", int, True), ("min", int, False)), False),
+    "pool_restart": ((), False),
+    "shutdown": ((), False),
+    "ping": ((), False),
+}
 
 
 def _destination(args: argparse.Namespace) -> list[str] | None:
@@ -30,21 +66,31 @@ def _destination(args: argparse.Namespace) -> list[str] | None:
 
 
 def _print_replies(replies: dict[str, Any] | None, as_json: bool) -> int:
+    """Each worker's reply, as Celery prints them; exit code 1 when none came or every one
+    is an error."""
     if not replies:
         print("Error: No nodes replied within time constraint.", file=sys.stderr)
         return 1
+    errors = [r for r in replies.values() if isinstance(r, dict) and set(r) == {"error"}]
     if as_json:
         print(json.dumps(replies, default=repr))
-        return 0
+        return 1 if len(errors) == len(replies) else 0
     for host, reply in sorted(replies.items()):
+        if isinstance(reply, dict) and set(reply) == {"error"}:
+            print(f"-> {host}: ERROR")
+            print(_indent(str(reply["error"])))
+            continue
         print(f"-> {host}: OK")
-        if reply not in ({"ok": "pong"}, [], {}):
-            print(_indent(json.dumps(reply, indent=2, default=repr)))
+        if isinstance(reply, dict) and set(reply) == {"ok"} and isinstance(reply["ok"], str):
+            if reply["ok"] != "pong":
+                print(_indent(reply["ok"]))
         elif reply == []:
             print("    - empty -")
+        elif reply != {}:
+            print(_indent(json.dumps(reply, indent=2, default=repr)))
     n = len(replies)
     print(f"\n{n} node{'s' if n != 1 else ''} online.")
-    return 0
+    return 1 if len(errors) == len(replies) else 0
 
 
 def _indent(text: str) -> str:
@@ -54,7 +100,12 @@ def _indent(text: str) -> str:
 def cmd_inspect(app: Celeriac, args: argparse.Namespace) -> int:
     inspect = app.control.inspect(destination=_destination(args), timeout=args.timeout)
     method = getattr(inspect, args.method)
-    replies = method(*args.ids) if args.method == "query_task" else method()
+    if args.method == "query_task":
+        replies = method(*args.ids)
+    elif args.method == "registered":
+        replies = method(*args.ids)  # Celery's attribute names: registered rate_limit
+    else:
+        replies = method()
     return _print_replies(replies, args.json)
 
 
@@ -63,9 +114,64 @@ def cmd_status(app: Celeriac, args: argparse.Namespace) -> int:
     return _print_replies(replies, args.json)
 
 
+def _arguments(action: str, given: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """The named arguments of ``action`` from the command line, and the rest (task ids)."""
+    spec, variadic = CONTROL_COMMANDS[action]
+    usage = " ".join(n if required else f"[{n}]" for n, _, required in spec)
+    usage += " [task_id ...]" if variadic else ""
+    named: dict[str, Any] = {}
+    for i, (name, typ, required) in enumerate(spec):
+        if i >= len(given):
+            if required:
+                raise CLIError(f"control {action} takes: {usage}", EXIT_USAGE)
+            break
+        try:
+            named[name] = typ(given[i])
+        except ValueError:
+            what = f"control {action}: {name} must be a {typ.__name__}"
+            raise CLIError(what, EXIT_USAGE) from None
+    rest = given[len(spec) :]
+    if rest and not variadic:
+        raise CLIError(f"control {action} takes: {usage or 'no arguments'}", EXIT_USAGE)
+    return named, rest
+
+
 def cmd_control(app: Celeriac, args: argparse.Namespace) -> int:
+    action = args.action
+    named, ids = _arguments(action, args.arguments)
+    if action in ("revoke", "terminate"):
+        if not ids:
+            raise CLIError(f"control {action}: give at least one task id", EXIT_USAGE)
+        signal = named.get("signal", "SIGTERM")
+        try:
+            app.control.revoke(ids, terminate=action == "terminate", signal=signal)
+        except ValueError as exc:
+            raise CLIError(str(exc), EXIT_USAGE) from None
+        how = f" and stopped with {signal} where they run" if action == "terminate" else ""
+        print(
+            f"revoked{how}: {', '.join(ids)}\n(kept in the result backend: every worker, one "
+            "started later included, applies it within half a second)"
+        )
+        return 0
+    if action == "rate_limit":
+        rate = named["rate_limit"]
+        try:
+            app.control.rate_limit(named["task_name"], rate)  # "0": no limit, as Celery's
+        except ValueError as exc:
+            raise CLIError(str(exc), EXIT_USAGE) from None
+        print(
+            f"rate limit of {named['task_name']} set to {rate} on every worker (kept in the "
+            "result backend, applied within a heartbeat)"
+        )
+        return 0
+    if action == "election":
+        print(
+            "election is not needed: celeriac workers hold no elections (beat's leadership "
+            "is a lease in the result backend). Nothing was sent."
+        )
+        return 0
     replies = app.control.broadcast(
-        args.action, destination=_destination(args), reply=True, timeout=args.timeout
+        action, named, destination=_destination(args), reply=True, timeout=args.timeout
     )
     merged = {host: reply for r in replies or () for host, reply in r.items()}
     return _print_replies(merged, args.json)
@@ -78,10 +184,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     asking.add_argument("-j", "--json", action="store_true", help="print one JSON object")
     i = sub.add_parser("inspect", parents=[asking], help="ask the running workers")
     i.add_argument("method", choices=INSPECT_METHODS)
-    i.add_argument("ids", nargs="*", help="task ids (query_task)")
+    i.add_argument("ids", nargs="*", help="task ids (query_task), attributes (registered)")
     i.set_defaults(func=cmd_inspect)
     s = sub.add_parser("status", parents=[asking], help="list the workers that answer a ping")
     s.set_defaults(func=cmd_status)
     k = sub.add_parser("control", parents=[asking], help="tell the running workers")
-    k.add_argument("action", choices=["shutdown", "ping"])
+    k.add_argument("action", choices=list(CONTROL_COMMANDS))
+    k.add_argument("arguments", nargs="*", help="the command's arguments (see docs)")
     k.set_defaults(func=cmd_control)

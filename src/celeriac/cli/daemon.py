@@ -16,8 +16,9 @@ from .base import CLIError
 
 
 def expand_path(path: str, hostname: str | None = None) -> str:
-    """``%h`` (node name), ``%n`` (its name part), ``%d`` (its domain), ``%i``/``%I`` (the
-    process index: 0 here, every process of a worker logs to one file) and ``%%``."""
+    """``%h`` (node name), ``%n`` (its name part), ``%d`` (its domain), ``%i`` (the process
+    index: 0, every process of a worker logs to one file), ``%I`` (the index with its
+    separator: empty, as in Celery's main process) and ``%%``."""
     node = hostname or socket.gethostname()
     name, _, host = node.partition("@")
     host = host or node
@@ -27,7 +28,7 @@ def expand_path(path: str, hostname: str | None = None) -> str:
         .replace("%n", name if "@" in node else host.partition(".")[0])
         .replace("%d", host.partition(".")[2])
         .replace("%i", "0")
-        .replace("%I", "0")
+        .replace("%I", "")
         .replace("\0", "%")
     )
 

@@ -66,6 +66,13 @@ class Consumer:
         with self.lock:
             return [j.delivery for j in self._inflight.values() if not j.acked]
 
+    def resize(self, max_inflight: int) -> None:
+        """A new prefetch window (the pool was resized)."""
+        self.max_inflight = max_inflight
+        self.fetch_batch = max(1, max_inflight // 2)
+        self.max_held = max_inflight * 10
+        self.wake()
+
     def wake(self) -> None:
         """Make the consumer look again now (to stop, or because room was freed)."""
         self.room.set()

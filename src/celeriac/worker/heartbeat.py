@@ -135,6 +135,7 @@ class Heartbeat:
             next_beat = time.monotonic() + interval
             chores.run("settling", worker.settlements.retry)
             chores.run("reading rate limits", worker.rate_limits.refresh)
+            chores.run("reading control changes", worker.remote.follow_changes)
 
     # -- the chores -------------------------------------------------------------------------
 

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..control import Request
-from ..keys import CONTROL_REPLIES, CONTROL_REQUEST, CONTROL_SEQ, CONTROL_TTL
-from ..serialization import json_dumps
+from ..keys import CONTROL_REPLIES, CONTROL_REQUEST, CONTROL_SEQ, CONTROL_TTL, WORKER_CHANGES_KEY
+from ..routing import Broadcast
+from ..serialization import json_dumps, json_loads
 from ..utils import safe_repr, safe_str
 from ..utils.urls import safe_url
 
@@ -29,6 +30,24 @@ logger = logging.getLogger("celeriac.worker")
 MISSING_GRACE = 2.0
 #: After a jump of the request counter, only this many of the latest requests are looked at.
 MAX_BACKLOG = 100
+
+#: What the commands celeriac does not have answer, and why (an error reply, never a
+#: pretended success).
+NOT_AVAILABLE = {
+    "enable_events": "worker events are not available yet: celeriac workers send no task "
+    "or worker events; use inspect (active, reserved, stats) and the result backend",
+    "disable_events": "worker events are not available yet: celeriac workers send no events, "
+    "so there is nothing to disable",
+    "election": "election is not needed: celeriac workers hold no elections (beat's "
+    "leadership is a lease in the result backend)",
+    "pool_restart": "pool_restart is not supported: restart the worker to load new code "
+    "(celeriac multi restart, or stop it with SIGTERM and start it again)",
+    "memsample": "memsample is not available in celeriac: stats() gives each worker's pid "
+    "and its pool's pids; read their memory with ps or /proc",
+    "memdump": "memdump is not available in celeriac: stats() gives each worker's pid and "
+    "its pool's pids; read their memory with ps or /proc",
+    "objgraph": "objgraph is not available in celeriac",
+}
 
 
 class Remote:
@@ -54,7 +73,18 @@ class Remote:
             "conf": self.conf,
             "clock": lambda: {"clock": self.seen or 0},
             "report": self.report,
+            "add_consumer": self.add_consumer,
+            "cancel_consumer": self.cancel_consumer,
+            "time_limit": self.time_limit,
+            "pool_grow": lambda n=1, **_: self.resize(self.worker.concurrency + int(n)),
+            "pool_shrink": lambda n=1, **_: self.resize(self.worker.concurrency - int(n)),
+            "autoscale": self.autoscale,
+            "heartbeat": self.heartbeat,
         }
+        for name, why in NOT_AVAILABLE.items():
+            self.commands[name] = lambda _why=why, **_: {"error": _why}
+        #: what the commands changed (queues, time limits), for consuming prefork children
+        self.changes: dict[str, Any] = {}
 
     def answer(self, backend: Any) -> None:
         """Run the requests sent since the last call that are meant for this worker. The
@@ -186,10 +216,129 @@ class Remote:
                     found[job.message.id] = [state, self.task_info(job)]
         return found
 
-    def shutdown(self) -> dict[str, str]:
+    def shutdown(self, **_: Any) -> dict[str, str]:
         logger.warning("worker: shutdown requested by a control command")
         self.worker.stop()
         return {"ok": "shutting down"}
+
+    # -- what the commands change -----------------------------------------------------------
+
+    def add_consumer(self, queue: str = "", **_: Any) -> dict[str, str]:
+        """Consume ``queue`` too (Celery's exchange and routing key arguments mean nothing
+        here: a queue is its name)."""
+        worker = self.worker
+        if not isinstance(queue, str) or not queue:
+            return {"error": "add_consumer needs a queue name"}
+        if queue in worker.queues or queue in worker.broadcasts:
+            return {"ok": f"already consuming from {queue!r}"}
+        if isinstance(worker.app.queues.get(queue), Broadcast):
+            return {"error": f"{queue!r} is a broadcast queue: name it in -Q at start"}
+        self._set_queues([*worker.queues, queue])
+        logger.warning("control: now consuming from %s", safe_repr(queue, 80))
+        return {"ok": f"add consumer {queue}"}
+
+    def cancel_consumer(self, queue: str = "", **_: Any) -> dict[str, str]:
+        """Stop consuming ``queue`` (what was already received still runs)."""
+        worker = self.worker
+        if queue in worker.broadcasts:
+            return {"error": f"{queue!r} is a broadcast queue: it stays for the worker's life"}
+        if queue not in worker.queues:
+            return {"error": f"not consuming from {queue!r}"}
+        if len(worker.queues) == 1:
+            return {"error": f"{queue!r} is the worker's only queue; add another first"}
+        self._set_queues([q for q in worker.queues if q != queue])
+        logger.warning("control: no longer consuming from %s", safe_repr(queue, 80))
+        return {"ok": f"no longer consuming from {queue!r}"}
+
+    def time_limit(
+        self, task_name: str = "", soft: float | None = None, hard: float | None = None, **_: Any
+    ) -> dict[str, str]:
+        """Change a task's soft and hard time limits in this worker (None: no limit), for the
+        tasks it receives from now on."""
+        if task_name not in self.worker.app.tasks:
+            return {"error": f"unknown task {task_name!r}"}
+        limits = [_seconds(soft), _seconds(hard)]
+        _set_time_limits(self.worker.app.tasks[task_name], limits)
+        self.changes.setdefault("time_limits", {})[task_name] = limits
+        self._publish_changes()
+        logger.warning(
+            "control: time limits of %s: soft %s, hard %s", task_name, limits[0], limits[1]
+        )
+        return {"ok": "time limits set successfully"}
+
+    def resize(self, concurrency: int) -> dict[str, str]:
+        """``pool_grow`` and ``pool_shrink``: run ``concurrency`` jobs at once."""
+        if concurrency < 1:
+            return {"error": "the pool cannot shrink below one"}
+        before = self.worker.concurrency
+        try:
+            self.worker.resize_pool(concurrency)
+        except NotImplementedError as exc:
+            return {"error": str(exc)}
+        logger.warning("control: pool resized from %d to %d", before, concurrency)
+        return {"ok": f"pool will {'grow' if concurrency >= before else 'shrink'} to {concurrency}"}
+
+    def autoscale(self, max: int | None = None, min: int | None = None, **_: Any) -> dict[str, str]:
+        """celeriac has no autoscaler: the pool is resized to ``max`` (as ``--autoscale``
+        runs MAX at start), where the pool can be resized."""
+        if max is None:
+            return {"error": "autoscale needs max (and min)"}
+        reply = self.resize(int(max))
+        if "error" in reply:
+            return reply
+        return {"ok": f"no autoscaling in celeriac: the pool now runs max={int(max)}"}
+
+    def heartbeat(self, **_: Any) -> dict[str, str]:
+        """Renew the leases of what the worker holds now. No event is sent: workers send no
+        events yet."""
+        self.worker.heartbeat.renew_leases()
+        return {"ok": "leases renewed (no worker-heartbeat event: workers send no events yet)"}
+
+    def _set_queues(self, queues: list[str]) -> None:
+        self.worker.queues = queues
+        self.changes["queues"] = queues
+        self._publish_changes()
+        self.worker.consumer.wake()
+
+    def _publish_changes(self) -> None:
+        """Tell a consuming pool's children (they read it with each heartbeat)."""
+        pool = self.worker.pool
+        if pool is not None and pool.consumes:
+            key = WORKER_CHANGES_KEY.format(self.worker.hostname)
+            self.worker.app.results.backend.set_value(key, json_dumps(self.changes))
+
+    def forget_changes(self) -> None:
+        """At start: what a control command changed in an earlier worker of this name is
+        not this one's."""
+        if self.worker.app.results.enabled:
+            backend = self.worker.app.results.backend
+            backend.delete_value(WORKER_CHANGES_KEY.format(self.worker.hostname))
+
+    def follow_changes(self) -> None:
+        """A consuming prefork child: apply what control commands changed in its worker
+        (the parent's queues and time limits). The value is checked as input."""
+        app = self.worker.app
+        if not app.results.enabled:
+            return
+        raw = app.results.backend.get_value(WORKER_CHANGES_KEY.format(self.worker.hostname))
+        if raw is None:
+            return
+        try:
+            changes = json_loads(raw)
+        except ValueError:
+            changes = None
+        if not isinstance(changes, dict):
+            raise ValueError(f"{WORKER_CHANGES_KEY.format(self.worker.hostname)} is not an object")
+        queues = changes.get("queues")
+        if isinstance(queues, list) and queues and all(isinstance(q, str) and q for q in queues):
+            if queues != self.worker.queues:
+                self.worker.queues = list(queues)
+        limits = changes.get("time_limits")
+        if isinstance(limits, dict):
+            for name, pair in limits.items():
+                task = app.tasks.get(name) if isinstance(name, str) else None
+                if task is not None and isinstance(pair, list) and len(pair) == 2:
+                    _set_time_limits(task, [_seconds(v) for v in pair])
 
 
 def task_info(job: Job) -> dict[str, Any]:
@@ -214,6 +363,20 @@ def task_info(job: Job) -> dict[str, Any]:
         "root_id": message.root_id,
         "parent_id": message.parent_id,
     }
+
+
+def _seconds(value: Any) -> float | None:
+    """A time limit as given (a number or a numeric string; None, 0 or '' for none)."""
+    if value in (None, "", 0):
+        return None
+    seconds = float(value)
+    if seconds < 0 or seconds != seconds:
+        raise ValueError(f"bad time limit {value!r}")
+    return seconds
+
+
+def _set_time_limits(task: Any, limits: list[float | None]) -> None:
+    task.soft_time_limit, task.time_limit = limits
 
 
 def _plain(value: Any) -> bool:

@@ -175,6 +175,13 @@ class Pool:
         """Stop the running job of ``task_id`` if this pool can; returns whether it did."""
         return False
 
+    def resize(self, concurrency: int) -> None:
+        """Run up to ``concurrency`` jobs at once from now on (``pool_grow``, ``pool_shrink``
+        and ``autoscale``); NotImplementedError saying why where the pool cannot."""
+        raise NotImplementedError(
+            f"the {self.name} pool has a fixed size: start the worker again with -c"
+        )
+
     def _take(self, job: Job) -> None:
         job.started_at = time.monotonic()
         self._running[job.id] = job

@@ -19,14 +19,34 @@ class ThreadPool(Pool):
     name = "threads"
 
     def start(self) -> None:
-        self._threads = [
-            threading.Thread(target=self._loop, name=f"celeriac-thread-{i}", daemon=True)
-            for i in range(self.concurrency)
-        ]
-        for t in self._threads:
-            t.start()
+        self._threads: list[threading.Thread] = []
+        self._to_retire = 0  # threads to end after their job (pool_shrink)
+        self._add_threads(self.concurrency)
         self._watchdog = threading.Thread(target=self._watch, name="celeriac-limits", daemon=True)
         self._watchdog.start()
+
+    def _add_threads(self, count: int) -> None:
+        for _ in range(count):
+            n = len(self._threads) + 1
+            t = threading.Thread(target=self._loop, name=f"celeriac-thread-{n}", daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def resize(self, concurrency: int) -> None:
+        """Start threads, or let some end after their job, to run ``concurrency`` at once."""
+        if concurrency < 1:
+            raise ValueError("a pool needs at least one thread")
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            live = len(self._threads) - self._to_retire
+            if concurrency > live:
+                cancelled = min(self._to_retire, concurrency - live)
+                self._to_retire -= cancelled
+                self._add_threads(concurrency - live - cancelled)
+            else:
+                self._to_retire += live - concurrency
+                self._lock.notify_all()
+            self.concurrency = concurrency
 
     def _loop(self) -> None:
         keep_running(self._run_jobs, "a pool thread", lambda: self._stopping)
@@ -34,9 +54,12 @@ class ThreadPool(Pool):
     def _run_jobs(self) -> None:
         while True:
             with self._lock:
-                while not self._pending and not self._stopping:
+                while not self._pending and not self._stopping and not self._to_retire:
                     self._lock.wait()
                 if self._stopping:
+                    return
+                if self._to_retire:
+                    self._to_retire -= 1
                     return
                 job = self._pending.popleft()
                 job.thread_id = threading.get_ident()

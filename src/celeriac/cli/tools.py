@@ -1,0 +1,156 @@
+"""``celeriac shell``, ``celeriac report`` and ``celeriac events`` (which says what to use
+while workers send no events)."""
+
+from __future__ import annotations
+
+import argparse
+import code
+import platform
+import sys
+from typing import Any
+
+from .. import __version__
+from ..app import Celeriac
+from ..utils.urls import safe_url
+from .base import CLIError
+
+#: The distributions whose versions ``report`` shows when they are installed: the drivers
+#: and integrations celeriac uses.
+DRIVERS = ("redis", "hiredis", "pika", "psycopg", "msgpack", "sentry-sdk", "django", "flask")
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    s = sub.add_parser("shell", parents=[common], help="a Python shell with the app loaded")
+    s.add_argument("-I", "--ipython", action="store_true", help="IPython (default)")
+    s.add_argument("-B", "--bpython", action="store_true", help="bpython")
+    s.add_argument("--python", action="store_true", help="the plain Python shell")
+    s.add_argument("-T", "--without-tasks", action="store_true", help="no tasks in the namespace")
+    s.add_argument("--eventlet", action="store_true", help=argparse.SUPPRESS)
+    s.add_argument("--gevent", action="store_true", help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_shell)
+
+    r = sub.add_parser("report", parents=[common], help="versions and settings for a bug report")
+    r.set_defaults(func=cmd_report)
+
+    e = sub.add_parser("events", parents=[common], help="(not yet: workers send no events)")
+    e.add_argument("-d", "--dump", action="store_true")
+    e.add_argument("-c", "--camera")
+    e.add_argument("--detach", action="store_true")
+    e.add_argument("-F", "--frequency", "--freq", type=float)
+    e.add_argument("-r", "--maxrate")
+    e.add_argument("-l", "--loglevel")
+    e.add_argument("-f", "--logfile")
+    e.add_argument("--pidfile")
+    e.add_argument("--uid")
+    e.add_argument("--gid")
+    e.add_argument("--umask")
+    e.add_argument("--executable")
+    e.set_defaults(func=cmd_events)
+
+
+def shell_namespace(app: Celeriac, with_tasks: bool = True) -> dict[str, Any]:
+    """What ``celeriac shell`` starts with: the app (as ``app`` and ``celery``), the canvas
+    names, and each of the app's tasks by its function's name (as Celery's shell)."""
+    import celeriac
+
+    namespace: dict[str, Any] = {"app": app, "celery": app}
+    for name in (
+        "Task",
+        "chain",
+        "chord",
+        "chunks",
+        "group",
+        "signature",
+        "subtask",
+        "xmap",
+        "xstarmap",
+    ):
+        namespace[name] = getattr(celeriac, name)
+    if with_tasks:
+        app.finalize()
+        for name, task in sorted(app.tasks.items()):
+            if name.startswith(("celery.", "celeriac.")):
+                continue
+            short = getattr(task, "__name__", None) or name.rpartition(".")[2]
+            namespace.setdefault(short, task)
+    return namespace
+
+
+def cmd_shell(app: Celeriac, args: argparse.Namespace) -> int:
+    if args.eventlet or args.gevent:
+        print("--eventlet/--gevent: ignored (celeriac has no green-thread pool)", file=sys.stderr)
+    namespace = shell_namespace(app, not args.without_tasks)
+    shown = ", ".join(sorted(k for k in namespace if k not in ("app", "celery")))
+    banner = (
+        f"celeriac {__version__} shell (Python {platform.python_version()})\n"
+        f"app and celery: {app.main or '__main__'}\n"
+        f"also: {shown}"
+    )
+    if args.bpython:
+        try:
+            import bpython
+        except ImportError:
+            raise CLIError("--bpython: bpython is not installed (pip install bpython)") from None
+        bpython.embed(namespace, banner=banner)
+        return 0
+    if not args.python:
+        try:
+            from IPython import start_ipython
+        except ImportError:
+            if args.ipython:
+                raise CLIError("--ipython: IPython is not installed") from None
+        else:
+            print(banner)
+            start_ipython(argv=[], user_ns=namespace)
+            return 0
+    code.interact(banner=banner, local=namespace, exitmsg="")
+    return 0
+
+
+def report_text(app: Celeriac) -> str:
+    """The text of ``celeriac report``: versions, platform, where the app sends and keeps
+    things, and its settings that differ from the defaults, secrets masked."""
+    from importlib import metadata
+
+    versions = []
+    for name in DRIVERS:
+        try:
+            versions.append(f"{name}:{metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    conf = app.conf
+    try:
+        backend = safe_url(app.backend.url) if app.backend else "disabled"
+    except Exception as exc:  # a report is wanted most when something is wrong
+        backend = f"{safe_url(conf.result_backend or '')} ({type(exc).__name__}: {exc})"
+    lines = [
+        f"software -> celeriac:{__version__} py:{platform.python_version()}",
+        f"            {' '.join(versions) or 'no optional drivers installed'}",
+        f"platform -> system:{platform.system()} arch:{', '.join(platform.architecture())}",
+        f"            kernel version:{platform.release()} imp:{platform.python_implementation()}",
+        f"app      -> {app.main or '__main__'}",
+        f"settings -> broker:{safe_url(conf.broker_url or '')} results:{backend}",
+        "",
+        conf.humanize(),
+    ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def cmd_report(app: Celeriac, args: argparse.Namespace) -> int:
+    print(report_text(app))
+    return 0
+
+
+EVENTS_MISSING = (
+    "celeriac events: worker events are not available yet (workers send no task or worker "
+    "events), so there is nothing to dump, watch or photograph.\n"
+    "Use instead:\n"
+    "  celeriac -A proj status                  the workers that answer\n"
+    "  celeriac -A proj inspect active          what each worker runs (also reserved, stats)\n"
+    "  celeriac -A proj result TASK_ID          a task's state and result (the result backend)\n"
+    "  celeriac -A proj control ...             change running workers (docs/monitoring.md)"
+)
+
+
+def cmd_events(app: Celeriac, args: argparse.Namespace) -> int:
+    raise CLIError(EVENTS_MISSING)

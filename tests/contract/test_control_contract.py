@@ -1,0 +1,95 @@
+"""The control commands that change a running worker (consumers, time limits, pool size)
+and those celeriac answers with an error saying why, on every broker."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from celeriac import Celery
+from celeriac.exceptions import SoftTimeLimitExceeded
+from conftest import wait_until
+from contract.test_worker_contract import worker
+
+
+def _one(replies: list[dict[str, Any]] | None, host: str) -> Any:
+    assert replies is not None and len(replies) == 1, replies
+    return replies[0][host]
+
+
+def test_control_changes_a_running_workers_queues_limits_and_pool(app: Celery) -> None:
+    gate = threading.Event()
+
+    @app.task
+    def add(x, y):
+        return x + y
+
+    @app.task
+    def held(n):
+        gate.wait(30)
+        return n
+
+    @app.task
+    def slow():
+        try:
+            for _ in range(200):
+                time.sleep(0.02)
+        except SoftTimeLimitExceeded:
+            return "soft limit"
+        return "finished"
+
+    control = app.control
+    ask: dict[str, Any] = {"reply": True, "timeout": 5, "limit": 1}
+    inspect = control.inspect(timeout=5, limit=1)
+    try:
+        with worker(app, concurrency=1, hostname="ctl@%h") as w:
+            host = w.hostname
+            wait_until(lambda: inspect.ping())
+            # consumers
+            assert _one(control.add_consumer("extra", **ask), host) == {"ok": "add consumer extra"}
+            assert "already" in _one(control.add_consumer("extra", **ask), host)["ok"]
+            assert [q["name"] for q in inspect.active_queues()[host]] == ["celery", "extra"]
+            assert add.apply_async((1, 2), queue="extra").get(timeout=15) == 3
+            assert "no longer" in _one(control.cancel_consumer("extra", **ask), host)["ok"]
+            assert "only queue" in _one(control.cancel_consumer("celery", **ask), host)["error"]
+            assert "not consuming" in _one(control.cancel_consumer("nope", **ask), host)["error"]
+            assert [q["name"] for q in inspect.active_queues()[host]] == ["celery"]
+            # time limits, by task name
+            reply = _one(control.time_limit(slow.name, soft=0.2, **ask), host)
+            assert reply == {"ok": "time limits set successfully"}
+            assert slow.delay().get(timeout=15) == "soft limit"
+            assert "unknown task" in _one(control.time_limit("no.such", 1, **ask), host)["error"]
+            # the pool's size (threads), and the prefetch window with it
+            assert _one(control.pool_grow(2, **ask), host) == {"ok": "pool will grow to 3"}
+            stats = inspect.stats()[host]
+            assert stats["pool"]["max-concurrency"] == 3
+            three = [held.delay(i) for i in range(3)]
+            wait_until(lambda: len((inspect.active() or {}).get(host, [])) == 3)
+            gate.set()
+            assert [r.get(timeout=15) for r in three] == [0, 1, 2]
+            gate.clear()
+            assert _one(control.pool_shrink(2, **ask), host) == {"ok": "pool will shrink to 1"}
+            assert "below one" in _one(control.pool_shrink(1, **ask), host)["error"]
+            assert "max=2" in _one(control.autoscale(2, 1, **ask), host)["ok"]
+            assert inspect.stats()[host]["pool"]["max-concurrency"] == 2
+            gate.set()
+            assert add.delay(2, 2).get(timeout=15) == 4
+            # the rest: a heartbeat now, and clear errors for what celeriac does not have
+            assert "leases renewed" in _one(control.heartbeat(**ask), host)["ok"]
+            for reply in (
+                _one(control.enable_events(**ask), host),
+                _one(control.disable_events(**ask), host),
+            ):
+                assert "events are not available yet" in reply["error"]
+            assert "not needed" in _one(control.election("id", "topic", **ask), host)["error"]
+            assert "restart the worker" in _one(control.pool_restart(**ask), host)["error"]
+            assert "not available" in inspect.memsample()[host]["error"]
+    finally:
+        gate.set()
+
+
+def test_a_pool_of_fixed_size_says_so(app: Celery) -> None:
+    with worker(app, pool="solo", hostname="solo@%h") as w:
+        replies = app.control.pool_grow(1, reply=True, timeout=5, limit=1)
+        assert "fixed size" in _one(replies, w.hostname)["error"]
