@@ -177,6 +177,306 @@ _LEGACY: dict[str, str] = {
 }
 
 
+# -- every setting Celery 5 knows -----------------------------------------------------------
+#
+# The settings in DEFAULTS are celeriac's. Every other setting of Celery 5 is in the table
+# below with what becomes of it: NOT_NEEDED ones are accepted, and a worker logs once at start
+# why a value set for one is not needed; UNSUPPORTED ones are refused as soon as they are set
+# to anything but Celery's default, since a project that sets them relies on what they do.
+# docs/configuration.md lists them all.
+
+NOT_NEEDED = "not needed"
+UNSUPPORTED = "unsupported"
+
+_NO_EVENTS = "workers send no task events yet"
+_NO_EXCHANGES = "celeriac routes to queues by name: exchanges and routing keys are ignored"
+_NO_SUCH_BACKEND = "celeriac has no such result backend (its URL is refused)"
+_BROKER_HOLDS_ETAS = "delays are held by the broker, not by a timer in the worker"
+_CONTROL_IN_BACKEND = "remote control goes through the result backend, not broker queues"
+_CHORD_JOIN = (
+    "the last header task to finish reads the header's results at once and sends the body: "
+    "nothing polls or waits"
+)
+_IN_THE_URL = "give it in the URL (broker_url, result_backend)"
+_POOL = "celeriac's pools restart, report and feed their processes themselves"
+
+#: Celery's settings that celeriac does not use: name -> (NOT_NEEDED or UNSUPPORTED, why
+#: or what to use instead, Celery's default).
+CELERY_SETTINGS: dict[str, tuple[str, str, Any]] = {
+    "beat_cron_starting_deadline": (
+        NOT_NEEDED,
+        "beat sends one catch-up run after downtime, or none with beat_missed_runs='none'",
+        None,
+    ),
+    "broker_read_url": (UNSUPPORTED, "one broker_url serves reading and writing", None),
+    "broker_write_url": (UNSUPPORTED, "one broker_url serves reading and writing", None),
+    "broker_transport": (NOT_NEEDED, "the scheme of broker_url picks the broker", None),
+    "broker_channel_error_retry": (NOT_NEEDED, "publishing retries on every broker error", False),
+    "broker_failover_strategy": (UNSUPPORTED, "celeriac connects to one broker URL", None),
+    "broker_heartbeat_checkrate": (NOT_NEEDED, "the AMQP driver checks heartbeats itself", 3.0),
+    "broker_login_method": (NOT_NEEDED, "the AMQP driver logs in with PLAIN", None),
+    "broker_native_delayed_delivery_queue_type": (NOT_NEEDED, _BROKER_HOLDS_ETAS, "quorum"),
+    "broker_use_ssl": (UNSUPPORTED, "use a rediss:// or amqps:// URL for TLS", False),
+    "broker_host": (UNSUPPORTED, _IN_THE_URL, None),
+    "broker_port": (UNSUPPORTED, _IN_THE_URL, None),
+    "broker_user": (UNSUPPORTED, _IN_THE_URL, None),
+    "broker_password": (UNSUPPORTED, _IN_THE_URL, None),
+    "broker_vhost": (UNSUPPORTED, _IN_THE_URL, None),
+    "cache_backend": (UNSUPPORTED, "celeriac has no memcached result backend", None),
+    "cache_backend_options": (NOT_NEEDED, _NO_SUCH_BACKEND, {}),
+    **{
+        f"{prefix}_{name}": (NOT_NEEDED, _NO_SUCH_BACKEND, None)
+        for prefix, names in {
+            "cassandra": "entry_ttl keyspace port read_consistency servers bundle_path table "
+            "write_consistency auth_provider auth_kwargs options",
+            "s3": "access_key_id secret_access_key bucket base_path endpoint_url region",
+            "azureblockblob": "container_name retry_initial_backoff_sec retry_increment_base "
+            "retry_max_attempts base_path connection_timeout read_timeout",
+            "gcs": "bucket project base_path ttl",
+            "couchbase": "backend_settings",
+            "arangodb": "backend_settings",
+            "mongodb": "backend_settings",
+            "cosmosdbsql": "database_name collection_name consistency_level max_retry_attempts "
+            "max_retry_wait_time",
+            "elasticsearch": "retry_on_timeout max_retries timeout save_meta_as_text",
+        }.items()
+        for name in names.split()
+    },
+    "control_queue_ttl": (NOT_NEEDED, _CONTROL_IN_BACKEND, 300.0),
+    "control_queue_expires": (NOT_NEEDED, _CONTROL_IN_BACKEND, 10.0),
+    "control_exchange": (NOT_NEEDED, _CONTROL_IN_BACKEND, "celery"),
+    "event_queue_expires": (NOT_NEEDED, _NO_EVENTS, 60.0),
+    "event_queue_ttl": (NOT_NEEDED, _NO_EVENTS, 5.0),
+    "event_queue_prefix": (NOT_NEEDED, _NO_EVENTS, "celeryev"),
+    "event_serializer": (NOT_NEEDED, _NO_EVENTS, "json"),
+    "event_exchange": (NOT_NEEDED, _NO_EVENTS, "celeryev"),
+    "redis_host": (UNSUPPORTED, _IN_THE_URL, None),
+    "redis_port": (UNSUPPORTED, _IN_THE_URL, None),
+    "redis_db": (UNSUPPORTED, _IN_THE_URL, None),
+    "redis_retry_on_timeout": (
+        NOT_NEEDED,
+        "Redis calls are retried for the retry_window transport option",
+        False,
+    ),
+    "result_cache_max": (
+        NOT_NEEDED,
+        "each AsyncResult keeps its own result once ready (rpc:// keeps up to 10000)",
+        -1,
+    ),
+    "result_compression": (NOT_NEEDED, "results are stored as serialised", None),
+    "result_exchange": (NOT_NEEDED, _NO_EXCHANGES, "celeryresults"),
+    "result_exchange_type": (NOT_NEEDED, _NO_EXCHANGES, "direct"),
+    "result_chord_retry_interval": (NOT_NEEDED, _CHORD_JOIN, 1.0),
+    "result_chord_join_timeout": (NOT_NEEDED, _CHORD_JOIN, 3.0),
+    "result_backend_thread_safe": (NOT_NEEDED, "every result backend is thread-safe", False),
+    "security_key": (UNSUPPORTED, "celeriac does not sign messages", None),
+    "security_certificate": (UNSUPPORTED, "celeriac does not sign messages", None),
+    "security_cert_store": (UNSUPPORTED, "celeriac does not sign messages", None),
+    "security_key_password": (UNSUPPORTED, "celeriac does not sign messages", None),
+    "security_digest": (NOT_NEEDED, "celeriac does not sign messages", "sha256"),
+    "database_url": (UNSUPPORTED, "set result_backend to the database URL", None),
+    "database_engine_options": (NOT_NEEDED, "celeriac's SQL backends use no SQLAlchemy", None),
+    "database_short_lived_sessions": (NOT_NEEDED, "celeriac's SQL backends use no sessions", False),
+    "database_table_schemas": (NOT_NEEDED, "celeriac's SQL backends make their own tables", None),
+    "database_table_names": (NOT_NEEDED, "celeriac's SQL backends make their own tables", None),
+    "database_create_tables_at_setup": (
+        NOT_NEEDED,
+        "celeriac's SQL backends make their own tables",
+        True,
+    ),
+    "task_default_delivery_mode": (NOT_NEEDED, "messages are always stored durably", 2),
+    "task_default_queue_type": (NOT_NEEDED, "celeriac declares its own queues", "classic"),
+    "task_default_exchange_type": (NOT_NEEDED, _NO_EXCHANGES, "direct"),
+    "task_protocol": (NOT_NEEDED, "celeriac speaks its own protocol (docs/protocol.md)", 2),
+    "task_queue_max_priority": (NOT_NEEDED, "every queue has priorities 0-9", None),
+    "task_remote_tracebacks": (
+        NOT_NEEDED,
+        "get() raises the task's exception; the worker's traceback is result.traceback",
+        False,
+    ),
+    "task_store_errors_even_if_ignored": (
+        UNSUPPORTED,
+        "a task that ignores its result stores nothing: set ignore_result=False on it",
+        False,
+    ),
+    "worker_agent": (NOT_NEEDED, "there is no worker agent", None),
+    "worker_autoscaler": (NOT_NEEDED, "--autoscale runs MAX processes", None),
+    "worker_cancel_long_running_tasks_on_connection_loss": (
+        NOT_NEEDED,
+        "a task keeps its message while the broker is away (its lease is renewed when the "
+        "broker is back), and a copy redelivered after it finished is acknowledged without "
+        "running",
+        False,
+    ),
+    "worker_soft_shutdown_timeout": (
+        NOT_NEEDED,
+        "a warm shutdown waits for running tasks (worker_shutdown_timeout bounds it) and gives "
+        "back what was not started",
+        0.0,
+    ),
+    "worker_enable_soft_shutdown_on_idle": (NOT_NEEDED, "see worker_soft_shutdown_timeout", False),
+    "worker_consumer": (UNSUPPORTED, "the worker's consumer cannot be replaced", None),
+    "worker_direct": (UNSUPPORTED, "workers have no queue of their own; route to a queue", False),
+    "worker_deduplicate_successful_tasks": (
+        NOT_NEEDED,
+        "a redelivered task that already finished is always acknowledged without running",
+        False,
+    ),
+    "worker_lost_wait": (NOT_NEEDED, _POOL, 10.0),
+    "worker_pool_putlocks": (NOT_NEEDED, _POOL, True),
+    "worker_pool_restarts": (NOT_NEEDED, _POOL, False),
+    "worker_proc_alive_timeout": (NOT_NEEDED, _POOL, 4.0),
+    "worker_enable_prefetch_count_reduction": (
+        NOT_NEEDED,
+        "each fetch claims only what the prefetch window has room for",
+        True,
+    ),
+    "worker_timer": (NOT_NEEDED, _BROKER_HOLDS_ETAS, None),
+    "worker_timer_precision": (NOT_NEEDED, _BROKER_HOLDS_ETAS, 1.0),
+    "worker_detect_quorum_queues": (NOT_NEEDED, "celeriac declares its own queues", True),
+    "worker_state_db": (
+        NOT_NEEDED,
+        "revocations are kept in the result backend, shared by every worker",
+        None,
+    ),
+    # in DEFAULTS, and not used
+    "broker_connection_retry": (
+        NOT_NEEDED,
+        "a worker waits for the broker whenever it is away (broker_connection_max_retries "
+        "bounds the wait at start)",
+        True,
+    ),
+    "broker_connection_timeout": (NOT_NEEDED, "each driver has its own timeouts", 4.0),
+    "broker_heartbeat": (NOT_NEEDED, "the AMQP driver sets its own heartbeat", None),
+    "broker_pool_limit": (NOT_NEEDED, "each thread keeps one connection of its own", 10),
+    "result_persistent": (NOT_NEEDED, "results are always stored durably", True),
+    "beat_sync_every": (NOT_NEEDED, "beat writes an entry's state after each run", 0),
+    "task_compression": (NOT_NEEDED, "messages are sent uncompressed", None),
+    "task_default_exchange": (NOT_NEEDED, _NO_EXCHANGES, None),
+    "task_default_routing_key": (NOT_NEEDED, _NO_EXCHANGES, None),
+    "task_send_sent_event": (NOT_NEEDED, _NO_EVENTS, False),
+    "worker_send_task_events": (NOT_NEEDED, _NO_EVENTS, False),
+    "worker_enable_remote_control": (
+        NOT_NEEDED,
+        "answering remote control costs a worker one read of the result backend every half "
+        "second",
+        True,
+    ),
+    "worker_log_color": (NOT_NEEDED, "log lines are not coloured", None),
+    "worker_redirect_stdouts": (NOT_NEEDED, "what tasks print goes to the worker's stdout", True),
+    "worker_redirect_stdouts_level": (
+        NOT_NEEDED,
+        "what tasks print goes to the worker's stdout",
+        "WARNING",
+    ),
+}
+
+#: Celery's redis_* settings handed to the result backend as transport options.
+REDIS_BACKEND_OPTIONS = {
+    "redis_max_connections": "max_connections",
+    "redis_socket_timeout": "socket_timeout",
+    "redis_socket_connect_timeout": "socket_connect_timeout",
+    "redis_socket_keepalive": "socket_keepalive",
+    "redis_backend_health_check_interval": "health_check_interval",
+    "redis_username": "username",
+    "redis_password": "password",
+    "redis_client_name": "client_name",
+}
+DEFAULTS.update({name: None for name in REDIS_BACKEND_OPTIONS})
+DEFAULTS["redis_backend_use_ssl"] = None  # ssl_* options, as in Celery
+for _name, (_status, _why, _default) in CELERY_SETTINGS.items():
+    DEFAULTS.setdefault(_name, _default)
+
+# Celery's old upper-case names, made by its rules: a namespace's prefix and the rest of the
+# name, with the exceptions Celery lists.
+_OLD_PREFIXES = {
+    "task_": "CELERY_",
+    "worker_": "CELERYD_",
+    "beat_": "CELERYBEAT_",
+    "result_": "CELERY_RESULT_",
+    "redis_": "CELERY_REDIS_",
+    "cache_": "CELERY_CACHE_",
+    "event_": "CELERY_EVENT_",
+    "security_": "CELERY_SECURITY_",
+    "mongodb_": "CELERY_MONGODB_",
+    "couchbase_": "CELERY_COUCHBASE_",
+    "arangodb_": "CELERY_ARANGODB_",
+    "elasticsearch_": "CELERY_ELASTICSEARCH_",
+}
+_OLD_EXCEPTIONS = {
+    "CELERY_MAX_CACHED_RESULTS": "result_cache_max",
+    "CELERY_RESULT_DBURI": "database_url",
+    "CELERY_RESULT_ENGINE_OPTIONS": "database_engine_options",
+    "CELERY_RESULT_DB_SHORT_LIVED_SESSIONS": "database_short_lived_sessions",
+    "CELERY_RESULT_DB_TABLENAMES": "database_table_names",
+    "CELERY_MESSAGE_COMPRESSION": "task_compression",
+    "CELERY_TASK_PROTOCOL": "task_protocol",
+    "CELERY_TASK_PUBLISH_RETRY": "task_publish_retry",
+    "CELERY_TASK_PUBLISH_RETRY_POLICY": "task_publish_retry_policy",
+    "CELERY_SEND_TASK_SENT_EVENT": "task_send_sent_event",
+    "CELERY_TASK_SERIALIZER": "task_serializer",
+    "CELERY_WORKER_DIRECT": "worker_direct",
+    "CELERY_DISABLE_RATE_LIMITS": "worker_disable_rate_limits",
+    "CELERY_ENABLE_REMOTE_CONTROL": "worker_enable_remote_control",
+    "CELERYD_WORKER_LOST_WAIT": "worker_lost_wait",
+    "CELERY_REDIRECT_STDOUTS": "worker_redirect_stdouts",
+    "CELERY_REDIRECT_STDOUTS_LEVEL": "worker_redirect_stdouts_level",
+    "CELERY_SEND_EVENTS": "worker_send_task_events",
+    "CELERY_RESULT_BACKEND": "result_backend",
+    "CELERY_RESULT_SERIALIZER": "result_serializer",
+}
+
+
+def _old_names() -> dict[str, str]:
+    names: dict[str, str] = {}
+    for name in DEFAULTS:
+        prefix = next((p for p in _OLD_PREFIXES if name.startswith(p)), None)
+        if prefix is not None:
+            names.setdefault(_OLD_PREFIXES[prefix] + name[len(prefix) :].upper(), name)
+        names.setdefault("CELERY_" + name.upper(), name)
+        names.setdefault(name.upper(), name)
+    names.update(_OLD_EXCEPTIONS)
+    return names
+
+
+for _old, _new in _old_names().items():
+    _LEGACY.setdefault(_old, _new)
+
+
+def refuse_unsupported(name: str, value: Any) -> None:
+    """Raise :class:`ImproperlyConfigured` when ``value`` for the setting ``name`` asks for
+    something celeriac does not do (anything but Celery's default for an UNSUPPORTED one)."""
+    entry = CELERY_SETTINGS.get(name)
+    if entry is not None and entry[0] == UNSUPPORTED and value != entry[2]:
+        raise ImproperlyConfigured(
+            f"setting {name} is not supported by celeriac: {entry[1]} (it was set to "
+            f"{safe_url(value) if isinstance(value, str) else value!r})"
+        )
+
+
+def not_needed(conf: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(name, why) of the NOT_NEEDED settings ``conf`` sets to something else than Celery's
+    default (a worker logs them once at start)."""
+    return [
+        (name, why)
+        for name, (status, why, default) in CELERY_SETTINGS.items()
+        if status == NOT_NEEDED and conf.get(name, default) != default
+    ]
+
+
+def redis_backend_options(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """Transport options for the result backend from Celery's ``redis_*`` settings (what
+    ``result_backend_transport_options`` gives wins)."""
+    options: dict[str, Any] = {}
+    for name, option in REDIS_BACKEND_OPTIONS.items():
+        if conf.get(name) is not None:
+            options[option] = conf.get(name)
+    ssl = conf.get("redis_backend_use_ssl")
+    if isinstance(ssl, Mapping):
+        options.update(ssl)
+    return options
+
+
 def normalise_key(key: str) -> str | None:
     """The lowercase setting name for ``key`` (new or old style), or None if unknown."""
     if key in DEFAULTS:
@@ -263,6 +563,7 @@ class Settings(dict[str, Any]):
                     stacklevel=3,
                 )
             name = key
+        refuse_unsupported(name, value)
         super().__setitem__(name, value)
         self._explicit.add(name)
         if name in self._plan:
@@ -303,6 +604,7 @@ class Settings(dict[str, Any]):
                     stacklevel=3,
                 )
             else:
+                refuse_unsupported(name, found[key])
                 keys.setdefault(name, []).append(prefix + key)
         explicit = self._explicit - keys.keys()
         for name in keys.keys() & DEFAULTS.keys():

@@ -24,7 +24,7 @@ from .. import _state, plugins
 from ..backends.base import ResultBackend, create_backend
 from ..brokers.base import Broker, create_broker
 from ..canvas import Signature, maybe_signature, register_builtins
-from ..config import DEFAULT_BROKER_URL, Settings
+from ..config import DEFAULT_BROKER_URL, Settings, redis_backend_options
 from ..control import Control
 from ..exceptions import ImproperlyConfigured, NotRegistered
 from ..message import Encoded, Message
@@ -330,7 +330,10 @@ class Celeriac:
                         if plugins.serves(plugins.BACKENDS, broker_url):
                             url = broker_url
                     if url and url not in ("disabled", "none"):
-                        options = self.conf.result_backend_transport_options
+                        options = {
+                            **redis_backend_options(self.conf),
+                            **(self.conf.result_backend_transport_options or {}),
+                        }
                         self._backend = create_backend(url, options)
                         self._backend.app = self
                     self._backend_resolved = True

@@ -23,6 +23,7 @@ from .. import signals, subscriptions
 from ..beat import Beat
 from ..beat.scheduler import open_store
 from ..brokers.base import Broker
+from ..config import not_needed
 from ..exceptions import (
     ImproperlyConfigured,
     OperationalError,
@@ -170,6 +171,8 @@ class Worker:
         signals.import_modules.send(sender=app)
         app.finalize()
         app.conf.freeze()  # a running worker's settings do not change: read them once
+        for name, why in not_needed(app.conf):
+            logger.info("setting %s is accepted and not needed: %s", name, why)
         signals.worker_init.send(sender=self)
         self._wait_for_broker()
         heartbeat = self.heartbeat
