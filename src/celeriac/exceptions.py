@@ -58,6 +58,23 @@ class TaskError(CeleriacError):
         return f"{self.exc_type}: {self.message}" if self.message else self.exc_type
 
 
+class UnpickleableExceptionWrapper(TaskError):
+    """A task failed with an exception whose type is known here but cannot be made again
+    from what was stored (its constructor refuses the stored arguments). Celery's name (from
+    ``celery.utils.serialization``) and attributes: ``exc_module``, ``exc_cls_name``,
+    ``exc_args`` and ``text``."""
+
+    def __init__(
+        self, exc_module: str, exc_cls_name: str, exc_args: Any = (), text: str | None = None
+    ) -> None:
+        self.exc_module = exc_module
+        self.exc_cls_name = exc_cls_name
+        self.exc_args = tuple(exc_args)
+        self.text = " ".join(str(a) for a in self.exc_args) if text is None else text
+        super().__init__(f"{exc_module}.{exc_cls_name}", self.text)
+        self.args = (exc_module, exc_cls_name, self.exc_args, self.text)
+
+
 class TaskPredicate(CeleriacError):
     """Base of the exceptions a task raises to steer the worker."""
 

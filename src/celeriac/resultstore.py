@@ -23,7 +23,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import states
-from .exceptions import ImproperlyConfigured, OperationalError, TaskError, TimeoutError
+from .exceptions import (
+    ImproperlyConfigured,
+    OperationalError,
+    TaskError,
+    TimeoutError,
+    UnpickleableExceptionWrapper,
+)
 from .serialization import content_types, get_serializer, loads_checked
 from .utils import safe_repr, safe_str
 
@@ -67,7 +73,7 @@ def exception_from_meta(meta: Any, app: Celeriac | None = None) -> BaseException
         try:
             return cls(*args)
         except Exception:
-            pass
+            return UnpickleableExceptionWrapper(module, name, args)
     full = name if module == "builtins" else f"{module}.{name}"
     return TaskError(full, " ".join(safe_str(a) for a in args))
 

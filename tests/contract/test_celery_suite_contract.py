@@ -4,9 +4,12 @@ downloading Celery."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from celeriac import Celery
+from celeriac import Celery, states
+from conftest import wait_until
 from contract.test_worker_contract import worker
 
 try:
@@ -61,3 +64,41 @@ def test_pydantic_task_validates_models_and_dumps_its_result(app: Celery) -> Non
         with pytest.raises(Exception, match="ValidationError"):
             bad.get(timeout=15)
     assert add(Numbers(x=1, y=1)) == {"result": 2}
+
+
+class NeedsTwo(Exception):
+    """Stored with its message only, so it cannot be made again from what was stored."""
+
+    def __init__(self, foo: str, bar: str | None = None) -> None:
+        if bar is None:
+            raise TypeError("bar must be provided")
+        super().__init__(foo)
+        self.bar = bar
+
+
+def test_an_exception_that_cannot_be_made_again_is_an_unpickleable_wrapper(app: Celery) -> None:
+    from celeriac.exceptions import TaskError
+    from celeriac.utils.serialization import UnpickleableExceptionWrapper
+
+    @app.task
+    def fails() -> None:
+        raise NeedsTwo("foo", "bar")
+
+    @app.task(bind=True)
+    def retries(self: Any) -> None:
+        raise self.retry(exc=NeedsTwo("foo", "bar"), countdown=30, max_retries=1)
+
+    failed, retried = fails.delay(), retries.delay()
+    with worker(app):
+        with pytest.raises(UnpickleableExceptionWrapper) as info:
+            failed.get(timeout=15)
+        wait_until(lambda: retried.state == states.RETRY, timeout=15)
+    assert isinstance(info.value, TaskError)
+    assert info.value.exc_cls_name == "NeedsTwo"
+    assert info.value.exc_module == __name__
+    assert info.value.exc_args == ("foo",)
+    assert str(info.value) == f"{__name__}.NeedsTwo: foo"
+    wrapped = retried.result
+    assert isinstance(wrapped, UnpickleableExceptionWrapper)
+    assert (wrapped.exc_cls_name, wrapped.exc_args) == ("NeedsTwo", ("foo",))
+    retried.revoke()

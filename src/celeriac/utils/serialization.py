@@ -1,0 +1,7 @@
+"""Celery's ``celery.utils.serialization`` names that a project imports."""
+
+from __future__ import annotations
+
+from ..exceptions import UnpickleableExceptionWrapper
+
+__all__ = ["UnpickleableExceptionWrapper"]
