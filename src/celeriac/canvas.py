@@ -16,19 +16,22 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ._state import current_request, get_current_app
 from .exceptions import InvalidTaskError
-from .message import Encoded, Message, new_id, new_ids, splicer
+from .message import Encoded, Message, splicer
 from .result import AsyncResult, GroupResult
 from .routing import MapRouter
 from .utils import gc_paused
+from .utils.ids import new_id, new_ids
 
 if TYPE_CHECKING:
     from .app import Celeriac
     from .result import GroupResult
     from .task import Task
+
+_S = TypeVar("_S", bound="Signature")
 
 #: Options that say how to publish, not what to run.
 _PUBLISH_OPTIONS = ("retry", "retry_policy")
@@ -307,15 +310,45 @@ class group(_Composite):
             return chord(self, other, app=self._app)
         return super().__or__(other)
 
+    def link(self, callback: Signature) -> Signature:
+        """Call ``callback`` when the group's first member succeeds, as Celery does (an
+        immutable copy: it is not given that member's result). For a callback with every
+        member's result, make a chord."""
+        if not self.tasks:
+            raise ValueError("an empty group has no task to link a callback to")
+        return self.tasks[0].link(_signature(callback, self._app).clone().set(immutable=True))
+
+    def link_error(self, errback: Signature) -> Signature:
+        """Call ``errback`` for each member that fails."""
+        errback = _signature(errback, self._app)
+        for t in self.tasks:
+            t.link_error(errback.clone())
+        return errback
+
+    def members(self) -> list[Signature]:
+        """The members, nested groups flattened into this one (as Celery does:
+        ``group(a, group(b, c))`` has three results; a nested group's own options apply to
+        its members, which are copies)."""
+        flat: list[Signature] = []
+        for t in self.tasks:
+            if not isinstance(t, group):
+                flat.append(t)
+                continue
+            inner = _with_links_applied(_copy(t))
+            defaults = {k: v for k, v in inner.options.items() if k not in _PLACEMENT}
+            for m in inner.members():
+                m.options = {**defaults, **m.options}
+                flat.append(m)
+        return flat
+
     def freeze(self, _id: str | None = None, **options: Any) -> Any:
         gid = _id or self.options.get("task_id") or new_id()
         self.options["task_id"] = gid
-        results = [t.freeze(group_id=gid, group_index=i) for i, t in enumerate(self.tasks)]
+        self.options.update(options)
+        members = self.members()
+        self.kwargs["tasks"] = members
+        results = [t.freeze(group_id=gid, group_index=i) for i, t in enumerate(members)]
         return GroupResult(gid, results, app=self.app)
-
-    def _set_tail(self, options: Mapping[str, Any]) -> None:
-        if options:
-            raise ValueError("a group cannot finish a chord header member; use a chord")
 
     def _build(
         self,
@@ -330,18 +363,31 @@ class group(_Composite):
             body = after[0] if len(after) == 1 else chain(*after, app=self._app)
             return chord(self, body, app=self._app)._build(args, kwargs, options, out)
         args = (*args, *self.args)
-        opts = {**self.options, **options}
+        links = {k: options.pop(k) for k in ("link", "link_error") if options.get(k)}
+        sig = self
+        if links or self.options.get("link") or self.options.get("link_error"):
+            sig = _with_links_applied(_copy(self), links)
+        opts = {**sig.options, **options}
         gid = opts.pop("task_id", None) or new_id()
-        for key in (*_TAIL_OPTIONS, "link", "link_error"):
-            opts.pop(key, None)
-        members = self.tasks
-        results = _build_uniform(members, args, kwargs, opts, gid, out)
-        if results is None:
+        tail = {k: opts.pop(k) for k in _TAIL_OPTIONS if k in opts}
+        members = sig.members()
+        if tail.get("chord"):  # it ends a chord header member: each of its tasks counts
+            placed = placements(members, tail)
             results = [
-                t._build(args, kwargs, {**opts, "group_id": gid, "group_index": i}, out)
-                for i, t in enumerate(members)
+                t._build(args, kwargs, {**opts, **place}, out)
+                for t, place in zip(members, placed, strict=True)
             ]
-        return GroupResult(gid, results, app=self.app)
+        else:
+            uniform = _build_uniform(members, args, kwargs, opts, gid, out)
+            results = (
+                uniform
+                if uniform is not None
+                else [
+                    t._build(args, kwargs, {**opts, "group_id": gid, "group_index": i}, out)
+                    for i, t in enumerate(members)
+                ]
+            )
+        return _group_result(gid, results, self.app)
 
     def apply(
         self,
@@ -350,8 +396,88 @@ class group(_Composite):
         **options: Any,
     ) -> Any:
         gid = options.pop("task_id", None) or self.options.get("task_id") or new_id()
-        results = [t.apply(args, kwargs, **options) for t in self.tasks]
-        return GroupResult(gid, results, app=self.app)
+        sig = _with_links_applied(_copy(self))
+        results = [t.apply(args, kwargs, **options) for t in sig.members()]
+        return _group_result(gid, results, self.app)
+
+
+_LINKS = ("link", "link_error")
+
+#: Options that place a signature in a group or chord, or link it: a nested group's own are
+#: not handed to its members.
+_PLACEMENT = ("task_id", *_TAIL_OPTIONS, "link", "link_error")
+
+
+def _signature(sig: Any, app: Celeriac | None) -> Signature:
+    found = maybe_signature(sig, app)
+    if found is None:
+        raise TypeError("a callback must be a signature")
+    return found
+
+
+def _copy(sig: _S) -> _S:
+    return sig.clone()  # type: ignore[return-value]  # a clone is of its original's kind
+
+
+def _as_list(value: Any) -> list[Any]:
+    if not value:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _with_links_applied(sig: _S, extra: Mapping[str, Any] | None = None) -> _S:
+    """``sig`` with the ``link``/``link_error`` in its options (and in ``extra``) linked the
+    way its kind links them (a group's: its first member / each member; a chord's: its
+    body), instead of kept as options its messages would not carry."""
+    for key in ("link", "link_error"):
+        found = [*_as_list(sig.options.pop(key, None)), *_as_list((extra or {}).get(key))]
+        for cb in found:
+            getattr(sig, key)(_signature(cb, sig._app))
+    return sig
+
+
+def _group_result(gid: str, results: list[Any], app: Celeriac) -> Any:
+    # group(a | group(b, c)): the result is the inner group's, as in Celery
+    if len(results) == 1 and isinstance(results[0], GroupResult):
+        return results[0]
+    return GroupResult(gid, results, app=app)
+
+
+def width(sig: Signature) -> int:
+    """How many finished tasks ``sig`` counts for as a chord header member: a group, one
+    per task; a chain, its last step's; a chord, its body's; a task, one."""
+    if isinstance(sig, group):
+        return sum(width(m) for m in sig.members())
+    if isinstance(sig, chunks):
+        return width(sig.group())
+    if isinstance(sig, chain):
+        steps = sig.tasks
+        return width(steps[-1]) if steps else 0
+    if isinstance(sig, chord):
+        body = sig.body
+        return width(body) if body is not None else 0
+    return 1
+
+
+def tail(sig: Signature) -> Signature:
+    """The signature that finishes ``sig`` (a chain's last step, a chord's body; for a
+    group, the group)."""
+    if isinstance(sig, chain) and sig.tasks:
+        return tail(sig.tasks[-1])
+    if isinstance(sig, chord) and sig.body is not None:
+        return tail(sig.body)
+    return sig
+
+
+def placements(members: list[Signature], place: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Chord placements (group id, index, join) of ``members``, which take the indexes from
+    ``place``'s on, as many for each as it counts for."""
+    index = int(place.get("group_index") or 0)
+    placed = []
+    for m in members:
+        placed.append({**place, "group_index": index})
+        index += width(m)
+    return placed
 
 
 def _build_uniform(
@@ -434,9 +560,17 @@ class chain(_Composite):
             return chain(*self.tasks, other, app=self._app, **self.options)
         return NotImplemented
 
+    def link(self, callback: Signature) -> Signature:
+        """Call ``callback`` with the chain's result: a link of its last step."""
+        if not self.tasks:
+            raise ValueError("an empty chain has no task to link a callback to")
+        return self.tasks[-1].link(callback)
+
     def _steps(self) -> list[Signature]:
         """Copies of the steps, a group followed by more steps made into a chord."""
         steps = [t.clone() for t in self.tasks]
+        for cb in _as_list(self.options.get("link")):
+            steps[-1].link(_signature(cb, self._app))
         link_error = self.options.get("link_error")
         i = 0
         while i < len(steps) - 1:
@@ -480,10 +614,14 @@ class chain(_Composite):
         last_id = options.pop("task_id", None)
         outer_rest = options.pop("chain", None) or []
         copy = chain(*self.tasks, app=self._app, **self.options)
+        for key in ("link", "link_error"):
+            extra = _as_list(options.pop(key, None))
+            if extra:
+                copy.options[key] = [*_as_list(copy.options.get(key)), *extra]
         result = copy.freeze(last_id, **tail)
         first, *rest = copy.tasks
         remaining = [*outer_rest, *(dict(s) for s in reversed(rest))]
-        opts = {**{k: v for k, v in self.options.items() if k != "link_error"}, **options}
+        opts = {**{k: v for k, v in self.options.items() if k not in _LINKS}, **options}
         first._build(args, kwargs, {**opts, "chain": remaining or None}, out)
         return result
 
@@ -553,12 +691,33 @@ class chord(_Composite):
         sig = chord(self.tasks, body or self.body, app=self._app, **self.options)
         return sig.apply_async((), **options)
 
+    def link(self, callback: Signature) -> Signature:
+        """Call ``callback`` with the chord's result: a link of its body."""
+        body = self.body
+        if body is None:
+            raise ValueError("a chord needs a body to link a callback to")
+        return body.link(callback)
+
+    def link_error(self, errback: Signature) -> Signature:
+        """Call ``errback`` when the body fails, or cannot run because a header task
+        failed; with ``task_allow_error_cb_on_chord_header``, also for each header task
+        that fails (as in Celery)."""
+        body = self.body
+        if body is None:
+            raise ValueError("a chord needs a body to link an errback to")
+        errback = _signature(errback, self._app)
+        each = bool(self.app.conf.task_allow_error_cb_on_chord_header)
+        for t in self.tasks:
+            if each:
+                t.link_error(errback.clone(immutable=True))
+            elif isinstance(t, chord):  # a nested chord links its own body
+                t.link_error(errback)
+        body.link_error(errback)
+        return errback
+
     def _header(self) -> list[Signature]:
         """The header's members, nested groups flattened into it."""
-        flat: list[Signature] = []
-        for t in self.tasks:
-            flat.extend(chord(t)._header() if isinstance(t, group) else [t])
-        return flat
+        return group(*self.tasks, app=self._app).members()
 
     def freeze(self, _id: str | None = None, **options: Any) -> Any:
         body = self.body
@@ -569,7 +728,10 @@ class chord(_Composite):
         gid = self.options.get("group_id") or new_id()
         self.options["group_id"] = gid
         result = body.freeze(_id)
-        header = [t.freeze(group_id=gid, group_index=i) for i, t in enumerate(self._header())]
+        members = self._header()
+        self.kwargs["tasks"] = members
+        places = placements(members, {"group_id": gid})
+        header = [t.freeze(**place) for t, place in zip(members, places, strict=True)]
         result.parent = _header_result(gid, header, self.app)
         return result
 
@@ -588,6 +750,13 @@ class chord(_Composite):
         body = options.pop("body", None) or self.body
         if body is None:
             raise ValueError("a chord needs a body")
+        source = self
+        links = {k: options.pop(k) for k in _LINKS if options.get(k)}
+        if links or any(self.options.get(k) for k in _LINKS):
+            extra = {k: [*_as_list(self.options.get(k)), *_as_list(links.get(k))] for k in _LINKS}
+            source = _with_links_applied(chord(self.tasks, body.clone(), app=self._app), extra)
+            body = source.body
+            assert body is not None
         body = body.clone()
         rest = options.pop("chain", None)
         if rest:
@@ -602,16 +771,17 @@ class chord(_Composite):
         for key in ("link", "link_error", "group_index"):
             opts.pop(key, None)
         args = (*args, *self.args)
-        header = self._header()
+        header = source._header()
         if not header:
             body._build(([],), {}, {}, out)
             result.parent = _header_result(gid, [], self.app)
             return result
-        join = {"body": dict(body), "size": len(header)}
+        join = {"body": dict(body), "size": sum(width(t) for t in header)}
         part: list[Message | Encoded] = []
+        places = placements(header, {"group_id": gid, "chord": join})
         results = [
-            t._build(args, kwargs, {**opts, "group_id": gid, "group_index": i, "chord": join}, part)
-            for i, t in enumerate(header)
+            t._build(args, kwargs, {**opts, **place}, part)
+            for t, place in zip(header, places, strict=True)
         ]
         header_result = _header_result(gid, results, self.app)
         header_result.save()  # the join reads the member ids from here
@@ -791,7 +961,8 @@ def _call_each(task: Any, it: Iterable[Any], star: bool) -> list[Any]:
 
 
 def register_builtins(app: Celeriac) -> None:
-    """The tasks workflows use: ``celeriac.map`` and ``celeriac.starmap``."""
+    """The tasks workflows use: ``celeriac.map``, ``celeriac.starmap`` and
+    ``celeriac.accumulate``."""
 
     @app.task(name="celeriac.map")
     def xmap_task(task: Any, it: Iterable[Any]) -> list[Any]:
@@ -800,3 +971,9 @@ def register_builtins(app: Celeriac) -> None:
     @app.task(name="celeriac.starmap")
     def xstarmap_task(task: Any, it: Iterable[Any]) -> list[Any]:
         return _call_each(task, it, star=True)
+
+    @app.task(name="celeriac.accumulate")
+    def accumulate(*args: Any, index: int | None = None) -> Any:
+        """Its arguments (or the one at ``index``): a chord body that gives the header's
+        results as they are (what a group replacing a task turns into)."""
+        return args if index is None else args[index]

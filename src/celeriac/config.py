@@ -61,6 +61,8 @@ DEFAULTS: dict[str, Any] = {
     "task_always_eager": False,
     "task_eager_propagates": False,
     "task_store_eager_result": False,
+    # a chord's link_error also called for each failed header task, as in Celery
+    "task_allow_error_cb_on_chord_header": False,
     "task_acks_late": True,
     "task_acks_on_failure_or_timeout": True,
     "task_reject_on_worker_lost": True,  # a task whose process died goes back to its queue
@@ -358,8 +360,7 @@ CELERY_SETTINGS: dict[str, tuple[str, str, Any]] = {
     "worker_send_task_events": (NOT_NEEDED, _NO_EVENTS, False),
     "worker_enable_remote_control": (
         NOT_NEEDED,
-        "answering remote control costs a worker one read of the result backend every half "
-        "second",
+        "answering remote control costs a worker one read of the result backend every half second",
         True,
     ),
     "worker_log_color": (NOT_NEEDED, "log lines are not coloured", None),

@@ -243,6 +243,8 @@ class TaskRun:
         if isinstance(exc, Reject):
             reason = f"rejected: {exc.reason}" if exc.reason else "rejected by the task"
             signals.task_rejected.send(sender=self.task, message=self.request, exc=exc)
+            if not exc.requeue:  # it will never run again: FAILURE, as Celery records
+                self._record_failure(exc, ExceptionInfo(exc), hook=False)
             return Outcome(REQUEUE if exc.requeue else DEAD_LETTER, states.REJECTED, reason)
         if self.task.should_autoretry(exc):
             try:
@@ -331,31 +333,7 @@ class TaskRun:
     def _failure(self, exc: BaseException) -> Outcome:
         req, task = self.request, self.task
         einfo = ExceptionInfo(exc)
-        store = self.stores_results or (
-            task.store_errors_even_if_ignored and not req.is_eager and self.app.results.enabled
-        )
-        if store:
-            self.app.results.store_failure(
-                str(req.id), exc, task.name, req, einfo.traceback, retry=True
-            )
-        try:
-            task.on_failure(exc, str(req.id), req.args, req.kwargs, einfo)
-        except Exception:
-            logger.exception("on_failure of %s raised", task.name)
-        signals.task_failure.send(
-            sender=task,
-            task_id=req.id,
-            exception=exc,
-            args=req.args,
-            kwargs=req.kwargs,
-            traceback=exc.__traceback__,
-            einfo=einfo,
-        )
-        workflow.call_errbacks(self.app, req, exc, einfo.traceback)
-        if not req.is_eager:
-            workflow.fail_downstream(self.app, req, exc, einfo.traceback)
-            if req.chord:
-                workflow.on_chord_part_return(self.app, req)
+        self._record_failure(exc, einfo)
         if isinstance(exc, task.throws):  # expected: one line, no traceback
             trace.info("Task %s[%s] raised expected: %s", task.name, req.id, safe_repr(exc))
         else:
@@ -380,6 +358,37 @@ class TaskRun:
             reason = f"failed: {type(exc).__name__}: {safe_str(exc)}"
             return Outcome(DEAD_LETTER, states.FAILURE, reason)
         return Outcome(ACK, states.FAILURE)
+
+    def _record_failure(self, exc: BaseException, einfo: ExceptionInfo, hook: bool = True) -> None:
+        """Store the failure, call ``on_failure`` (with ``hook``), ``task_failure`` receivers
+        and errbacks, and fail what can no longer run after it."""
+        req, task = self.request, self.task
+        store = self.stores_results or (
+            task.store_errors_even_if_ignored and not req.is_eager and self.app.results.enabled
+        )
+        if store:
+            self.app.results.store_failure(
+                str(req.id), exc, task.name, req, einfo.traceback, retry=True
+            )
+        if hook:
+            try:
+                task.on_failure(exc, str(req.id), req.args, req.kwargs, einfo)
+            except Exception:
+                logger.exception("on_failure of %s raised", task.name)
+        signals.task_failure.send(
+            sender=task,
+            task_id=req.id,
+            exception=exc,
+            args=req.args,
+            kwargs=req.kwargs,
+            traceback=exc.__traceback__,
+            einfo=einfo,
+        )
+        workflow.call_errbacks(self.app, req, exc, einfo.traceback)
+        if not req.is_eager:
+            workflow.fail_downstream(self.app, req, exc, einfo.traceback)
+            if req.chord:
+                workflow.on_chord_part_return(self.app, req)
 
 
 def _pid() -> int:

@@ -16,6 +16,8 @@ GROUP_KEY = "celeriac:group:{}"  # a group's member ids (GroupResult.save), by g
 SENT_KEY = "celeriac:sent:{}"  # a task's callbacks and next step were sent, by task id
 CHORD_KEY = "celeriac:chord:{}"  # the header members of a chord that finished, by group id
 FIRED_KEY = "celeriac:chord-fired:{}"  # which member sent the chord's body, by group id
+CHORD_ADDED_KEY = "celeriac:chord-added:{}"  # "n:id" of members added (Task.add_to_chord)
+CHORD_ADDED_COUNT = "celeriac:chord-added-count:{}"  # how many were added, by group id
 
 # -- revocation (celeriac.control) ----------------------------------------------------------
 

@@ -43,7 +43,10 @@ def allow_join_result() -> Iterator[None]:
 
 
 def _joining_forbidden() -> bool:
-    return current_request.get() is not None and not _join_allowed.get()
+    """Is a wait forbidden here: in a task run by a worker (a task run eagerly may wait, as
+    in Celery), outside :func:`allow_join_result`?"""
+    request = current_request.get()
+    return request is not None and not request.is_eager and not _join_allowed.get()
 
 
 class AsyncResult:
@@ -202,13 +205,18 @@ class AsyncResult:
         propagate: bool = True,
         interval: float = 0.5,
         disable_sync_subtasks: bool = True,
+        follow_parents: bool = True,
         **kwargs: Any,
     ) -> Any:
         """Wait for the task to finish and return its result.
 
         Raises the task's exception if it failed and ``propagate`` is true, and
         :class:`~celeriac.exceptions.TimeoutError` after ``timeout`` seconds. Waiting wakes on
-        the backend's notifications (``interval`` is accepted for compatibility)."""
+        the backend's notifications (``interval`` is accepted for compatibility).
+
+        With ``follow_parents`` (and ``propagate``), a failed parent's exception is raised
+        instead, as in Celery: the result of a chain or chord whose earlier step or header
+        task failed raises that task's own exception."""
         if disable_sync_subtasks and _joining_forbidden():
             raise RuntimeError(
                 "Never call result.get() within a task: it can deadlock the worker. "
@@ -216,8 +224,51 @@ class AsyncResult:
             )
         if self.ignored:
             return None  # sent with ignore_result: nothing will be stored to wait for
-        meta = self._cache or self._set_cache(self.app.results.wait(self.id, timeout))
+        follow = propagate and follow_parents and self.parent is not None
+        if follow:
+            self._raise_parent_failure()
+        meta = self._cache or self._set_cache(self._wait(timeout, follow))
+        if follow and meta["status"] in states.PROPAGATE_STATES:
+            self._raise_parent_failure()
         return self._value(meta, propagate)
+
+    def _wait(self, timeout: float | None, follow_parents: bool) -> dict[str, Any]:
+        """Wait for the meta of a finished task; with ``follow_parents``, looking at the
+        parents every second meanwhile (a parent revoked or failed stops the wait)."""
+        if not follow_parents:
+            return self.app.results.wait(self.id, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return self.app.results.wait(self.id, 1.0 if left is None else min(left, 1.0))
+            except TimeoutError:
+                if left is not None and left <= 1.0:
+                    raise
+            self._raise_parent_failure()
+
+    def _raise_parent_failure(self) -> None:
+        """Raise the exception of the first parent (the furthest back first) that failed or
+        was revoked."""
+        parents = []
+        node = self.parent
+        while node is not None:
+            parents.append(node)
+            node = getattr(node, "parent", None)
+        for node in reversed(parents):
+            node.maybe_throw()
+
+    def maybe_throw(self, propagate: bool = True, callback: Any = None) -> Any:
+        """Raise the task's exception if it has failed or was revoked (with
+        ``propagate``); return its result (None while it has not finished)."""
+        meta = self._get_meta()
+        if propagate and meta["status"] in states.PROPAGATE_STATES:
+            self._value(meta, True)
+        if callback is not None:
+            callback(self.id, meta["result"])
+        return meta["result"]
+
+    maybe_reraise = maybe_throw
 
     wait = get
 
@@ -299,6 +350,7 @@ class EagerResult(AsyncResult):
         propagate: bool = True,
         interval: float = 0.5,
         disable_sync_subtasks: bool = True,
+        follow_parents: bool = True,
         **kwargs: Any,
     ) -> Any:
         meta = self._get_meta()
@@ -310,6 +362,16 @@ class EagerResult(AsyncResult):
         return meta["result"]
 
     wait = get
+
+    def maybe_throw(self, propagate: bool = True, callback: Any = None) -> Any:
+        meta = self._get_meta()
+        if propagate and meta["status"] in states.PROPAGATE_STATES:
+            self.get()
+        if callback is not None:
+            callback(self.id, meta["result"])
+        return meta["result"]
+
+    maybe_reraise = maybe_throw
 
     def forget(self) -> None:
         pass
@@ -389,6 +451,14 @@ class ResultSet:
         """Did any member fail?"""
         self._prefetch()
         return any(r.failed() for r in self.results)
+
+    def maybe_throw(self, propagate: bool = True, callback: Any = None) -> None:
+        """Raise the exception of the first member that failed or was revoked."""
+        self._prefetch()
+        for r in self.results:
+            r.maybe_throw(propagate=propagate, callback=callback)
+
+    maybe_reraise = maybe_throw
 
     def waiting(self) -> bool:
         """Is any member still to finish?"""

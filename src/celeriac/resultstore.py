@@ -149,6 +149,8 @@ class ResultStore:
         that finished is not run again only because its result could not be written."""
         if isinstance(result, BaseException):
             result = exception_to_meta(result)
+        elif _is_result(result) and self.app.conf.result_serializer != "pickle":
+            result = result.as_tuple()  # a task returned a result: stored as Celery does
         meta: dict[str, Any] = {
             "task_id": task_id,
             "status": state,
@@ -248,6 +250,12 @@ def _pending(task_id: str) -> dict[str, Any]:
         "date_done": None,
         "name": None,
     }
+
+
+def _is_result(value: Any) -> bool:
+    """Is ``value`` an AsyncResult or GroupResult (which :mod:`celeriac.result` defines, on
+    top of this module)?"""
+    return callable(getattr(value, "as_tuple", None)) and hasattr(value, "id")
 
 
 def _child_ref(child: Any) -> Any:

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import states
 from ._state import Context, current_request, get_current_app
-from .canvas import Signature, chunks, xmap, xstarmap
-from .exceptions import MaxRetriesExceededError, Retry
+from .canvas import Signature, chain, chunks, group, maybe_signature, tail, xmap, xstarmap
+from .exceptions import Ignore, ImproperlyConfigured, MaxRetriesExceededError, Retry
 from .execution import execute_eagerly, store_retry
+from .keys import CHORD_ADDED_COUNT, CHORD_ADDED_KEY
 from .rates import parse_rate
-from .result import AsyncResult
+from .result import AsyncResult, allow_join_result
 from .utils.pydantic_args import pydantic_task
 from .utils.time import get_exponential_backoff_interval, to_unix
 
@@ -265,6 +266,75 @@ class Task:
         if throw:
             raise ret
         return ret
+
+    def replace(self, sig: Any) -> Any:
+        """Replace this running task with ``sig``, which takes over its id, callbacks,
+        errbacks, the rest of its chain and its place in a group or chord: whoever waits
+        on this task's result gets the replacement's. A group is replaced by a chord that
+        gives the list of its results.
+
+        In a worker it sends ``sig`` and raises :class:`~celeriac.exceptions.Ignore`
+        (write ``return self.replace(sig)``); run eagerly, it runs ``sig`` and returns its
+        result."""
+        request = self.request
+        new = maybe_signature(sig, self.app)
+        if new is None:
+            raise TypeError("replace() needs a signature")
+        new = new.clone()
+        if "chord" in new.options:
+            raise ImproperlyConfigured("a signature replacing a task must not be part of a chord")
+        if isinstance(new, chain) and not new.tasks:
+            raise ImproperlyConfigured("cannot replace a task with an empty chain")
+        if isinstance(tail(new), group):  # its result must be one task's, under this id
+            new = new | self.app.tasks["celeriac.accumulate"].s(index=0)
+        if request.is_eager:
+            return self.on_replace(new)
+        for callback in request.callbacks or ():
+            new.link(Signature.from_dict(callback, app=self.app))
+        for errback in request.errbacks or ():
+            new.link_error(Signature.from_dict(errback, app=self.app))
+        new.freeze(request.id)
+        place = {"group_id": request.group, "group_index": request.group_index}
+        if request.chord:
+            place["chord"] = request.chord
+        new._set_tail({k: v for k, v in place.items() if v is not None})
+        if request.chain:
+            after = [Signature.from_dict(d, app=self.app) for d in reversed(request.chain)]
+            new = chain(new, *after, app=self.app)
+        return self.on_replace(new)
+
+    def on_replace(self, sig: Signature) -> Any:
+        """Called by :meth:`replace` with the replacement, ready to send; an override must
+        return ``super().on_replace(sig)``."""
+        request = self.request
+        if request.is_eager:
+            with allow_join_result():
+                return sig.apply().get()
+        sig.apply_async(root_id=request.root_id, parent_id=request.parent_id, add_to_parent=False)
+        raise Ignore("Replaced by new task")
+
+    def add_to_chord(self, sig: Any, lazy: bool = False) -> Any:
+        """Add ``sig`` to the chord this task is a header member of: the chord's body waits
+        for it too and gets its result after the others'. Returns its result, or with
+        ``lazy`` the signature, for the caller to send."""
+        request = self.request
+        join, group_id = request.chord, request.group
+        if not join or not group_id:
+            raise ValueError("the current task is not a member of any chord")
+        new = maybe_signature(sig, self.app)
+        if new is None:
+            raise TypeError("add_to_chord() needs a signature")
+        if isinstance(tail(new), group):  # it must count as one member
+            new = new | self.app.tasks["celeriac.accumulate"].s(index=0)
+        result = new.freeze()
+        results = self.app.results
+        backend, expires = results.backend, results.expires_in
+        n = backend.incr(CHORD_ADDED_COUNT.format(group_id), 1, expires)
+        backend.add_to_set(CHORD_ADDED_KEY.format(group_id), f"{n}:{result.id}", expires)
+        new._set_tail(
+            {"group_id": group_id, "group_index": int(join["size"]) + n - 1, "chord": join}
+        )
+        return new if lazy else new.apply_async()
 
     def send_event(self, type_: str, retry: bool = True, **fields: Any) -> None:
         """Celery's custom task event. Workers send no events yet, as a Celery worker

@@ -16,10 +16,19 @@ from typing import TYPE_CHECKING, Any
 
 from . import states
 from ._state import Context
-from .canvas import Signature, chain, check_signature, chord, group, maybe_signature
+from .canvas import (
+    Signature,
+    chain,
+    check_signature,
+    chord,
+    group,
+    maybe_signature,
+    placements,
+    tail,
+)
 from .exceptions import ChordError, InvalidTaskError
-from .keys import CHORD_KEY, FIRED_KEY, SENT_KEY
-from .result import GroupResult
+from .keys import CHORD_ADDED_KEY, CHORD_KEY, FIRED_KEY, SENT_KEY
+from .result import AsyncResult, GroupResult
 
 if TYPE_CHECKING:
     from .app import Celeriac
@@ -116,6 +125,37 @@ def fail_downstream(app: Celeriac, request: Context, exc: BaseException, traceba
         sig = maybe_signature(d, app)
         for task_id, name in frozen_ids(sig) if sig is not None else ():
             app.results.store_failure(task_id, exc, name, None, traceback, retry=True)
+    last = maybe_signature(request.chain[0], app)  # the chain's end: it may end a chord member
+    if last is not None:
+        count_unrun(app, last, request.root_id)
+
+
+def count_unrun(app: Celeriac, sig: Signature, root_id: str | None) -> None:
+    """``sig`` will never run (failed upstream): count the tasks ending it that are chord
+    header members as finished (their failure is stored), so the chord completes."""
+    for task_id, place in _chord_places(sig, None):
+        member = Context(
+            id=task_id,
+            group=place["group_id"],
+            group_index=place["group_index"],
+            chord=place["chord"],
+            root_id=root_id,
+        )
+        on_chord_part_return(app, member)
+
+
+def _chord_places(sig: Signature, place: dict[str, Any] | None) -> list[tuple[Any, dict[str, Any]]]:
+    """(task id, chord placement) of each task ending ``sig`` that counts in a chord."""
+    end = tail(sig)
+    if place is None:
+        place = {k: end.options.get(k) for k in ("group_id", "group_index", "chord")}
+        if not place["chord"] or not place["group_id"]:
+            return []
+    if isinstance(end, group):
+        members = end.members()
+        pairs = zip(members, placements(members, place), strict=True)
+        return [found for m, p in pairs for found in _chord_places(m, p)]
+    return [(end.options.get("task_id"), place)]
 
 
 def frozen_ids(sig: Signature) -> list[tuple[str, str | None]]:
@@ -140,6 +180,9 @@ def on_chord_part_return(app: Celeriac, request: Context) -> None:
     finished = backend.add_to_set(CHORD_KEY.format(group_id), str(request.group_index), expires)
     if finished < int(join["size"]):
         return
+    added = _added(app, group_id)  # members added by Task.add_to_chord
+    if finished < int(join["size"]) + len(added):
+        return
     me = str(request.id).encode()
     key = FIRED_KEY.format(group_id)
     won = backend.set_value(key, me, expires, only_if_absent=True)
@@ -151,7 +194,8 @@ def on_chord_part_return(app: Celeriac, request: Context) -> None:
     if header is None:
         _fail_chord(app, body, ChordError(f"chord {group_id}: its header has expired"))
         return
-    ids = [r.id for r in header.results]
+    members = [*header.results, *(AsyncResult(i, app=app) for i in added)]
+    ids = _leaf_ids(members)
     metas = app.results.metas(ids)
     for task_id in ids:
         meta = metas.get(task_id)
@@ -159,8 +203,30 @@ def on_chord_part_return(app: Celeriac, request: Context) -> None:
             cause = app.AsyncResult(task_id).result if meta is not None else None
             _fail_chord(app, body, ChordError(f"Dependency {task_id} raised {cause!r}"))
             return
-    values = [metas[i]["result"] for i in ids]
+    values = _values(members, metas)
     body.apply_async((values,), parent_id=request.id, root_id=request.root_id)
+
+
+def _added(app: Celeriac, group_id: str) -> list[str]:
+    """The ids of the members added to chord ``group_id`` while it ran, in order added."""
+    found = app.results.backend.set_members(CHORD_ADDED_KEY.format(group_id))
+    pairs = sorted((int(n), task_id) for n, _, task_id in (m.partition(":") for m in found))
+    return [task_id for _, task_id in pairs]
+
+
+def _leaf_ids(results: list[Any]) -> list[str]:
+    """The task ids in ``results``, nested groups (a member ending in a group) flattened."""
+    return [
+        i for r in results for i in (_leaf_ids(r.results) if isinstance(r, GroupResult) else [r.id])
+    ]
+
+
+def _values(results: list[Any], metas: dict[str, Any]) -> list[Any]:
+    """The results' values, a member that ends in a group giving the list of its values."""
+    return [
+        _values(r.results, metas) if isinstance(r, GroupResult) else metas[r.id]["result"]
+        for r in results
+    ]
 
 
 def _fail_chord(app: Celeriac, body: Signature, exc: ChordError) -> None:
@@ -168,6 +234,7 @@ def _fail_chord(app: Celeriac, body: Signature, exc: ChordError) -> None:
     traceback = f"{type(exc).__name__}: {exc}\n"
     for task_id, name in frozen_ids(body):
         app.results.store_failure(task_id, exc, name, None, traceback, retry=True)
+    count_unrun(app, body, None)  # a body that ends a member of an outer chord
     first = body.tasks[0] if isinstance(body, chain) and body.tasks else body
     request = Context(
         id=first.options.get("task_id"),
