@@ -45,6 +45,7 @@ class Context:
     timelimit: tuple[float | None, float | None] = (None, None)
     reply_to: str | None = None
     correlation_id: str | None = None
+    properties: dict[str, Any] = {}
     retries_exhausted: bool = False
 
     def __init__(self, **kwargs: Any) -> None:

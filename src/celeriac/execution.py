@@ -138,6 +138,13 @@ def make_request(
         origin=message.origin,
         ignore_result=message.ignore_result,
         timelimit=(message.soft_time_limit, message.time_limit),
+        correlation_id=message.id,
+        properties={
+            "correlation_id": message.id,
+            "priority": message.priority,
+            "content_type": message.content_type,
+            **(message.properties or {}),
+        },
     )
 
 

@@ -54,6 +54,7 @@ class Message:
     headers: dict[str, Any] = field(default_factory=dict)
     origin: str | None = None
     sent_at: float = 0.0
+    properties: dict[str, Any] | None = None
     content_type: str = JSON_CONTENT_TYPE
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -165,6 +166,8 @@ def _check_fields(msg: Message) -> None:
             raise InvalidTaskError(f"message {name} is not a list")
     if msg.chord is not None and not isinstance(msg.chord, dict):
         raise InvalidTaskError("message chord is not an object")
+    if msg.properties is not None and not isinstance(msg.properties, dict):
+        raise InvalidTaskError("message properties is not an object")
     if msg.kwargs and not all(type(key) is str for key in msg.kwargs):
         raise InvalidTaskError("message kwargs has a key that is not a string")
 

@@ -33,6 +33,20 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.app")
 
+#: ``apply_async`` options that are AMQP message properties: they travel with the message
+#: and the task sees them in ``self.request.properties``, as in Celery.
+PROPERTIES = (
+    "app_id",
+    "user_id",
+    "type",
+    "message_id",
+    "cluster_id",
+    "content_encoding",
+    "delivery_mode",
+    "expiration",
+    "timestamp",
+)
+
 
 class Producer:
     """Builds and publishes the messages of one app."""
@@ -137,6 +151,7 @@ class Producer:
                 else conf.task_ignore_result
             )
         headers = dict(headers or {})
+        properties = {key: options.pop(key) for key in PROPERTIES if key in options}
         chord = options.pop("chord", None)
         reply_to = options.pop("reply_to", None)
         backend = self.app.backend
@@ -174,6 +189,7 @@ class Producer:
             headers=headers,
             origin=_hostname(),
             sent_at=now,
+            properties=properties or None,
             content_type=get_serializer(
                 serializer or (task and task.serializer) or conf.task_serializer
             ).content_type,

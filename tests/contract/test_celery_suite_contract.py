@@ -102,3 +102,21 @@ def test_an_exception_that_cannot_be_made_again_is_an_unpickleable_wrapper(app: 
     assert isinstance(wrapped, UnpickleableExceptionWrapper)
     assert (wrapped.exc_cls_name, wrapped.exc_args) == ("NeedsTwo", ("foo",))
     retried.revoke()
+
+
+def test_message_properties_given_to_apply_async_reach_the_request(app: Celery) -> None:
+    @app.task(bind=True)
+    def properties(self: Any) -> dict[str, Any]:
+        assert self.request.correlation_id == self.request.id
+        return dict(self.request.properties)
+
+    sent = properties.apply_async(app_id="1234", type="report", priority=3)
+    plain = properties.delay()
+    with worker(app):
+        got = sent.get(timeout=15)
+        assert plain.get(timeout=15)["correlation_id"] == plain.id
+    assert got["app_id"] == "1234"
+    assert got["type"] == "report"
+    assert got["correlation_id"] == sent.id
+    assert got["priority"] == 3
+    assert "app_id" not in plain.get(timeout=15)
