@@ -120,3 +120,11 @@ def test_message_properties_given_to_apply_async_reach_the_request(app: Celery) 
     assert got["correlation_id"] == sent.id
     assert got["priority"] == 3
     assert "app_id" not in plain.get(timeout=15)
+
+
+def test_backends_say_whether_chords_are_allowed(backend: Any) -> None:
+    if getattr(backend, "keeps_values", True):
+        assert backend.ensure_chords_allowed() is None
+    else:  # rpc://, as in Celery
+        with pytest.raises(NotImplementedError, match="chords"):
+            backend.ensure_chords_allowed()

@@ -154,6 +154,14 @@ class CeleryMethods:
         meta: dict[str, Any] = self._results().meta(task_id)
         return meta
 
+    def ensure_chords_allowed(self) -> None:
+        """Raise NotImplementedError where chords cannot be used (a backend that does not
+        keep values, rpc://), as Celery's backends do; return otherwise."""
+        if not getattr(self, "keeps_values", True):
+            raise NotImplementedError(
+                "chords need a result backend that keeps values (redis://, sqlite://, ...)"
+            )
+
     def get_state(self, task_id: str) -> str:
         return str(self.get_task_meta(task_id)["status"])
 
