@@ -142,9 +142,11 @@ def cmd_control(app: Celeriac, args: argparse.Namespace) -> int:
     if action in ("revoke", "terminate"):
         if not ids:
             raise CLIError(f"control {action}: give at least one task id", EXIT_USAGE)
-        signal = named.get("signal", "SIGTERM")
+        signal = named.get("signal", "SIGTERM").upper()
+        signal = signal if signal.startswith("SIG") or signal.isdigit() else f"SIG{signal}"
         try:
-            app.control.revoke(ids, terminate=action == "terminate", signal=signal)
+            how_ = int(signal) if signal.isdigit() else signal
+            app.control.revoke(ids, terminate=action == "terminate", signal=how_)
         except ValueError as exc:
             raise CLIError(str(exc), EXIT_USAGE) from None
         how = f" and stopped with {signal} where they run" if action == "terminate" else ""

@@ -1,0 +1,287 @@
+"""The commands Celery projects start with besides the worker: multi, control (every
+subcommand), shell, report, events and migrate."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from celeriac.cli import main
+from celeriac.cli.multi import parse_nodes
+from conftest import TESTS_DIR, Project
+
+
+def _cli(
+    *args: str, env: dict[str, str] | None = None, **kw: Any
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "celeriac", *args],
+        cwd=TESTS_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kw,
+    )
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exit_.value.code or 0), out, err
+
+
+# -- multi ---------------------------------------------------------------------------------
+
+
+def test_multi_names_nodes_and_their_options_as_celery_does(tmp_path: Path) -> None:
+    nodes, common, glob = parse_nodes(
+        ["3", "-A", "proj", "-l", "info", "-c:1", "4", "-Q:2-3", "a,b",
+         f"--pidfile={tmp_path}/%n.pid", "--logfile", f"{tmp_path}/%n%I.log"]
+    )  # fmt: skip
+    assert [n.short for n in nodes] == ["celery1", "celery2", "celery3"]
+    assert common == ["-l", "info"]
+    assert glob == ["-A", "proj"]
+    assert nodes[0].args == ["-c", "4"] and nodes[1].args == nodes[2].args == ["-Q", "a,b"]
+    assert nodes[0].pidfile == f"{tmp_path}/celery1.pid"
+    assert nodes[2].logfile == f"{tmp_path}/celery3.log"  # %I: empty in the main process
+    named, _, _ = parse_nodes(["w1", "w2@example.com", "-c:w2", "2"])
+    assert [n.name.partition("@")[0] for n in named] == ["w1", "w2"]
+    assert named[1].name == "w2@example.com" and named[1].args == ["-c", "2"]
+    assert named[0].pidfile == os.path.join(os.getcwd(), "w1.pid")
+
+
+def test_multi_show_names_and_expand(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "multi", "names", "2")
+    assert code == 0 and [line.partition("@")[0] for line in out.split()] == ["celery1", "celery2"]
+    code, out, _ = _run(capsys, "multi", "expand", "/var/log/%n.log", "w1", "w2")
+    assert out.split() == ["/var/log/w1.log", "/var/log/w2.log"]
+    code, out, _ = _run(capsys, "multi", "show", "2", "-A", "proj", "-c:2", "3")
+    first, second = out.strip().splitlines()
+    assert " -A proj worker --detach -n celery1@" in first and "-c 3" not in first
+    assert second.endswith("-c 3") and "--pidfile=" in second and "--logfile=" in second
+    code, out, _ = _run(capsys, "multi", "get", "w2", "w1", "w2", "-A", "proj")
+    assert out.count("\n") == 1 and "-n w2@" in out
+    code, _, err = _run(capsys, "multi", "start")
+    assert code == 2 and "name the nodes" in err
+
+
+@pytest.mark.slow
+def test_multi_starts_stops_and_restarts_detached_workers(project: Project, tmp_path: Path) -> None:
+    files = [f"--pidfile={tmp_path}/%n.pid", f"--logfile={tmp_path}/%n%I.log"]
+    started = _cli("multi", "start", "w1", "w2", "-A", "proj", "-c", "1", "-l", "info", *files,
+                   env=project.env)  # fmt: skip
+    pids = [tmp_path / "w1.pid", tmp_path / "w2.pid"]
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert started.stdout.count(": OK (pid ") == 2
+        assert all(p.exists() for p in pids)
+        assert [project.send("add", i, i).get(timeout=30) for i in range(4)] == [0, 2, 4, 6]
+        status = _cli("-A", "proj", "status", "-t", "3", env=project.env)
+        assert "2 nodes online." in status.stdout, status.stdout + status.stderr
+        again = _cli("multi", "start", "w1", "w2", "-A", "proj", *files, env=project.env)
+        assert again.stdout.count("already running") == 2
+        first = [int(p.read_text()) for p in pids]
+        restarted = _cli("multi", "restart", "w1", "w2", "-A", "proj", "-c", "1", *files,
+                         env=project.env)  # fmt: skip
+        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+        assert restarted.stdout.count(": OK (pid ") == 2
+        assert [int(p.read_text()) for p in pids] != first
+        assert project.send("add", 1, 1).get(timeout=30) == 2
+    finally:
+        stopped = _cli("multi", "stopwait", "w1", "w2", *files, env=project.env)
+    assert stopped.returncode == 0 and stopped.stdout.count("TERM -> ") == 2
+    assert not any(p.exists() for p in pids)
+    assert "Warm shutdown" in (tmp_path / "w1.log").read_text()
+    down = _cli("multi", "stop", "w1", "w2", *files, env=project.env)
+    assert down.stdout.count(": DOWN") == 2
+
+
+# -- control, inspect ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_every_control_command_from_the_command_line(project: Project) -> None:
+    project.worker("-c", "1", "-n", "cli@%h", "-P", "threads")
+
+    def control(*args: str) -> subprocess.CompletedProcess[str]:
+        return _cli("-A", "proj", "control", *args, "-t", "3", env=project.env)
+
+    def replies(*args: str) -> Any:
+        done = _cli("-A", "proj", "control", *args, "-t", "3", "--json", env=project.env)
+        return next(iter(json.loads(done.stdout).values()))
+
+    grow = control("pool_grow", "2")
+    assert grow.returncode == 0 and "pool will grow to 3" in grow.stdout
+    assert "pool will shrink to 2" in control("pool_shrink").stdout
+    assert "max=4" in control("autoscale", "4", "1").stdout
+    assert replies("add_consumer", "extra") == {"ok": "add consumer extra"}
+    assert project.send("add", 2, 3, queue="extra").get(timeout=20) == 5
+    assert "no longer consuming" in replies("cancel_consumer", "extra")["ok"]
+    assert replies("time_limit", "proj.tasks.add", "5", "10") == {
+        "ok": "time limits set successfully"
+    }
+    assert "leases renewed" in replies("heartbeat")["ok"]
+    events = control("enable_events")
+    assert events.returncode == 1 and "ERROR" in events.stdout
+    assert "events are not available yet" in events.stdout
+    assert "restart the worker" in control("pool_restart").stdout
+    assert "pong" in json.dumps(replies("ping"))
+    election = control("election", "id", "topic")
+    assert election.returncode == 0 and "not needed" in election.stdout
+    assert "every worker" in control("rate_limit", "proj.tasks.add", "10/s").stdout
+    revoked = control("revoke", "id-1", "id-2")
+    assert revoked.returncode == 0 and "id-1, id-2" in revoked.stdout
+    assert "SIGKILL" in control("terminate", "KILL", "id-3").stdout
+    inspect = _cli("-A", "proj", "inspect", "memsample", "-t", "3", env=project.env)
+    assert inspect.returncode == 1 and "not available" in inspect.stdout
+    stats = _cli("-A", "proj", "inspect", "stats", "-t", "3", "-j", env=project.env)
+    assert next(iter(json.loads(stats.stdout).values()))["pool"]["max-concurrency"] == 4
+    usage = control("time_limit", "proj.tasks.add")
+    assert usage.returncode == 2 and "task_name soft [hard]" in usage.stderr
+    down = control("shutdown")
+    assert "shutting down" in down.stdout
+    assert project.workers[0].wait() == 0
+
+
+@pytest.mark.slow
+def test_a_prefork_workers_children_follow_its_queues_and_time_limits(project: Project) -> None:
+    """The prefork children consume by themselves: they learn the changes within a
+    heartbeat (the lease is short here, so the heartbeat is too)."""
+    project.set(CELERIAC_TEST_VT="3")
+    project.worker("-c", "1", "-n", "pf@%h")
+
+    def ask(command: str, **arguments: Any) -> Any:
+        got = project.app.control.broadcast(command, arguments, reply=True, timeout=5, limit=1)
+        assert got, f"no reply to {command}"
+        return next(iter(got[0].values()))
+
+    assert ask("add_consumer", queue="extra") == {"ok": "add consumer extra"}
+    assert project.send("add", 1, 2, queue="extra").get(timeout=20) == 3
+    assert "fixed size" in ask("pool_grow", n=1)["error"]
+    assert project.send("soft_limited", 1.0).get(timeout=20) == "cleaned up"
+    assert ask("time_limit", task_name="proj.tasks.soft_limited") == {
+        "ok": "time limits set successfully"
+    }
+    time.sleep(1.5)  # the child reads the change with its next heartbeat (every second here)
+    assert project.send("soft_limited", 1.0).get(timeout=20) == "finished"
+
+
+# -- shell, report, events -----------------------------------------------------------------
+
+
+def test_shell_has_the_app_and_its_tasks(project: Project) -> None:
+    code = "print(app.main, celery is app, add.name, 'chain' in dir())\n"
+    done = _cli("-A", "proj", "shell", "--python", env=project.env, input=code)
+    assert done.returncode == 0, done.stderr
+    assert "proj True proj.tasks.add True" in done.stdout + done.stderr
+    bare = _cli("-A", "proj", "shell", "--python", "--without-tasks", env=project.env,
+                input="print('add' in dir())\n")  # fmt: skip
+    assert "False" in bare.stdout + bare.stderr
+
+
+def test_report_shows_versions_and_masked_settings(project: Project) -> None:
+    env = {**project.env, "CELERIAC_TEST_CONF": json.dumps({"redis_password": "hunter2"})}
+    done = _cli("-A", "proj", "report", "-b", "redis://u:sekrit@localhost:6379/0", env=env)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.startswith("software -> celeriac:") and "platform -> system:" in out
+    assert "sekrit" not in out and "hunter2" not in out
+    assert "redis_password: '********'" in out and "broker_url: 'redis://u:***@" in out
+
+
+def test_events_fails_at_once_saying_what_to_use(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(
+        capsys, "events", "--dump", "-c", "myapp.Camera", "-F", "2", "-r", "10/s",
+        "--logfile", "x.log", "--pidfile", "x.pid",
+    )  # fmt: skip
+    assert code == 1 and out == ""
+    assert "events are not available yet" in err and "inspect active" in err
+
+
+# -- migrate -------------------------------------------------------------------------------
+
+
+SAMPLE = {
+    "proj/__init__.py": "from .celery import app as celery_app\n\n__all__ = ('celery_app',)\n",
+    "proj/celery.py": (
+        "import os\n"
+        "import celery\n"
+        "from celery import Celery, shared_task\n"
+        "from celery.schedules import crontab\n"
+        "from kombu import Queue, Exchange\n"
+        "\n"
+        "app = Celery('proj')\n"
+        "app.config_from_object('django.conf:settings', namespace='CELERY')\n"
+        "app.conf.task_queues = [Queue('default', Exchange('default'))]\n"
+        "CELERY_BROKER_URL = 'redis://localhost'\n"
+    ),
+    "proj/tasks.py": (
+        "from celery import (\n"
+        "    shared_task,\n"
+        "    group,  # fan out\n"
+        ")\n"
+        "from celery.utils.log import get_task_logger\n"
+        "from celery.result import AsyncResult, NoSuchThing\n"
+        "import celery.exceptions\n"
+        "from django_celery_beat.models import PeriodicTask\n"
+    ),
+    "conftest.py": 'pytest_plugins = ("celery.contrib.pytest",)\n',
+    "flower_conf.py": "import flower\n",
+    ".venv/lib/celery_stuff.py": "from celery import Celery\n",
+}
+
+
+def _sample(root: Path) -> None:
+    for name, text in SAMPLE.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_migrate_rewrites_a_projects_imports(tmp_path: Path) -> None:
+    _sample(tmp_path)
+    dry = _cli("migrate", str(tmp_path), "--dry-run")
+    assert "+from celeriac import Celery, shared_task" in dry.stdout
+    assert (tmp_path / "proj/celery.py").read_text() == SAMPLE["proj/celery.py"]  # unchanged
+
+    done = _cli("migrate", str(tmp_path))
+    assert done.returncode == 1  # some imports are left for the user
+    celery_py = (tmp_path / "proj/celery.py").read_text()
+    assert "import celeriac as celery\n" in celery_py
+    assert "from celeriac import Celery, shared_task\n" in celery_py
+    assert "from celeriac.schedules import crontab\n" in celery_py
+    assert "from celeriac import Queue, Exchange\n" in celery_py
+    assert "namespace='CELERY'" in celery_py and "CELERY_BROKER_URL" in celery_py
+    tasks = (tmp_path / "proj/tasks.py").read_text()
+    assert tasks.startswith("from celeriac import (\n    shared_task,\n    group,  # fan out\n")
+    assert "from celeriac.utils.log import get_task_logger" in tasks
+    assert "from celery.result import AsyncResult, NoSuchThing" in tasks  # left: NoSuchThing
+    assert "import celeriac.exceptions\nimport celeriac as celery\n" in tasks
+    assert (
+        tmp_path / "conftest.py"
+    ).read_text() == 'pytest_plugins = ("celeriac.contrib.pytest",)\n'
+    assert (tmp_path / "proj/__init__.py").read_text() == SAMPLE["proj/__init__.py"]
+    assert (tmp_path / ".venv/lib/celery_stuff.py").read_text() == "from celery import Celery\n"
+    out = done.stdout
+    assert "celeriac.result has no NoSuchThing" in out
+    assert "django_celery_beat" in out and "beat -S db" in out
+    assert "import flower" in out and "celeriac inspect" in out
+    for name in ("proj/celery.py", "proj/tasks.py"):  # what was rewritten still parses
+        ast.parse((tmp_path / name).read_text())
+    again = _cli("migrate", str(tmp_path / "proj/celery.py"))
+    assert again.returncode == 0 and "0 imports rewritten" in again.stdout
+
+
+def test_migrate_says_what_it_is_when_given_a_broker_url() -> None:
+    done = _cli("migrate", "amqp://localhost//")
+    assert done.returncode == 2 and "rewrites a project's imports" in done.stderr
