@@ -91,5 +91,6 @@ def test_control_changes_a_running_workers_queues_limits_and_pool(app: Celery) -
 
 def test_a_pool_of_fixed_size_says_so(app: Celery) -> None:
     with worker(app, pool="solo", hostname="solo@%h") as w:
+        wait_until(lambda: app.control.inspect(timeout=1, limit=1).ping())
         replies = app.control.pool_grow(1, reply=True, timeout=5, limit=1)
         assert "fixed size" in _one(replies, w.hostname)["error"]
