@@ -54,6 +54,8 @@ def test_multi_names_nodes_and_their_options_as_celery_does(tmp_path: Path) -> N
     assert nodes[0].args == ["-c", "4"] and nodes[1].args == nodes[2].args == ["-Q", "a,b"]
     assert nodes[0].pidfile == f"{tmp_path}/celery1.pid"
     assert nodes[2].logfile == f"{tmp_path}/celery3.log"  # %I: empty in the main process
+    on_host, _, _ = parse_nodes(["2", "--hostname=worker.example.com", "-c", "3"])
+    assert [n.name for n in on_host] == ["celery1@worker.example.com", "celery2@worker.example.com"]
     named, _, _ = parse_nodes(["w1", "w2@example.com", "-c:w2", "2"])
     assert [n.name.partition("@")[0] for n in named] == ["w1", "w2"]
     assert named[1].name == "w2@example.com" and named[1].args == ["-c", "2"]
@@ -73,6 +75,10 @@ def test_multi_show_names_and_expand(capsys: pytest.CaptureFixture[str]) -> None
     assert out.count("\n") == 1 and "-n w2@" in out
     code, _, err = _run(capsys, "multi", "start")
     assert code == 2 and "name the nodes" in err
+    code, out, _ = _run(
+        capsys, "multi", "stop", "w1", "-KILL", "--nosplash", "--pidfile=/nonexistent/%n.pid"
+    )
+    assert code == 0 and "multi v" not in out and "w1@" in out and ": DOWN" in out
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""``celeriac multi start|stop|stopwait|restart|kill|show|get|names|expand``: several
+"""``celeriac multi start|stop|stopwait|restart|kill|show|get|names|expand|help``: several
 detached workers on one machine, each with its pid file and log file, with Celery's
 argument syntax::
 
@@ -12,7 +12,9 @@ Every option after them goes to each worker; ``-X:SELECTOR value`` (or
 (``1-3``), a list (``1,3``) or a name (``w1``). ``--pidfile`` (default ``%n.pid``) and
 ``--logfile`` (default ``%n%I.log``) take ``%n`` (node name), ``%h`` (node@host) and
 ``%d`` (domain); the other commands find the workers by their pid files, so give them the
-same ``--pidfile``.
+same ``--pidfile``. ``--hostname=HOST`` is the host part of the node names; ``stop``,
+``stopwait`` and ``restart`` take a signal (``-KILL``, ``-9``; SIGTERM by default);
+``--nosplash``, ``-q/--quiet``, ``--verbose`` and ``--no-color`` are multi's own.
 """
 
 from __future__ import annotations
@@ -36,7 +38,22 @@ from ..worker.worker import expand_hostname
 from .base import EXIT_USAGE, CLIError
 from .daemon import expand_path
 
-ACTIONS = ("start", "stop", "stopwait", "restart", "kill", "show", "get", "names", "expand")
+ACTIONS = (
+    "start",
+    "stop",
+    "stopwait",
+    "stop_verify",  # Celery's old name of stopwait
+    "restart",
+    "kill",
+    "show",
+    "get",
+    "names",
+    "expand",
+    "help",
+)
+#: multi's own flags, anywhere on the line (not passed to the workers)
+RESERVED = {"--nosplash": "nosplash", "--quiet": "quiet", "-q": "quiet", "--verbose": "verbose",
+            "--no-color": "no_color"}  # fmt: skip
 #: How long ``start`` waits for a detached worker to write its pid file.
 START_WAIT = 20.0
 _PER_NODE = re.compile(r"^(-{1,2}[^:=\s]+):([^=\s]+)(?:=(.*))?$")
@@ -128,7 +145,11 @@ def parse_nodes(argv: list[str]) -> tuple[list[Node], list[str], list[str]]:
         names = [f"celery{n}" for n in range(1, int(specs[0]) + 1)]
     else:
         names = specs
-    nodes = [Node(expand_hostname(name), n) for n, name in enumerate(names, 1)]
+    host = _hostname_option(argv[i:])  # Celery's --hostname: the host part of the nodes
+    nodes = [
+        Node(expand_hostname(name if "@" in name or not host else f"{name}@{host}"), n)
+        for n, name in enumerate(names, 1)
+    ]
     common: list[str] = []
     glob: list[str] = []
     pidfile, logfile, workdir = "%n.pid", "%n%I.log", ""
@@ -163,10 +184,15 @@ def parse_nodes(argv: list[str]) -> tuple[list[Node], list[str], list[str]]:
             "--workdir": "workdir",
             "--config": "config",
             "--loader": "loader",
+            "-n": "hostname",
+            "--hostname": "hostname",
         }.get(option)
         if takes is None:
             common.append(arg)
             j += 1
+            continue
+        if takes == "hostname":
+            j += 1 if eq else 2
             continue
         if eq:
             value = inline
@@ -189,6 +215,29 @@ def parse_nodes(argv: list[str]) -> tuple[list[Node], list[str], list[str]]:
     return nodes, common, glob
 
 
+def _hostname_option(argv: list[str]) -> str:
+    for k, arg in enumerate(argv):
+        option, eq, value = arg.partition("=")
+        if option in ("-n", "--hostname"):
+            return value if eq else (argv[k + 1] if k + 1 < len(argv) else "")
+    return ""
+
+
+def _signal(argv: list[str]) -> tuple[int, list[str]]:
+    """Celery's ``stop w1 -KILL`` (or ``-9``): the signal to stop with, and the rest."""
+    for k in range(len(argv) - 1, -1, -1):
+        arg = argv[k]
+        name = arg[1:].upper()
+        if not arg.startswith("-") or arg.startswith("--") or not name:
+            continue
+        if name.isdigit():
+            return int(name), argv[:k] + argv[k + 1 :]
+        full = name if name.startswith("SIG") else f"SIG{name}"
+        if full in signal.Signals.__members__ and len(name) > 1:
+            return int(signal.Signals[full]), argv[:k] + argv[k + 1 :]
+    return int(signal.SIGTERM), argv
+
+
 def _select(nodes: list[Node], selector: str) -> list[Node]:
     chosen: set[int] = set()
     for part in selector.split(","):
@@ -202,6 +251,14 @@ def _select(nodes: list[Node], selector: str) -> list[Node]:
 
 def cmd_multi(app: Celeriac, args: argparse.Namespace) -> int:
     argv = list(args.argv)
+    flags = {RESERVED[a] for a in argv if a in RESERVED}
+    argv = [a for a in argv if a not in RESERVED]
+    if args.action == "help":
+        print(__doc__)
+        return 0
+    sig = int(signal.SIGTERM)
+    if args.action in ("stop", "stopwait", "stop_verify", "restart"):
+        sig, argv = _signal(argv)
     template = ""
     if args.action in ("expand", "get"):
         if not argv:
@@ -227,16 +284,17 @@ def cmd_multi(app: Celeriac, args: argparse.Namespace) -> int:
             raise CLIError(f"multi get: no node {template!r}", EXIT_USAGE)
         print("\n".join(shlex.join(n.command(glob)) for n in shown))
         return 0
-    print(f"celeriac multi v{__version__}")
+    if "nosplash" not in flags and "quiet" not in flags:
+        print(f"celeriac multi v{__version__}")
     if action == "start":
-        return start(nodes, glob)
+        return start(nodes, glob, verbose="verbose" in flags)
     if action == "kill":
         return kill(nodes)
-    stop(nodes, wait=action in ("stopwait", "restart"))
+    stop(nodes, sig, wait=action in ("stopwait", "stop_verify", "restart"))
     return start(nodes, glob) if action == "restart" else 0
 
 
-def start(nodes: list[Node], glob: list[str]) -> int:
+def start(nodes: list[Node], glob: list[str], verbose: bool = False) -> int:
     print("> Starting nodes...")
     failed = 0
     for node in nodes:
@@ -247,6 +305,8 @@ def start(nodes: list[Node], glob: list[str]) -> int:
         for path in (node.pidfile, node.logfile):
             with contextlib.suppress(OSError):
                 os.makedirs(os.path.dirname(path), exist_ok=True)
+        if verbose:
+            print(f"\t  {shlex.join(node.command(glob))}")
         done = subprocess.run(node.command(glob), capture_output=True, text=True)
         pid = _wait_for_pidfile(node) if done.returncode == 0 else None
         if pid:
@@ -271,9 +331,9 @@ def _wait_for_pidfile(node: Node) -> int | None:
     return None
 
 
-def stop(nodes: list[Node], wait: bool) -> None:
-    """SIGTERM (a warm shutdown: running tasks finish) to each node; with ``wait``, until
-    they have exited."""
+def stop(nodes: list[Node], sig: int, wait: bool) -> None:
+    """``sig`` (SIGTERM: a warm shutdown, running tasks finish) to each node; with ``wait``,
+    until they have exited."""
     print("> Stopping nodes...")
     waiting: dict[int, Node] = {}
     for node in nodes:
@@ -282,8 +342,8 @@ def stop(nodes: list[Node], wait: bool) -> None:
             print(f"\t> {node.name}: DOWN")
             continue
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        print(f"\t> {node.name}: TERM -> {pid}")
+            os.kill(pid, sig)
+        print(f"\t> {node.name}: {signal.Signals(sig).name[3:]} -> {pid}")
         waiting[pid] = node
     if not wait or not waiting:
         return
