@@ -16,7 +16,7 @@ import pytest
 
 from celeriac.cli import main
 from celeriac.cli.multi import parse_nodes
-from conftest import TESTS_DIR, Project
+from conftest import TESTS_DIR, Project, wait_until
 
 
 def _cli(
@@ -160,9 +160,12 @@ def test_every_control_command_from_the_command_line(project: Project) -> None:
 
 
 @pytest.mark.slow
-def test_a_prefork_workers_children_follow_its_queues_and_time_limits(project: Project) -> None:
+def test_prefork_children_follow_the_changes_and_the_pool_resizes(
+    project: Project,
+) -> None:
     """The prefork children consume by themselves: they learn the changes within a
-    heartbeat (the lease is short here, so the heartbeat is too)."""
+    heartbeat (the lease is short here, so the heartbeat is too); the pool grows and
+    shrinks."""
     project.set(CELERIAC_TEST_VT="3")
     project.worker("-c", "1", "-n", "pf@%h")
 
@@ -173,13 +176,32 @@ def test_a_prefork_workers_children_follow_its_queues_and_time_limits(project: P
 
     assert ask("add_consumer", queue="extra") == {"ok": "add consumer extra"}
     assert project.send("add", 1, 2, queue="extra").get(timeout=20) == 3
-    assert "fixed size" in ask("pool_grow", n=1)["error"]
+    inspect = project.app.control.inspect(timeout=5, limit=1)
+
+    def processes() -> list[int]:
+        return next(iter((inspect.stats() or {None: {}}).values()))["pool"]["processes"]
+
+    first = processes()
+    assert ask("pool_grow", n=2) == {"ok": "pool will grow to 3"}
+    wait_until(lambda: len(processes()) == 3)
+    assert ask("pool_shrink", n=2) == {"ok": "pool will shrink to 1"}
+    wait_until(lambda: len(processes()) == 1)
+    assert processes() == first  # the first child stays; the new ones stopped
+    assert "1 to 256" in ask("pool_grow", n=1000)["error"]
     assert project.send("soft_limited", 1.0).get(timeout=20) == "cleaned up"
     assert ask("time_limit", task_name="proj.tasks.soft_limited") == {
         "ok": "time limits set successfully"
     }
     time.sleep(1.5)  # the child reads the change with its next heartbeat (every second here)
     assert project.send("soft_limited", 1.0).get(timeout=20) == "finished"
+
+
+@pytest.mark.slow
+def test_a_prefork_pool_fed_by_its_parent_has_a_fixed_size(project: Project) -> None:
+    project.set(CELERIAC_TEST_PREFORK="queue")
+    project.worker("-c", "1")
+    got = project.app.control.pool_grow(1, reply=True, timeout=5, limit=1)
+    assert got and "fixed size" in next(iter(got[0].values()))["error"]
 
 
 # -- shell, report, events -----------------------------------------------------------------

@@ -244,8 +244,9 @@ class Control:
     def pool_grow(
         self, n: int = 1, destination: Iterable[str] | None = None, **kwargs: Any
     ) -> list[dict[str, Any]] | None:
-        """Let each worker run ``n`` more tasks at once (threads pool; others reply with an
-        error saying their size is fixed)."""
+        """Let each worker run ``n`` more tasks at once (the threads pool, and the prefork
+        pool whose children consume by themselves; the others reply with an error saying
+        their size is fixed)."""
         return self.broadcast("pool_grow", {"n": n}, destination, **kwargs)
 
     def pool_shrink(

@@ -273,7 +273,7 @@ class Remote:
         before = self.worker.concurrency
         try:
             self.worker.resize_pool(concurrency)
-        except NotImplementedError as exc:
+        except (NotImplementedError, ValueError) as exc:
             return {"error": str(exc)}
         logger.warning("control: pool resized from %d to %d", before, concurrency)
         return {"ok": f"pool will {'grow' if concurrency >= before else 'shrink'} to {concurrency}"}

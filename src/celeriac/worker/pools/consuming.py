@@ -75,12 +75,14 @@ CLAIMED, FINISHED, SETTLED, EXITING = b"C", b"F", b"S", b"E"
 READ_EVERY = 0.025  # seconds between the parent's readings of its children's reports
 HELD_UP_AFTER = 1.0  # a task running this long (at least) gives back the jobs behind it
 STOP = signal.SIGUSR1  # "stop after your task", to a child
+MAX_PROCESSES = 256  # the most children a pool can grow to (pool_grow): slots in shared memory
 
 
 class _Slots:
     """Each child's slot in shared memory: the job it runs."""
 
     def __init__(self, count: int) -> None:
+        self.count = count
         self.mem = mmap.mmap(-1, SLOT.size * count)
 
     def set(self, index: int, seq: int = 0, started: float = 0.0, hard: float = 0.0) -> None:
@@ -287,6 +289,7 @@ class _Child:
         self.killed_for: str | None = None
         self.killed_seq = 0  # the number of the delivery it was killed for
         self.exit_reason: str | None = None
+        self.leaving = False  # asked to stop after its task (pool_shrink)
         self.held: dict[int, tuple[Any, ...]] = {}  # claimed, not settled: by number
         self.finished: set[int] = set()  # held, and finished: acknowledgement not sent yet
         self._unread = bytearray()
@@ -341,7 +344,7 @@ class ConsumingPool(Pool):
         import multiprocessing
 
         self._ctx = multiprocessing.get_context("fork")
-        self.slots = _Slots(self.concurrency)
+        self.slots = _Slots(max(self.concurrency, MAX_PROCESSES))
         self.clocks = SharedClocks(list(self.app.tasks), anonymous_file())
         self._wake_r, self._wake_w = os.pipe()
         # a child that gets "stop" before it can handle it ignores it, instead of dying
@@ -410,10 +413,43 @@ class ConsumingPool(Pool):
                 exited = watched.get(fd)
                 if exited is not None:
                     self._reap(exited)
+            self._top_up()
             now = time.monotonic()
             if now >= next_check:  # hard time limits, checked a few times a second
                 self._enforce_limits(now)
                 next_check = now + 0.05
+
+    def _top_up(self) -> None:
+        """Start children until as many stay as wanted (after :meth:`resize`); in the
+        supervisor thread, as children die with the thread that forked them."""
+        with self._lock:
+            staying = [c for c in self._children if not c.leaving]
+            if self._stopping or len(staying) >= self._wanted:
+                return
+            used = {c.index for c in self._children}
+            free = [i for i in range(self.slots.count) if i not in used]
+            missing = min(self._wanted - len(staying), len(free))
+        for index in free[: max(missing, 0)]:
+            self._spawn(index)
+
+    def resize(self, concurrency: int) -> None:
+        """Run ``concurrency`` children: the supervisor starts the new ones; those that go
+        stop after their task, giving back what they prefetched."""
+        if not 1 <= concurrency <= self.slots.count:
+            raise ValueError(f"a prefork pool runs 1 to {self.slots.count} processes")
+        with self._lock:
+            if self._stopping:
+                raise ValueError("the pool is stopping")
+            staying = [c for c in self._children if not c.leaving]
+            going = staying[concurrency:] if len(staying) > concurrency else []
+            for child in going:
+                child.leaving = True
+            self._wanted = self.concurrency = concurrency
+        for child in going:
+            if child.process.pid:
+                with contextlib.suppress(OSError):
+                    os.kill(child.process.pid, STOP)
+        os.write(self._wake_w, b"x")
 
     def _reap(self, child: _Child) -> None:
         """A child exited: settle what it held, and start another one (unless stopping, or
@@ -479,9 +515,15 @@ class ConsumingPool(Pool):
         with self._lock:
             for child in self._children:
                 child.read()
-            running = [c.running(self.slots) for c in self._children]
-        jobs = [self.worker.consumer.job_for(d) for d in running if d is not None]
-        return [job for job in jobs if job is not None]
+            running = [(c, c.running(self.slots), self.slots.get(c.index)) for c in self._children]
+        jobs = []
+        for child, delivery, (_, started, _) in running:
+            job = self.worker.consumer.job_for(delivery) if delivery is not None else None
+            if job is not None:  # when and where it runs, for inspect's time_start, worker_pid
+                job.started_at = started or job.started_at
+                job.extra["pid"] = child.process.pid
+                jobs.append(job)
+        return jobs
 
     def terminate_job(self, task_id: str, signum: int) -> bool:
         with self._lock:
