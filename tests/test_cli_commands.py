@@ -247,6 +247,8 @@ SAMPLE = {
         "from celery import Celery, shared_task\n"
         "from celery.schedules import crontab\n"
         "from kombu import Queue, Exchange\n"
+        "from kombu.common import Broadcast\n"
+        "import celery as c, os.path\n"
         "\n"
         "app = Celery('proj')\n"
         "app.config_from_object('django.conf:settings', namespace='CELERY')\n"
@@ -289,6 +291,8 @@ def test_migrate_rewrites_a_projects_imports(tmp_path: Path) -> None:
     assert "from celeriac import Celery, shared_task\n" in celery_py
     assert "from celeriac.schedules import crontab\n" in celery_py
     assert "from celeriac import Queue, Exchange\n" in celery_py
+    assert "from celeriac import Broadcast\n" in celery_py
+    assert "import celeriac as c, os.path\n" in celery_py
     assert "namespace='CELERY'" in celery_py and "CELERY_BROKER_URL" in celery_py
     tasks = (tmp_path / "proj/tasks.py").read_text()
     assert tasks.startswith("from celeriac import (\n    shared_task,\n    group,  # fan out\n")
