@@ -73,12 +73,14 @@ def cmd_migrate(app: Celeriac, args: argparse.Namespace) -> int:
     results = [migrate_file(path) for path in python_files(args.path)]
     changed = [r for r in results if r.new != r.old]
     for r in changed:
+        shown = os.path.relpath(r.path)
+        shown = r.path if shown.startswith("..") else shown
         sys.stdout.writelines(
             difflib.unified_diff(
                 r.old.splitlines(keepends=True),
                 r.new.splitlines(keepends=True),
-                f"a/{r.path}",
-                f"b/{r.path}",
+                f"a/{shown.lstrip('/')}",
+                f"b/{shown.lstrip('/')}",
             )
         )
         if not args.dry_run:
