@@ -18,6 +18,7 @@ from ..routing import Broadcast
 from ..serialization import json_dumps, json_loads
 from ..utils import safe_repr, safe_str
 from ..utils.urls import safe_url
+from .control import project_command
 
 if TYPE_CHECKING:
     from .pools.base import Job
@@ -131,7 +132,7 @@ class Remote:
         if request.destination is not None and self.worker.hostname not in request.destination:
             return
         command = request.command
-        handler = self.commands.get(command)
+        handler = self.commands.get(command) or project_command(self.worker, command)
         try:
             if handler is None:
                 reply: Any = {"error": f"unknown command {command!r}"}
