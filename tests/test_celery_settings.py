@@ -124,7 +124,6 @@ def test_the_table_says_why_for_each_setting_it_does_not_use() -> None:
         ("worker_direct", True),
         ("security_key", "/etc/ssl/key.pem"),
         ("broker_read_url", "redis://replica/0"),
-        ("task_store_errors_even_if_ignored", True),
         ("CELERY_SECURITY_CERTIFICATE", "/etc/ssl/cert.pem"),
     ],
 )

@@ -69,6 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "task_serializer": "json",
     "accept_content": ["json"],
     "task_ignore_result": False,
+    "task_store_errors_even_if_ignored": False,  # a failure is stored all the same
     "task_track_started": False,
     "task_time_limit": None,
     "task_soft_time_limit": None,
@@ -294,11 +295,6 @@ CELERY_SETTINGS: dict[str, tuple[str, str, Any]] = {
     "task_remote_tracebacks": (
         NOT_NEEDED,
         "get() raises the task's exception; the worker's traceback is result.traceback",
-        False,
-    ),
-    "task_store_errors_even_if_ignored": (
-        UNSUPPORTED,
-        "a task that ignores its result stores nothing: set ignore_result=False on it",
         False,
     ),
     "worker_agent": (NOT_NEEDED, "there is no worker agent", None),

@@ -23,6 +23,7 @@ from ._state import Context, current_request
 from .exceptions import (
     EncodeError,
     Ignore,
+    ImproperlyConfigured,
     MaxRetriesExceededError,
     OperationalError,
     Reject,
@@ -32,6 +33,7 @@ from .exceptions import (
     TimeLimitExceeded,
 )
 from .message import Message
+from .plugins import import_path
 from .result import EagerResult
 from .utils import safe_repr, safe_str
 
@@ -148,6 +150,80 @@ def make_request(
     )
 
 
+class Request:
+    """Celery's worker request (``celeriac.worker.request.Request``), for the subclasses a
+    task names as ``Request`` (a class or ``"module:Class"``), as Celery's custom requests.
+
+    Its hooks are called in the process that ran the task, after celeriac's own handling
+    (the result stored, signals sent): :meth:`on_success`, :meth:`on_retry`,
+    :meth:`on_failure`, and :meth:`on_timeout` before ``on_failure`` when a soft or hard time
+    limit ended the task. The request's fields (``id``, ``name``, ``args``, ``kwargs``,
+    ``hostname``, ``delivery_info`` ...) are the task's ``self.request``'s."""
+
+    def __init__(self, context: Context, task: Task) -> None:
+        self._context = context
+        self.task = task
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    @property
+    def task_id(self) -> str | None:
+        return self._context.id
+
+    @property
+    def name(self) -> str:
+        return self.task.name
+
+    task_name = name
+
+    @property
+    def request_dict(self) -> dict[str, Any]:
+        return self._context.as_dict()
+
+    def on_success(self, failed__retval__runtime: tuple[bool, Any, float], **kwargs: Any) -> None:
+        """The task returned: ``(False, return value, seconds it ran)``."""
+
+    def on_retry(self, exc_info: ExceptionInfo) -> None:
+        """The task will run again."""
+
+    def on_failure(
+        self, exc_info: ExceptionInfo, send_failed_event: bool = True, return_ok: bool = False
+    ) -> None:
+        """The task failed (its failure is already stored)."""
+
+    def on_timeout(self, soft: bool, timeout: float | None) -> None:
+        """A soft (``soft=True``) or hard time limit of ``timeout`` seconds ended the task."""
+
+
+_request_classes: dict[type, type[Request] | None] = {}
+
+
+def _custom_request(task: Task, context: Context) -> Request | None:
+    """The task's own ``Request`` for this run, or None when it has none."""
+    kind = type(task)
+    if kind not in _request_classes:
+        cls = getattr(kind, "Request", None)
+        if isinstance(cls, str):
+            cls = import_path(cls, f"{task.name}'s Request class")
+        if cls is not None and not (isinstance(cls, type) and issubclass(cls, Request)):
+            raise ImproperlyConfigured(
+                f"{task.name}.Request must subclass celeriac.worker.request.Request: {cls!r}"
+            )
+        _request_classes[kind] = None if cls is Request else cls
+    cls = _request_classes[kind]
+    return None if cls is None else cls(context, task)
+
+
+def _request_hook(task: Task, context: Context, hook: str, *args: Any) -> None:
+    try:
+        request = _custom_request(task, context)
+        if request is not None:
+            getattr(request, hook)(*args)
+    except Exception:
+        logger.exception("Request.%s of %s raised", hook, task.name)
+
+
 class TaskRun:
     """The steps around one call of a task function."""
 
@@ -227,6 +303,7 @@ class TaskRun:
                 return self.failed(exc)
         task.on_success(retval, str(req.id), req.args, req.kwargs)
         signals.task_success.send(sender=task, result=retval)
+        _request_hook(task, req, "on_success", (False, retval, time.monotonic() - self.started))
         workflow.send_continuation(self.app, req, retval)
         if req.chord and not req.is_eager:
             workflow.on_chord_part_return(self.app, req)
@@ -328,6 +405,7 @@ class TaskRun:
             store_retry(self.app, task, req, retry)
         task.on_retry(reason, str(req.id), req.args, req.kwargs, einfo)
         signals.task_retry.send(sender=task, request=req, reason=reason, einfo=einfo)
+        _request_hook(task, req, "on_retry", einfo)
         trace.info(
             "Task %s[%s] retry: Retry %s: %s",
             task.name,
@@ -370,8 +448,11 @@ class TaskRun:
         """Store the failure, call ``on_failure`` (with ``hook``), ``task_failure`` receivers
         and errbacks, and fail what can no longer run after it."""
         req, task = self.request, self.task
+        even_if_ignored = (
+            task.store_errors_even_if_ignored or self.app.conf.task_store_errors_even_if_ignored
+        )
         store = self.stores_results or (
-            task.store_errors_even_if_ignored and not req.is_eager and self.app.results.enabled
+            even_if_ignored and not req.is_eager and self.app.results.enabled
         )
         if store:
             self.app.results.store_failure(
@@ -391,6 +472,14 @@ class TaskRun:
             traceback=exc.__traceback__,
             einfo=einfo,
         )
+        if hook:
+            if isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
+                soft = isinstance(exc, SoftTimeLimitExceeded)
+                limit = req.timelimit[0 if soft else 1] or (
+                    task.soft_time_limit if soft else task.time_limit
+                )
+                _request_hook(task, req, "on_timeout", soft, limit)
+            _request_hook(task, req, "on_failure", einfo)
         workflow.call_errbacks(self.app, req, exc, einfo.traceback)
         if not req.is_eager:
             workflow.fail_downstream(self.app, req, exc, einfo.traceback)

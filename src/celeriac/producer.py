@@ -246,6 +246,19 @@ class Producer:
                     exchange="",
                     routing_key=msg.queue,
                 )
+        if signals.task_sent.has_receivers():
+            for msg in messages:
+                data = msg.to_dict()
+                eta = data.get("eta")
+                signals.task_sent.send(
+                    sender=msg.task,
+                    task_id=msg.id,
+                    task=msg.task,
+                    args=data.get("args"),
+                    kwargs=data.get("kwargs"),
+                    eta=dt.datetime.fromtimestamp(eta, dt.UTC).isoformat() if eta else None,
+                    taskset=data.get("group_id"),
+                )
 
     def publish_bytes(self, queue: str, body: bytes, message_id: str | None = None) -> None:
         """Publish ``body``, which is not a task message, to ``queue`` (rpc:// replies)."""

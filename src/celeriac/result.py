@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import contextvars
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -231,6 +233,36 @@ class AsyncResult:
         if follow and meta["status"] in states.PROPAGATE_STATES:
             self._raise_parent_failure()
         return self._value(meta, propagate)
+
+    def then(
+        self,
+        callback: Callable[[AsyncResult], Any],
+        on_error: Callable[[BaseException], Any] | None = None,
+        weak: bool = False,
+    ) -> concurrent.futures.Future[Any]:
+        """Celery's promise hook: call ``callback(self)`` once the task is ready (succeeded,
+        failed or revoked): at once if it is, else from a thread that waits for it. Returns a
+        Future of what ``callback`` returns; when it raises, the Future holds the exception
+        and ``on_error(exc)`` is called (else it is logged). ``weak`` is accepted."""
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def fire() -> None:
+            try:
+                if not self.ignored:
+                    self.get(propagate=False, disable_sync_subtasks=False, follow_parents=False)
+                future.set_result(callback(self))
+            except BaseException as exc:
+                future.set_exception(exc)
+                if on_error is not None:
+                    on_error(exc)
+                else:
+                    logger.exception("callback given to then() of %s raised", self.id)
+
+        if self._cache is not None or self.ignored:
+            fire()
+        else:
+            threading.Thread(target=fire, name=f"then-{self.id}", daemon=True).start()
+        return future
 
     def _wait(self, timeout: float | None, follow_parents: bool) -> dict[str, Any]:
         """Wait for the meta of a finished task; with ``follow_parents``, looking at the

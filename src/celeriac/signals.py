@@ -115,6 +115,10 @@ class Signal:
 
 before_task_publish = Signal("before_task_publish")
 after_task_publish = Signal("after_task_publish")
+#: Celery's old publish signal (deprecated there, still imported): sent with
+#: after_task_publish, with its old arguments ``task_id``, ``task``, ``args``, ``kwargs``,
+#: ``eta`` (ISO 8601 or None) and ``taskset`` (the group id)
+task_sent = Signal("task_sent")
 task_received = Signal("task_received")
 task_prerun = Signal("task_prerun")
 task_postrun = Signal("task_postrun")
@@ -162,6 +166,7 @@ __all__ = [
     "task_rejected",
     "task_retry",
     "task_revoked",
+    "task_sent",
     "task_success",
     "task_unknown",
     "worker_init",

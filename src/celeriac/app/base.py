@@ -39,6 +39,7 @@ from ..signals import Signal
 from ..subscriptions import subscribers
 from ..task import Task, build_task_class
 from ..utils.time import get_timezone
+from .loader import AppLoader
 
 logger = logging.getLogger("celeriac.app")
 
@@ -107,6 +108,7 @@ class Celeriac:
         self.on_after_configure = Signal("on_after_configure")
         self.on_after_finalize = Signal("on_after_finalize")
         self._control: Any = None
+        self._loader: Any = None
         _state.register_app(self)
         if set_as_current:
             _state.set_current_app(self)
@@ -352,6 +354,13 @@ class Celeriac:
         for conn in (self._broker, self._backend):
             if conn is not None:
                 conn.close()
+
+    @property
+    def loader(self) -> Any:
+        """Celery's loader object (:class:`celeriac.app.loader.AppLoader`)."""
+        if self._loader is None:
+            self._loader = AppLoader(self)
+        return self._loader
 
     @property
     def control(self) -> Any:

@@ -4,7 +4,16 @@ Entries come from ``app.conf.beat_schedule`` and ``app.add_periodic_task`` (kept
 run state in a file), or from SQL tables editable while beat runs (:mod:`.database`).
 """
 
+from .classic import PersistentScheduler, ScheduleEntry, Scheduler
 from .entry import Entry
 from .service import Beat, FileStore, Store
 
-__all__ = ["Beat", "Entry", "FileStore", "Store"]
+__all__ = [
+    "Beat",
+    "Entry",
+    "FileStore",
+    "PersistentScheduler",
+    "ScheduleEntry",
+    "Scheduler",
+    "Store",
+]

@@ -3,7 +3,8 @@
 ``file`` (the default; Celery's ``celery.beat:PersistentScheduler`` names it too) keeps run
 state in a file (``-s`` / ``beat_schedule_filename``); ``db`` keeps the entries in SQL tables
 (:mod:`.database`). A dotted path names a class whose instances are a
-:class:`~celeriac.beat.service.Store` (made with the app). Celery's other schedulers cannot
+:class:`~celeriac.beat.service.Store` (made with the app), or a subclass of Celery's scheduler API
+(:class:`celeriac.beat.Scheduler`, see :mod:`.classic`). Celery's other schedulers cannot
 run here, and say what to use instead.
 """
 
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import plugins
 from ..exceptions import ImproperlyConfigured
+from .classic import Scheduler
 from .database import DatabaseStore
 from .service import FileStore, Store
 
@@ -42,11 +44,15 @@ def open_store(app: Celeriac, scheduler: str | None = None, schedule: str | None
         )
     else:
         cls = plugins.import_path(name, "scheduler")
+    if isinstance(cls, type) and issubclass(cls, Scheduler):
+        classic: Store = cls(app=app, schedule_filename=schedule)
+        return classic
     if not all(callable(getattr(cls, m, None)) for m in ("entries", "changed", "save")):
         raise ImproperlyConfigured(
             f"scheduler {name!r} is not a celeriac store (a class with entries(), changed(), "
-            "save(entry) and close()); Celery's Scheduler subclasses cannot run here: use "
-            "-S file or -S db, see docs/scheduling.md"
+            "save(entry) and close()) nor a subclass of celeriac.beat.Scheduler (a Celery "
+            "scheduler subclass runs once it subclasses celeriac's): use -S file or -S db, or "
+            "see docs/scheduling.md"
         )
     store: Store = cls(app)
     return store

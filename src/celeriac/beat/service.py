@@ -108,6 +108,8 @@ class Beat:
         app.finalize()
         self.app = app
         self.store = store or FileStore(app)
+        if hasattr(self.store, "_beat"):  # a Celery-style Scheduler: its tick() calls ours
+            self.store._beat = self
         conf = app.conf
         self.max_interval = float(max_interval or conf.beat_max_loop_interval or 300.0)
         self.lease = float(conf.beat_leader_lease)
@@ -131,10 +133,12 @@ class Beat:
         """Tick until stopped."""
         logger.info("beat: starting (%s)", self.id)
         signals.beat_init.send(sender=self)
+        # a Celery-style Scheduler's tick() may wrap this beat's (beat/classic.py)
+        tick = self.store.tick if hasattr(self.store, "_beat") else self.tick  # type: ignore[attr-defined]
         try:
             while not self._stop.is_set():
                 try:
-                    wait = self.tick()
+                    wait = tick()
                 except OperationalError as exc:
                     logger.warning("beat: broker or backend unavailable (%s); retrying", exc)
                     wait = 1.0
@@ -257,9 +261,13 @@ class Beat:
             entry.last_run_at = now  # that beat saves the state; this one reloads it on leading
             return
         try:
-            self.app.send_task(
-                entry.task, entry.args, entry.kwargs, task_id=task_id, **entry.options
-            )
+            send = getattr(self.store, "send", None)  # a Celery-style Scheduler's apply_async
+            if send is not None:
+                task_id = send(entry, task_id)
+            else:
+                self.app.send_task(
+                    entry.task, entry.args, entry.kwargs, task_id=task_id, **entry.options
+                )
         except Exception:
             if backend is not None:
                 backend.delete_value(claim)

@@ -1,0 +1,152 @@
+"""Names Celery projects import, with a real worker on every broker and backend: custom
+worker requests (Task.Request), the old task_sent signal, task_store_errors_even_if_ignored."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pytest
+
+from celeriac import Celery, Task, signals, states
+from celeriac.exceptions import SoftTimeLimitExceeded
+from celeriac.worker.request import Request
+from conftest import wait_until
+
+from .test_worker_contract import AppError, worker
+
+calls: list[tuple[str, Any]] = []
+
+
+class RecordingRequest(Request):
+    def on_success(self, failed__retval__runtime: Any, **kwargs: Any) -> None:
+        calls.append(("success", (self.name, failed__retval__runtime[1])))
+
+    def on_failure(
+        self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False
+    ) -> None:
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+        calls.append(("failure", type(exc_info.exception).__name__))
+
+    def on_timeout(self, soft: bool, timeout: float | None) -> None:
+        calls.append(("timeout", (soft, timeout)))
+
+
+class RecordingTask(Task):
+    Request = f"{__name__}:RecordingRequest"
+
+
+def test_a_custom_request_gets_its_hooks(app: Celery) -> None:
+    calls.clear()
+
+    @app.task(base=RecordingTask)
+    def ok():
+        return 7
+
+    @app.task(base=RecordingTask)
+    def bad():
+        raise AppError("no")
+
+    @app.task(base=RecordingTask, soft_time_limit=0.2)
+    def slow():
+        time.sleep(5)
+
+    results = [ok.delay(), bad.delay(), slow.delay()]
+    with worker(app):
+        for r in results:
+            r.get(timeout=20, propagate=False)
+    assert ("success", (ok.name, 7)) in calls
+    assert ("failure", "AppError") in calls
+    assert ("timeout", (True, 0.2)) in calls
+    assert ("failure", "SoftTimeLimitExceeded") in calls
+    assert results[2].state == states.FAILURE
+    assert isinstance(results[2].result, SoftTimeLimitExceeded)
+
+
+def test_task_sent_fires_with_celerys_old_arguments(app: Celery) -> None:
+    got: list[dict[str, Any]] = []
+
+    def receiver(**kwargs: Any) -> None:
+        got.append(kwargs)
+
+    signals.task_sent.connect(receiver)
+    try:
+
+        @app.task
+        def add(x, y):
+            return x + y
+
+        result = add.apply_async((1, 2), countdown=0)
+    finally:
+        signals.task_sent.disconnect(receiver)
+    assert len(got) == 1
+    sent = got[0]
+    assert sent["sender"] == add.name and sent["task"] == add.name
+    assert sent["task_id"] == result.id
+    assert sent["args"] == [1, 2] and sent["kwargs"] == {}
+    assert sent["eta"] is not None and sent["taskset"] is None
+
+
+def test_errors_are_stored_even_if_ignored_when_asked(
+    app: Celery, caplog: pytest.LogCaptureFixture
+) -> None:
+    app.conf.task_store_errors_even_if_ignored = True
+
+    @app.task(ignore_result=True)
+    def quiet_fail():
+        raise AppError("stored anyway")
+
+    @app.task(ignore_result=True)
+    def quiet_ok():
+        return 1
+
+    failed, passed = quiet_fail.delay(), quiet_ok.delay()
+    with caplog.at_level(logging.ERROR), worker(app):
+        wait_until(lambda: app.AsyncResult(failed.id).state == states.FAILURE, timeout=15)
+        time.sleep(0.3)
+    assert app.AsyncResult(passed.id).state == states.PENDING
+
+
+def test_then_calls_back_once_the_result_is_ready(app: Celery) -> None:
+    @app.task
+    def add(x, y):
+        return x + y
+
+    @app.task
+    def fail():
+        raise AppError("no")
+
+    seen: list[Any] = []
+    errors: list[BaseException] = []
+    ok, bad = add.delay(1, 2), fail.delay()
+
+    def record(r: Any) -> str:
+        seen.append(r.result)
+        return "called"
+
+    done = ok.then(record)
+    failed = bad.then(lambda r: 1 / 0, on_error=errors.append)
+    with worker(app):
+        assert done.result(timeout=20) == "called"
+        with pytest.raises(ZeroDivisionError):
+            failed.result(timeout=20)
+    assert seen == [3]
+    assert isinstance(errors[0], ZeroDivisionError)
+    again = ok.then(lambda r: r.state)  # already ready: called at once
+    assert again.done() and again.result() == states.SUCCESS
+
+
+def test_app_loader_is_celerys(app: Celery, tmp_path: Any, monkeypatch: Any) -> None:
+    (tmp_path / "loader_tasks_mod.py").write_text("VALUE = 42\n")
+    monkeypatch.chdir(tmp_path)
+    app.conf.imports = ("loader_tasks_mod",)
+    got: list[Any] = []
+    signals.import_modules.connect(lambda sender=None, **kw: got.append(sender))
+    modules = app.loader.import_default_modules()
+    assert [m.VALUE for m in modules] == [42] and app in got
+    assert app.loader.conf is app.conf
+    assert app.loader.import_task_module("loader_tasks_mod").VALUE == 42
+    assert "loader_tasks_mod" in app.loader.task_modules
+    app.loader.on_worker_init()
+    app.loader.on_task_init("id", None)
