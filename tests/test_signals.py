@@ -194,19 +194,42 @@ def test_small_celery_names() -> None:
         inner = app.AsyncResult("done-id")
         assert app.backend is not None
         app.backend.mark_as_done("done-id", 7)
-        try:
-            inner.get(timeout=1)
-        except RuntimeError:
-            pass
-        else:
-            raise AssertionError("get() inside a task must be refused")
+        first = inner.get(timeout=1)  # run eagerly, as in Celery: a join does not block
         with allow_join_result():
-            return inner.get(timeout=1)
+            return first + inner.get(timeout=1)
 
-    assert outer.apply().get() == 7
+    assert outer.apply().get() == 14
     add.delay(1, 2), add.delay(3, 4)
     assert app.control.purge() == 2 and app.control.purge() == 0
     sig = app.signature("sig5.add", (1,), {"y": 2}, countdown=1)
     assert sig.task == "sig5.add" and sig.options["countdown"] == 1 and sig.kwargs == {"y": 2}
     group_result = app.GroupResult("g1", [app.AsyncResult("a"), app.AsyncResult("b")])
     assert group_result.id == "g1" and [r.id for r in group_result.results] == ["a", "b"]
+
+
+def test_a_join_inside_a_task_on_a_worker_is_refused() -> None:
+    from celeriac.contrib.testing.app import TestApp
+    from celeriac.contrib.testing.worker import start_worker
+    from celeriac.result import allow_join_result
+
+    app = TestApp()
+
+    @app.task
+    def inner() -> int:
+        return 7
+
+    @app.task
+    def outer(allow: bool) -> Any:
+        result = inner.delay()
+        if allow:
+            with allow_join_result():
+                return result.get(timeout=5)
+        try:
+            result.get(timeout=5)
+        except RuntimeError as exc:
+            return str(exc)
+        return "not refused"
+
+    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False):
+        assert "Never call result.get() within a task" in outer.delay(False).get(timeout=10)
+        assert outer.delay(True).get(timeout=10) == 7

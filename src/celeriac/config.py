@@ -225,7 +225,7 @@ CELERY_SETTINGS: dict[str, tuple[str, str, Any]] = {
     "broker_user": (UNSUPPORTED, _IN_THE_URL, None),
     "broker_password": (UNSUPPORTED, _IN_THE_URL, None),
     "broker_vhost": (UNSUPPORTED, _IN_THE_URL, None),
-    "cache_backend": (UNSUPPORTED, "celeriac has no memcached result backend", None),
+    "cache_backend": (NOT_NEEDED, _NO_SUCH_BACKEND, None),  # Django's guide sets it
     "cache_backend_options": (NOT_NEEDED, _NO_SUCH_BACKEND, {}),
     **{
         f"{prefix}_{name}": (NOT_NEEDED, _NO_SUCH_BACKEND, None)
