@@ -40,11 +40,12 @@ def test_control_changes_a_running_workers_queues_limits_and_pool(app: Celery) -
         return "finished"
 
     control = app.control
-    ask: dict[str, Any] = {"reply": True, "timeout": 5, "limit": 1}
-    inspect = control.inspect(timeout=5, limit=1)
     try:
         with worker(app, concurrency=1, hostname="ctl@%h") as w:
             host = w.hostname
+            # only this worker answers (another test's may share the service)
+            ask: dict[str, Any] = {"reply": True, "timeout": 5, "destination": [host]}
+            inspect = control.inspect(timeout=5, destination=[host])
             wait_until(lambda: inspect.ping())
             # consumers
             assert _one(control.add_consumer("extra", **ask), host) == {"ok": "add consumer extra"}
@@ -91,6 +92,7 @@ def test_control_changes_a_running_workers_queues_limits_and_pool(app: Celery) -
 
 def test_a_pool_of_fixed_size_says_so(app: Celery) -> None:
     with worker(app, pool="solo", hostname="solo@%h") as w:
-        wait_until(lambda: app.control.inspect(timeout=1, limit=1).ping())
-        replies = app.control.pool_grow(1, reply=True, timeout=5, limit=1)
+        only = [w.hostname]
+        wait_until(lambda: app.control.inspect(timeout=1, destination=only).ping())
+        replies = app.control.pool_grow(1, reply=True, timeout=5, destination=only)
         assert "fixed size" in _one(replies, w.hostname)["error"]
