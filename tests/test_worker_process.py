@@ -145,6 +145,8 @@ def test_inspect_sees_what_the_prefork_children_run_and_hold(prefork_project: Pr
     child = int(project.runs("start")[0][1])
     active = inspect.active()[host]
     assert [(t["id"], t["args"]) for t in active] == [(long.id, ["long", 60.0])]
+    assert active[0]["worker_pid"] == child  # the child that runs it, and since when
+    assert time.time() - 30 < active[0]["time_start"] <= time.time()
     if "CELERIAC_TEST_PREFORK" in project.env:  # a consuming child gives a held-up job back
         wait_until(lambda: [t["id"] for t in inspect.reserved()[host]] == [waiting.id])
     stats = inspect.stats()[host]

@@ -4,6 +4,9 @@ downloading Celery."""
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -128,3 +131,30 @@ def test_backends_say_whether_chords_are_allowed(backend: Any) -> None:
     else:  # rpc://, as in Celery
         with pytest.raises(NotImplementedError, match="chords"):
             backend.ensure_chords_allowed()
+
+
+def test_inspect_active_says_when_and_in_which_process_a_task_runs(app: Celery) -> None:
+    gate = threading.Event()
+
+    @app.task
+    def waits() -> None:
+        gate.wait(30)
+
+    sent = waits.delay()
+    inspect = app.control.inspect(timeout=5, limit=1)
+    try:
+        with worker(app, concurrency=1, hostname="timed@%h") as w:
+            seen: list[dict[str, Any]] = []
+
+            def running() -> bool:
+                seen[:] = (inspect.active() or {}).get(w.hostname, [])
+                return bool(seen)
+
+            wait_until(running)
+            [entry] = seen
+            assert entry["id"] == sent.id and entry["worker_pid"] == os.getpid()
+            assert time.time() - 30 < entry["time_start"] <= time.time()
+            gate.set()
+            sent.get(timeout=15)
+    finally:
+        gate.set()

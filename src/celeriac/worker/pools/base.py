@@ -184,6 +184,7 @@ class Pool:
 
     def _take(self, job: Job) -> None:
         job.started_at = time.monotonic()
+        job.extra["pid"] = os.getpid()  # inspect's worker_pid: the process that runs it
         self._running[job.id] = job
 
     def _finish(self, job: Job, outcome: Outcome) -> None:

@@ -460,8 +460,15 @@ class FedPool(Pool):
     def running(self) -> list[Job]:
         """The jobs children have taken (not those still queued for them)."""
         with self._lock:
-            seqs = self._running_seqs()
-            return [job for seq, job in self._queued.items() if seq in seqs]
+            jobs = []
+            for child in self._children:
+                seq, started = self._queue.slot(child.index)
+                job = self._queued.get(seq) if seq else None
+                if job is not None:  # when and where it runs, for time_start and worker_pid
+                    job.started_at = started or job.started_at
+                    job.extra["pid"] = child.process.pid
+                    jobs.append(job)
+            return jobs
 
     def terminate_job(self, task_id: str, signum: int) -> bool:
         with self._lock, self._queue:  # no child takes another job meanwhile
