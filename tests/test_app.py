@@ -470,3 +470,58 @@ def test_celerys_task_formatter_names_the_running_task(memory_app: Celery) -> No
         "???[???] outside",
         "???[???] outside too",
     ]
+
+
+def test_task_annotations_set_task_attributes() -> None:
+    """Celery's First Steps: ``task_annotations = {"tasks.add": {"rate_limit": "10/m"}}``."""
+
+    class Slow:
+        def annotate(self, task: Any) -> dict[str, Any] | None:
+            return {"soft_time_limit": 5} if task.name.endswith("mul") else None
+
+    app = Celery("t", broker="memory://annotations")
+    app.conf.task_annotations = [
+        {"t.add": {"rate_limit": "10/m"}, "*": {"acks_late": False}},
+        Slow(),
+    ]
+
+    @app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task(name="t.mul")
+    def mul(x: int, y: int) -> int:
+        return x * y
+
+    tasks = app.tasks
+    assert tasks["t.add"].rate_limit == "10/m"
+    assert tasks["t.mul"].rate_limit is None
+    assert tasks["t.mul"].soft_time_limit == 5
+    assert tasks["t.add"].acks_late is False and tasks["t.mul"].acks_late is False
+
+    @app.task
+    def later() -> None:
+        pass
+
+    assert later.acks_late is False
+    app.conf.task_annotations = {"t.late": {"@__call__": print}}
+    with pytest.raises(ImproperlyConfigured, match="subclass Task"):
+
+        @app.task(name="t.late")
+        def late() -> None:
+            pass
+
+
+def test_child_tasks_inherit_the_parents_priority_when_asked() -> None:
+    app = Celery("t", broker="memory://inherit")
+
+    @app.task(bind=True)
+    def parent(self: Any) -> list[int]:
+        return [
+            app.build_message("t.child", [], {}).priority,
+            app.build_message("t.child", [], {}, priority=2).priority,
+        ]
+
+    assert parent.apply(priority=7).get() == [0, 2]
+    app.conf.task_inherit_parent_priority = True
+    assert parent.apply(priority=7).get() == [7, 2]

@@ -105,9 +105,12 @@ class Producer:
         """Resolve routing and options into a :class:`Message` (not yet sent)."""
         if task is None:
             task = self.app.tasks.get(name)
+        conf = self.app.conf
+        parent = _state.current_request.get()
+        if priority is None and parent is not None and conf.task_inherit_parent_priority:
+            priority = parent.priority
         explicit = {"queue": queue, "priority": priority}
         routed = self.route(name, args, kwargs, explicit, task)
-        conf = self.app.conf
         queue = queue or routed.get("queue") or (task and task.queue) or conf.task_default_queue
         if priority is None:
             priority = routed.get("priority")
@@ -140,7 +143,6 @@ class Producer:
         if expires_at is None and declared is not None and declared.message_ttl:
             # like a queue TTL: counted from when the message is due in its queue
             expires_at = (eta_ts or now) + float(declared.message_ttl)
-        parent = _state.current_request.get()
         task_id = task_id or new_id()
         root_id = options.pop("root_id", None) or (parent.root_id or parent.id if parent else None)
         parent_id = options.pop("parent_id", None) or (parent.id if parent else None)
