@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, overload
 
 from .. import _state, plugins
@@ -93,8 +93,8 @@ class Celeriac:
         self._tasks = TaskRegistry()
         #: start-up steps added by the project: ``app.steps["worker"].add(MyStep)``
         self.steps: defaultdict[str, set[Any]] = defaultdict(set)
-        register_builtins(self)
         self._finalized = False
+        register_builtins(self)
         self._finalize_lock = threading.RLock()
         self._pending_autodiscover: list[tuple[Any, str]] = []
         self._conn_lock = threading.Lock()
@@ -185,7 +185,36 @@ class Celeriac:
         cls = build_task_class(fun, self, name, base, dict(options))
         task = cls()
         self._tasks[name] = task
+        if self._finalized:
+            self._annotate(task)
         return task
+
+    def _annotate(self, task: Task) -> None:
+        """Apply ``task_annotations`` to ``task``'s class, as Celery does: a dict of task name
+        (or ``"*"``) to attributes, an object whose ``annotate(task)`` returns such a dict
+        (or None), an import path of either, or a list of these."""
+        annotations = self.conf.task_annotations
+        if not annotations:
+            return
+        if not isinstance(annotations, (list, tuple)):
+            annotations = [annotations]
+        for annotation in annotations:
+            if isinstance(annotation, str):
+                annotation = plugins.import_path(annotation, "task annotation")
+                if isinstance(annotation, type):
+                    annotation = annotation()
+            if isinstance(annotation, Mapping):
+                found = [annotation.get(task.name), annotation.get("*")]
+            else:
+                found = [annotation.annotate(task)]
+            for attrs in found:
+                for key, value in (attrs or {}).items():
+                    if key.startswith("@"):
+                        raise ImproperlyConfigured(
+                            f"task_annotations: {key!r} (wrapping a method) is not supported; "
+                            "subclass Task and pass it as base= instead"
+                        )
+                    setattr(type(task), key, value)
 
     def gen_task_name(self, name: str, module: str) -> str:
         if module == "__main__" and self.main:
@@ -213,6 +242,8 @@ class Celeriac:
             while self._pending_autodiscover:
                 packages, related = self._pending_autodiscover.pop(0)
                 self._import_related(packages, related)
+            for task in list(self._tasks.values()):
+                self._annotate(task)
             self.on_after_finalize.send(sender=self)
 
     def add_periodic_task(
@@ -305,6 +336,8 @@ class Celeriac:
             )
         type(instance).app = self
         self._tasks[instance.name] = instance
+        if self._finalized:
+            self._annotate(instance)
         return instance
 
     # -- connections ----------------------------------------------------------------------
