@@ -154,6 +154,11 @@ def test_every_control_command_from_the_command_line(project: Project) -> None:
     assert next(iter(json.loads(stats.stdout).values()))["pool"]["max-concurrency"] == 4
     usage = control("time_limit", "proj.tasks.add")
     assert usage.returncode == 2 and "task_name soft [hard]" in usage.stderr
+    own = _cli("-A", "proj", "inspect", "queue_names", "-t", "3", "-j", env=project.env)
+    assert next(iter(json.loads(own.stdout).values())) == {"queues": ["celery"]}
+    assert replies("bump", "3") == {"ok": "bumped by 3"}
+    assert "takes: [N=1]" in control("bump", "1", "2").stderr
+    assert "unknown command 'nosuch'" in control("nosuch").stderr
     down = control("shutdown")
     assert "shutting down" in down.stdout
     assert project.workers[0].wait() == 0

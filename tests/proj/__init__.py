@@ -18,7 +18,7 @@ app = Celery(
     "proj",
     broker=os.environ.get("CELERIAC_TEST_BROKER", "sqlite:///proj.db"),
     backend=os.environ.get("CELERIAC_TEST_BACKEND") or None,
-    include=["proj.tasks"],
+    include=["proj.tasks", "proj.commands"],
 )
 app.conf.broker_transport_options = {
     "visibility_timeout": float(os.environ.get("CELERIAC_TEST_VT", "30"))

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from ..app import Celeriac
+from ..worker.control import Panel
 from .base import EXIT_USAGE, CLIError
 
 INSPECT_METHODS = (
@@ -97,8 +98,32 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
+def _project_command(app: Celeriac, name: str, kind: str, given: list[str]) -> dict[str, Any]:
+    """The arguments of the project's own command ``name`` (``celeriac.worker.control``),
+    or a usage error naming the commands there are."""
+    app.finalize()  # the modules that define commands are imported
+    info = Panel.meta.get(name)
+    if info is None:
+        known = INSPECT_METHODS if kind == "inspect" else tuple(CONTROL_COMMANDS)
+        own = sorted(n for n, i in Panel.meta.items() if i.type == kind)
+        raise CLIError(
+            f"{kind}: unknown command {name!r} (choose from {', '.join((*known, *own))})",
+            EXIT_USAGE,
+        )
+    if len(given) > len(info.args):
+        usage = info.signature or " ".join(n for n, _ in info.args) or "no arguments"
+        raise CLIError(f"{kind} {name} takes: {usage}", EXIT_USAGE)
+    try:
+        return {n: typ(value) for (n, typ), value in zip(info.args, given, strict=False)}
+    except ValueError as exc:
+        raise CLIError(f"{kind} {name}: {exc}", EXIT_USAGE) from None
+
+
 def cmd_inspect(app: Celeriac, args: argparse.Namespace) -> int:
     inspect = app.control.inspect(destination=_destination(args), timeout=args.timeout)
+    if args.method not in INSPECT_METHODS:
+        arguments = _project_command(app, args.method, "inspect", args.ids)
+        return _print_replies(inspect._request(args.method, **arguments), args.json)
     method = getattr(inspect, args.method)
     if args.method == "query_task":
         replies = method(*args.ids)
@@ -138,7 +163,11 @@ def _arguments(action: str, given: list[str]) -> tuple[dict[str, Any], list[str]
 
 def cmd_control(app: Celeriac, args: argparse.Namespace) -> int:
     action = args.action
-    named, ids = _arguments(action, args.arguments)
+    ids: list[str] = []
+    if action not in CONTROL_COMMANDS:
+        named = _project_command(app, action, "control", args.arguments)
+    else:
+        named, ids = _arguments(action, args.arguments)
     if action in ("revoke", "terminate"):
         if not ids:
             raise CLIError(f"control {action}: give at least one task id", EXIT_USAGE)
@@ -185,12 +214,16 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     asking.add_argument("-t", "--timeout", type=float, default=1.0, help="seconds to wait")
     asking.add_argument("-j", "--json", action="store_true", help="print one JSON object")
     i = sub.add_parser("inspect", parents=[asking], help="ask the running workers")
-    i.add_argument("method", choices=INSPECT_METHODS)
+    i.add_argument(
+        "method", help=f"{', '.join(INSPECT_METHODS)}, or a command of the project's own"
+    )
     i.add_argument("ids", nargs="*", help="task ids (query_task), attributes (registered)")
     i.set_defaults(func=cmd_inspect)
     s = sub.add_parser("status", parents=[asking], help="list the workers that answer a ping")
     s.set_defaults(func=cmd_status)
     k = sub.add_parser("control", parents=[asking], help="tell the running workers")
-    k.add_argument("action", choices=list(CONTROL_COMMANDS))
+    k.add_argument(
+        "action", help=f"{', '.join(CONTROL_COMMANDS)}, or a command of the project's own"
+    )
     k.add_argument("arguments", nargs="*", help="the command's arguments (see docs)")
     k.set_defaults(func=cmd_control)
