@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -113,8 +114,9 @@ def celery_suite(args: list[str]) -> int:
             if source is not None:
                 (work / name).parent.mkdir(parents=True, exist_ok=True)
                 (work / name).write_bytes(source.read())
-    for path in (work / "t").rglob("*.py"):
-        path.write_text(rewrite_imports(path.read_text()))
+    for path in (work / "t").rglob("*.py"):  # and the commands they run: celeriac's
+        source = re.sub(r"""\[(\s*)(["'])celery\2,""", r"[\1\2celeriac\2,", path.read_text())
+        path.write_text(rewrite_imports(source))
     shim = ROOT / "tests" / "celery_suite"
     shutil.copy(shim / "shim.py", work / "t" / "integration" / "_celeriac_shim.py")
     shutil.copy(shim / "worker.py", work / "t" / "integration" / "_celeriac_worker.py")
@@ -125,7 +127,8 @@ def celery_suite(args: list[str]) -> int:
         "[pytest]\npython_classes = test_*\ntimeout = 300\n"
         "filterwarnings = ignore:unknown setting 'cassandra_\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(work)}
+    path = os.pathsep.join([str(VENV / "bin"), os.environ.get("PATH", "")])
+    env = {**os.environ, "PYTHONPATH": str(work), "PATH": path}
     env.setdefault("CELERY_SUITE_WORKER_LOG", str(SUITE / "worker.log"))
     env.setdefault("TEST_BROKER", SUITE_REDIS)
     env.setdefault("TEST_BACKEND", env["TEST_BROKER"])

@@ -5,6 +5,7 @@ downloading Celery."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -158,3 +159,25 @@ def test_inspect_active_says_when_and_in_which_process_a_task_runs(app: Celery) 
             sent.get(timeout=15)
     finally:
         gate.set()
+
+
+def test_autodiscovery_takes_a_class_path_and_skips_what_has_no_tasks_module(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "discovered_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("class Config:\n    pass\n")
+    (package / "jobs.py").write_text("FOUND = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    app = Celery("discovery", broker="memory://celery-suite-discovery")
+    try:
+        # INSTALLED_APPS may name an AppConfig class; datetime has no jobs module
+        app.autodiscover_tasks(["discovered_pkg.Config", "datetime.datetime"], "jobs", True)
+        assert sys.modules["discovered_pkg.jobs"].FOUND
+        with pytest.raises(ModuleNotFoundError) as info:
+            app.autodiscover_tasks(["nonexistent_pkg.package.name"], "jobs", force=True)
+        assert info.value.name == "nonexistent_pkg"
+    finally:
+        app.close()
+        for name in [m for m in sys.modules if m.startswith("discovered_pkg")]:
+            del sys.modules[name]

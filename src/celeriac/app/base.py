@@ -319,8 +319,20 @@ class Celeriac:
 
     @staticmethod
     def _import_related(packages: Any, related_name: str) -> None:
+        """Import each package's ``related_name`` module, as Celery: a package that cannot
+        be imported may name a class in its parent (an app config, ``"app.AppConfig"``), whose
+        module is used then; a missing related module is skipped, an import error inside it
+        is raised."""
         for package in packages() if callable(packages) else packages:
-            name = f"{package}.{related_name}" if related_name else package
+            try:
+                importlib.import_module(package)
+            except ModuleNotFoundError:
+                package = package.rpartition(".")[0]
+                if not package or not related_name:
+                    raise
+            if not related_name:
+                continue
+            name = f"{package}.{related_name}"
             try:
                 importlib.import_module(name)
             except ModuleNotFoundError as exc:
