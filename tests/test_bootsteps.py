@@ -21,10 +21,13 @@ PROBE = """
 import os
 from pathlib import Path
 
-from celeriac import Celery, bootsteps
+from click import Option
+
+from celeriac import Celery, bootsteps, signals
 
 app = Celery("probe", broker=os.environ["PROBE_BROKER"])
-HEARTBEAT = Path(os.environ["PROBE_DIR"]) / "heartbeat"
+app.user_options["preload"].add(Option(["--stage"], default="dev", help="where we run"))
+app.user_options["worker"].add(Option(["--probe-name"], default="heartbeat"))
 READY = Path(os.environ["PROBE_DIR"]) / "ready"
 LOG = Path(os.environ["PROBE_DIR"]) / "log"
 
@@ -37,8 +40,9 @@ def note(what):
 class LivenessProbe(bootsteps.StartStopStep):
     requires = {"celery.worker.components:Timer"}
 
-    def __init__(self, worker, **kwargs):
+    def __init__(self, worker, probe_name="heartbeat", **kwargs):
         self.tref = None
+        self.heartbeat = Path(os.environ["PROBE_DIR"]) / probe_name
         note("init " + type(worker).__name__)
 
     def start(self, worker):
@@ -47,7 +51,7 @@ class LivenessProbe(bootsteps.StartStopStep):
         note("start")
 
     def beat(self, worker):
-        HEARTBEAT.write_text(str(os.getpid()))
+        self.heartbeat.write_text(str(os.getpid()))
 
     def stop(self, worker):
         self.tref.cancel()
@@ -59,11 +63,19 @@ class LivenessProbe(bootsteps.StartStopStep):
 
 
 app.steps["worker"].add(LivenessProbe)
+
+
+@signals.user_preload_options.connect
+def on_preload(options, **kwargs):
+    note("stage " + options["stage"])
 """
 
 
 @pytest.mark.slow
 def test_a_liveness_probe_step_runs_with_the_worker(tmp_path: Path) -> None:
+    """With the project's own command-line options (``app.user_options``, click options as
+    Celery 5 takes them): one for every command, one for the worker that the step reads."""
+    pytest.importorskip("click")
     (tmp_path / "probe.py").write_text(dedent(PROBE))
     env = {
         **os.environ,
@@ -71,10 +83,11 @@ def test_a_liveness_probe_step_runs_with_the_worker(tmp_path: Path) -> None:
         "PROBE_DIR": str(tmp_path),
         "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
     }
-    worker = WorkerProcess(env, ["-P", "threads"], app="probe", cwd=tmp_path).wait_ready()
+    options = ["-P", "threads", "--stage", "prod", "--probe-name", "alive"]
+    worker = WorkerProcess(env, options, app="probe", cwd=tmp_path).wait_ready()
     try:
         assert (tmp_path / "ready").exists()
-        heartbeat = tmp_path / "heartbeat"
+        heartbeat = tmp_path / "alive"
         wait_until(heartbeat.exists, timeout=10)
         first = heartbeat.stat().st_mtime_ns
         wait_until(lambda: heartbeat.stat().st_mtime_ns != first, timeout=10)
@@ -84,6 +97,7 @@ def test_a_liveness_probe_step_runs_with_the_worker(tmp_path: Path) -> None:
         worker.kill()
     assert not (tmp_path / "ready").exists()
     assert (tmp_path / "log").read_text().split("\n") == [
+        "stage prod",
         "init Worker",
         "start",
         "stop",
@@ -99,7 +113,7 @@ def test_a_consumer_step_is_refused_with_what_to_do_instead() -> None:
 
     app = Celery("t", broker="memory://steps")
     app.steps["consumer"].add(KombuConsumer)
-    with pytest.raises(ImproperlyConfigured, match="ConsumerStep.*Send the messages as tasks"):
+    with pytest.raises(ImproperlyConfigured, match=r"ConsumerStep.*Send the messages as tasks"):
         Worker(app, install_signal_handlers=False)
 
 

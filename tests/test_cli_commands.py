@@ -322,3 +322,33 @@ def test_migrate_rewrites_a_projects_imports(tmp_path: Path) -> None:
 def test_migrate_says_what_it_is_when_given_a_broker_url() -> None:
     done = _cli("migrate", "amqp://localhost//")
     assert done.returncode == 2 and "rewrites a project's imports" in done.stderr
+
+
+def test_a_projects_options_in_each_form_celery_took() -> None:
+    """``app.user_options``: a function given the argparse parser (Celery 4) and optparse
+    options (Celery 3); click options (Celery 5) are in test_bootsteps."""
+    import argparse
+    import optparse
+
+    from celeriac.cli.base import CLIError, add_user_options, user_option_values
+
+    def celery4(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--ini", default="development.ini")
+
+    options = [
+        celery4,
+        optparse.make_option("-d", "--data_dir", default=""),
+        optparse.make_option("--fast", action="store_true"),
+        optparse.make_option("--level", type="int"),
+    ]
+    parser = argparse.ArgumentParser()
+    add_user_options(parser, options)
+    args = parser.parse_args(["-d", "/db", "--fast", "--level", "3"])
+    assert user_option_values(args, options) == {
+        "ini": "development.ini",
+        "data_dir": "/db",
+        "fast": True,
+        "level": 3,
+    }
+    with pytest.raises(CLIError, match="not an option celeriac can read"):
+        add_user_options(argparse.ArgumentParser(), ["--nope"])

@@ -13,12 +13,14 @@
     app.steps["worker"].add(LivenessProbe)
 
 A step class in ``app.steps["worker"]`` or ``app.steps["consumer"]`` is made once per worker
-(``Step(worker, **options)``, the options being the worker's keyword arguments); ``start`` runs
-once the pool is up, before the worker reports ready, and ``stop`` then ``shutdown`` run when
-it stops, in reverse order. Both kinds are given the worker (it has ``app``, ``hostname``,
-``pool``, ``timer`` and ``consumer``). ``requires`` is accepted but not followed: worker
-steps start before consumer steps, and within a kind in no set order. ``ConsumerStep`` (consumers of kombu's own) has no counterpart: a worker
-with one refuses to start, saying what to do instead.
+(``Step(worker, **options)``: the worker's keyword arguments, with the values of the
+project's own worker options, ``app.user_options["worker"]``); ``start`` runs once the pool
+is up, before the worker reports ready, and ``stop`` then ``shutdown`` run when it stops, in
+reverse order. Both kinds are given the worker (it has ``app``, ``hostname``, ``pool``,
+``timer`` and ``consumer``). ``requires`` is accepted but not followed: worker steps start
+before consumer steps, and within a kind in no set order. ``ConsumerStep`` (consumers of
+kombu's own) has no counterpart: a worker with one refuses to start, saying what to do
+instead.
 """
 
 from __future__ import annotations

@@ -144,6 +144,7 @@ after_setup_logger = Signal("after_setup_logger")
 after_setup_task_logger = Signal("after_setup_task_logger")
 beat_init = Signal("beat_init")
 beat_embedded_init = Signal("beat_embedded_init")
+user_preload_options = Signal("user_preload_options")
 
 __all__ = [
     "Signal",
@@ -169,6 +170,7 @@ __all__ = [
     "task_sent",
     "task_success",
     "task_unknown",
+    "user_preload_options",
     "worker_init",
     "worker_process_init",
     "worker_process_shutdown",

@@ -93,6 +93,8 @@ class Celeriac:
         self._tasks = TaskRegistry()
         #: start-up steps added by the project: ``app.steps["worker"].add(MyStep)``
         self.steps: defaultdict[str, set[Any]] = defaultdict(set)
+        #: command-line options added by the project: ``app.user_options["preload"].add(...)``
+        self.user_options: defaultdict[str, set[Any]] = defaultdict(set)
         self._finalized = False
         register_builtins(self)
         self._finalize_lock = threading.RLock()

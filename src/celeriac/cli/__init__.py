@@ -13,18 +13,20 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
+from .. import __version__, signals
 from ..app import Celeriac
 from ..exceptions import CeleriacError
 from . import control, imports, messages, multi, schedule, tools, worker
-from .base import EXIT_USAGE, CLIError, find_app
+from .base import EXIT_USAGE, CLIError, add_user_options, find_app, user_option_values
 
 __all__ = ["CLIError", "build_parser", "find_app", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of every command."""
+def build_parser(app: Celeriac | None = None) -> argparse.ArgumentParser:
+    """The parser of every command (with ``app``'s own options, ``app.user_options``)."""
     common = argparse.ArgumentParser(add_help=False)
+    if app is not None:
+        add_user_options(common, app.user_options["preload"])
     common.add_argument(
         "-A",
         "--app",
@@ -48,29 +50,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     for commands in (worker, schedule, messages, control, multi, tools, imports):
         commands.add_parsers(sub, common)
+    for name, command in sub.choices.items():
+        if app is not None and app.user_options.get(name):
+            add_user_options(command, app.user_options[name])
     return parser
+
+
+def _early(argv: list[str]) -> argparse.Namespace:
+    """``-A``, ``--workdir`` and ``--skip-checks``, read before the rest: the app's own
+    options are known once it is loaded."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("-A", "--app")
+    early.add_argument("--workdir")
+    early.add_argument("--skip-checks", action="store_true")
+    return early.parse_known_args(argv)[0]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``celeriac`` command."""
-    parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
-    if not getattr(args, "command", None):
-        parser.print_help()
-        sys.exit(EXIT_USAGE)
+    argv = list(argv) if argv is not None else sys.argv[1:]
     try:
-        if getattr(args, "skip_checks", False):
+        early = _early(argv)
+        if early.skip_checks:
             os.environ["CELERIAC_SKIP_CHECKS"] = "1"
-        if getattr(args, "workdir", None):
-            os.chdir(args.workdir)
-        app_path = getattr(args, "app", None)
-        app = find_app(app_path) if app_path else Celeriac()
+        if early.workdir:
+            os.chdir(early.workdir)
+        app = find_app(early.app) if early.app else Celeriac()
+        parser = build_parser(app)
+        args = parser.parse_args(argv)
+        if not getattr(args, "command", None):
+            parser.print_help()
+            sys.exit(EXIT_USAGE)
         if getattr(args, "config", None):
             app.config_from_object(args.config)
         if getattr(args, "broker", None):
             app.conf.broker_url = args.broker
         if getattr(args, "result_backend", None):
             app.conf.result_backend = args.result_backend
+        args.user_options = user_option_values(args, app.user_options.get(args.command, ()))
+        preload = user_option_values(args, app.user_options["preload"])
+        signals.user_preload_options.send(sender=app, app=app, options=preload)
         code = args.func(app, args)
     except CLIError as exc:
         print(f"Error: {exc}", file=sys.stderr)

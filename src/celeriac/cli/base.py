@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
@@ -78,3 +79,48 @@ def json_arg(value: str, what: str) -> Any:
         return json.loads(value)
     except json.JSONDecodeError as exc:
         raise CLIError(f"--{what} is not valid JSON: {exc}", EXIT_USAGE) from None
+
+
+_OPTPARSE_TYPES: dict[str, Any] = {"int": int, "float": float, "string": str, "long": int}
+
+
+def add_user_options(parser: argparse.ArgumentParser, options: Any) -> None:
+    """Add a project's own command-line options (``app.user_options["preload"]`` or
+    ``["worker"]``) to ``parser``: click ``Option`` objects (Celery 5), functions given the
+    argparse parser (Celery 4) and optparse-style options (Celery 3)."""
+    for option in list(options):
+        if hasattr(option, "opts") and hasattr(option, "is_flag"):
+            default = None if type(option.default).__name__ == "Sentinel" else option.default
+            kwargs: dict[str, Any] = {"dest": option.name, "help": option.help}
+            if option.is_flag:
+                kwargs.update(action="store_true", default=bool(default))
+            elif option.count:
+                kwargs.update(action="count", default=default or 0)
+            else:
+                kwargs.update(type=option.type, default=default)
+                if option.multiple:
+                    kwargs.update(action="append", default=list(default or ()) or None)
+            parser.add_argument(*option.opts, *option.secondary_opts, **kwargs)
+        elif hasattr(option, "_long_opts"):
+            kwargs = {"dest": option.dest, "help": option.help, "default": option.default}
+            if option.action in ("store_true", "store_false", "count", "append"):
+                kwargs["action"] = option.action
+            elif option.type:
+                kwargs["type"] = _OPTPARSE_TYPES.get(option.type, str)
+            if str(kwargs["default"]).startswith("NO"):  # optparse's NO_DEFAULT
+                kwargs["default"] = None
+            parser.add_argument(*option._short_opts, *option._long_opts, **kwargs)
+        elif callable(option):
+            option(parser)
+        else:
+            raise CLIError(
+                f"app.user_options: {option!r} is not an option celeriac can read (a "
+                "click.Option, a function given the argparse parser, or an optparse Option)"
+            )
+
+
+def user_option_values(args: argparse.Namespace, options: Any) -> dict[str, Any]:
+    """The values ``args`` holds for the options ``add_user_options`` added."""
+    probe = argparse.ArgumentParser(add_help=False)
+    add_user_options(probe, options)
+    return {a.dest: getattr(args, a.dest, a.default) for a in probe._actions}

@@ -131,6 +131,7 @@ def cmd_worker(app: Celeriac, args: argparse.Namespace) -> int:
         beat=args.beat,
         beat_scheduler=args.scheduler,
         beat_schedule=args.schedule,
+        **getattr(args, "user_options", {}),  # the project's own options, for its steps
     )
     if args.purge:
         purged = sum(app.broker.purge(q) for q in worker.queues)
