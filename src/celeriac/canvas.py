@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ._state import current_request, get_current_app
 from .exceptions import InvalidTaskError
+from .keys import CHORD_SIZE_KEY
 from .message import Encoded, Message, splicer
 from .result import AsyncResult, GroupResult
 from .routing import MapRouter
@@ -594,7 +595,8 @@ class chain(_Composite):
         result: Any = None
         for i, step in enumerate(steps):
             result = step.freeze(_id if i == len(steps) - 1 else None)
-            result.parent = parent
+            if parent is not None:
+                _attach(result, parent)
             parent = result
         return result
 
@@ -639,7 +641,8 @@ class chain(_Composite):
                 step_args = (result.get(),)
             parent = result
             result = step.apply(step_args, kwargs if i == 0 else None, **options)
-            result.parent = parent
+            if parent is not None:
+                _attach(result, parent)
         return result
 
 
@@ -659,9 +662,27 @@ class chord(_Composite):
     ) -> None:
         if isinstance(header, Mapping) and header.get("subtask_type") == "group":
             header = group.from_dict(header, app=app)
-        members = header.tasks if isinstance(header, group) else _tasks_arg((header,))
-        super().__init__(*members, app=app, **options)
-        self.kwargs["body"] = maybe_signature(body, app)
+        streamed = isinstance(header, Generator)
+        if streamed:  # read as it is sent, as in Celery (or when first looked at)
+            members: list[Any] = []
+        elif isinstance(header, group):
+            members = header.tasks
+        else:
+            members = _tasks_arg((header,))
+        body = maybe_signature(body, app)
+        super().__init__(*members, app=app or getattr(body, "_app", None), **options)
+        self.kwargs["body"] = body
+        if streamed:
+            self._generator = header
+
+    _generator: Iterator[Any] | None = None
+
+    @property
+    def tasks(self) -> list[Signature]:
+        if self._generator is not None:
+            generator, self._generator = self._generator, None
+            self.kwargs["tasks"] = [_signature(t, self._app) for t in generator]
+        return super().tasks
 
     @property
     def body(self) -> Signature | None:
@@ -688,7 +709,9 @@ class chord(_Composite):
 
     def __call__(self, body: Any = None, **options: Any) -> Any:
         """``chord(header)(body)`` sends it."""
-        sig = chord(self.tasks, body or self.body, app=self._app, **self.options)
+        header = self._generator if self._generator is not None else self.tasks
+        self._generator = None
+        sig = chord(header, body or self.body, app=self._app, **self.options)
         return sig.apply_async((), **options)
 
     def link(self, callback: Signature) -> Signature:
@@ -732,7 +755,7 @@ class chord(_Composite):
         self.kwargs["tasks"] = members
         places = placements(members, {"group_id": gid})
         header = [t.freeze(**place) for t, place in zip(members, places, strict=True)]
-        result.parent = _header_result(gid, header, self.app)
+        _attach(result, _header_result(gid, header, self.app))
         return result
 
     def _set_tail(self, options: Mapping[str, Any]) -> None:
@@ -771,10 +794,13 @@ class chord(_Composite):
         for key in ("link", "link_error", "group_index"):
             opts.pop(key, None)
         args = (*args, *self.args)
+        if source._generator is not None:
+            streamed, source._generator = source._generator, None
+            return self._build_streamed(streamed, args, kwargs, opts, body, result, gid, out)
         header = source._header()
         if not header:
             body._build(([],), {}, {}, out)
-            result.parent = _header_result(gid, [], self.app)
+            _attach(result, _header_result(gid, [], self.app))
             return result
         join = {"body": dict(body), "size": sum(width(t) for t in header)}
         part: list[Message | Encoded] = []
@@ -786,7 +812,44 @@ class chord(_Composite):
         header_result = _header_result(gid, results, self.app)
         header_result.save()  # the join reads the member ids from here
         out.extend(part)
-        result.parent = header_result
+        _attach(result, header_result)
+        return result
+
+    def _build_streamed(
+        self,
+        members: Iterator[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        opts: dict[str, Any],
+        body: Signature,
+        result: Any,
+        gid: str,
+        out: list[Message | Encoded],
+    ) -> Any:
+        """Send a header given as a generator member by member as the generator gives them,
+        as Celery does (a member may run before the generator ends). The size is stored in
+        the result backend before the last member is sent, so the last to finish sees it."""
+        app = self.app
+        join = {"body": dict(body), "size": None}
+        results: list[Any] = []
+        index, held = 0, list[Message | Encoded]()
+        for item in members:
+            member = _signature(item, self._app)
+            if held:
+                app.publish(held)
+            held = []
+            place = {"group_id": gid, "group_index": index, "chord": join}
+            results.append(member._build(args, kwargs, {**opts, **place}, held))
+            index += width(member)
+        header = _header_result(gid, results, app)
+        if not results:
+            body._build(([],), {}, {}, out)
+        else:
+            header.save()
+            backend, expires = app.results.backend, app.results.expires_in
+            backend.set_value(CHORD_SIZE_KEY.format(gid), str(index).encode(), expires)
+            out.extend(held)
+        _attach(result, header)
         return result
 
     def apply(
@@ -800,11 +863,20 @@ class chord(_Composite):
             raise ValueError("a chord needs a body")
         header = group(*self._header(), app=self._app).apply(args, kwargs, **options)
         result = body.apply((header.get(),))
-        result.parent = header
+        _attach(result, header)
         return result
 
     def __repr__(self) -> str:
         return f"chord([{', '.join(repr(t) for t in self.tasks)}], {self.body!r})"
+
+
+def _attach(result: Any, header: Any) -> None:
+    """Make ``header`` the parent of the body's first result (a chain body's results already
+    lead back to its first step), as in Celery."""
+    node = result
+    while getattr(node, "parent", None) is not None:
+        node = node.parent
+    node.parent = header
 
 
 def _header_result(gid: str, results: list[Any], app: Celeriac) -> GroupResult:

@@ -18,6 +18,7 @@ CHORD_KEY = "celeriac:chord:{}"  # the header members of a chord that finished, 
 FIRED_KEY = "celeriac:chord-fired:{}"  # which member sent the chord's body, by group id
 CHORD_ADDED_KEY = "celeriac:chord-added:{}"  # "n:id" of members added (Task.add_to_chord)
 CHORD_ADDED_COUNT = "celeriac:chord-added-count:{}"  # how many were added, by group id
+CHORD_SIZE_KEY = "celeriac:chord-size:{}"  # the size of a header sent as it was generated
 
 # -- revocation (celeriac.control) ----------------------------------------------------------
 

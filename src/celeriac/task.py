@@ -331,9 +331,8 @@ class Task:
         backend, expires = results.backend, results.expires_in
         n = backend.incr(CHORD_ADDED_COUNT.format(group_id), 1, expires)
         backend.add_to_set(CHORD_ADDED_KEY.format(group_id), f"{n}:{result.id}", expires)
-        new._set_tail(
-            {"group_id": group_id, "group_index": int(join["size"]) + n - 1, "chord": join}
-        )
+        # an added member counts under an index of its own, below the header's
+        new._set_tail({"group_id": group_id, "group_index": -n, "chord": join})
         return new if lazy else new.apply_async()
 
     def send_event(self, type_: str, retry: bool = True, **fields: Any) -> None:

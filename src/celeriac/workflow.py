@@ -27,7 +27,7 @@ from .canvas import (
     tail,
 )
 from .exceptions import ChordError, InvalidTaskError
-from .keys import CHORD_ADDED_KEY, CHORD_KEY, FIRED_KEY, SENT_KEY
+from .keys import CHORD_ADDED_KEY, CHORD_KEY, CHORD_SIZE_KEY, FIRED_KEY, SENT_KEY
 from .result import AsyncResult, GroupResult
 
 if TYPE_CHECKING:
@@ -50,8 +50,8 @@ def check(message: Message) -> None:
             check_signature(sig, f"{field}[{i}]")
     join = message.chord
     if join is not None:
-        size = join.get("size")
-        if type(size) is not int or size < 0:
+        size = join.get("size", -1)  # None: the size is in the result backend
+        if size is not None and (type(size) is not int or size < 0):
             raise InvalidTaskError("message chord has no size")
         check_signature(join.get("body"), "chord body")
 
@@ -178,10 +178,16 @@ def on_chord_part_return(app: Celeriac, request: Context) -> None:
         return
     backend, expires = app.results.backend, app.results.expires_in
     finished = backend.add_to_set(CHORD_KEY.format(group_id), str(request.group_index), expires)
-    if finished < int(join["size"]):
+    size = join.get("size")
+    if size is None:  # a header sent as it was generated: its size is stored at its end
+        stored = backend.get_value(CHORD_SIZE_KEY.format(group_id))
+        if stored is None:
+            return  # its last member, sent after the size is stored, will see it
+        size = int(stored)
+    if finished < size:
         return
     added = _added(app, group_id)  # members added by Task.add_to_chord
-    if finished < int(join["size"]) + len(added):
+    if finished < size + len(added):
         return
     me = str(request.id).encode()
     key = FIRED_KEY.format(group_id)

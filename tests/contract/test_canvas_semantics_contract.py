@@ -238,3 +238,21 @@ def test_reject_without_requeue_records_failure(app: Celery) -> None:
             result.get(timeout=20)
         wait_for_reason(app, "not for me")
     assert result.state == states.FAILURE
+
+
+def test_a_generator_header_is_sent_as_it_is_read(app: Celery) -> None:
+    t = define(app)
+    sent: list[str] = []
+
+    def header() -> Any:
+        for i in range(3):
+            if i == 2:  # the first member runs before the generator ends, as in Celery
+                wait_until(lambda: app.AsyncResult(sent[0]).ready(), timeout=15)
+            sig = t["add"].s(i, 10)
+            sent.append(sig.freeze().id)
+            yield sig
+
+    with worker(app):
+        assert chord(header(), t["tsum"].s())().get(timeout=20) == 33
+        nothing: tuple[Any, ...] = ()
+        assert chord((s for s in nothing), t["tsum"].s())().get(timeout=20) == 0
