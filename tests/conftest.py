@@ -33,6 +33,21 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: fl
         time.sleep(interval)
 
 
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, **options: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run ``celeriac *args`` in the tests' folder and wait for it (two minutes at most)."""
+    return subprocess.run(
+        [sys.executable, "-m", "celeriac", *args],
+        cwd=TESTS_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **options,
+    )
+
+
 class WorkerProcess:
     """``celeriac -A proj worker`` (or ``beat``) in a subprocess, with its output collected."""
 

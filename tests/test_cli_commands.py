@@ -7,7 +7,6 @@ import ast
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,21 +15,7 @@ import pytest
 
 from celeriac.cli import main
 from celeriac.cli.multi import parse_nodes
-from conftest import TESTS_DIR, Project, wait_until
-
-
-def _cli(
-    *args: str, env: dict[str, str] | None = None, **kw: Any
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "celeriac", *args],
-        cwd=TESTS_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        **kw,
-    )
+from conftest import Project, run_cli, wait_until
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -84,7 +69,7 @@ def test_multi_show_names_and_expand(capsys: pytest.CaptureFixture[str]) -> None
 @pytest.mark.slow
 def test_multi_starts_stops_and_restarts_detached_workers(project: Project, tmp_path: Path) -> None:
     files = [f"--pidfile={tmp_path}/%n.pid", f"--logfile={tmp_path}/%n%I.log"]
-    started = _cli("multi", "start", "w1", "w2", "-A", "proj", "-c", "1", "-l", "info", *files,
+    started = run_cli("multi", "start", "w1", "w2", "-A", "proj", "-c", "1", "-l", "info", *files,
                    env=project.env)  # fmt: skip
     pids = [tmp_path / "w1.pid", tmp_path / "w2.pid"]
     try:
@@ -92,23 +77,26 @@ def test_multi_starts_stops_and_restarts_detached_workers(project: Project, tmp_
         assert started.stdout.count(": OK (pid ") == 2
         assert all(p.exists() for p in pids)
         assert [project.send("add", i, i).get(timeout=30) for i in range(4)] == [0, 2, 4, 6]
-        status = _cli("-A", "proj", "status", "-t", "3", env=project.env)
+        status = run_cli("-A", "proj", "status", "-t", "3", env=project.env)
         assert "2 nodes online." in status.stdout, status.stdout + status.stderr
-        again = _cli("multi", "start", "w1", "w2", "-A", "proj", *files, env=project.env)
+        again = run_cli("multi", "start", "w1", "w2", "-A", "proj", *files, env=project.env)
         assert again.stdout.count("already running") == 2
         first = [int(p.read_text()) for p in pids]
-        restarted = _cli("multi", "restart", "w1", "w2", "-A", "proj", "-c", "1", *files,
+        restarted = run_cli("multi", "restart", "w1", "w2", "-A", "proj", "-c", "1", *files,
                          env=project.env)  # fmt: skip
         assert restarted.returncode == 0, restarted.stdout + restarted.stderr
         assert restarted.stdout.count(": OK (pid ") == 2
         assert [int(p.read_text()) for p in pids] != first
         assert project.send("add", 1, 1).get(timeout=30) == 2
     finally:
-        stopped = _cli("multi", "stopwait", "w1", "w2", *files, env=project.env)
-    assert stopped.returncode == 0 and stopped.stdout.count("TERM -> ") == 2
+        stopped = run_cli("multi", "stopwait", "w1", *files, env=project.env)
+        killed = run_cli("multi", "kill", "w2", *files, env=project.env)
+    assert stopped.returncode == 0 and stopped.stdout.count("TERM -> ") == 1
+    assert killed.returncode == 0 and "Killing nodes" in killed.stdout
+    assert killed.stdout.count("KILL -> ") == 1
     assert not any(p.exists() for p in pids)
     assert "Warm shutdown" in (tmp_path / "w1.log").read_text()
-    down = _cli("multi", "stop", "w1", "w2", *files, env=project.env)
+    down = run_cli("multi", "stop", "w1", "w2", *files, env=project.env)
     assert down.stdout.count(": DOWN") == 2
 
 
@@ -120,10 +108,10 @@ def test_every_control_command_from_the_command_line(project: Project) -> None:
     project.worker("-c", "1", "-n", "cli@%h", "-P", "threads")
 
     def control(*args: str) -> subprocess.CompletedProcess[str]:
-        return _cli("-A", "proj", "control", *args, "-t", "3", env=project.env)
+        return run_cli("-A", "proj", "control", *args, "-t", "3", env=project.env)
 
     def replies(*args: str) -> Any:
-        done = _cli("-A", "proj", "control", *args, "-t", "3", "--json", env=project.env)
+        done = run_cli("-A", "proj", "control", *args, "-t", "3", "--json", env=project.env)
         return next(iter(json.loads(done.stdout).values()))
 
     grow = control("pool_grow", "2")
@@ -148,13 +136,13 @@ def test_every_control_command_from_the_command_line(project: Project) -> None:
     revoked = control("revoke", "id-1", "id-2")
     assert revoked.returncode == 0 and "id-1, id-2" in revoked.stdout
     assert "SIGKILL" in control("terminate", "KILL", "id-3").stdout
-    inspect = _cli("-A", "proj", "inspect", "memsample", "-t", "3", env=project.env)
+    inspect = run_cli("-A", "proj", "inspect", "memsample", "-t", "3", env=project.env)
     assert inspect.returncode == 1 and "not available" in inspect.stdout
-    stats = _cli("-A", "proj", "inspect", "stats", "-t", "3", "-j", env=project.env)
+    stats = run_cli("-A", "proj", "inspect", "stats", "-t", "3", "-j", env=project.env)
     assert next(iter(json.loads(stats.stdout).values()))["pool"]["max-concurrency"] == 4
     usage = control("time_limit", "proj.tasks.add")
     assert usage.returncode == 2 and "task_name soft [hard]" in usage.stderr
-    own = _cli("-A", "proj", "inspect", "queue_names", "-t", "3", "-j", env=project.env)
+    own = run_cli("-A", "proj", "inspect", "queue_names", "-t", "3", "-j", env=project.env)
     assert next(iter(json.loads(own.stdout).values())) == {"queues": ["celery"]}
     assert replies("bump", "3") == {"ok": "bumped by 3"}
     assert "takes: [N=1]" in control("bump", "1", "2").stderr
@@ -214,17 +202,17 @@ def test_a_prefork_pool_fed_by_its_parent_has_a_fixed_size(project: Project) -> 
 
 def test_shell_has_the_app_and_its_tasks(project: Project) -> None:
     code = "print(app.main, celery is app, add.name, 'chain' in dir())\n"
-    done = _cli("-A", "proj", "shell", "--python", env=project.env, input=code)
+    done = run_cli("-A", "proj", "shell", "--python", env=project.env, input=code)
     assert done.returncode == 0, done.stderr
     assert "proj True proj.tasks.add True" in done.stdout + done.stderr
-    bare = _cli("-A", "proj", "shell", "--python", "--without-tasks", env=project.env,
+    bare = run_cli("-A", "proj", "shell", "--python", "--without-tasks", env=project.env,
                 input="print('add' in dir())\n")  # fmt: skip
     assert "False" in bare.stdout + bare.stderr
 
 
 def test_report_shows_versions_and_masked_settings(project: Project) -> None:
     env = {**project.env, "CELERIAC_TEST_CONF": json.dumps({"redis_password": "hunter2"})}
-    done = _cli("-A", "proj", "report", "-b", "redis://u:sekrit@localhost:6379/0", env=env)
+    done = run_cli("-A", "proj", "report", "-b", "redis://u:sekrit@localhost:6379/0", env=env)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert out.startswith("software -> celeriac:") and "platform -> system:" in out
@@ -285,11 +273,11 @@ def _sample(root: Path) -> None:
 
 def test_migrate_rewrites_a_projects_imports(tmp_path: Path) -> None:
     _sample(tmp_path)
-    dry = _cli("migrate", str(tmp_path), "--dry-run")
+    dry = run_cli("migrate", str(tmp_path), "--dry-run")
     assert "+from celeriac import Celery, shared_task" in dry.stdout
     assert (tmp_path / "proj/celery.py").read_text() == SAMPLE["proj/celery.py"]  # unchanged
 
-    done = _cli("migrate", str(tmp_path))
+    done = run_cli("migrate", str(tmp_path))
     assert done.returncode == 1  # some imports are left for the user
     celery_py = (tmp_path / "proj/celery.py").read_text()
     assert "import celeriac as celery\n" in celery_py
@@ -315,12 +303,12 @@ def test_migrate_rewrites_a_projects_imports(tmp_path: Path) -> None:
     assert "import flower" in out and "celeriac inspect" in out
     for name in ("proj/celery.py", "proj/tasks.py"):  # what was rewritten still parses
         ast.parse((tmp_path / name).read_text())
-    again = _cli("migrate", str(tmp_path / "proj/celery.py"))
+    again = run_cli("migrate", str(tmp_path / "proj/celery.py"))
     assert again.returncode == 0 and "0 imports rewritten" in again.stdout
 
 
 def test_migrate_says_what_it_is_when_given_a_broker_url() -> None:
-    done = _cli("migrate", "amqp://localhost//")
+    done = run_cli("migrate", "amqp://localhost//")
     assert done.returncode == 2 and "rewrites a project's imports" in done.stderr
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from celeriac import states
 from celeriac.exceptions import TaskError, TimeLimitExceeded, WorkerLostError
-from conftest import TESTS_DIR, Project, wait_until
+from conftest import Project, run_cli, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -295,25 +295,14 @@ def test_cold_shutdown_returns_the_jobs_queued_for_the_children(project: Project
     assert not project.runs("run")
 
 
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "celeriac", *args],
-        cwd=TESTS_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_cli_errors_are_one_clear_line(project: Project) -> None:
-    assert _cli("--version").stdout.startswith("celeriac ")
-    bad_app = _cli("-A", "no_such_project", "worker", env=project.env)
+    assert run_cli("--version").stdout.startswith("celeriac ")
+    bad_app = run_cli("-A", "no_such_project", "worker", env=project.env)
     assert bad_app.returncode == 2
     assert bad_app.stderr.strip().splitlines() == [
         "Error: Unable to load app 'no_such_project': No module named 'no_such_project'"
     ]
-    bad_url = _cli(
+    bad_url = run_cli(
         "-A", "proj", "--broker", "nosuch://x", "call", "proj.tasks.add", env=project.env
     )
     assert bad_url.returncode == 1
@@ -322,10 +311,10 @@ def test_cli_errors_are_one_clear_line(project: Project) -> None:
 
 def test_cli_call_and_result(project: Project) -> None:
     project.worker("-c", "1")
-    sent = _cli("-A", "proj", "call", "proj.tasks.add", "--args", "[4, 5]", env=project.env)
+    sent = run_cli("-A", "proj", "call", "proj.tasks.add", "--args", "[4, 5]", env=project.env)
     assert sent.returncode == 0, sent.stderr
     task_id = sent.stdout.strip()
-    shown = _cli("-A", "proj", "result", task_id, "--wait", "20", env=project.env)
+    shown = run_cli("-A", "proj", "result", task_id, "--wait", "20", env=project.env)
     assert '"state": "SUCCESS"' in shown.stdout and '"result": 9' in shown.stdout
 
 
@@ -338,25 +327,25 @@ def test_max_tasks_per_child_replaces_the_process(project: Project) -> None:
 def test_cli_purge_and_dead_letter_commands(project: Project) -> None:
     for i in range(3):
         project.send("add", i, i)
-    purged = _cli("-A", "proj", "purge", "-f", env=project.env)
+    purged = run_cli("-A", "proj", "purge", "-f", env=project.env)
     assert purged.stdout.strip() == "Purged 3 messages from 1 queue."
     project.app.send_task("proj.tasks.nope")
-    burst = _cli("-A", "proj", "worker", "--burst", "-P", "solo", "-q", env=project.env)
+    burst = run_cli("-A", "proj", "worker", "--burst", "-P", "solo", "-q", env=project.env)
     assert burst.returncode == 0, burst.stderr
-    listed = _cli("-A", "proj", "dlq", "list", env=project.env)
+    listed = run_cli("-A", "proj", "dlq", "list", env=project.env)
     assert "unknown task 'proj.tasks.nope'" in listed.stdout
-    requeued = _cli("-A", "proj", "dlq", "requeue", env=project.env)
+    requeued = run_cli("-A", "proj", "dlq", "requeue", env=project.env)
     assert requeued.stdout.strip() == "Requeued 1 message(s) to celery."
     assert project.app.broker.queue_length("celery") == 1
-    _cli("-A", "proj", "worker", "--burst", "-P", "solo", "-q", env=project.env)
-    dropped = _cli("-A", "proj", "dlq", "purge", env=project.env)
+    run_cli("-A", "proj", "worker", "--burst", "-P", "solo", "-q", env=project.env)
+    dropped = run_cli("-A", "proj", "dlq", "purge", env=project.env)
     assert dropped.stdout.strip() == "Deleted 1 message(s) from celery.dlq."
 
 
 def test_burst_mode_with_consuming_children(project: Project) -> None:
     for n in range(6):
         project.send("record", str(n))
-    burst = _cli("-A", "proj", "worker", "--burst", "-c", "2", "-q", env=project.env)
+    burst = run_cli("-A", "proj", "worker", "--burst", "-c", "2", "-q", env=project.env)
     assert burst.returncode == 0, burst.stderr
     assert sorted(r[0] for r in project.runs("run")) == [str(n) for n in range(6)]
     assert project.app.broker.queue_length("celery") == 0
@@ -406,7 +395,7 @@ def test_celerys_start_up_flags_are_accepted(project: Project, tmp_path: Any) ->
     assert "--without-gossip is accepted and not needed" in worker.output
     assert "-E: celeriac workers do not send task events yet" in worker.output
     assert "--purge: deleted 1 waiting message(s)" in worker.output
-    twice = _cli("-A", "proj", "worker", "--pidfile", str(pidfile), env=project.env)
+    twice = run_cli("-A", "proj", "worker", "--pidfile", str(pidfile), env=project.env)
     assert twice.returncode == 1 and "names a running process" in twice.stderr
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0
@@ -415,7 +404,7 @@ def test_celerys_start_up_flags_are_accepted(project: Project, tmp_path: Any) ->
 
 def test_detach_runs_the_worker_in_the_background(project: Project, tmp_path: Any) -> None:
     pidfile, logfile = tmp_path / "worker.pid", tmp_path / "worker.log"
-    started = _cli(
+    started = run_cli(
         "-A", "proj", "worker", "-c", "1", "--detach", "--pidfile", str(pidfile),
         "--logfile", str(logfile), "-l", "info", env=project.env,
     )  # fmt: skip
@@ -431,11 +420,11 @@ def test_detach_runs_the_worker_in_the_background(project: Project, tmp_path: An
 
 
 def test_a_celery_only_scheduler_stops_beat_with_what_to_use(project: Project) -> None:
-    beat = _cli(
+    beat = run_cli(
         "-A", "proj", "beat", "-S", "django_celery_beat.schedulers:DatabaseScheduler",
         env=project.env,
     )  # fmt: skip
     assert beat.returncode == 1
     assert "use celeriac's database schedule instead (-S db" in beat.stderr
-    custom = _cli("-A", "proj", "beat", "--scheduler", "no.such:Scheduler", env=project.env)
+    custom = run_cli("-A", "proj", "beat", "--scheduler", "no.such:Scheduler", env=project.env)
     assert custom.returncode == 1 and "cannot import scheduler 'no.such:Scheduler'" in custom.stderr

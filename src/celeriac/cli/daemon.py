@@ -40,7 +40,7 @@ def write_pidfile(path: str) -> None:
     with contextlib.suppress(FileNotFoundError, ValueError):
         with open(path) as f:
             other = int(f.read().strip() or 0)
-        if other and other != os.getpid() and _alive(other):
+        if other and other != os.getpid() and alive(other):
             raise CLIError(f"pid file {path} names a running process ({other}): is it running?")
         os.unlink(path)
     try:
@@ -59,7 +59,8 @@ def write_pidfile(path: str) -> None:
     atexit.register(remove)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Is process ``pid`` running (perhaps as another user)?"""
     try:
         os.kill(pid, 0)
     except OSError as exc:

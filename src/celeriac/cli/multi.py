@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import os
 import re
 import shlex
@@ -36,7 +35,7 @@ from .. import __version__
 from ..app import Celeriac
 from ..worker.worker import expand_hostname
 from .base import EXIT_USAGE, CLIError
-from .daemon import expand_path
+from .daemon import alive, expand_path
 
 ACTIONS = (
     "start",
@@ -104,19 +103,11 @@ class Node:
             return None
         if not pid:  # being written
             return None
-        if _alive(pid):
+        if alive(pid):
             return pid
         with contextlib.suppress(OSError):
             os.unlink(self.pidfile)
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError as exc:
-        return exc.errno == errno.EPERM
-    return True
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -331,10 +322,10 @@ def _wait_for_pidfile(node: Node) -> int | None:
     return None
 
 
-def stop(nodes: list[Node], sig: int, wait: bool) -> None:
+def stop(nodes: list[Node], sig: int, wait: bool, verb: str = "Stopping") -> None:
     """``sig`` (SIGTERM: a warm shutdown, running tasks finish) to each node; with ``wait``,
     until they have exited."""
-    print("> Stopping nodes...")
+    print(f"> {verb} nodes...")
     waiting: dict[int, Node] = {}
     for node in nodes:
         pid = node.pid()
@@ -344,13 +335,16 @@ def stop(nodes: list[Node], sig: int, wait: bool) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
         print(f"\t> {node.name}: {signal.Signals(sig).name[3:]} -> {pid}")
+        if sig == signal.SIGKILL:  # a killed worker cannot remove its pid file
+            with contextlib.suppress(OSError):
+                os.unlink(node.pidfile)
         waiting[pid] = node
     if not wait or not waiting:
         return
     print(f"> Waiting for {len(waiting)} node{'s' if len(waiting) != 1 else ''} -> "
           f"{', '.join(map(str, waiting))}...", flush=True)  # fmt: skip
     while waiting:
-        for pid in [p for p in waiting if not _alive(p) or _reaped(p)]:
+        for pid in [p for p in waiting if not alive(p) or _reaped(p)]:
             node = waiting.pop(pid)
             with contextlib.suppress(OSError):
                 os.unlink(node.pidfile)  # normally removed by the worker as it exits
@@ -370,15 +364,5 @@ def _reaped(pid: int) -> bool:
 def kill(nodes: list[Node]) -> int:
     """SIGKILL to each node: running tasks are lost (their messages come back when their
     lease runs out)."""
-    print("> Killing nodes...")
-    for node in nodes:
-        pid = node.pid()
-        if pid is None:
-            print(f"\t> {node.name}: DOWN")
-            continue
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        print(f"\t> {node.name}: KILL -> {pid}")
-        with contextlib.suppress(OSError):
-            os.unlink(node.pidfile)
+    stop(nodes, signal.SIGKILL, wait=False, verb="Killing")
     return 0
