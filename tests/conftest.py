@@ -193,3 +193,13 @@ def sqlite_app(tmp_path: Path) -> Iterator[Celery]:
     app = Celery("tests", broker=url, backend=url)
     yield app
     app.close()
+
+
+@pytest.fixture
+def beat_app(tmp_path: Path) -> Iterator[Celery]:
+    """An app on a private SQLite broker and backend, its beat state file in ``tmp_path``."""
+    url = f"sqlite:///{tmp_path}/beat.db"
+    app = Celery("beat", broker=url, backend=url)
+    app.conf.beat_schedule_filename = str(tmp_path / "schedule.json")
+    yield app
+    app.close()

@@ -38,12 +38,8 @@ def sent(app: Celery, queue: str = "celery") -> list[Message]:
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Any:
-    url = f"sqlite:///{tmp_path}/beat.db"
-    app = Celery("beat", broker=url, backend=url)
-    app.conf.beat_schedule_filename = str(tmp_path / "schedule.json")
-    yield app
-    app.close()
+def app(beat_app: Celery) -> Celery:
+    return beat_app
 
 
 def test_interval_entry_runs_when_due(app: Celery) -> None:

@@ -51,12 +51,8 @@ class FromCode(Scheduler):
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Any:
-    url = f"sqlite:///{tmp_path}/beat.db"
-    app = Celery("beat", broker=url, backend=url)
-    app.conf.beat_schedule_filename = str(tmp_path / "schedule.json")
-    yield app
-    app.close()
+def app(beat_app: Celery) -> Celery:
+    return beat_app
 
 
 def test_a_subclass_runs_with_its_hooks(app: Celery) -> None:
