@@ -20,8 +20,6 @@ from typing import Any
 from .brokers.base import Outgoing
 from .exceptions import InvalidTaskError
 from .serialization import get_serializer, json_dumps, json_loads, loads_checked
-from .utils.ids import new_id as new_id  # (its old home)
-from .utils.ids import new_ids as new_ids
 
 PROTOCOL_VERSION = 1
 JSON_CONTENT_TYPE = "application/json"
