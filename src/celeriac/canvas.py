@@ -109,6 +109,11 @@ class Signature(dict[str, Any]):
     def id(self) -> str | None:
         return self.options.get("task_id")
 
+    @property
+    def name(self) -> str:
+        """The task's name (as a task's ``name``)."""
+        return str(self.task)
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], app: Celeriac | None = None) -> Signature:
         """The signature (of the right kind: group, chain, ...) that ``d`` describes."""
@@ -550,7 +555,7 @@ class chain(_Composite):
         flat: list[Any] = []
         for t in _tasks_arg(tasks):
             t = maybe_signature(t, app)
-            if isinstance(t, chain) and not t.options:
+            if isinstance(t, chain) and set(t.options) <= {"task_id"}:  # (its last step's)
                 flat.extend(t.tasks)
             else:
                 flat.append(t)
@@ -589,6 +594,8 @@ class chain(_Composite):
     def freeze(self, _id: str | None = None, **options: Any) -> Any:
         steps = self._steps()
         self.kwargs["tasks"] = steps
+        for key in _LINKS:  # now on the steps
+            self.options.pop(key, None)
         if options:
             steps[-1]._set_tail(options)
         parent = None
@@ -598,6 +605,8 @@ class chain(_Composite):
             if parent is not None:
                 _attach(result, parent)
             parent = result
+        if result is not None:
+            self.options["task_id"] = result.id  # the chain's id is its last task's
         return result
 
     def _set_tail(self, options: Mapping[str, Any]) -> None:
@@ -613,7 +622,7 @@ class chain(_Composite):
         if not self.tasks:
             raise ValueError("an empty chain has nothing to run")
         tail = {k: options.pop(k) for k in _TAIL_OPTIONS if k in options}
-        last_id = options.pop("task_id", None)
+        last_id = options.pop("task_id", None) or self.options.get("task_id")
         outer_rest = options.pop("chain", None) or []
         copy = chain(*self.tasks, app=self._app, **self.options)
         for key in ("link", "link_error"):
@@ -623,7 +632,8 @@ class chain(_Composite):
         result = copy.freeze(last_id, **tail)
         first, *rest = copy.tasks
         remaining = [*outer_rest, *(dict(s) for s in reversed(rest))]
-        opts = {**{k: v for k, v in self.options.items() if k not in _LINKS}, **options}
+        own = {k: v for k, v in self.options.items() if k not in (*_LINKS, "task_id")}
+        opts = {**own, **options}
         first._build(args, kwargs, {**opts, "chain": remaining or None}, out)
         return result
 
@@ -1020,10 +1030,12 @@ def check_signature(sig: Any, where: str = "signature") -> None:
 
 
 def maybe_signature(d: Any, app: Celeriac | None = None) -> Signature | None:
-    """``d`` as a Signature (None stays None)."""
-    if d is None:
-        return None
-    return d if isinstance(d, Signature) else Signature.from_dict(d, app=app)
+    """``d`` as a Signature (None stays None; a task is a signature without arguments)."""
+    if d is None or isinstance(d, Signature):
+        return d
+    if isinstance(d, Mapping):
+        return Signature.from_dict(d, app=app)
+    return Signature(d, app=app)
 
 
 def _call_each(task: Any, it: Iterable[Any], star: bool) -> list[Any]:

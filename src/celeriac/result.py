@@ -333,7 +333,9 @@ class AsyncResult:
             yield from child.collect(**kwargs)
 
     def as_tuple(self) -> tuple[Any, ...]:
-        return (self.id, self.parent.as_tuple() if self.parent else None)
+        """``((id, parent's tuple), None)``, Celery's form (a group's has its members'
+        tuples in place of None); :func:`result_from_tuple` makes the result again."""
+        return (self.id, self.parent.as_tuple() if self.parent else None), None
 
 
 class EagerResult(AsyncResult):
@@ -639,9 +641,12 @@ def decode_members(items: Iterable[Any], app: Celeriac) -> list[Any]:
 def result_from_tuple(r: Any, app: Celeriac | None = None) -> AsyncResult | GroupResult:
     """The result :meth:`AsyncResult.as_tuple` or :meth:`GroupResult.as_tuple` described."""
     app = app or get_current_app()
-    (id, parent), *members = r if isinstance(r[0], list | tuple) else ((r[0], r[1]),)
+    if isinstance(r, AsyncResult | GroupResult):
+        return r
+    head, members = r
+    id, parent = head if isinstance(head, list | tuple) else (head, None)
     parent_result = result_from_tuple(parent, app) if parent else None
-    if members:
-        results = [result_from_tuple(m, app) for m in members[0]]
+    if members is not None:
+        results = [result_from_tuple(m, app) for m in members]
         return GroupResult(id, results, app=app, parent=parent_result)
     return AsyncResult(id, app=app, parent=parent_result)

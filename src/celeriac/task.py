@@ -282,9 +282,9 @@ class Task:
             raise TypeError("replace() needs a signature")
         new = new.clone()
         if "chord" in new.options:
-            raise ImproperlyConfigured("a signature replacing a task must not be part of a chord")
+            raise ImproperlyConfigured("A signature replacing a task must not be part of a chord")
         if isinstance(new, chain) and not new.tasks:
-            raise ImproperlyConfigured("cannot replace a task with an empty chain")
+            raise ImproperlyConfigured("Cannot replace with an empty chain")
         if isinstance(tail(new), group):  # its result must be one task's, under this id
             new = new | self.app.tasks["celeriac.accumulate"].s(index=0)
         if request.is_eager:

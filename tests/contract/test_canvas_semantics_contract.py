@@ -224,7 +224,7 @@ def test_a_task_returning_a_result_stores_its_tuple(app: Celery) -> None:
     t = define(app)
     with worker(app):
         value = t["returns_result"].delay().get(timeout=20)
-        assert value[1] is None and isinstance(value[0], str)
+        assert value[1] is None and isinstance(value[0][0], str)  # ((id, parent), None)
         assert result_from_tuple(value, app).get(timeout=20) == 2
         value = t["returns_group_result"].delay().get(timeout=20)
         assert result_from_tuple(value, app).get(timeout=20) == [2, 4]
@@ -256,3 +256,26 @@ def test_a_generator_header_is_sent_as_it_is_read(app: Celery) -> None:
         assert chord(header(), t["tsum"].s())().get(timeout=20) == 33
         nothing: tuple[Any, ...] = ()
         assert chord((s for s in nothing), t["tsum"].s())().get(timeout=20) == 0
+
+
+def test_chain_ids_errbacks_and_tasks_as_header_members(app: Celery) -> None:
+    t = define(app)
+    add, tsum = t["add"], t["tsum"]
+    last = add.s(2).set(task_id="the-last-one")
+    frozen = add.s(4, 0) | last
+    assert frozen.id is None
+    frozen.freeze(last.id)
+    assert frozen.id == "the-last-one"
+    failing = chain(add.si(1, 1), t["fail"].s(), add.s(1))
+    failing.link_error(t["on_error"].s())
+    failing_body = chord([add.s(1, 1)], failing)  # the body chain is frozen before it runs
+    inner = chain(tsum.s(), group(add.s(8), add.s(16)), tsum.s() | add.s(32))
+    tasks_as_members = chord([add.s(0, 1)], chord([tsum, tsum], inner))
+    with worker(app, concurrency=4):
+        assert frozen.apply_async().get(timeout=20) == 6
+        assert app.AsyncResult("the-last-one").get(timeout=5) == 6
+        with pytest.raises(Boom):
+            failing_body.apply_async().get(timeout=20)
+        assert tasks_as_members.apply_async().get(timeout=20) == 60
+        wait_until(lambda: t["errback"])
+    assert [name for _, name in t["errback"]] == ["Boom"]  # once, by the failed step
