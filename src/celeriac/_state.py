@@ -40,6 +40,8 @@ class Context:
     chain: list[Any] | None = None
     chord: Any = None
     headers: dict[str, Any] | None = None
+    stamped_headers: list[str] | None = None  # the names of the stamps (Signature.stamp)
+    stamps: dict[str, Any] | None = None
     origin: str | None = None
     ignore_result: bool = False
     timelimit: tuple[float | None, float | None] = (None, None)

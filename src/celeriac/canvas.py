@@ -161,6 +161,45 @@ class Signature(dict[str, Any]):
         self.options.setdefault("link_error", []).append(errback)
         return errback
 
+    def stamp(
+        self, visitor: StampingVisitor | None = None, append_stamps: bool = False, **headers: Any
+    ) -> None:
+        """Stamp this signature (and its callbacks and errbacks) with ``headers`` and what
+        ``visitor`` adds, as Celery does: the stamps travel in the message's ``stamps``
+        header (their names in ``stamped_headers``) and reach ``task.request.stamps``.
+        With ``append_stamps``, a stamp given again adds its value to a list."""
+        stamps = dict(headers)
+        if visitor is not None:
+            stamps.update(visitor.on_signature(self, **headers) or {})
+        self._add_stamps(stamps, append_stamps)
+        self.stamp_links(visitor, append_stamps, **headers)
+
+    def stamp_links(
+        self, visitor: StampingVisitor | None = None, append_stamps: bool = False, **headers: Any
+    ) -> None:
+        """Stamp the callbacks and errbacks (``visitor.on_callback``/``on_errback`` add to
+        ``headers`` for each)."""
+        for key, hook in (("link", "on_callback"), ("link_error", "on_errback")):
+            links = [_signature(cb, self._app) for cb in _as_list(self.options.get(key))]
+            for link in links:
+                extra = getattr(visitor, hook)(link, **headers) if visitor is not None else None
+                link.stamp(None, append_stamps, **{**headers, **(extra or {})})
+            if links:
+                self.options[key] = links
+
+    def _add_stamps(self, stamps: Mapping[str, Any], append: bool) -> None:
+        opts = self.options
+        names = list(opts.get("stamped_headers") or ())
+        for name, value in stamps.items():
+            if append and name in names:
+                old = opts.get(name)
+                old = old if isinstance(old, list) else [old]
+                value = [*old, *(value if isinstance(value, list) else [value])]
+            opts[name] = value
+            if name not in names:
+                names.append(name)
+        opts["stamped_headers"] = names
+
     def on_error(self, errback: Signature) -> Signature:
         """:meth:`link_error`, returning this signature (so calls chain), as in Celery."""
         self.link_error(errback)
@@ -190,6 +229,11 @@ class Signature(dict[str, Any]):
         """Append the messages to publish to ``out``; return the result handle."""
         sig = self.clone(args, kwargs) if (args or kwargs) else self
         opts = {**sig.options, **options}
+        if opts.get("stamped_headers"):  # stamps travel as headers, as in Celery
+            names = list(opts.pop("stamped_headers"))
+            stamps = {name: opts.pop(name, None) for name in names}
+            headers = {**(opts.get("headers") or {}), "stamped_headers": names, "stamps": stamps}
+            opts["headers"] = headers
         app = self.app
         task = app.tasks.get(sig.task)
         if task is not None and task.typing:
@@ -262,6 +306,41 @@ def _tasks_arg(tasks: tuple[Any, ...]) -> list[Any]:
     return list(tasks)
 
 
+class StampingVisitor:
+    """What :meth:`Signature.stamp` asks as it walks a workflow: each ``on_*`` method may
+    return a dict of stamps to add (``on_signature`` must be defined)."""
+
+    def on_signature(self, sig: Signature, **headers: Any) -> dict[str, Any]:
+        raise NotImplementedError("a stamping visitor defines on_signature")
+
+    def on_group_start(self, group: Signature, **headers: Any) -> dict[str, Any] | None:
+        return None
+
+    def on_group_end(self, group: Signature, **headers: Any) -> None:
+        return None
+
+    def on_chain_start(self, chain: Signature, **headers: Any) -> dict[str, Any] | None:
+        return None
+
+    def on_chain_end(self, chain: Signature, **headers: Any) -> None:
+        return None
+
+    def on_chord_header_start(self, chord: Signature, **headers: Any) -> dict[str, Any] | None:
+        return None
+
+    def on_chord_header_end(self, chord: Signature, **headers: Any) -> None:
+        return None
+
+    def on_chord_body(self, chord: Signature, **headers: Any) -> dict[str, Any] | None:
+        return None
+
+    def on_callback(self, callback: Signature, **headers: Any) -> dict[str, Any] | None:
+        return None
+
+    def on_errback(self, errback: Signature, **headers: Any) -> dict[str, Any] | None:
+        return None
+
+
 class _Composite(Signature):
     """A signature made of other signatures, kept in ``kwargs["tasks"]``."""
 
@@ -301,8 +380,29 @@ class _Composite(Signature):
     def __call__(self, *args: Any, **options: Any) -> Any:
         return self.apply_async(args, **options)
 
+    def stamp(
+        self, visitor: StampingVisitor | None = None, append_stamps: bool = False, **headers: Any
+    ) -> None:
+        """Stamp every task in it (and the links), telling ``visitor`` where it is."""
+        start, end = _VISITS.get(self.kind, (None, None))
+        extra = getattr(visitor, start)(self, **headers) if visitor and start else None
+        headers = {**headers, **(extra or {})}
+        self.stamp_links(visitor, append_stamps, **headers)
+        for t in self.tasks:
+            t.stamp(visitor, append_stamps, **headers)
+        if visitor is not None and end:
+            getattr(visitor, end)(self, **headers)
+
     def __repr__(self) -> str:
         return f"{self.kind}({', '.join(repr(t) for t in self.tasks)})"
+
+
+#: The visitor's methods called around a composite's tasks, by kind.
+_VISITS = {
+    "group": ("on_group_start", "on_group_end"),
+    "chain": ("on_chain_start", "on_chain_end"),
+    "chord": ("on_chord_header_start", "on_chord_header_end"),
+}
 
 
 class group(_Composite):
@@ -747,6 +847,15 @@ class chord(_Composite):
                 t.link_error(errback)
         body.link_error(errback)
         return errback
+
+    def stamp(
+        self, visitor: StampingVisitor | None = None, append_stamps: bool = False, **headers: Any
+    ) -> None:
+        super().stamp(visitor, append_stamps, **headers)
+        body = self.body
+        if body is not None:
+            extra = visitor.on_chord_body(self, **headers) if visitor is not None else None
+            body.stamp(visitor, append_stamps, **{**headers, **(extra or {})})
 
     def _header(self) -> list[Signature]:
         """The header's members, nested groups flattened into it."""

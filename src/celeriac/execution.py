@@ -136,6 +136,8 @@ def make_request(
         chain=message.chain,
         chord=message.chord,
         headers=message.headers,
+        stamped_headers=(message.headers or {}).get("stamped_headers"),
+        stamps=(message.headers or {}).get("stamps"),
         reply_to=message.headers.get("reply_to"),  # rpc://: the sender's reply queue
         origin=message.origin,
         ignore_result=message.ignore_result,

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from celeriac import Celery, chain, chord, group, states
+from celeriac.canvas import StampingVisitor
 from celeriac.exceptions import ChordError, Reject
 from celeriac.result import result_from_tuple
 from conftest import wait_until
@@ -279,3 +280,33 @@ def test_chain_ids_errbacks_and_tasks_as_header_members(app: Celery) -> None:
         assert tasks_as_members.apply_async().get(timeout=20) == 60
         wait_until(lambda: t["errback"])
     assert [name for _, name in t["errback"]] == ["Boom"]  # once, by the failed step
+
+
+def test_stamping(app: Celery) -> None:
+    seen: list[tuple[Any, Any]] = []
+
+    @app.task(name="s.stamps", bind=True)
+    def stamps(self: Any, *args: Any) -> int:
+        seen.append((self.request.stamped_headers, self.request.stamps))
+        return 1
+
+    class Visitor(StampingVisitor):
+        def on_signature(self, sig: Any, **headers: Any) -> dict[str, Any]:
+            return {"on_signature": 42}
+
+        def on_group_start(self, group: Any, **headers: Any) -> dict[str, Any]:
+            return {"in_group": True}
+
+    workflow = chain(stamps.si(), group(stamps.si(), stamps.si()))
+    workflow.link_error(stamps.si())
+    workflow.stamp(visitor=Visitor(), flow="mine")
+    single = stamps.si()
+    single.stamp(flow=[1])
+    single.stamp(append_stamps=True, flow=2)
+    with worker(app):
+        assert workflow.apply_async().get(timeout=20) == [1, 1]
+        assert single.apply_async().get(timeout=20) == 1
+    names = sorted(sorted(n) for n, v in seen if v["flow"] == "mine")
+    assert names == [["flow", "in_group", "on_signature"]] * 2 + [["flow", "on_signature"]]
+    assert (["flow"], {"flow": [1, 2]}) in seen
+    assert {"flow": "mine", "on_signature": 42} in [v for _, v in seen]
