@@ -1,5 +1,6 @@
-"""Start-up steps a project adds with ``app.steps[...]``: the liveness-probe pattern that
-Kubernetes deployments of Celery use, run by a real worker process."""
+"""How a worker starts as a Celery project starts it: the steps a project adds with
+``app.steps[...]`` (the liveness-probe pattern of Kubernetes deployments, run by a real worker
+process) and the pools its scripts name."""
 
 from __future__ import annotations
 
@@ -160,3 +161,12 @@ def test_the_timer_repeats_until_cancelled_and_survives_an_error() -> None:
         assert "cancelled" not in calls
     finally:
         timer.stop()
+
+
+def test_a_greenlet_pool_runs_on_threads(caplog: pytest.LogCaptureFixture) -> None:
+    """``-P gevent`` / ``-P eventlet`` in a start-up script: the tasks run on threads."""
+    app = Celery("t", broker="memory://green")
+    with caplog.at_level("WARNING", "celeriac.worker"):
+        worker = Worker(app, pool="gevent", concurrency=50, install_signal_handlers=False)
+    assert worker.pool_name == "threads" and worker.concurrency == 50
+    assert "no greenlet pool" in caplog.text

@@ -16,7 +16,7 @@ from ..beat.scheduler import open_store
 from ..utils.log import setup_logging
 from ..utils.urls import safe_url
 from ..worker import Worker
-from ..worker.worker import expand_hostname
+from ..worker.worker import GREEN_POOLS, expand_hostname
 from . import daemon
 
 logger = logging.getLogger("celeriac.cli")
@@ -53,7 +53,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     w.add_argument("-I", "--include", help="comma-separated modules to import")
     w.add_argument("--purge", "--discard", action="store_true", help="empty the queues first")
     w.add_argument("-c", "--concurrency", type=int, help="number of pool processes/threads")
-    w.add_argument("-P", "--pool", choices=["prefork", "processes", "threads", "asyncio", "solo"])
+    w.add_argument(
+        "-P",
+        "--pool",
+        choices=["prefork", "processes", "threads", "asyncio", "solo", *GREEN_POOLS],
+        help="gevent and eventlet run on the threads pool",
+    )
     w.add_argument("--autoscale", metavar="MAX,MIN", help="runs MAX processes (no autoscaling)")
     w.add_argument("-n", "--hostname", help="node name, e.g. worker1@%%h")
     w.add_argument("--prefetch-multiplier", type=int)

@@ -56,6 +56,9 @@ POOLS: dict[str, type[Pool]] = {
     "solo": SoloPool,
 }
 
+#: Celery's greenlet pools: their tasks run on the threads pool here.
+GREEN_POOLS = ("gevent", "eventlet")
+
 
 class ColdShutdown(BaseException):
     """Raised in the main thread to abandon a task running there (solo pool)."""
@@ -113,6 +116,13 @@ class Worker:
             )
         self._rotation = 0
         self.pool_name = pool or conf.worker_pool
+        if self.pool_name in GREEN_POOLS:
+            logger.warning(
+                "pool %s: celeriac has no greenlet pool; the threads pool runs the tasks "
+                "instead (give -c as before). async def tasks on -P asyncio wait more cheaply",
+                self.pool_name,
+            )
+            self.pool_name = "threads"
         if self.pool_name not in POOLS:
             raise ImproperlyConfigured(f"unknown pool {self.pool_name!r}: use {', '.join(POOLS)}")
         default_c = 100 if self.pool_name == "asyncio" else (os.cpu_count() or 1)
