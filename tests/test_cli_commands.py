@@ -227,6 +227,8 @@ def test_events_fails_at_once_saying_what_to_use(capsys: pytest.CaptureFixture[s
     )  # fmt: skip
     assert code == 1 and out == ""
     assert "events are not available yet" in err and "inspect active" in err
+    code, out, err = _run(capsys, "flower", "--port=5555", "--basic-auth=a:b", "--persistent")
+    assert code == 1 and "Flower is a Celery add-on" in err and "inspect active" in err
 
 
 # -- migrate -------------------------------------------------------------------------------

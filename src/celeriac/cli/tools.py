@@ -1,5 +1,5 @@
-"""``celeriac shell``, ``celeriac report`` and ``celeriac events`` (which says what to use
-while workers send no events)."""
+"""``celeriac shell``, ``celeriac report``, and ``celeriac events`` and ``flower`` (which say
+what to use while workers send no events)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     e.add_argument("--umask")
     e.add_argument("--executable")
     e.set_defaults(func=cmd_events)
+
+    f = sub.add_parser("flower", parents=[common], help="(Flower runs on Celery only)")
+    for name in FLOWER_OPTIONS:
+        f.add_argument(f"--{name}", nargs="?", help=argparse.SUPPRESS)
+    f.set_defaults(func=cmd_flower)
 
 
 def shell_namespace(app: Celeriac, with_tasks: bool = True) -> dict[str, Any]:
@@ -154,3 +159,45 @@ EVENTS_MISSING = (
 
 def cmd_events(app: Celeriac, args: argparse.Namespace) -> int:
     raise CLIError(EVENTS_MISSING)
+
+
+#: Flower's options, accepted so that its start-up line reaches the message below.
+FLOWER_OPTIONS = [
+    "port",
+    "address",
+    "basic-auth",
+    "url-prefix",
+    "broker-api",
+    "persistent",
+    "db",
+    "max-tasks",
+    "max-workers",
+    "auth",
+    "auth-provider",
+    "conf",
+    "unix-socket",
+    "purge-offline-workers",
+    "state-save-interval",
+    "tasks-columns",
+    "natural-time",
+    "enable-events",
+    "inspect-timeout",
+    "auto-refresh",
+    "certfile",
+    "keyfile",
+    "xheaders",
+    "debug",
+    "logging",
+    "cookie-secret",
+    "oauth2-key",
+    "oauth2-secret",
+    "oauth2-redirect-uri",
+    "task-runtime-metric-buckets",
+]
+
+
+def cmd_flower(app: Celeriac, args: argparse.Namespace) -> int:
+    raise CLIError(
+        "celeriac flower: Flower is a Celery add-on and cannot watch celeriac workers (it "
+        "reads Celery's worker events). " + EVENTS_MISSING.split("\n", 1)[1]
+    )
