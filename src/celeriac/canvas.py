@@ -673,8 +673,9 @@ class chain(_Composite):
         return self.tasks[-1].link(callback)
 
     def _steps(self) -> list[Signature]:
-        """Copies of the steps, a group followed by more steps made into a chord."""
-        steps = [t.clone() for t in self.tasks]
+        """Copies of the steps, a group followed by more steps made into a chord (and a
+        group of one task made that task, as in Celery)."""
+        steps = [_unrolled(t.clone()) for t in self.tasks]
         for cb in _as_list(self.options.get("link")):
             steps[-1].link(_signature(cb, self._app))
         link_error = self.options.get("link_error")
@@ -987,6 +988,19 @@ class chord(_Composite):
 
     def __repr__(self) -> str:
         return f"chord([{', '.join(repr(t) for t in self.tasks)}], {self.body!r})"
+
+
+def _unrolled(step: Signature) -> Signature:
+    if isinstance(step, group) and not step.options.get("task_id"):
+        members = _with_links_applied(step).members()
+        if len(members) == 1:
+            only = members[0]
+            only.options = {
+                **{k: v for k, v in step.options.items() if k not in _PLACEMENT},
+                **only.options,
+            }
+            return only
+    return step
 
 
 def _attach(result: Any, header: Any) -> None:

@@ -278,6 +278,9 @@ def test_chain_ids_errbacks_and_tasks_as_header_members(app: Celery) -> None:
         with pytest.raises(Boom):
             failing_body.apply_async().get(timeout=20)
         assert tasks_as_members.apply_async().get(timeout=20) == 60
+        # a group of one task in a chain is that task, as in Celery
+        assert chain(group(add.s(0, 0)), add.s(-1)).apply_async().get(timeout=20) == -1
+        assert chain(add.s(1, 1), group(add.s(1))).apply_async().get(timeout=20) == 3
         wait_until(lambda: t["errback"])
     assert [name for _, name in t["errback"]] == ["Boom"]  # once, by the failed step
 
