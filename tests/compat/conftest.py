@@ -61,6 +61,16 @@ class Site:
         self.workers.append(process)
         return process.wait_ready()
 
+    def check(
+        self, pytester: pytest.Pytester, files: dict[str, str], app: str | None, passed: int
+    ) -> None:
+        """Write the project, start its worker (``-A app``, unless None) and see its own
+        suite pass ``passed`` tests."""
+        self.write(files)
+        if app is not None:
+            self.worker(app, "-c", "2")
+        self.run_suite(pytester).assert_outcomes(passed=passed)
+
     def run_suite(self, pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
         """Run the project's own test suite in its own pytest process."""
         with pytest.MonkeyPatch.context() as patch:

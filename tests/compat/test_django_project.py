@@ -171,7 +171,4 @@ PROJECT = {
 def test_a_django_project_and_its_pytest_django_suite(
     site: Site, pytester: pytest.Pytester
 ) -> None:
-    site.write(PROJECT)
-    site.worker("mysite", "-c", "2")
-    result = site.run_suite(pytester)
-    result.assert_outcomes(passed=6)
+    site.check(pytester, PROJECT, "mysite", passed=6)

@@ -146,7 +146,4 @@ PROJECT = {
 
 @pytest.mark.slow
 def test_flasks_celery_pattern(site: Site, pytester: pytest.Pytester) -> None:
-    site.write(PROJECT)
-    site.worker("make_celery", "-c", "2")
-    result = site.run_suite(pytester)
-    result.assert_outcomes(passed=3)
+    site.check(pytester, PROJECT, "make_celery", passed=3)

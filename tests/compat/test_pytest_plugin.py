@@ -91,6 +91,4 @@ def test_celerys_pytest_fixtures(pytester: pytest.Pytester) -> None:
 @pytest.mark.slow
 def test_celerys_pytest_fixtures_on_every_broker(site: Site, pytester: pytest.Pytester) -> None:
     """The same suite with ``celery_config`` naming a real broker and result backend."""
-    site.write({"conftest.py": CONFTEST, "test_project.py": TESTS})
-    result = site.run_suite(pytester)
-    result.assert_outcomes(passed=5)
+    site.check(pytester, {"conftest.py": CONFTEST, "test_project.py": TESTS}, None, passed=5)

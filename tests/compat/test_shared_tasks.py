@@ -105,7 +105,4 @@ PROJECT = {
 
 @pytest.mark.slow
 def test_shared_tasks_by_module_name(site: Site, pytester: pytest.Pytester) -> None:
-    site.write(PROJECT)
-    site.worker("proj", "-c", "2")
-    result = site.run_suite(pytester)
-    result.assert_outcomes(passed=5)
+    site.check(pytester, PROJECT, "proj", passed=5)
