@@ -29,6 +29,19 @@ def celery_config():
 
 
 @pytest.fixture(scope="session")
+def celery_class_tasks():
+    from celeriac import Task
+
+    class Shout(Task):
+        name = "tests.shout"
+
+        def run(self, text):
+            return text.upper()
+
+    return [Shout]
+
+
+@pytest.fixture(scope="session")
 def celery_worker_parameters():
     return {"queues": [os.environ.get("COMPAT_QUEUE", "tests")]}
 """
@@ -69,6 +82,7 @@ def test_the_celery_mark_adds_settings(celery_app):
 
 def test_the_session_worker(celery_session_app, celery_session_worker):
     assert celery_session_app.tasks["celery.ping"].delay().get(timeout=10) == "pong"
+    assert celery_session_app.tasks["tests.shout"].delay("hi").get(timeout=10) == "HI"
     assert mul.delay(3, 3).get(timeout=10) == 9
 
 

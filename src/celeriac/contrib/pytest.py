@@ -5,7 +5,7 @@
 Fixtures: ``celery_app`` and ``celery_worker`` (per test), ``celery_session_app`` and
 ``celery_session_worker`` (per session), configured by overriding ``celery_config``,
 ``celery_parameters``, ``celery_worker_parameters``, ``celery_includes``,
-``celery_worker_pool`` and ``celery_enable_logging``; a test may mark itself
+``celery_worker_pool``, ``celery_class_tasks`` and ``celery_enable_logging``; a test may mark itself
 ``@pytest.mark.celery(**settings)`` to add settings to its ``celery_app``.
 """
 
@@ -95,12 +95,23 @@ def celery_session_app(
 
 
 @pytest.fixture(scope="session")
+def celery_class_tasks() -> Sequence[Any]:
+    """Class-based tasks (``Task`` subclasses or instances) the session worker registers
+    (override it in a conftest)."""
+    return []
+
+
+@pytest.fixture(scope="session")
 def celery_session_worker(
     celery_session_app: Celeriac,
+    celery_class_tasks: Sequence[Any],
     celery_worker_pool: str,
     celery_worker_parameters: Mapping[str, Any],
 ) -> Iterator[Worker]:
-    """A worker for ``celery_session_app``, running for the whole session."""
+    """A worker for ``celery_session_app``, running for the whole session (with
+    ``celery_class_tasks`` registered)."""
+    for task in celery_class_tasks:
+        celery_session_app.register_task(task)
     with start_worker(
         celery_session_app, pool=celery_worker_pool, **dict(celery_worker_parameters)
     ) as worker:
