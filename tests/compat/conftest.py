@@ -5,6 +5,8 @@ pytest process (``pytester``), as the project's developers would."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -24,6 +26,13 @@ from services import (
 )
 
 BROKERS = ["sqlite", "redis", "amqp", "postgresql"]
+
+# pytester puts sys.modules back as it found them after each test: a driver first imported
+# during one (to empty a service) would be imported again afterwards, beside its compiled
+# part, and later tests would see two classes for each of its errors.
+for _driver in ("psycopg", "redis", "pika"):
+    with contextlib.suppress(ImportError):
+        importlib.import_module(_driver)
 
 
 @dataclass
