@@ -44,11 +44,15 @@ def allow_join_result() -> Iterator[None]:
         _join_allowed.reset(token)
 
 
-def _joining_forbidden() -> bool:
-    """Is a wait forbidden here: in a task run by a worker (a task run eagerly may wait, as
-    in Celery), outside :func:`allow_join_result`?"""
+def _refuse_join_in_task() -> None:
+    """Refuse a wait in a task run by a worker (a task run eagerly may wait, as in Celery),
+    outside :func:`allow_join_result`: it can deadlock the worker."""
     request = current_request.get()
-    return request is not None and not request.is_eager and not _join_allowed.get()
+    if request is not None and not request.is_eager and not _join_allowed.get():
+        raise RuntimeError(
+            "Never call result.get() within a task: it can deadlock the worker. "
+            "Use a chain or chord, or pass disable_sync_subtasks=False."
+        )
 
 
 class AsyncResult:
@@ -219,11 +223,8 @@ class AsyncResult:
         With ``follow_parents`` (and ``propagate``), a failed parent's exception is raised
         instead, as in Celery: the result of a chain or chord whose earlier step or header
         task failed raises that task's own exception."""
-        if disable_sync_subtasks and _joining_forbidden():
-            raise RuntimeError(
-                "Never call result.get() within a task: it can deadlock the worker. "
-                "Use a chain or chord, or pass disable_sync_subtasks=False."
-            )
+        if disable_sync_subtasks:
+            _refuse_join_in_task()
         if self.ignored:
             return None  # sent with ignore_result: nothing will be stored to wait for
         follow = propagate and follow_parents and self.parent is not None
@@ -534,8 +535,8 @@ class ResultSet:
         ``timeout`` bounds the whole wait. A failed member's exception is raised when
         ``propagate`` is true. Finished members are read in batches; the wait for an
         unfinished one wakes on the backend's notification."""
-        if disable_sync_subtasks and _joining_forbidden():
-            raise RuntimeError("Never call result.get() within a task: use a chord instead.")
+        if disable_sync_subtasks:
+            _refuse_join_in_task()
         deadline = None if timeout is None else time.monotonic() + timeout
         self._prefetch()
         last_prefetch = time.monotonic()
