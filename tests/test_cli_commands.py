@@ -77,7 +77,7 @@ def test_multi_starts_stops_and_restarts_detached_workers(project: Project, tmp_
         assert started.stdout.count(": OK (pid ") == 2
         assert all(p.exists() for p in pids)
         assert [project.send("add", i, i).get(timeout=30) for i in range(4)] == [0, 2, 4, 6]
-        status = run_cli("-A", "proj", "status", "-t", "3", env=project.env)
+        status = run_cli("-A", "proj", "status", "-t", "1.5", env=project.env)
         assert "2 nodes online." in status.stdout, status.stdout + status.stderr
         again = run_cli("multi", "start", "w1", "w2", "-A", "proj", *files, env=project.env)
         assert again.stdout.count("already running") == 2
@@ -108,10 +108,10 @@ def test_every_control_command_from_the_command_line(project: Project) -> None:
     project.worker("-c", "1", "-n", "cli@%h", "-P", "threads")
 
     def control(*args: str) -> subprocess.CompletedProcess[str]:
-        return run_cli("-A", "proj", "control", *args, "-t", "3", env=project.env)
+        return run_cli("-A", "proj", "control", *args, "-t", "1.5", env=project.env)
 
     def replies(*args: str) -> Any:
-        done = run_cli("-A", "proj", "control", *args, "-t", "3", "--json", env=project.env)
+        done = run_cli("-A", "proj", "control", *args, "-t", "1.5", "--json", env=project.env)
         return next(iter(json.loads(done.stdout).values()))
 
     grow = control("pool_grow", "2")
@@ -136,13 +136,13 @@ def test_every_control_command_from_the_command_line(project: Project) -> None:
     revoked = control("revoke", "id-1", "id-2")
     assert revoked.returncode == 0 and "id-1, id-2" in revoked.stdout
     assert "SIGKILL" in control("terminate", "KILL", "id-3").stdout
-    inspect = run_cli("-A", "proj", "inspect", "memsample", "-t", "3", env=project.env)
+    inspect = run_cli("-A", "proj", "inspect", "memsample", "-t", "1.5", env=project.env)
     assert inspect.returncode == 1 and "not available" in inspect.stdout
-    stats = run_cli("-A", "proj", "inspect", "stats", "-t", "3", "-j", env=project.env)
+    stats = run_cli("-A", "proj", "inspect", "stats", "-t", "1.5", "-j", env=project.env)
     assert next(iter(json.loads(stats.stdout).values()))["pool"]["max-concurrency"] == 4
     usage = control("time_limit", "proj.tasks.add")
     assert usage.returncode == 2 and "task_name soft [hard]" in usage.stderr
-    own = run_cli("-A", "proj", "inspect", "queue_names", "-t", "3", "-j", env=project.env)
+    own = run_cli("-A", "proj", "inspect", "queue_names", "-t", "1.5", "-j", env=project.env)
     assert next(iter(json.loads(own.stdout).values())) == {"queues": ["celery"]}
     assert replies("bump", "3") == {"ok": "bumped by 3"}
     assert "takes: [N=1]" in control("bump", "1", "2").stderr
