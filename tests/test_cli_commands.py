@@ -1,5 +1,5 @@
 """The commands Celery projects start with besides the worker: multi, control (every
-subcommand), shell, report, events and migrate."""
+subcommand), shell, report, events and migrate; and celeriac's queues."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ from typing import Any
 
 import pytest
 
+from celeriac.brokers.base import Outgoing
 from celeriac.cli import main
+from celeriac.cli.messages import age
 from celeriac.cli.multi import parse_nodes
 from conftest import Project, run_cli, wait_until
+from services import RedisServer, free_port, require_redis_server
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -195,6 +198,89 @@ def test_a_prefork_pool_fed_by_its_parent_has_a_fixed_size(project: Project) -> 
     project.worker("-c", "1")
     got = project.app.control.pool_grow(1, reply=True, timeout=5, limit=1)
     assert got and "fixed size" in next(iter(got[0].values()))["error"]
+
+
+# -- queues --------------------------------------------------------------------------------
+
+
+def test_queues_shows_the_apps_queues_as_a_table_and_as_json(project: Project) -> None:
+    routes = {"proj.tasks.add": "math", "proj.tasks.*": {"queue": "routed", "priority": 1}}
+    project.set(CELERIAC_TEST_CONF=json.dumps({"task_queues": ["high"], "task_routes": routes}))
+    broker = project.app.broker
+    broker.publish([Outgoing(b"1", "celery"), Outgoing(b"2", "celery"), Outgoing(b"3", "math")])
+    broker.publish([Outgoing(b"later", "high", eta=time.time() + 60)])
+    assert len(broker.fetch(["celery"], 1, 0)) == 1
+    [bad] = broker.fetch(["math"], 1, 0)
+    broker.dead_letter(bad, "no")
+    done = run_cli("-A", "proj", "queues", env=project.env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len({len(line) for line in lines}) == 1  # aligned
+    rows = [line.split() for line in lines]
+    assert rows[0] == ["queue", "waiting", "in-flight", "delayed", "dead", "oldest"]
+    assert [row[:5] for row in rows[1:]] == [
+        ["celery", "1", "1", "0", "0"],
+        ["high", "0", "0", "1", "0"],
+        ["math", "0", "0", "0", "1"],
+        ["routed", "0", "0", "0", "0"],
+    ]
+    assert rows[1][5].endswith("s") and float(rows[1][5][:-1]) < 30
+    assert [row[5] for row in rows[2:]] == ["-", "-", "-"]  # nothing waiting
+    chosen = run_cli("-A", "proj", "queues", "-Q", "high,celery", "--json", env=project.env)
+    assert chosen.returncode == 0, chosen.stderr
+    high, celery = json.loads(chosen.stdout)
+    assert high == {
+        "queue": "high",
+        "waiting": 0,
+        "in_flight": 0,
+        "delayed": 1,
+        "dead_lettered": 0,
+        "oldest_age": None,
+    }
+    assert celery["queue"] == "celery" and 0 <= celery["oldest_age"] < 30
+
+
+def test_queues_on_redis_shows_what_it_cannot_tell_as_a_dash(tmp_path: Path) -> None:
+    require_redis_server()
+    server = RedisServer(tmp_path)
+    server.start()
+    project = Project(tmp_path, server.url)
+    try:
+        broker = project.app.broker
+        broker.publish([Outgoing(b"1", "celery"), Outgoing(b"2", "celery")])
+        broker.publish([Outgoing(b"later", "celery", eta=time.time() + 60)])
+        assert len(broker.fetch(["celery"], 1, 0)) == 1
+        done = run_cli("-A", "proj", "queues", "--json", env=project.env)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == [
+            {
+                "queue": "celery",
+                "waiting": 1,
+                "in_flight": 1,
+                "delayed": 1,
+                "dead_lettered": 0,
+                "oldest_age": None,  # Redis cannot tell
+            }
+        ]
+        table = run_cli("-A", "proj", "queues", "-Q", "celery", env=project.env)
+        assert table.stdout.splitlines()[1].split() == ["celery", "1", "1", "1", "0", "-"]
+    finally:
+        project.close()
+        server.stop()
+
+
+def test_queues_says_in_one_line_when_the_broker_cannot_be_reached(project: Project) -> None:
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    done = run_cli("-A", "proj", "-b", down, "queues", env=project.env)
+    assert done.returncode == 1 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith("Error: redis://127.0.0.1:") and "Connection refused" in line
+
+
+def test_ages_are_short() -> None:
+    assert [age(s) for s in (None, 0.04, 12.34, 59.96, 61, 3599, 7300, 200_000)] == [
+        "-", "0.0s", "12.3s", "1m", "1m", "59m", "2h", "2d",
+    ]  # fmt: skip
 
 
 # -- shell, report, events -----------------------------------------------------------------

@@ -53,7 +53,14 @@ from ..exceptions import OperationalError
 from ..utils import safe_repr
 from ..utils.io import wait_readable
 from ..utils.urls import safe_url
-from .base import DeadLetter, Delivery, Outgoing, dead_letter_queue, visibility_timeout
+from .base import (
+    DeadLetter,
+    Delivery,
+    Outgoing,
+    QueueStats,
+    dead_letter_queue,
+    visibility_timeout,
+)
 
 logger = logging.getLogger("celeriac.brokers.amqp")
 
@@ -573,21 +580,48 @@ class AMQPBroker:
     def queue_length(self, queue: str) -> int:
         """Messages ready or delayed in ``queue``, plus those this client holds (RabbitMQ does
         not report other clients' unacknowledged messages)."""
+        ready, delayed, _ = self._counts(queue)
+        with self._lock:
+            held = sum(1 for lease in self._leases.values() if lease.queue == queue)
+        return ready + delayed + held
+
+    def queue_stats(self, queue: str) -> QueueStats:
+        """What ``queue.declare-ok`` tells of the queue, its delay rungs and its dead-letter
+        queue: their ready messages.
+
+        ``in_flight`` is None: RabbitMQ reports no count of unacknowledged messages to a
+        client (only its management plugin, another service, does), and the leases this
+        client holds are only part of them. ``oldest_age`` is None: only the head message
+        tells its age, and reading it (``basic.get``, then a requeue) would mark it
+        redelivered. Waiting messages include one whose delay is beyond the ladder's ~49
+        days, which stays in the queue until a fetch sends it back into the ladder."""
+        ready, delayed, dead = self._counts(queue)
+        return QueueStats(queue, ready, None, delayed, dead, None)
+
+    def _counts(self, queue: str) -> tuple[int, int, int]:
+        """The ready messages of ``queue``, of its delay rungs together, and of its
+        dead-letter queue.
+
+        Each comes from a declaration with the arguments the queue has, which answers as a
+        passive one would; a passive declaration of a queue that does not exist (a rung no
+        delay has used yet) would close the channel, and with it the connection and every
+        lease it holds."""
         link = self._ready([queue])
         # Delayed messages only move down the ladder and into the queue, so counting in that
         # order never misses one, but may see one twice if it moves meanwhile: count again.
         steps = [link.declare(name, rung_arguments(n)) for n, name in self._rungs(queue)]
         steps.append(link.declare(queue, self._arguments(queue)))
-        best = math.inf
+        steps.append(link.declare(dead_letter_queue(queue)))
+        best: list[int] = []
         for _ in range(3):
             counts = link.call(sequence(steps))
-            if sum(counts) == best or not any(counts[:-1]):
-                best = sum(counts)
+            if not any(counts[:-2]) or (best and sum(counts[:-1]) == sum(best[:-1])):
+                best = counts
                 break
-            best = min(best, sum(counts))
-        with self._lock:
-            held = sum(1 for lease in self._leases.values() if lease.queue == queue)
-        return int(best) + held
+            if not best or sum(counts[:-1]) < sum(best[:-1]):
+                best = counts
+        *rungs, ready, dead = best
+        return int(ready), sum(rungs), int(dead)
 
     def purge(self, queue: str) -> int:
         """Delete the ready and delayed messages of ``queue`` (not the leased ones)."""

@@ -12,6 +12,8 @@ Guarantees every broker gives:
   worker whose lease expired and was re-claimed elsewhere cannot disturb the new holder.
 * **Dead letters**: each queue has a dead-letter queue that keeps the original bytes with the
   reason; it can be listed, requeued and purged.
+* **Statistics**: ``queue_stats`` tells what a queue holds, by state, in as few round trips as
+  the technology allows; what the technology cannot tell cheaply is None, never a guess.
 * **Threads**: ``fetch`` is called by one thread; every other method may be called from any
   thread of the process.
 * **Processes**: a delivery may be settled or extended by another process using the same
@@ -71,6 +73,27 @@ class DeadLetter:
     dead_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """What one queue holds, by state, as :meth:`Broker.queue_stats` saw it.
+
+    None means the broker cannot tell that cheaply (each broker's ``queue_stats`` says
+    which and why), never a guess."""
+
+    queue: str
+    #: messages due now and under no live lease (an expired lease's included)
+    waiting: int
+    #: messages leased to a worker and not yet settled
+    in_flight: int | None
+    #: messages due later: an eta or countdown, or a retry's delay
+    delayed: int | None
+    #: messages in the queue's dead-letter queue
+    dead_lettered: int
+    #: seconds since the longest-waiting message became due (was published, its eta or
+    #: delay passed, or it was given back); None when nothing is waiting
+    oldest_age: float | None
+
+
 @runtime_checkable
 class Broker(Protocol):
     """What a broker does. ``url`` is the URL it was created from (password masked by
@@ -120,6 +143,11 @@ class Broker(Protocol):
 
     def queue_length(self, queue: str) -> int:
         """Messages waiting or leased in ``queue`` (delayed ones included)."""
+
+    def queue_stats(self, queue: str) -> QueueStats:
+        """How many messages of ``queue`` are waiting, in flight, delayed and dead-lettered,
+        and how long the oldest waiting one has waited; one round trip where the technology
+        allows. A queue that was never used has zeros (and no age)."""
 
     def purge(self, queue: str) -> int:
         """Delete the messages waiting in ``queue``; returns how many."""

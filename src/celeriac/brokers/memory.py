@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..connections.memory import PerURL
-from .base import DeadLetter, Delivery, Outgoing, int_or_none, visibility_timeout
+from .base import (
+    DeadLetter,
+    Delivery,
+    Outgoing,
+    QueueStats,
+    int_or_none,
+    visibility_timeout,
+)
 
 
 @dataclass(slots=True)
@@ -265,6 +272,27 @@ class MemoryBroker:
         with store.cond:
             q = store.queues.get(queue)
             return len(q.ids) if q is not None else 0
+
+    def queue_stats(self, queue: str) -> QueueStats:
+        """Every field, exact: a look at each message of ``queue`` under the store's lock."""
+        store = self._store
+        waiting = in_flight = delayed = 0
+        oldest: float | None = None
+        with store.cond:
+            now = time.time()
+            q = store.queues.get(queue)
+            for msg_id in q.ids if q is not None else ():
+                msg = store.messages[msg_id]
+                if msg.visible_at <= now:
+                    waiting += 1
+                    oldest = msg.visible_at if oldest is None else min(oldest, msg.visible_at)
+                elif msg.lease is not None:
+                    in_flight += 1
+                else:
+                    delayed += 1
+            dead = len(store.dead.get(queue, ()))
+        age = None if oldest is None else now - oldest
+        return QueueStats(queue, waiting, in_flight, delayed, dead, age)
 
     def purge(self, queue: str) -> int:
         """Delete the messages of ``queue`` that are not under a live lease."""

@@ -32,7 +32,15 @@ from ..connections.postgres import (
     wait_readable,
 )
 from ..utils.io import Waker
-from .base import DeadLetter, Delivery, Outgoing, claimed, int_or_none, visibility_timeout
+from .base import (
+    DeadLetter,
+    Delivery,
+    Outgoing,
+    QueueStats,
+    claimed,
+    int_or_none,
+    visibility_timeout,
+)
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS celeriac_messages (
@@ -147,6 +155,17 @@ WITH taken AS (
     RETURNING 1
 )
 SELECT n, pg_notify(%(channel)s, '') FROM (SELECT count(*) AS n FROM inserted) AS counted
+"""
+
+# A queue's rows split by state: due now (waiting, expired leases included), or due later
+# and leased (in flight) or not (delayed); then its dead letters.
+_STATS = """
+SELECT w.n, f.leased, f.n - f.leased, d.n, w.oldest
+FROM (SELECT count(*) AS n, min(visible_at) AS oldest FROM celeriac_messages
+      WHERE queue = %(queue)s AND visible_at <= %(now)s) AS w,
+     (SELECT count(*) AS n, count(lease) AS leased FROM celeriac_messages
+      WHERE queue = %(queue)s AND visible_at > %(now)s) AS f,
+     (SELECT count(*) AS n FROM celeriac_dead_letters WHERE queue = %(queue)s) AS d
 """
 
 
@@ -373,12 +392,17 @@ class PostgresBroker:
 
     def queue_length(self, queue: str) -> int:
         """Messages waiting, delayed or leased in ``queue``."""
-        row = self._db.call(
-            lambda conn: conn.execute(
-                "SELECT count(*) FROM celeriac_messages WHERE queue = %s", (queue,)
-            ).fetchone()
-        )
-        return int(row[0]) if row is not None else 0
+        stats = self.queue_stats(queue)
+        return stats.waiting + (stats.in_flight or 0) + (stats.delayed or 0)
+
+    def queue_stats(self, queue: str) -> QueueStats:
+        """Every field, exact, in one query."""
+        now = time.time()
+        params = {"queue": queue, "now": now}
+        row = self._db.call(lambda conn: conn.execute(_STATS, params).fetchone())
+        waiting, in_flight, delayed, dead, oldest = row or (0, 0, 0, 0, None)
+        age = None if oldest is None else max(now - float(oldest), 0.0)
+        return QueueStats(queue, int(waiting), int(in_flight), int(delayed), int(dead), age)
 
     def purge(self, queue: str) -> int:
         """Delete the messages of ``queue`` that are not under a live lease."""

@@ -43,6 +43,7 @@ from .base import (
     DeadLetter,
     Delivery,
     Outgoing,
+    QueueStats,
     dead_letter_queue,
     int_or_none,
     visibility_timeout,
@@ -309,10 +310,9 @@ return moved
 """
 )
 
-# KEYS: one queue's 12 keys.  ARGV: its lease prefix, then 1 to purge or 0 to count.
-# Counts (and with 1 deletes) the waiting and delayed messages, expired leases' included;
-# counting adds the messages under live leases.
-_COUNT = Script(
+# KEYS: one queue's 12 keys.  ARGV: its lease prefix.
+# Deletes the waiting and delayed messages, expired leases' included; returns how many.
+_PURGE = Script(
     _NOW
     + _HELPERS
     + _QUEUE
@@ -320,14 +320,33 @@ _COUNT = Script(
 due_back(0, ARGV[1], now, now_ms)
 local n = redis.call('ZCARD', KEYS[11])
 for j = 1, 10 do n = n + redis.call('LLEN', KEYS[j]) end
-if ARGV[2] == '1' then
-  redis.call('DEL', unpack(KEYS, 1, 11))
-  return n
-end
-for _, lease in ipairs(redis.call('ZRANGE', KEYS[12], 0, -1)) do
-  n = n + redis.call('HLEN', ARGV[1] .. lease)
-end
+redis.call('DEL', unpack(KEYS, 1, 11))
 return n
+"""
+)
+
+# KEYS: one queue's 12 keys, then its dead-letter index.  ARGV: its lease prefix.
+# Returns {waiting, in flight, delayed, dead}. Reads only: due delayed items and the items of
+# expired leases count as waiting where they are.
+_STATS = Script(
+    _NOW
+    + """
+local waiting, in_flight = 0, 0
+for j = 1, 10 do waiting = waiting + redis.call('LLEN', KEYS[j]) end
+local due = redis.call('ZCOUNT', KEYS[11], '-inf', now)
+local delayed = redis.call('ZCARD', KEYS[11]) - due
+waiting = waiting + due
+local leases = redis.call('ZRANGE', KEYS[12], 0, -1, 'WITHSCORES')
+for i = 1, #leases, 2 do
+  local held = redis.pcall('HLEN', ARGV[1] .. leases[i])
+  if type(held) ~= 'number' then held = 0 end  -- not a lease's hash (written by something else)
+  if tonumber(leases[i + 1]) <= now_ms then
+    waiting = waiting + held
+  else
+    in_flight = in_flight + held
+  end
+end
+return {waiting, in_flight, delayed, redis.call('ZCARD', KEYS[13])}
 """
 )
 
@@ -613,13 +632,23 @@ class RedisBroker:
 
     def queue_length(self, queue: str) -> int:
         """Messages waiting, delayed or leased in ``queue``."""
+        stats = self.queue_stats(queue)
+        return stats.waiting + (stats.in_flight or 0) + (stats.delayed or 0)
+
+    def queue_stats(self, queue: str) -> QueueStats:
+        """The counts, exact, in one script that only reads.
+
+        ``oldest_age`` is None: a waiting item holds no time (publishing is a bare ``RPUSH``,
+        and a due delayed item moves to its list without its due time)."""
         q = self._queue(queue)
-        return int(self._db.run(_COUNT, q.script, [q.lease_prefix, 0]))
+        keys = [*q.script, self._dead_keys(queue)[0]]
+        waiting, in_flight, delayed, dead = self._db.run(_STATS, keys, [q.lease_prefix])
+        return QueueStats(queue, int(waiting), int(in_flight), int(delayed), int(dead), None)
 
     def purge(self, queue: str) -> int:
         """Delete the messages of ``queue`` that are not under a live lease."""
         q = self._queue(queue)
-        return int(self._db.run(_COUNT, q.script, [q.lease_prefix, 1], idempotent=False))
+        return int(self._db.run(_PURGE, q.script, [q.lease_prefix], idempotent=False))
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         """The oldest ``limit`` dead letters of ``queue``."""

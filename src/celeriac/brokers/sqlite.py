@@ -20,7 +20,15 @@ from typing import Any
 
 from ..connections.sqlite import SQLiteDatabase, poll_intervals
 from ..utils.io import Waker
-from .base import DeadLetter, Delivery, Outgoing, claimed, int_or_none, visibility_timeout
+from .base import (
+    DeadLetter,
+    Delivery,
+    Outgoing,
+    QueueStats,
+    claimed,
+    int_or_none,
+    visibility_timeout,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS celeriac_messages (
@@ -52,6 +60,18 @@ _INSERT = (
     "INSERT INTO celeriac_messages (queue, priority, visible_at, body, published_at) "
     "VALUES (?, ?, ?, ?, ?)"
 )
+
+
+# A queue's rows split by state: due now (waiting, expired leases included), or due later
+# and leased (in flight) or not (delayed); then its dead letters.
+_STATS = """
+SELECT w.n, f.leased, f.n - f.leased, d.n, w.oldest
+FROM (SELECT count(*) AS n, min(visible_at) AS oldest FROM celeriac_messages
+      WHERE queue = :queue AND visible_at <= :now) AS w,
+     (SELECT count(*) AS n, count(lease) AS leased FROM celeriac_messages
+      WHERE queue = :queue AND visible_at > :now) AS f,
+     (SELECT count(*) AS n FROM celeriac_dead_letters WHERE queue = :queue) AS d
+"""
 
 
 @functools.lru_cache(maxsize=64)
@@ -220,13 +240,17 @@ class SQLiteBroker:
 
     def queue_length(self, queue: str) -> int:
         """Messages waiting, delayed or leased in ``queue``."""
+        stats = self.queue_stats(queue)
+        return stats.waiting + (stats.in_flight or 0) + (stats.delayed or 0)
+
+    def queue_stats(self, queue: str) -> QueueStats:
+        """Every field, exact, in one query."""
+        now = time.time()
         with self._db.errors():
-            row = (
-                self._db.connection()
-                .execute("SELECT COUNT(*) FROM celeriac_messages WHERE queue = ?", (queue,))
-                .fetchone()
-            )
-        return int(row[0])
+            row = self._db.connection().execute(_STATS, {"queue": queue, "now": now}).fetchone()
+        waiting, in_flight, delayed, dead, oldest = row
+        age = None if oldest is None else max(now - float(oldest), 0.0)
+        return QueueStats(queue, int(waiting), int(in_flight), int(delayed), int(dead), age)
 
     def purge(self, queue: str) -> int:
         """Delete the messages of ``queue`` that are not under a live lease."""

@@ -1,5 +1,5 @@
-"""The ``celeriac`` command: worker, beat, schedule, call, result, purge, dlq, inspect,
-status, control, multi, shell, report, events and migrate; one module per group of
+"""The ``celeriac`` command: worker, beat, schedule, call, result, queues, purge, dlq,
+inspect, status, control, multi, shell, report, events and migrate; one module per group of
 commands.
 
 celeriac -A proj worker -l info -c 4 -Q default,high

@@ -1,15 +1,18 @@
-"""``celeriac call|result|purge|dlq``: send tasks, read results, empty queues and
-dead-letter queues."""
+"""``celeriac call|result|queues|purge|dlq``: send tasks, read results, look at queues, empty
+queues and dead-letter queues."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from ..app import Celeriac
-from ..brokers.base import dead_letter_queue
+from ..brokers.base import QueueStats, dead_letter_queue
+from ..routing import Queue
 from .base import json_arg
 
 
@@ -31,6 +34,13 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     r.add_argument("-t", "--traceback", action="store_true")
     r.add_argument("--wait", type=float, metavar="SECONDS", help="wait for it to finish")
     r.set_defaults(func=cmd_result)
+
+    s = sub.add_parser(
+        "queues", parents=[common], help="messages waiting, in flight, delayed and dead per queue"
+    )
+    s.add_argument("-Q", "--queues", help="comma-separated queues (default: the app's)")
+    s.add_argument("-j", "--json", action="store_true", help="a JSON list, an object per queue")
+    s.set_defaults(func=cmd_queues)
 
     p = sub.add_parser("purge", parents=[common], help="delete waiting messages")
     p.add_argument("-Q", "--queues")
@@ -76,6 +86,77 @@ def cmd_result(app: Celeriac, args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def app_queues(app: Celeriac) -> list[str]:
+    """The app's queues: the default queue, those of ``task_queues``, and those
+    ``task_routes`` names plainly (routers and router paths are not asked)."""
+    names = [app.conf.task_default_queue, *app.queues]
+    routes = app.conf.task_routes
+    for table in routes if isinstance(routes, list | tuple) else [routes]:
+        if not isinstance(table, Mapping):
+            continue
+        for target in table.values():
+            queue = target.get("queue") if isinstance(target, Mapping) else target
+            if isinstance(queue, Queue):
+                queue = queue.name
+            if isinstance(queue, str) and queue:
+                names.append(queue)
+    return list(dict.fromkeys(names))
+
+
+def cmd_queues(app: Celeriac, args: argparse.Namespace) -> int:
+    if args.queues:
+        names = list(dict.fromkeys(q.strip() for q in args.queues.split(",") if q.strip()))
+    else:
+        names = app_queues(app)
+    stats = [app.broker.queue_stats(name) for name in names]
+    if args.json:
+        print(json.dumps([dataclasses.asdict(s) for s in stats], indent=2))
+    else:
+        print(stats_table(stats))
+    return 0
+
+
+def stats_table(stats: list[QueueStats]) -> str:
+    """``stats`` as an aligned table; "-" where the broker cannot tell."""
+    header = ("queue", "waiting", "in-flight", "delayed", "dead", "oldest")
+    rows = [header] + [
+        (
+            s.queue,
+            _count(s.waiting),
+            _count(s.in_flight),
+            _count(s.delayed),
+            _count(s.dead_lettered),
+            age(s.oldest_age),
+        )
+        for s in stats
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    )
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def age(seconds: float | None) -> str:
+    """A short age: ``12.3s``, ``4m``, ``2h``, ``3d`` (whole units, rounded down); "-" for None."""
+    if seconds is None:
+        return "-"
+    if seconds < 59.95:  # what would print as 60.0s is a minute
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{max(int(seconds // 60), 1)}m"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)}h"
+    return f"{int(seconds // 86400)}d"
 
 
 def cmd_purge(app: Celeriac, args: argparse.Namespace) -> int:

@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ... import signals, states
-from ...brokers.base import DeadLetter, Delivery, Outgoing
+from ...brokers.base import DeadLetter, Delivery, Outgoing, QueueStats
 from ...exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from ...execution import ACK, Outcome
 from ...utils import keep_running
@@ -175,6 +175,9 @@ class _ReportingBroker:
 
     def queue_length(self, queue: str) -> int:
         return self._broker.queue_length(queue)
+
+    def queue_stats(self, queue: str) -> QueueStats:
+        return self._broker.queue_stats(queue)
 
     def purge(self, queue: str) -> int:
         return self._broker.purge(queue)
