@@ -131,6 +131,7 @@ def _amqp() -> Service:
         # worker processes declare every delay rung of their queues (q.delay.0 ... q.delay.31)
         names |= {f"{q}.delay.{n}" for q in list(names) if f"{q}.dlq" in names for n in range(32)}
         if names:
+            names.add("celeriac.events")  # the event log's stream, made by workers
             amqp_delete_queues(url, sorted(names))
 
     return Service(url, prepare, cleanup)

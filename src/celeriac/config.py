@@ -131,6 +131,11 @@ DEFAULTS: dict[str, Any] = {
     "beat_db_url": None,  # the database scheduler's SQL database (default: see docs)
     "beat_db_sync_interval": 3.0,  # how often the database scheduler looks for changes
     # events and control
+    "event_log_url": None,  # where events go (default: the broker's URL)
+    "event_log_options": {},
+    "event_log_max_age": 24 * 3600.0,  # seconds an event is kept
+    "event_log_max_events": 100_000,  # events kept at most
+    "event_heartbeat_interval": 2.0,  # seconds between two worker-heartbeat events
     "event_queue_ttl": 5.0,
     "event_queue_expires": 60.0,
     "control_queue_ttl": 300.0,
@@ -191,7 +196,7 @@ _LEGACY: dict[str, str] = {
 NOT_NEEDED = "not needed"
 UNSUPPORTED = "unsupported"
 
-_NO_EVENTS = "workers send no task events yet"
+_NO_EVENTS = "events go to an event log beside the broker (event_log_url), not to monitor queues"
 _NO_EXCHANGES = "celeriac routes to queues by name: exchanges and routing keys are ignored"
 _NO_SUCH_BACKEND = "celeriac has no such result backend (its URL is refused)"
 _BROKER_HOLDS_ETAS = "delays are held by the broker, not by a timer in the worker"
@@ -251,7 +256,7 @@ CELERY_SETTINGS: dict[str, tuple[str, str, Any]] = {
     "event_queue_expires": (NOT_NEEDED, _NO_EVENTS, 60.0),
     "event_queue_ttl": (NOT_NEEDED, _NO_EVENTS, 5.0),
     "event_queue_prefix": (NOT_NEEDED, _NO_EVENTS, "celeryev"),
-    "event_serializer": (NOT_NEEDED, _NO_EVENTS, "json"),
+    "event_serializer": (NOT_NEEDED, "events are JSON", "json"),
     "event_exchange": (NOT_NEEDED, _NO_EVENTS, "celeryev"),
     "redis_host": (UNSUPPORTED, _IN_THE_URL, None),
     "redis_port": (UNSUPPORTED, _IN_THE_URL, None),
@@ -352,8 +357,6 @@ CELERY_SETTINGS: dict[str, tuple[str, str, Any]] = {
     "task_compression": (NOT_NEEDED, "messages are sent uncompressed", None),
     "task_default_exchange": (NOT_NEEDED, _NO_EXCHANGES, None),
     "task_default_routing_key": (NOT_NEEDED, _NO_EXCHANGES, None),
-    "task_send_sent_event": (NOT_NEEDED, _NO_EVENTS, False),
-    "worker_send_task_events": (NOT_NEEDED, _NO_EVENTS, False),
     "worker_enable_remote_control": (
         NOT_NEEDED,
         "answering remote control costs a worker one read of the result backend every half second",

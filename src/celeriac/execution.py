@@ -249,6 +249,7 @@ class TaskRun:
                 sender=task, task_id=req.id, task=task, args=req.args, kwargs=req.kwargs
             )
         task.before_start(str(req.id), req.args, req.kwargs)
+        self.event("task-started")
         track = (
             task.track_started
             if task.track_started is not None
@@ -262,6 +263,12 @@ class TaskRun:
                 task_name=task.name,
                 request=req,
             )
+
+    def event(self, type: str, **fields: Any) -> None:
+        """Send a task event about this run when the worker sends task events."""
+        events = self.app.events
+        if events.tasks is not None and not self.request.is_eager:
+            events.send_task_event(type, uuid=self.request.id, **fields)
 
     def call(self) -> Any:
         """Run the task's function; through the task's class's ``__call__`` when it has its
@@ -305,6 +312,11 @@ class TaskRun:
                 return self.failed(exc)
         task.on_success(retval, str(req.id), req.args, req.kwargs)
         signals.task_success.send(sender=task, result=retval)
+        self.event(
+            "task-succeeded",
+            result=safe_repr(retval, 1024),
+            runtime=time.monotonic() - self.started,
+        )
         _request_hook(task, req, "on_success", (False, retval, time.monotonic() - self.started))
         workflow.send_continuation(self.app, req, retval)
         if req.chord and not req.is_eager:
@@ -329,6 +341,7 @@ class TaskRun:
         if isinstance(exc, Reject):
             reason = f"rejected: {exc.reason}" if exc.reason else "rejected by the task"
             signals.task_rejected.send(sender=self.task, message=self.request, exc=exc)
+            self.event("task-rejected", requeue=exc.requeue, reason=reason)
             if not exc.requeue:  # it will never run again: FAILURE, as Celery records
                 self._record_failure(exc, ExceptionInfo(exc), hook=False)
             return Outcome(REQUEUE if exc.requeue else DEAD_LETTER, states.REJECTED, reason)
@@ -353,6 +366,7 @@ class TaskRun:
         signals.task_revoked.send(
             sender=task, request=req, terminated=True, signum=signum, expired=False
         )
+        self.event("task-revoked", terminated=True, signum=signum, expired=False)
         trace.warning("Task %s[%s] terminated: %s", task.name, req.id, exc)
         return Outcome(ACK, states.REVOKED)
 
@@ -407,6 +421,7 @@ class TaskRun:
             store_retry(self.app, task, req, retry)
         task.on_retry(reason, str(req.id), req.args, req.kwargs, einfo)
         signals.task_retry.send(sender=task, request=req, reason=reason, einfo=einfo)
+        self.event("task-retried", exception=safe_repr(reason, 1024), traceback=einfo.traceback)
         _request_hook(task, req, "on_retry", einfo)
         trace.info(
             "Task %s[%s] retry: Retry %s: %s",
@@ -474,6 +489,7 @@ class TaskRun:
             traceback=exc.__traceback__,
             einfo=einfo,
         )
+        self.event("task-failed", exception=safe_repr(exc, 1024), traceback=einfo.traceback)
         if hook:
             if isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
                 soft = isinstance(exc, SoftTimeLimitExceeded)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import _state, signals
 from .brokers.base import Outgoing
 from .canvas import maybe_signature
+from .events.event import task_fields
 from .exceptions import OperationalError, QueueNotFound
 from .message import Encoded, Message, celery_shape, clamp_priority
 from .routing import Broadcast, BroadcastTargets, Queue, declared_queues, prepare_routers, route
@@ -248,6 +249,10 @@ class Producer:
                     exchange="",
                     routing_key=msg.queue,
                 )
+        if self.app.conf.task_send_sent_event:
+            with self.app.events.default_dispatcher() as events:
+                for msg in messages:
+                    events.send("task-sent", **task_fields(msg.to_dict()))
         if signals.task_sent.has_receivers():
             for msg in messages:
                 data = msg.to_dict()

@@ -78,11 +78,6 @@ def test_control_changes_a_running_workers_queues_limits_and_pool(app: Celery) -
             assert add.delay(2, 2).get(timeout=15) == 4
             # the rest: a heartbeat now, and clear errors for what celeriac does not have
             assert "leases renewed" in _one(control.heartbeat(**ask), host)["ok"]
-            for reply in (
-                _one(control.enable_events(**ask), host),
-                _one(control.disable_events(**ask), host),
-            ):
-                assert "events are not available yet" in reply["error"]
             assert "not needed" in _one(control.election("id", "topic", **ask), host)["error"]
             assert "restart the worker" in _one(control.pool_restart(**ask), host)["error"]
             assert "not available" in inspect.memsample()[host]["error"]

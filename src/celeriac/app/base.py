@@ -26,6 +26,7 @@ from ..brokers.base import Broker, create_broker
 from ..canvas import Signature, maybe_signature, register_builtins
 from ..config import DEFAULT_BROKER_URL, Settings, redis_backend_options
 from ..control import Control
+from ..events import Events
 from ..exceptions import ImproperlyConfigured, NotRegistered
 from ..message import Encoded, Message
 from ..producer import Producer
@@ -110,6 +111,7 @@ class Celeriac:
         self.on_after_configure = Signal("on_after_configure")
         self.on_after_finalize = Signal("on_after_finalize")
         self._control: Any = None
+        self._events: Events | None = None
         self._loader: Any = None
         _state.register_app(self)
         if set_as_current:
@@ -397,7 +399,9 @@ class Celeriac:
         self._conn_lock = threading.Lock()
 
     def close(self) -> None:
-        """Close broker and backend connections."""
+        """Close broker, backend and event-log connections."""
+        if self._events is not None:
+            self._events.close()
         for conn in (self._broker, self._backend):
             if conn is not None:
                 conn.close()
@@ -408,6 +412,15 @@ class Celeriac:
         if self._loader is None:
             self._loader = AppLoader(self)
         return self._loader
+
+    @property
+    def events(self) -> Events:
+        """Worker and task events: ``app.events.Receiver``, ``State``, ``Dispatcher``."""
+        if self._events is None:
+            with self._conn_lock:
+                if self._events is None:
+                    self._events = Events(self)
+        return self._events
 
     @property
     def control(self) -> Any:

@@ -25,8 +25,6 @@ logger = logging.getLogger("celeriac.cli")
 _NOT_NEEDED = {
     "without_gossip": "workers do not gossip; remote control goes through the result backend",
     "without_mingle": "workers do not mingle at start: revocations are read from the backend",
-    "without_heartbeat": "workers send no event heartbeats",
-    "heartbeat_interval": "workers send no event heartbeats",
     "statedb": "revoked ids are kept in the result backend, not in a file",
     "optimization": "the prefork pool always hands a job to whichever process is free",
     "executable": "the worker runs on the interpreter that started it",
@@ -66,13 +64,22 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     w.add_argument("--max-memory-per-child", type=int, metavar="KB")
     w.add_argument("--time-limit", type=float, help="hard time limit of every task (s)")
     w.add_argument("--soft-time-limit", type=float, help="soft time limit of every task (s)")
-    w.add_argument("-E", "--task-events", "--events", action="store_true", dest="events")
+    w.add_argument(
+        "-E",
+        "--task-events",
+        "--events",
+        action="store_true",
+        dest="events",
+        help="send task events",
+    )
     w.add_argument("-O", "--optimization", choices=["default", "fair"])
     w.add_argument("-S", "--statedb")
     w.add_argument("--without-gossip", action="store_true")
     w.add_argument("--without-mingle", action="store_true")
-    w.add_argument("--without-heartbeat", action="store_true")
-    w.add_argument("--heartbeat-interval", type=float)
+    w.add_argument("--without-heartbeat", action="store_true", help="send no worker events")
+    w.add_argument(
+        "--heartbeat-interval", type=float, help="seconds between worker-heartbeat events"
+    )
     w.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     w.add_argument("-B", "--beat", action="store_true", help="also run beat in this process")
     w.add_argument("-s", "--schedule-filename", "--schedule", dest="schedule", help="(-B)")
@@ -109,7 +116,11 @@ def cmd_worker(app: Celeriac, args: argparse.Namespace) -> int:
     )
     _say_not_needed(args)
     if args.events:
-        logger.warning("-E: celeriac workers do not send task events yet; the flag is ignored")
+        app.conf.worker_send_task_events = True
+    if args.heartbeat_interval is not None:
+        app.conf.event_heartbeat_interval = args.heartbeat_interval
+    if args.without_heartbeat:
+        app.conf.event_heartbeat_interval = 0  # no worker events at all, as Celery's
     concurrency = args.concurrency
     if args.autoscale:
         most = int(args.autoscale.split(",")[0])

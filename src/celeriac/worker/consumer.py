@@ -20,6 +20,7 @@ from .. import signals, states, workflow
 from .._state import Context
 from ..brokers.base import Delivery, dead_letter_queue
 from ..exceptions import InvalidTaskError, OperationalError, WorkerLostError
+from ..events.event import task_fields
 from ..execution import ACK, DEAD_LETTER, REQUEUE, Outcome, make_request
 from ..message import Message
 from ..utils import safe_str
@@ -372,6 +373,8 @@ class Consumer:
             request = self._request(message, job.delivery_info)
             signals.task_received.send(sender=self.worker, request=request)
         logger.info("Task %s[%s] received", message.task, message.id)
+        if self.app.events.tasks is not None:
+            self.app.events.send_task_event("task-received", **task_fields(message))
         try:
             self._admit(job)
         except Exception:
@@ -430,6 +433,9 @@ class Consumer:
             self.worker.settlements.settle(d, ACK, what=what)
         signals.task_revoked.send(
             sender=task, request=request, terminated=False, signum=None, expired=expired
+        )
+        self.app.events.send_task_event(
+            "task-revoked", uuid=message.id, terminated=False, signum=None, expired=expired
         )
 
     def _dead_letter(self, d: Delivery, reason: str, what: str = "") -> None:

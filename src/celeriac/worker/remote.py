@@ -35,10 +35,6 @@ MAX_BACKLOG = 100
 #: What the commands celeriac does not have answer, and why (an error reply, never a
 #: pretended success).
 NOT_AVAILABLE = {
-    "enable_events": "worker events are not available yet: celeriac workers send no task "
-    "or worker events; use inspect (active, reserved, stats) and the result backend",
-    "disable_events": "worker events are not available yet: celeriac workers send no events, "
-    "so there is nothing to disable",
     "election": "election is not needed: celeriac workers hold no elections (beat's "
     "leadership is a lease in the result backend)",
     "pool_restart": "pool_restart is not supported: restart the worker to load new code "
@@ -81,6 +77,8 @@ class Remote:
             "pool_shrink": lambda n=1, **_: self.resize(self.worker.concurrency - int(n)),
             "autoscale": self.autoscale,
             "heartbeat": self.heartbeat,
+            "enable_events": self.enable_events,
+            "disable_events": self.disable_events,
         }
         for name, why in NOT_AVAILABLE.items():
             self.commands[name] = lambda _why=why, **_: {"error": _why}
@@ -290,10 +288,28 @@ class Remote:
         return {"ok": f"no autoscaling in celeriac: the pool now runs max={int(max)}"}
 
     def heartbeat(self, **_: Any) -> dict[str, str]:
-        """Renew the leases of what the worker holds now. No event is sent: workers send no
-        events yet."""
+        """Renew the leases of what the worker holds now and send a worker-heartbeat event."""
         self.worker.heartbeat.renew_leases()
-        return {"ok": "leases renewed (no worker-heartbeat event: workers send no events yet)"}
+        self.worker.events.heartbeat()
+        return {"ok": "leases renewed, heartbeat sent"}
+
+    def enable_events(self, **_: Any) -> dict[str, str]:
+        """Send task events from now on (as ``-E``)."""
+        if self.worker.events.task_events:
+            return {"ok": "task events already enabled"}
+        self.worker.events.enable_task_events()
+        self.changes["task_events"] = True
+        self._publish_changes()
+        return {"ok": "task events enabled"}
+
+    def disable_events(self, **_: Any) -> dict[str, str]:
+        """Stop sending task events (worker events go on)."""
+        if not self.worker.events.task_events:
+            return {"ok": "task events already disabled"}
+        self.worker.events.disable_task_events()
+        self.changes["task_events"] = False
+        self._publish_changes()
+        return {"ok": "task events disabled"}
 
     def _set_queues(self, queues: list[str]) -> None:
         self.worker.queues = queues
@@ -334,6 +350,10 @@ class Remote:
         if isinstance(queues, list) and queues and all(isinstance(q, str) and q for q in queues):
             if queues != self.worker.queues:
                 self.worker.queues = list(queues)
+        task_events = changes.get("task_events")
+        if isinstance(task_events, bool) and task_events != self.worker.events.task_events:
+            events = self.worker.events
+            events.enable_task_events() if task_events else events.disable_task_events()
         limits = changes.get("time_limits")
         if isinstance(limits, dict):
             for name, pair in limits.items():

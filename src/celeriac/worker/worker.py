@@ -33,6 +33,7 @@ from ..routing import Broadcast, leave_broadcasts, private_queue
 from ..serialization import content_types
 from ..utils.urls import safe_url
 from .consumer import Consumer
+from .events import WorkerEvents
 from .heartbeat import Heartbeat
 from .keeper import LeaseKeeper
 from .pools import AsyncioPool, ConsumingPool, FedPool, Job, Pool, SoloPool, ThreadPool
@@ -161,6 +162,7 @@ class Worker:
         self.consumer = Consumer(self)
         self.heartbeat = Heartbeat(self)
         self.remote = Remote(self)
+        self.events = WorkerEvents(self)
         #: set once the worker consumes (after ``worker_ready``)
         self.ready = threading.Event()
         self.timer = Timer()
@@ -197,6 +199,7 @@ class Worker:
         if self._wants_keeper and not self.broker.local_leases:
             self.keeper = LeaseKeeper(self.broker, heartbeat.interval())
             self.keeper.start()
+        self.events.start()  # before the pool: forked children inherit the setting
         self.pool = self._make_pool()
         self.pool.start()
         if self.install_signal_handlers:
@@ -361,6 +364,7 @@ class Worker:
 
     def on_done(self, done: list[tuple[Job, Outcome]]) -> None:
         """The pool's report of finished jobs (see :meth:`Consumer.on_done`)."""
+        self.events.processed += len(done)
         self.consumer.on_done(done)
 
     def resize_pool(self, concurrency: int) -> None:
@@ -412,6 +416,7 @@ class Worker:
         if self.keeper is not None:
             self.keeper.stop()
         signals.worker_shutdown.send(sender=self)
+        self.events.stop()
         logger.info("%s stopped", self.hostname)
         self.app.close()
 

@@ -268,6 +268,7 @@ def _child_main(worker: Worker, pool: ConsumingPool, index: int, reports: int, p
         reason = "retired" if child_pool.retiring else done
     except BaseException:
         logger.exception("prefork child %d failed", index + 1)
+    worker.app.events.flush()
     with contextlib.suppress(OSError):
         channel.exiting(reason)
     signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)

@@ -209,7 +209,11 @@ def _child_main(
             break
         if item is None:
             break
-        seq, message, name, soft, hard, delivery_info = item
+        seq, message, name, soft, hard, delivery_info, task_events = item
+        if task_events:
+            app.events.enable_task_events(hostname)
+        else:
+            app.events.disable_task_events()
         task = app.tasks[name]
         try:
             with alarm_limits(soft, hard):
@@ -221,6 +225,7 @@ def _child_main(
         send_frame(outcomes, (seq, outcome, retiring))
         if retiring:  # it takes no more jobs
             break
+    app.events.flush()
     signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
     os._exit(0)
 
@@ -307,6 +312,7 @@ class FedPool(Pool):
                 job.soft_limit,
                 job.hard_limit,
                 job.delivery_info,
+                self.app.events.tasks is not None and self.app.events.tasks.enabled,
             )
             if not self._queue.put(pickle.dumps(item, pickle.HIGHEST_PROTOCOL)):
                 return  # full: more room comes with the next outcome

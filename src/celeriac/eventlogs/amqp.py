@@ -1,0 +1,199 @@
+"""An event log in a RabbitMQ stream queue (``celeriac.events``, on the broker's vhost).
+
+A stream keeps its messages after they are read, and each reader starts at an offset of its
+own: an append-only log that many readers follow. RabbitMQ applies the retention itself, by
+age (``x-max-age``) and by size (``x-max-length-bytes``, ``max_events`` times
+``event_size`` bytes, 1 KiB by default), as it writes; :meth:`AMQPEventLog.trim` has
+nothing to do. The retention is fixed when the stream is first declared.
+
+pika's blocking connections are used: one per appending thread, one per reader.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..connections.amqp import connection_parameters, describe, pika
+from ..exceptions import OperationalError
+from ..utils.urls import safe_url
+from .base import DEFAULT_MAX_AGE, DEFAULT_MAX_EVENTS, LATEST, OLDEST, Entry, EventReader
+
+STREAM = "celeriac.events"
+DEFAULT_EVENT_SIZE = 1024
+
+
+class AMQPEventLog:
+    """Events in a RabbitMQ stream queue."""
+
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+        options = dict(options or {})
+        self.url = url
+        self.safe_url = safe_url(url)
+        self.queue = str(options.pop("queue", STREAM))
+        max_age = float(options.pop("max_age", DEFAULT_MAX_AGE))
+        max_events = int(options.pop("max_events", DEFAULT_MAX_EVENTS))
+        size = int(options.pop("event_size", DEFAULT_EVENT_SIZE))
+        self.arguments = {
+            "x-queue-type": "stream",
+            "x-max-age": f"{max(int(max_age), 1)}s",
+            "x-max-length-bytes": max_events * size,
+        }
+        self._params = connection_parameters(url, options)
+        self._local = threading.local()
+
+    # -- connections ----------------------------------------------------------------------
+
+    def connect(self) -> tuple[Any, Any]:
+        """A new (connection, channel) with the stream declared. RabbitMQ may close the
+        connection of a declaration made while another one creates the stream (541
+        INTERNAL_ERROR): the declaration is tried again."""
+        for attempt in range(5):
+            try:
+                return self._connect()
+            except _Racing:
+                time.sleep(0.1 * (attempt + 1))
+        return self._connect(racing_is_fatal=True)
+
+    def _connect(self, racing_is_fatal: bool = False) -> tuple[Any, Any]:
+        try:
+            conn = pika.BlockingConnection(self._params)
+        except Exception as exc:
+            raise OperationalError(f"{self.safe_url}: cannot connect: {describe(exc)}") from exc
+        try:
+            channel = conn.channel()
+            try:
+                channel.queue_declare(self.queue, durable=True, arguments=self.arguments)
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code != 406:  # 406: declared before with other retention
+                    raise
+                channel = conn.channel()
+                channel.queue_declare(self.queue, passive=True)
+        except Exception as exc:
+            _close(conn)
+            if not racing_is_fatal:
+                raise _Racing from exc
+            raise OperationalError(f"{self.safe_url}: {describe(exc)}") from exc
+        return conn, channel
+
+    def _publisher(self) -> Any:
+        held = getattr(self._local, "held", None)
+        if held is not None and held[0] == os.getpid() and held[1].is_open:
+            return held[2]
+        conn, channel = self.connect()
+        channel.confirm_delivery()
+        self._local.held = (os.getpid(), conn, channel)
+        return channel
+
+    # -- the protocol -------------------------------------------------------------------------
+
+    def append(self, events: Sequence[bytes]) -> None:
+        """Publish ``events`` with confirms. A stream just created may close the connection
+        of the first publishes (541) while its replicas start: they are sent again on a new
+        connection (an event may so be kept twice; readers take events at least once)."""
+        props = pika.BasicProperties(delivery_mode=2)
+        for attempt in range(4):
+            try:
+                channel = self._publisher()
+                for event in events:
+                    channel.basic_publish("", self.queue, event, props)
+                return
+            except OperationalError:
+                raise
+            except Exception as exc:
+                self._drop_publisher()
+                if attempt == 3:
+                    raise OperationalError(f"{self.safe_url}: {describe(exc)}") from exc
+                time.sleep(0.1 * (attempt + 1))
+
+    def reader(self, start: str = LATEST) -> EventReader:
+        return _StreamReader(self, start)
+
+    def trim(self, max_age: float | None, max_events: int | None) -> None:
+        """Nothing to do: RabbitMQ applies the stream's retention as it writes."""
+
+    def close(self) -> None:
+        self._drop_publisher()
+
+    def _drop_publisher(self) -> None:
+        held = getattr(self._local, "held", None)
+        self._local.held = None
+        if held is not None and held[0] == os.getpid():
+            _close(held[1])
+
+
+class _Racing(Exception):
+    """The stream was being created by another connection."""
+
+
+class _StreamReader:
+    """A consumer of the stream from an offset, kept open between reads."""
+
+    def __init__(self, log: AMQPEventLog, start: str) -> None:
+        self._log = log
+        self._start = start
+        self.cursor: str | None = None if start in (LATEST, OLDEST) else start
+        self._conn: Any = None
+        self._channel: Any = None
+        self._got: list[tuple[int, int, bytes]] = []  # (offset, delivery tag, body)
+
+    def _offset(self) -> Any:
+        if self.cursor is not None:
+            return int(self.cursor) + 1
+        return "first" if self._start == OLDEST else "next"
+
+    def _open(self, limit: int) -> None:
+        self._conn, self._channel = self._log.connect()
+        try:
+            self._channel.basic_qos(prefetch_count=max(limit, 1))
+            self._channel.basic_consume(
+                self._log.queue,
+                self._on_message,
+                auto_ack=False,
+                arguments={"x-stream-offset": self._offset()},
+            )
+        except Exception as exc:
+            self.close()
+            raise OperationalError(f"{self._log.safe_url}: {describe(exc)}") from exc
+
+    def _on_message(self, _ch: Any, method: Any, props: Any, body: bytes) -> None:
+        offset = int((props.headers or {}).get("x-stream-offset", -1))
+        self._got.append((offset, method.delivery_tag, body))
+
+    def read(self, limit: int = 1000, timeout: float = 0.0) -> list[Entry]:
+        if self._conn is None or not self._conn.is_open:
+            self._got.clear()
+            self._open(limit)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                self._conn.process_data_events(time_limit=0)
+                if self._got or time.monotonic() >= deadline:
+                    break
+                self._conn.process_data_events(time_limit=min(deadline - time.monotonic(), 0.2))
+        except Exception as exc:
+            self.close()
+            raise OperationalError(f"{self._log.safe_url}: {describe(exc)}") from exc
+        taken, self._got = self._got[:limit], self._got[limit:]
+        if taken:
+            self._channel.basic_ack(taken[-1][1], multiple=True)
+        after = int(self.cursor) if self.cursor is not None else -1
+        entries = [(str(o), body) for o, _, body in taken if o > after]
+        if entries:
+            self.cursor = entries[-1][0]
+        return entries
+
+    def close(self) -> None:
+        conn, self._conn, self._channel = self._conn, None, None
+        if conn is not None:
+            _close(conn)
+
+
+def _close(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:
+        pass

@@ -1,0 +1,213 @@
+"""Sending events: a buffer that a thread of its own writes to the event log in batches.
+
+:meth:`EventDispatcher.send` only appends to a bounded buffer, so an event never blocks or
+fails the code that sends it. The writer thread encodes what is buffered and appends it to
+the log in one round trip every ``flush_interval`` seconds (at once when a batch fills up).
+While the log cannot be reached the events wait in the buffer; past its limit the oldest are
+dropped, with one warning per outage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import OperationalError
+from ..utils import safe_repr
+from .event import Event, LamportClock, encode, group_from, stamp
+
+if TYPE_CHECKING:
+    from ..eventlogs.base import EventLog
+
+logger = logging.getLogger("celeriac.events")
+
+BATCH = 500  # events per append
+BUFFER_LIMIT = 10_000  # events held while the log cannot be reached
+TRIM_EVERY = 60.0  # seconds between two trims of the log by one dispatcher
+
+
+class EventDispatcher:
+    """Sends events of ``hostname`` to an event log (Celery's ``EventDispatcher``).
+
+    ``groups`` limits what is sent to some groups (``{"worker"}``: no task events).
+    ``connection``, ``channel``, ``exchange`` and ``serializer`` are accepted for Celery's
+    signature and mean nothing: events go to the app's event log, as JSON.
+    """
+
+    def __init__(
+        self,
+        log: Callable[[], EventLog] | EventLog,
+        hostname: str,
+        enabled: bool = True,
+        groups: Iterable[str] | None = None,
+        clock: LamportClock | None = None,
+        flush_interval: float = 0.1,
+        buffer_limit: int = BUFFER_LIMIT,
+        retention: tuple[float | None, int | None] = (None, None),
+        **_celery_options: Any,
+    ) -> None:
+        self._log_factory = log if callable(log) else (lambda: log)
+        self.hostname = hostname
+        self.enabled = enabled
+        self.groups = set(groups) if groups else None
+        self.clock = clock or LamportClock()
+        self.flush_interval = flush_interval
+        self.buffer_limit = buffer_limit
+        self.retention = retention
+        self.sent = 0  # events handed to the log
+        self.dropped = 0  # events given up while the log could not be reached
+        self._setup()
+
+    def _setup(self) -> None:
+        self._pid = os.getpid()
+        self._cond = threading.Condition()
+        self._buffer: deque[dict[str, Any]] = deque()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._writing = False
+        self._log: EventLog | None = None
+        self._failing = False
+        self._trimmed = 0.0
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def send(
+        self,
+        type: str,
+        blind: bool = False,
+        utcoffset: Any = None,
+        retry: bool = False,
+        retry_policy: Any = None,
+        Event: Callable[..., dict[str, Any]] = Event,
+        **fields: Any,
+    ) -> None:
+        """Send an event of ``type`` with ``fields`` (never raises, never waits)."""
+        if not self.enabled or (self.groups and group_from(type) not in self.groups):
+            return
+        if self._pid != os.getpid():  # forked: the parent's thread and buffer are not ours
+            self._setup()
+        event = stamp(Event(type, fields), self.hostname, self.clock)
+        cond = self._cond
+        with cond:
+            buffer = self._buffer
+            buffer.append(event)
+            if len(buffer) > self.buffer_limit:
+                buffer.popleft()
+                self._dropped(1)
+            if self._thread is None and not self._closed:
+                self._start()
+            if len(buffer) >= BATCH:
+                cond.notify()
+
+    def publish(self, type: str, fields: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        """Celery's lower-level form of :meth:`send`."""
+        self.send(type, **fields)
+
+    def enable(self) -> None:
+        self.enabled = True
+
+    def disable(self) -> None:
+        self.enabled = False
+
+    # -- the writer -------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="celeriac-events", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        pause = self.flush_interval
+        while True:
+            with self._cond:
+                if not self._buffer and not self._closed:
+                    self._cond.wait(pause)
+                if not self._buffer:
+                    if self._closed:
+                        return
+                    continue
+                batch = [self._buffer.popleft() for _ in range(min(len(self._buffer), BATCH))]
+                self._writing = True
+            try:
+                self._write(batch)
+                pause = self.flush_interval
+            except Exception as exc:
+                with self._cond:
+                    self._buffer.extendleft(reversed(batch))
+                    excess = len(self._buffer) - self.buffer_limit
+                    for _ in range(max(excess, 0)):
+                        self._buffer.popleft()
+                    self._dropped(max(excess, 0))
+                if not self._failing:
+                    self._failing = True
+                    logger.warning("events cannot be sent now (%s); they are kept", safe_repr(exc))
+                if self._closed:
+                    return
+                pause = min(max(pause * 2, 0.5), 5.0)
+                time.sleep(pause)
+            finally:
+                with self._cond:
+                    self._writing = False
+                    self._cond.notify_all()
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        if self._log is None:
+            self._log = self._log_factory()
+        self._log.append([encode(e) for e in batch])
+        self.sent += len(batch)
+        if self._failing:
+            self._failing = False
+            logger.info("events are sent again")
+        max_age, max_events = self.retention
+        now = time.monotonic()
+        if (max_age is not None or max_events is not None) and now - self._trimmed > TRIM_EVERY:
+            self._trimmed = now
+            try:
+                self._log.trim(max_age, max_events)
+            except OperationalError as exc:
+                logger.debug("could not trim the event log: %s", exc)
+
+    def _dropped(self, count: int) -> None:
+        if count:
+            if not self.dropped:
+                logger.warning("the event buffer is full: the oldest events are dropped")
+            self.dropped += count
+
+    # -- flushing and closing -----------------------------------------------------------------
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until what was sent is written (or ``timeout`` passes); whether it was."""
+        if self._pid != os.getpid():
+            return True
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._cond.notify_all()
+            while self._buffer or self._writing:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None or not self._thread.is_alive():
+                    return not self._buffer and not self._writing
+                self._cond.wait(min(left, 0.05))
+                self._cond.notify_all()
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is buffered (for up to ``timeout`` seconds), then stop the writer."""
+        self.flush(timeout)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._log is not None and self._pid == os.getpid():
+            try:
+                self._log.close()
+            except Exception:
+                pass
+
+    def __enter__(self) -> EventDispatcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,132 @@
+"""What an event is: a dict with Celery's field names, and its JSON encoding."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import weakref
+from typing import Any
+
+#: the task events, in the order of a task's life
+TASK_EVENTS = (
+    "task-sent",
+    "task-received",
+    "task-started",
+    "task-succeeded",
+    "task-failed",
+    "task-retried",
+    "task-rejected",
+    "task-revoked",
+)
+WORKER_EVENTS = ("worker-online", "worker-heartbeat", "worker-offline")
+
+
+_clocks: weakref.WeakSet[LamportClock] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for clock in list(_clocks):  # a lock held by a parent's thread at the fork stays held
+        clock._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class LamportClock:
+    """A logical clock: every event a process sends carries the next value, and a process
+    that receives an event moves its clock past the event's."""
+
+    def __init__(self, initial: int = 0) -> None:
+        self.value = initial
+        self._lock = threading.Lock()
+        _clocks.add(self)
+
+    def forward(self) -> int:
+        with self._lock:
+            self.value += 1
+            return self.value
+
+    def adjust(self, other: int) -> int:
+        with self._lock:
+            self.value = max(self.value, int(other)) + 1
+            return self.value
+
+
+def utcoffset() -> int:
+    """This machine's offset from UTC in hours, west positive (Celery's sign)."""
+    local = time.localtime()
+    return -int((local.tm_gmtoff or 0) // 3600)
+
+
+def Event(type: str, _fields: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """An event of ``type`` with ``fields`` and a ``timestamp`` (Celery's ``Event``)."""
+    event = dict(_fields or {}, **fields)
+    event["type"] = type
+    event.setdefault("timestamp", time.time())
+    return event
+
+
+def group_from(type: str) -> str:
+    """``"task"`` for ``"task-sent"``: the group an event type belongs to."""
+    return type.split("-", 1)[0]
+
+
+def _fallback(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return repr(value)
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    """``event`` as JSON; a value JSON cannot hold is written as its ``repr``."""
+    return json.dumps(event, default=_fallback, separators=(",", ":")).encode()
+
+
+def decode(body: bytes) -> dict[str, Any] | None:
+    """The event in ``body``, or None when it is not a JSON object with a ``type``."""
+    try:
+        event = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        return None
+    return event
+
+
+def stamp(event: dict[str, Any], hostname: str, clock: LamportClock) -> dict[str, Any]:
+    """Add what every sent event carries: hostname, pid, clock, utcoffset, timestamp."""
+    event.setdefault("hostname", hostname)
+    event.setdefault("timestamp", time.time())
+    event["pid"] = os.getpid()
+    event["clock"] = clock.forward()
+    event["utcoffset"] = utcoffset()
+    return event
+
+
+def task_fields(message: Any) -> dict[str, Any]:
+    """What ``task-sent`` and ``task-received`` tell of a task message (a Message, or its
+    ``to_dict()``): Celery's fields (``args`` and ``kwargs`` as their repr) and, in
+    ``payload``, the arguments themselves, so that a monitor can send the task again."""
+    from ..utils import safe_repr
+
+    get = message.get if isinstance(message, dict) else lambda k: getattr(message, k, None)
+    args, kwargs = get("args"), get("kwargs")
+    return {
+        "uuid": get("id"),
+        "name": get("task"),
+        "args": safe_repr(tuple(args) if isinstance(args, list) else args, 1024),
+        "kwargs": safe_repr(kwargs, 1024),
+        "payload": {"args": args, "kwargs": kwargs},
+        "retries": get("retries") or 0,
+        "eta": get("eta"),
+        "expires": get("expires"),
+        "root_id": get("root_id"),
+        "parent_id": get("parent_id"),
+        "queue": get("queue"),
+        "routing_key": get("queue"),
+        "priority": get("priority"),
+    }
