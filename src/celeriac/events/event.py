@@ -129,4 +129,5 @@ def task_fields(message: Any) -> dict[str, Any]:
         "queue": get("queue"),
         "routing_key": get("queue"),
         "priority": get("priority"),
+        "sent_at": get("sent_at"),
     }
