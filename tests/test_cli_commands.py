@@ -408,7 +408,10 @@ def test_a_projects_options_in_each_form_celery_took() -> None:
 
     from celeriac.cli.base import CLIError, add_user_options, user_option_values
 
+    calls: list[argparse.ArgumentParser] = []
+
     def celery4(parser: argparse.ArgumentParser) -> None:
+        calls.append(parser)
         parser.add_argument("--ini", default="development.ini")
 
     options = [
@@ -418,13 +421,15 @@ def test_a_projects_options_in_each_form_celery_took() -> None:
         optparse.make_option("--level", type="int"),
     ]
     parser = argparse.ArgumentParser()
-    add_user_options(parser, options)
+    dests = add_user_options(parser, options)
+    assert dests == ["ini", "data_dir", "fast", "level"]
     args = parser.parse_args(["-d", "/db", "--fast", "--level", "3"])
-    assert user_option_values(args, options) == {
+    assert user_option_values(args, dests) == {
         "ini": "development.ini",
         "data_dir": "/db",
         "fast": True,
         "level": 3,
     }
+    assert calls == [parser]  # the function is given the parser once, and only that one
     with pytest.raises(CLIError, match="not an option celeriac can read"):
         add_user_options(argparse.ArgumentParser(), ["--nope"])

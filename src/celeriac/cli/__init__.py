@@ -22,11 +22,16 @@ from .base import EXIT_USAGE, CLIError, add_user_options, find_app, user_option_
 __all__ = ["CLIError", "build_parser", "find_app", "main"]
 
 
-def build_parser(app: Celeriac | None = None) -> argparse.ArgumentParser:
-    """The parser of every command (with ``app``'s own options, ``app.user_options``)."""
+def build_parser(
+    app: Celeriac | None = None, user_dests: dict[str, list[str]] | None = None
+) -> argparse.ArgumentParser:
+    """The parser of every command (with ``app``'s own options, ``app.user_options``).
+    ``user_dests`` is filled with the destination names of those options, by group
+    (``"preload"`` or a command's name)."""
+    dests = user_dests if user_dests is not None else {}
     common = argparse.ArgumentParser(add_help=False)
     if app is not None:
-        add_user_options(common, app.user_options["preload"])
+        dests["preload"] = add_user_options(common, app.user_options["preload"])
     common.add_argument(
         "-A",
         "--app",
@@ -52,7 +57,7 @@ def build_parser(app: Celeriac | None = None) -> argparse.ArgumentParser:
         commands.add_parsers(sub, common)
     for name, command in sub.choices.items():
         if app is not None and app.user_options.get(name):
-            add_user_options(command, app.user_options[name])
+            dests[name] = add_user_options(command, app.user_options[name])
     return parser
 
 
@@ -76,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if early.workdir:
             os.chdir(early.workdir)
         app = find_app(early.app) if early.app else Celeriac()
-        parser = build_parser(app)
+        user_dests: dict[str, list[str]] = {}
+        parser = build_parser(app, user_dests)
         args = parser.parse_args(argv)
         if not getattr(args, "command", None):
             parser.print_help()
@@ -87,8 +93,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             app.conf.broker_url = args.broker
         if getattr(args, "result_backend", None):
             app.conf.result_backend = args.result_backend
-        args.user_options = user_option_values(args, app.user_options.get(args.command, ()))
-        preload = user_option_values(args, app.user_options["preload"])
+        args.user_options = user_option_values(args, user_dests.get(args.command, ()))
+        preload = user_option_values(args, user_dests.get("preload", ()))
         signals.user_preload_options.send(sender=app, app=app, options=preload)
         code = args.func(app, args)
     except CLIError as exc:

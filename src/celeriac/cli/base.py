@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from ..app import Celeriac
@@ -84,10 +85,12 @@ def json_arg(value: str, what: str) -> Any:
 _OPTPARSE_TYPES: dict[str, Any] = {"int": int, "float": float, "string": str, "long": int}
 
 
-def add_user_options(parser: argparse.ArgumentParser, options: Any) -> None:
+def add_user_options(parser: argparse.ArgumentParser, options: Any) -> list[str]:
     """Add a project's own command-line options (``app.user_options["preload"]`` or
     ``["worker"]``) to ``parser``: click ``Option`` objects (Celery 5), functions given the
-    argparse parser (Celery 4) and optparse-style options (Celery 3)."""
+    argparse parser (Celery 4) and optparse-style options (Celery 3). Returns the
+    destination names of the options added, for :func:`user_option_values`."""
+    before = len(parser._actions)
     for option in list(options):
         if hasattr(option, "opts") and hasattr(option, "is_flag"):
             default = None if type(option.default).__name__ == "Sentinel" else option.default
@@ -117,10 +120,11 @@ def add_user_options(parser: argparse.ArgumentParser, options: Any) -> None:
                 f"app.user_options: {option!r} is not an option celeriac can read (a "
                 "click.Option, a function given the argparse parser, or an optparse Option)"
             )
+    added = parser._actions[before:]
+    return [a.dest for a in added if a.dest != argparse.SUPPRESS]
 
 
-def user_option_values(args: argparse.Namespace, options: Any) -> dict[str, Any]:
-    """The values ``args`` holds for the options ``add_user_options`` added."""
-    probe = argparse.ArgumentParser(add_help=False)
-    add_user_options(probe, options)
-    return {a.dest: getattr(args, a.dest, a.default) for a in probe._actions}
+def user_option_values(args: argparse.Namespace, dests: Iterable[str]) -> dict[str, Any]:
+    """The values ``args`` holds for the options whose destination names
+    :func:`add_user_options` returned (None for those of another command)."""
+    return {dest: getattr(args, dest, None) for dest in dests}
