@@ -835,17 +835,15 @@ class chord(_Composite):
     def link_error(self, errback: Signature) -> Signature:
         """Call ``errback`` when the body fails, or cannot run because a header task
         failed; with ``task_allow_error_cb_on_chord_header``, also for each header task
-        that fails (as in Celery)."""
+        that fails (as in Celery). A nested chord in the header is not given it: its
+        failure fails this chord's body, whose errback then runs, once."""
         body = self.body
         if body is None:
             raise ValueError("a chord needs a body to link an errback to")
         errback = _signature(errback, self._app)
-        each = bool(self.app.conf.task_allow_error_cb_on_chord_header)
-        for t in self.tasks:
-            if each:
+        if self.app.conf.task_allow_error_cb_on_chord_header:
+            for t in self.tasks:
                 t.link_error(errback.clone(immutable=True))
-            elif isinstance(t, chord):  # a nested chord links its own body
-                t.link_error(errback)
         body.link_error(errback)
         return errback
 

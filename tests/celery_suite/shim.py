@@ -159,6 +159,29 @@ def imported(module: str, names: Sequence[str]) -> tuple[Any, ...]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "flaky: Celery reruns these (not rerun here)")
+    _unlimited_redis_reads()
+
+
+def _unlimited_redis_reads() -> None:
+    """The suite's own Redis helper (``get_redis_connection``) makes clients whose reads
+    never time out in the redis-py versions Celery 5.5 installs (up to 5.2). From redis-py 8
+    on, a client waits at most 5 s for a reply, so a helper that waits 10 s on ``BLPOP`` to
+    show that nothing came raises redis's TimeoutError instead of returning None. Its
+    clients are given back the unlimited wait (before the test modules import the helper)."""
+    package = __name__.rpartition(".")[0]
+    tasks = sys.modules.get(f"{package}.tasks")
+    original = getattr(tasks, "get_redis_connection", None)
+    if original is None:
+        return
+
+    def get_redis_connection() -> Any:
+        client = original()
+        client.connection_pool.connection_kwargs["socket_timeout"] = None
+        return client
+
+    for module in (tasks, sys.modules.get(f"{package}.conftest")):
+        if getattr(module, "get_redis_connection", None) is original:
+            module.get_redis_connection = get_redis_connection  # type: ignore[union-attr]
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -5,6 +5,7 @@ groups, results returned by tasks, and ``Reject`` without requeue."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -139,6 +140,24 @@ def test_a_chord_errback_on_the_header_when_allowed(app: Celery) -> None:
             result.get(timeout=20)
         wait_until(lambda: len(t["errback"]) == 2)
     assert sorted(name for _, name in t["errback"]) == ["Boom", "ChordError"]
+
+
+def test_a_nested_chord_failure_calls_the_outer_errback_once(app: Celery) -> None:
+    """Celery's test_nested_chord_header_link_error: a chord's errback, with a nested chord
+    in the header whose own header fails, is called once and the body does not run."""
+    app.conf.task_allow_error_cb_on_chord_header = False
+    t = define(app)
+    inner = chord([t["identity"].si("t1"), t["fail"].si()], t["identity"].si("t2"))
+    outer = chord(group([t["identity"].si("t3"), inner]), t["note"].si("body"))
+    outer.link_error(t["on_error"].s())
+    with worker(app, concurrency=4):
+        result = outer.apply_async()
+        with pytest.raises(ChordError):  # the nested chord's failure
+            result.get(timeout=20)
+        wait_until(lambda: t["errback"])
+        time.sleep(1)  # a second call would come by now
+    assert t["errback"] == [(result.id, "ChordError")]
+    assert t["noted"] == []
 
 
 def test_a_failed_header_task_is_what_get_raises_and_the_body_fails_with_chord_error(
