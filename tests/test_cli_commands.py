@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from celeriac.brokers.base import Outgoing
 from celeriac.cli import main
 from celeriac.cli.messages import age
 from celeriac.cli.multi import parse_nodes
-from conftest import Project, run_cli, wait_until
+from conftest import Project, WorkerProcess, run_cli, wait_until
 from services import RedisServer, free_port, require_redis_server
 
 
@@ -128,9 +129,8 @@ def test_every_control_command_from_the_command_line(project: Project) -> None:
         "ok": "time limits set successfully"
     }
     assert "leases renewed" in replies("heartbeat")["ok"]
-    events = control("enable_events")
-    assert events.returncode == 1 and "ERROR" in events.stdout
-    assert "events are not available yet" in events.stdout
+    assert replies("enable_events") == {"ok": "task events enabled"}
+    assert replies("disable_events") == {"ok": "task events disabled"}
     assert "restart the worker" in control("pool_restart").stdout
     assert "pong" in json.dumps(replies("ping"))
     election = control("election", "id", "topic")
@@ -306,15 +306,45 @@ def test_report_shows_versions_and_masked_settings(project: Project) -> None:
     assert "redis_password: '********'" in out and "broker_url: 'redis://u:***@" in out
 
 
-def test_events_fails_at_once_saying_what_to_use(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(
-        capsys, "events", "--dump", "-c", "myapp.Camera", "-F", "2", "-r", "10/s",
-        "--logfile", "x.log", "--pidfile", "x.pid",
-    )  # fmt: skip
-    assert code == 1 and out == ""
-    assert "events are not available yet" in err and "inspect active" in err
-    code, out, err = _run(capsys, "flower", "--port=5555", "--basic-auth=a:b", "--persistent")
-    assert code == 1 and "Flower is a Celery add-on" in err and "inspect active" in err
+def events_process(project: Project, *args: str) -> WorkerProcess:
+    """``celeriac -A proj events *args``, reading from the oldest event the log keeps."""
+    p = WorkerProcess(project.env, ["--from", "oldest", *args], command="events")
+    project.workers.append(p)
+    return p
+
+
+@pytest.mark.slow
+def test_events_dumps_shows_and_photographs_the_cluster(project: Project, tmp_path: Path) -> None:
+    project.set(CELERIAC_TEST_CAMERA=str(tmp_path / "camera.txt"))
+    project.worker("-c", "1", "-n", "ev@%h", "-P", "threads", "-E", "--heartbeat-interval", "0.3")
+    dump = events_process(project, "--dump")
+    live = events_process(project, "-F", "0.2")
+    camera = events_process(project, "-c", "proj.camera.Camera", "-F", "0.2")
+    ok = project.send("add", 1, 2)
+    assert ok.get(timeout=20) == 3
+
+    def dumped() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in dump.output.splitlines() if line.startswith("{")]
+
+    wait_until(
+        lambda: any(e.get("uuid") == ok.id for e in dumped() if e["type"] == "task-succeeded")
+    )
+    wait_until(lambda: ok.id in live.output and "SUCCESS" in live.output)
+    wait_until(lambda: '"SUCCESS"' in (tmp_path / "camera.txt").read_text()
+               if (tmp_path / "camera.txt").exists() else False)  # fmt: skip
+    for p in (dump, live, camera):
+        p.signal(signal.SIGINT)
+        assert p.wait() == 0
+    lines = dumped()
+    mine = [e["type"] for e in lines if e.get("uuid") == ok.id]
+    assert mine == ["task-received", "task-started", "task-succeeded"]
+    assert any(e["type"] == "worker-online" and e["hostname"].startswith("ev@") for e in lines)
+    assert "ev@" in live.output and "online" in live.output
+
+
+def test_flower_says_what_to_use(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "flower", "--port=5555", "--basic-auth=a:b", "--persistent")
+    assert code == 1 and "Flower is a Celery add-on" in err and "celeriac -A proj events" in err
 
 
 # -- migrate -------------------------------------------------------------------------------

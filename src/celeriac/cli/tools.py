@@ -1,5 +1,4 @@
-"""``celeriac shell``, ``celeriac report``, and ``celeriac events`` and ``flower`` (which say
-what to use while workers send no events)."""
+"""``celeriac shell``, ``celeriac report``, and ``flower`` (which says what to use instead)."""
 
 from __future__ import annotations
 
@@ -31,21 +30,6 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
     r = sub.add_parser("report", parents=[common], help="versions and settings for a bug report")
     r.set_defaults(func=cmd_report)
-
-    e = sub.add_parser("events", parents=[common], help="(not yet: workers send no events)")
-    e.add_argument("-d", "--dump", action="store_true")
-    e.add_argument("-c", "--camera")
-    e.add_argument("--detach", action="store_true")
-    e.add_argument("-F", "--frequency", "--freq", type=float)
-    e.add_argument("-r", "--maxrate")
-    e.add_argument("-l", "--loglevel")
-    e.add_argument("-f", "--logfile")
-    e.add_argument("--pidfile")
-    e.add_argument("--uid")
-    e.add_argument("--gid")
-    e.add_argument("--umask")
-    e.add_argument("--executable")
-    e.set_defaults(func=cmd_events)
 
     f = sub.add_parser("flower", parents=[common], help="(Flower runs on Celery only)")
     for name in FLOWER_OPTIONS:
@@ -146,21 +130,6 @@ def cmd_report(app: Celeriac, args: argparse.Namespace) -> int:
     return 0
 
 
-EVENTS_MISSING = (
-    "celeriac events: worker events are not available yet (workers send no task or worker "
-    "events), so there is nothing to dump, watch or photograph.\n"
-    "Use instead:\n"
-    "  celeriac -A proj status                  the workers that answer\n"
-    "  celeriac -A proj inspect active          what each worker runs (also reserved, stats)\n"
-    "  celeriac -A proj result TASK_ID          a task's state and result (the result backend)\n"
-    "  celeriac -A proj control ...             change running workers (docs/monitoring.md)"
-)
-
-
-def cmd_events(app: Celeriac, args: argparse.Namespace) -> int:
-    raise CLIError(EVENTS_MISSING)
-
-
 #: Flower's options, accepted so that its start-up line reaches the message below.
 FLOWER_OPTIONS = [
     "port",
@@ -199,5 +168,9 @@ FLOWER_OPTIONS = [
 def cmd_flower(app: Celeriac, args: argparse.Namespace) -> int:
     raise CLIError(
         "celeriac flower: Flower is a Celery add-on and cannot watch celeriac workers (it "
-        "reads Celery's worker events). " + EVENTS_MISSING.split("\n", 1)[1]
+        "reads Celery's own event queues). Use instead:\n"
+        "  celeriac -A proj events                 the cluster live (--dump: JSON lines)\n"
+        "  celeriac -A proj queues                 depth, in-flight and dead letters per queue\n"
+        "  celeriac -A proj inspect active         what each worker runs (also reserved, stats)\n"
+        "  celeriac -A proj control ...            change running workers (docs/monitoring.md)"
     )
