@@ -113,6 +113,10 @@ DEFAULTS: dict[str, Any] = {
     "worker_shutdown_timeout": None,
     "worker_queue_order": "round_robin",  # or "priority": earlier -Q queues drained first
     "worker_state_db": None,
+    # Prometheus metrics served by the worker's main process (None: not served); the address
+    # is this host only unless set (e.g. "0.0.0.0"): needs the ``metrics`` extra
+    "worker_metrics_port": None,
+    "worker_metrics_addr": "127.0.0.1",
     # time
     "timezone": None,
     "enable_utc": True,

@@ -139,6 +139,23 @@ def declared_queues(setting: Any) -> dict[str, Queue]:
     return queues
 
 
+def app_queues(app: Any) -> list[str]:
+    """The app's queues: the default queue, those of ``task_queues``, and those
+    ``task_routes`` names plainly (routers and router paths are not asked)."""
+    names = [app.conf.task_default_queue, *app.queues]
+    routes = app.conf.task_routes
+    for table in routes if isinstance(routes, list | tuple) else [routes]:
+        if not isinstance(table, Mapping):
+            continue
+        for target in table.values():
+            queue = target.get("queue") if isinstance(target, Mapping) else target
+            if isinstance(queue, Queue):
+                queue = queue.name
+            if isinstance(queue, str) and queue:
+                names.append(queue)
+    return list(dict.fromkeys(names))
+
+
 class MapRouter:
     """Routes by exact name first, then glob and regex patterns in definition order."""
 

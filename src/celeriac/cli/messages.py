@@ -7,12 +7,11 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Mapping
 from typing import Any
 
 from ..app import Celeriac
 from ..brokers.base import QueueStats, dead_letter_queue
-from ..routing import Queue
+from ..routing import app_queues
 from .base import json_arg
 
 
@@ -86,23 +85,6 @@ def cmd_result(app: Celeriac, args: argparse.Namespace) -> int:
         )
     )
     return 0
-
-
-def app_queues(app: Celeriac) -> list[str]:
-    """The app's queues: the default queue, those of ``task_queues``, and those
-    ``task_routes`` names plainly (routers and router paths are not asked)."""
-    names = [app.conf.task_default_queue, *app.queues]
-    routes = app.conf.task_routes
-    for table in routes if isinstance(routes, list | tuple) else [routes]:
-        if not isinstance(table, Mapping):
-            continue
-        for target in table.values():
-            queue = target.get("queue") if isinstance(target, Mapping) else target
-            if isinstance(queue, Queue):
-                queue = queue.name
-            if isinstance(queue, str) and queue:
-                names.append(queue)
-    return list(dict.fromkeys(names))
 
 
 def cmd_queues(app: Celeriac, args: argparse.Namespace) -> int:

@@ -81,6 +81,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--heartbeat-interval", type=float, help="seconds between worker-heartbeat events"
     )
     w.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    w.add_argument(
+        "--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on this port"
+    )
+    w.add_argument("--metrics-addr", metavar="ADDR", help="address to serve them on (127.0.0.1)")
     w.add_argument("-B", "--beat", action="store_true", help="also run beat in this process")
     w.add_argument("-s", "--schedule-filename", "--schedule", dest="schedule", help="(-B)")
     w.add_argument("--scheduler", help="(-B) 'file', 'db' or a store class")
@@ -121,6 +125,10 @@ def cmd_worker(app: Celeriac, args: argparse.Namespace) -> int:
         app.conf.event_heartbeat_interval = args.heartbeat_interval
     if args.without_heartbeat:
         app.conf.event_heartbeat_interval = 0  # no worker events at all, as Celery's
+    if args.metrics_port is not None:
+        app.conf.worker_metrics_port = args.metrics_port
+    if args.metrics_addr:
+        app.conf.worker_metrics_addr = args.metrics_addr
     concurrency = args.concurrency
     if args.autoscale:
         most = int(args.autoscale.split(",")[0])

@@ -36,6 +36,7 @@ from .consumer import Consumer
 from .events import WorkerEvents
 from .heartbeat import Heartbeat
 from .keeper import LeaseKeeper
+from .metrics import start_metrics
 from .pools import AsyncioPool, ConsumingPool, FedPool, Job, Pool, SoloPool, ThreadPool
 from .ratelimit import RateLimits, SharedClocks
 from .remote import Remote
@@ -185,6 +186,7 @@ class Worker:
         app.conf.freeze()  # a running worker's settings do not change: read them once
         for name, why in not_needed(app.conf):
             logger.info("setting %s is accepted and not needed: %s", name, why)
+        self.metrics = start_metrics(self)  # turns task events on: before events.start()
         signals.worker_init.send(sender=self)
         self._wait_for_broker()
         heartbeat = self.heartbeat
@@ -417,6 +419,7 @@ class Worker:
             self.keeper.stop()
         signals.worker_shutdown.send(sender=self)
         self.events.stop()
+        self.metrics.stop()
         logger.info("%s stopped", self.hostname)
         self.app.close()
 
