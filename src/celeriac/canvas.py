@@ -152,14 +152,21 @@ class Signature(dict[str, Any]):
         self["immutable"] = immutable
 
     def link(self, callback: Signature) -> Signature:
-        """Call ``callback`` with this task's result when it succeeds."""
-        self.options.setdefault("link", []).append(callback)
-        return callback
+        """Call ``callback`` with this task's result when it succeeds (once: linking an
+        equal signature again changes nothing, as in Celery)."""
+        return self._add_link("link", callback)
 
     def link_error(self, errback: Signature) -> Signature:
-        """Call ``errback`` when this task fails."""
-        self.options.setdefault("link_error", []).append(errback)
-        return errback
+        """Call ``errback`` when this task fails (once, as :meth:`link`)."""
+        return self._add_link("link_error", errback)
+
+    def _add_link(self, key: str, sig: Signature) -> Signature:
+        links = self.options.setdefault(key, [])
+        if not isinstance(links, list):
+            links = self.options[key] = _as_list(links)
+        if sig not in links:
+            links.append(sig)
+        return sig
 
     def stamp(
         self, visitor: StampingVisitor | None = None, append_stamps: bool = False, **headers: Any
@@ -191,6 +198,8 @@ class Signature(dict[str, Any]):
         opts = self.options
         names = list(opts.get("stamped_headers") or ())
         for name, value in stamps.items():
+            if name == "stamped_headers":  # a visitor may list its stamps' names, as in Celery
+                continue
             if append and name in names:
                 old = opts.get(name)
                 old = old if isinstance(old, list) else [old]
@@ -778,8 +787,8 @@ class chord(_Composite):
             members: list[Any] = []
         elif isinstance(header, group):
             members = header.tasks
-        else:
-            members = _tasks_arg((header,))
+        else:  # copies, as in Celery: linking to a chord's tasks leaves what was given alone
+            members = [_copy(t) if isinstance(t, Signature) else t for t in _tasks_arg((header,))]
         body = maybe_signature(body, app)
         super().__init__(*members, app=app or getattr(body, "_app", None), **options)
         self.kwargs["body"] = body

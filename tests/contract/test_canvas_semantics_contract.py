@@ -160,6 +160,31 @@ def test_a_nested_chord_failure_calls_the_outer_errback_once(app: Celery) -> Non
     assert t["noted"] == []
 
 
+def test_a_body_reused_by_chords_gets_an_errback_once_and_headers_are_copies(
+    app: Celery,
+) -> None:
+    """Celery's test_enabling_flag_allow_error_cb_on_chord_header and test_disabling_...:
+    a signature given to several chords as their body gets an errback linked each time
+    once (linking an equal signature again changes nothing), and linking to a chord's
+    header tasks leaves the signatures given for the header as they were."""
+    t = define(app)
+    body, given = t["note"].si("body"), t["fail"].si()
+    for _ in range(3):
+        sig = chord([given, t["identity"].si(1)], body)
+        sig.link_error(t["on_error"].s())
+        for member in sig.tasks:
+            member.link_error(t["note"].si("header errback"))
+    assert body.options["link_error"] == [t["on_error"].s()]
+    assert given == t["fail"].si()
+    with worker(app):
+        with pytest.raises(Boom):
+            sig.apply_async().get(timeout=20)
+        wait_until(lambda: t["errback"] and t["noted"])
+        time.sleep(1)  # a second call would come by now
+    assert [name for _, name in t["errback"]] == ["ChordError"]
+    assert t["noted"] == [("header errback",)]
+
+
 def test_a_failed_header_task_is_what_get_raises_and_the_body_fails_with_chord_error(
     app: Celery,
 ) -> None:
