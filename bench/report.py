@@ -13,6 +13,7 @@ FLOOR = "Floor: redis-py on the same Redis"
 BROKERS = "celeriac on each broker"
 SWEEP = "celeriac drain on Redis by pool and concurrency"
 MEMORY = "celeriac worker memory"
+EVENTS = "celeriac with events off and on (Redis)"
 RATIO_NOTE = (
     "celeriac ÷ peer = celeriac's median divided by the peer's median for the same workload: "
     "for throughputs above 1 means celeriac is faster; for latencies and memory below 1 "

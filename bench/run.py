@@ -43,7 +43,7 @@ WITHOUT_DEPS = ["arq>=0.26"]
 CELERIAC = f"{ROOT}[redis,amqp,postgres]"
 
 WORKLOADS = ["floor", "enqueue", "bulk", "drain", "latency", "results", "brokers", "sweep",
-             "memory"]  # fmt: skip
+             "memory", "events"]  # fmt: skip
 
 
 # -- the environment ------------------------------------------------------------------------

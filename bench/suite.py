@@ -22,7 +22,7 @@ import common
 import report
 import workloads
 from harness import BENCH, TMP, Failed, NotApplicable, progress, time_limit
-from report import BROKERS, FLOOR, MAIN, MEMORY, SWEEP, Row
+from report import BROKERS, EVENTS, FLOOR, MAIN, MEMORY, SWEEP, Row
 from systems import CELERIAC_BROKERS, PEERS, System, make
 from workloads import Scale
 
@@ -194,6 +194,20 @@ class Suite:
                     SWEEP, system, "drain", measure, {"drain": RATE}, self._limit(3), label
                 )
 
+    def events(self) -> None:
+        progress("== celeriac on Redis: drain with events off and on, enqueue with task-sent")
+        system = make("celeriac")
+        figures = {
+            "drain, events off": ("drain_off", "tasks/s"),
+            "drain, events on (-E)": ("drain_on", "tasks/s"),
+            "drain on/off": ("drain_ratio", "x"),
+            "enqueue": ("enqueue_off", "tasks/s"),
+            "enqueue with task-sent": ("enqueue_on", "tasks/s"),
+            "enqueue on/off": ("enqueue_ratio", "x"),
+        }
+        measure = partial(workloads.events, system, self.scale)
+        self.measure(EVENTS, system, "events", measure, figures, self._limit(8))
+
     def memory(self) -> None:
         n = self.scale.memory_tasks
         progress(f"== celeriac worker memory: idle, then after {n:,} tasks (prefork, c=2)")
@@ -218,6 +232,12 @@ class Suite:
 def summary(run: dict[str, Any]) -> str:
     if "p50" in run:
         return f"p50 {run['p50']:.2f} ms, p99 {run['p99']:.2f} ms ({run['count']} tasks)"
+    if "drain_ratio" in run:
+        return (
+            f"drain {run['drain_off']:,.0f} -> {run['drain_on']:,.0f}/s with events "
+            f"({run['drain_ratio']:.2f}x), enqueue {run['enqueue_off']:,.0f} -> "
+            f"{run['enqueue_on']:,.0f}/s with task-sent ({run['enqueue_ratio']:.2f}x)"
+        )
     if "after_rss_mb" in run:
         return f"idle {run['idle_rss_mb']:.1f} MB, after {run['after_rss_mb']:.1f} MB RSS"
     text = f"{run['value']:,.1f}/s"
@@ -346,7 +366,7 @@ def run_suite(args: argparse.Namespace, names: list[str]) -> int:
     suite = Suite(scale, systems)
     try:
         for name in selected:
-            if name in ("brokers", "sweep", "memory") and "celeriac" not in chosen:
+            if name in ("brokers", "sweep", "memory", "events") and "celeriac" not in chosen:
                 continue
             getattr(suite, name)()
     finally:

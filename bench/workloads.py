@@ -48,13 +48,13 @@ def floor(kind: str, scale: Scale) -> dict[str, Any]:
     return {"value": scale.tasks / out["seconds"], "seconds": out["seconds"]}
 
 
-def enqueue(system: System, scale: Scale) -> dict[str, Any]:
+def enqueue(system: System, scale: Scale, **env: str) -> dict[str, Any]:
     """celeriac's runs each come with redis-py's round trips measured just before, so the
     share of the floor is judged on a pair taken minutes apart at most, on a machine whose
     speed may drift over a run of the whole suite."""
     system.prepare()
     floor_value = floor("roundtrips", scale)["value"] if system.name == "celeriac" else None
-    out = produce(system, "enqueue", scale.tasks, timeout=scale.step_timeout)
+    out = produce(system, "enqueue", scale.tasks, timeout=scale.step_timeout, **env)
     run = {"value": scale.tasks / out["seconds"], "seconds": out["seconds"]}
     if floor_value:
         run["floor"] = floor_value
@@ -71,7 +71,11 @@ def bulk(system: System, scale: Scale) -> dict[str, Any]:
 
 
 def drain(
-    system: System, scale: Scale, concurrency: int = 2, pool: str | None = None
+    system: System,
+    scale: Scale,
+    concurrency: int = 2,
+    pool: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Queue the tasks, then time one worker from its start until all of them ran."""
     system.prepare()
@@ -81,7 +85,7 @@ def drain(
     log = f"{system.name}-drain-{pool or 'default'}-c{concurrency}"
     try:
         started = time.perf_counter()
-        with worker(system, log, concurrency=concurrency, pool=pool) as running:
+        with worker(system, log, concurrency=concurrency, pool=pool, env=env or {}) as running:
             first = counter.wait(1, scale.step_timeout, running)
             budget = scale.drain_budget - (first - started)
             finished, count = counter.wait_at_most(scale.tasks, budget, running)
@@ -92,6 +96,25 @@ def drain(
     if count < scale.tasks:
         run["note"] = f"{count:,}/{scale.tasks:,} run in the {scale.drain_budget:.0f} s budget"
     return run
+
+
+def events(system: System, scale: Scale) -> dict[str, Any]:
+    """celeriac's drain with every event off, then on (``-E``: task and worker events), and
+    enqueue without, then with, ``task_send_sent_event``: each pair back to back."""
+    on = {"BENCH_CELERIAC_EVENTS": "1"}
+    drain_off = drain(system, scale)["value"]
+    drain_on = drain(system, scale, env=on)["value"]
+    enqueue_off = enqueue(system, scale)["value"]
+    enqueue_on = enqueue(system, scale, **on)["value"]
+    return {
+        "drain_off": drain_off,
+        "drain_on": drain_on,
+        "drain_ratio": drain_on / drain_off,
+        "enqueue_off": enqueue_off,
+        "enqueue_on": enqueue_on,
+        "enqueue_ratio": enqueue_on / enqueue_off,
+        "value": drain_on / drain_off,
+    }
 
 
 def _warm_up(system: System, running: Worker, counter: Counter, **env: str) -> None:

@@ -40,6 +40,7 @@ from ..signals import Signal
 from ..subscriptions import subscribers
 from ..task import Task, build_task_class
 from ..utils.time import get_timezone
+from .connection import Connection
 from .loader import AppLoader
 
 logger = logging.getLogger("celeriac.app")
@@ -421,6 +422,13 @@ class Celeriac:
                 if self._events is None:
                     self._events = Events(self)
         return self._events
+
+    def connection(self, url: str | None = None, **_: Any) -> Connection:
+        """Celery's broker connection, a handle on the app's broker (see
+        :mod:`celeriac.app.connection`); ``connection_for_read`` and ``_for_write`` too."""
+        return Connection(self, url)
+
+    connection_for_read = connection_for_write = broker_connection = connection
 
     @property
     def control(self) -> Any:

@@ -134,6 +134,6 @@ def render(state: State, cursor: str | None = None, tasks: int = 20) -> str:
     for uuid, task in state.tasks_by_time(tasks):
         when = time.strftime("%H:%M:%S", time.localtime(task.timestamp)) if task.timestamp else "-"
         runtime = f"{task.runtime:.3f}s" if task.runtime is not None else "-"
-        worker = task.worker.hostname if task.worker else "-"
-        lines.append(f"{when:8} {uuid:36} {task.state:8} {runtime:>8}  {task.name} / {worker}")
+        host = task.worker.hostname if task.worker else "-"
+        lines.append(f"{when:8} {uuid:36} {task.state:8} {runtime:>8}  {task.name} / {host}")
     return "\n".join(lines)

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import OperationalError
 from ..utils import safe_repr
-from .event import Event, LamportClock, encode, group_from, stamp
+from .event import Event, LamportClock, encode_batch, group_from, stamp
+from .event import Event as _Event
 
 if TYPE_CHECKING:
     from ..eventlogs.base import EventLog
@@ -65,7 +66,8 @@ class EventDispatcher:
 
     def _setup(self) -> None:
         self._pid = os.getpid()
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()  # starting and stopping the writer only
+        self._wake = threading.Event()
         self._buffer: deque[dict[str, Any]] = deque()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -73,6 +75,7 @@ class EventDispatcher:
         self._log: EventLog | None = None
         self._failing = False
         self._trimmed = 0.0
+        self._batches = 0
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -91,18 +94,22 @@ class EventDispatcher:
             return
         if self._pid != os.getpid():  # forked: the parent's thread and buffer are not ours
             self._setup()
-        event = stamp(Event(type, fields), self.hostname, self.clock)
-        cond = self._cond
-        with cond:
-            buffer = self._buffer
-            buffer.append(event)
-            if len(buffer) > self.buffer_limit:
-                buffer.popleft()
-                self._dropped(1)
-            if self._thread is None and not self._closed:
-                self._start()
-            if len(buffer) >= BATCH:
-                cond.notify()
+        if Event is _Event:  # the usual case: the keyword dict is the event (no copy)
+            fields["type"] = type
+            if "timestamp" not in fields:
+                fields["timestamp"] = time.time()
+            event = fields
+        else:
+            event = Event(type, fields)
+        buffer = self._buffer
+        buffer.append(stamp(event, self.hostname, self.clock, self._pid))
+        if len(buffer) > self.buffer_limit:
+            buffer.popleft()
+            self._dropped(1)
+        if self._thread is None:
+            self._start()
+        elif len(buffer) >= BATCH:
+            self._wake.set()
 
     def publish(self, type: str, fields: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         """Celery's lower-level form of :meth:`send`."""
@@ -117,48 +124,61 @@ class EventDispatcher:
     # -- the writer -------------------------------------------------------------------------
 
     def _start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="celeriac-events", daemon=True)
-        self._thread.start()
+        with self._lock:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(
+                    target=self._run, name="celeriac-events", daemon=True
+                )
+                self._thread.start()
+
+    def _take(self) -> list[dict[str, Any]]:
+        buffer, batch = self._buffer, list[dict[str, Any]]()
+        try:
+            while len(batch) < BATCH:
+                batch.append(buffer.popleft())
+        except IndexError:
+            pass
+        return batch
 
     def _run(self) -> None:
         pause = self.flush_interval
         while True:
-            with self._cond:
-                if not self._buffer and not self._closed:
-                    self._cond.wait(pause)
-                if not self._buffer:
-                    if self._closed:
-                        return
-                    continue
-                batch = [self._buffer.popleft() for _ in range(min(len(self._buffer), BATCH))]
-                self._writing = True
+            self._wake.wait(pause)
+            self._wake.clear()
+            self._writing = True
+            batch = self._take()
+            if not batch:
+                self._writing = False
+                if self._closed:
+                    return
+                continue
             try:
                 self._write(batch)
                 pause = self.flush_interval
             except Exception as exc:
-                with self._cond:
-                    self._buffer.extendleft(reversed(batch))
-                    excess = len(self._buffer) - self.buffer_limit
-                    for _ in range(max(excess, 0)):
-                        self._buffer.popleft()
-                    self._dropped(max(excess, 0))
+                self._buffer.extendleft(reversed(batch))
+                excess = len(self._buffer) - self.buffer_limit
+                for _ in range(max(excess, 0)):
+                    self._buffer.popleft()
+                self._dropped(max(excess, 0))
                 if not self._failing:
                     self._failing = True
                     logger.warning("events cannot be sent now (%s); they are kept", safe_repr(exc))
                 if self._closed:
+                    self._writing = False
                     return
                 pause = min(max(pause * 2, 0.5), 5.0)
                 time.sleep(pause)
             finally:
-                with self._cond:
-                    self._writing = False
-                    self._cond.notify_all()
+                self._writing = False
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
+        """One log entry for the whole batch (a JSON array): one append, one round trip."""
         if self._log is None:
             self._log = self._log_factory()
-        self._log.append([encode(e) for e in batch])
+        self._log.append([encode_batch(batch)])
         self.sent += len(batch)
+        self._batches += 1
         if self._failing:
             self._failing = False
             logger.info("events are sent again")
@@ -166,8 +186,12 @@ class EventDispatcher:
         now = time.monotonic()
         if (max_age is not None or max_events is not None) and now - self._trimmed > TRIM_EVERY:
             self._trimmed = now
+            # the log counts entries: this process's batches give how many events one holds
+            entries = None
+            if max_events is not None:
+                entries = max(1, int(max_events * self._batches / max(self.sent, 1)))
             try:
-                self._log.trim(max_age, max_events)
+                self._log.trim(max_age, entries)
             except OperationalError as exc:
                 logger.debug("could not trim the event log: %s", exc)
 
@@ -184,22 +208,20 @@ class EventDispatcher:
         if self._pid != os.getpid():
             return True
         deadline = time.monotonic() + timeout
-        with self._cond:
-            self._cond.notify_all()
-            while self._buffer or self._writing:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._thread is None or not self._thread.is_alive():
-                    return not self._buffer and not self._writing
-                self._cond.wait(min(left, 0.05))
-                self._cond.notify_all()
+        while self._buffer or self._writing:
+            thread = self._thread
+            if time.monotonic() > deadline or thread is None or not thread.is_alive():
+                return not self._buffer and not self._writing
+            self._wake.set()
+            time.sleep(0.005)
         return True
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is buffered (for up to ``timeout`` seconds), then stop the writer."""
         self.flush(timeout)
-        with self._cond:
+        with self._lock:
             self._closed = True
-            self._cond.notify_all()
+        self._wake.set()
         if self._log is not None and self._pid == os.getpid():
             try:
                 self._log.close()

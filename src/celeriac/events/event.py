@@ -9,6 +9,8 @@ import time
 import weakref
 from typing import Any
 
+from ..utils import safe_repr
+
 #: the task events, in the order of a task's life
 TASK_EVENTS = (
     "task-sent",
@@ -60,6 +62,9 @@ def utcoffset() -> int:
     return -int((local.tm_gmtoff or 0) // 3600)
 
 
+_UTCOFFSET = utcoffset()
+
+
 def Event(type: str, _fields: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
     """An event of ``type`` with ``fields`` and a ``timestamp`` (Celery's ``Event``)."""
     event = dict(_fields or {}, **fields)
@@ -86,24 +91,30 @@ def encode(event: dict[str, Any]) -> bytes:
     return json.dumps(event, default=_fallback, separators=(",", ":")).encode()
 
 
-def decode(body: bytes) -> dict[str, Any] | None:
-    """The event in ``body``, or None when it is not a JSON object with a ``type``."""
+def encode_batch(events: list[dict[str, Any]]) -> bytes:
+    """Events as one JSON array: one entry of an event log."""
+    return json.dumps(events, default=_fallback, separators=(",", ":")).encode()
+
+
+def decode(body: bytes) -> list[dict[str, Any]]:
+    """The events in an entry of an event log (a JSON array of them, or one object); what
+    is not a JSON object with a ``type`` is left out."""
     try:
-        event = json.loads(body)
+        found = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-        return None
-    return event
+        return []
+    items = found if isinstance(found, list) else [found]
+    return [e for e in items if isinstance(e, dict) and isinstance(e.get("type"), str)]
 
 
-def stamp(event: dict[str, Any], hostname: str, clock: LamportClock) -> dict[str, Any]:
+def stamp(
+    event: dict[str, Any], hostname: str, clock: LamportClock, pid: int | None = None
+) -> dict[str, Any]:
     """Add what every sent event carries: hostname, pid, clock, utcoffset, timestamp."""
     event.setdefault("hostname", hostname)
-    event.setdefault("timestamp", time.time())
-    event["pid"] = os.getpid()
+    event["pid"] = pid or os.getpid()
     event["clock"] = clock.forward()
-    event["utcoffset"] = utcoffset()
+    event["utcoffset"] = _UTCOFFSET
     return event
 
 
@@ -111,23 +122,30 @@ def task_fields(message: Any) -> dict[str, Any]:
     """What ``task-sent`` and ``task-received`` tell of a task message (a Message, or its
     ``to_dict()``): Celery's fields (``args`` and ``kwargs`` as their repr) and, in
     ``payload``, the arguments themselves, so that a monitor can send the task again."""
-    from ..utils import safe_repr
-
-    get = message.get if isinstance(message, dict) else lambda k: getattr(message, k, None)
-    args, kwargs = get("args"), get("kwargs")
+    if isinstance(message, dict):
+        get = message.get
+        uuid, name, args, kwargs = get("id"), get("task"), get("args"), get("kwargs")
+        retries, eta, expires = get("retries") or 0, get("eta"), get("expires")
+        root_id, parent_id, queue = get("root_id"), get("parent_id"), get("queue")
+        priority, sent_at = get("priority"), get("sent_at")
+    else:
+        uuid, name, args, kwargs = message.id, message.task, message.args, message.kwargs
+        retries, eta, expires = message.retries, message.eta, message.expires
+        root_id, parent_id, queue = message.root_id, message.parent_id, message.queue
+        priority, sent_at = message.priority, message.sent_at
     return {
-        "uuid": get("id"),
-        "name": get("task"),
+        "uuid": uuid,
+        "name": name,
         "args": safe_repr(tuple(args) if isinstance(args, list) else args, 1024),
         "kwargs": safe_repr(kwargs, 1024),
         "payload": {"args": args, "kwargs": kwargs},
-        "retries": get("retries") or 0,
-        "eta": get("eta"),
-        "expires": get("expires"),
-        "root_id": get("root_id"),
-        "parent_id": get("parent_id"),
-        "queue": get("queue"),
-        "routing_key": get("queue"),
-        "priority": get("priority"),
-        "sent_at": get("sent_at"),
+        "retries": retries,
+        "eta": eta,
+        "expires": expires,
+        "root_id": root_id,
+        "parent_id": parent_id,
+        "queue": queue,
+        "routing_key": queue,
+        "priority": priority,
+        "sent_at": sent_at,
     }

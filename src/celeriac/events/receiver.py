@@ -54,15 +54,16 @@ class EventReceiver:
             handler(event)
 
     def poll(self, limit: int = 1000, timeout: float = 0.0) -> list[dict[str, Any]]:
-        """The next events (up to ``limit``), waiting up to ``timeout`` seconds for one."""
+        """The events of the next ``limit`` log entries (each holds a batch of one process's
+        events), waiting up to ``timeout`` seconds for one."""
         events = []
         for _, body in self._reader.read(limit, timeout):
-            event = decode(body)
-            if event is None:
-                logger.warning("an event that is not a JSON object was skipped")
-                continue
-            self.clock.adjust(int(event.get("clock") or 0))
-            events.append(event)
+            found = decode(body)
+            if not found:
+                logger.warning("an event-log entry without events was skipped")
+            for event in found:
+                self.clock.adjust(int(event.get("clock") or 0))
+                events.append(event)
         return events
 
     def itercapture(
