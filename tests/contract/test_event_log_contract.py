@@ -136,3 +136,23 @@ def test_trim_keeps_the_newest(event_log: EventLog, broker_setup: BrokerSetup) -
     time.sleep(0.01)
     event_log.trim(0.001, None)
     assert event_log.reader(OLDEST).read(100, 0.2) == [] or broker_setup.name == "redis"
+
+
+def test_logs_of_other_names_at_one_url_are_apart(
+    event_log: EventLog, broker_setup: BrokerSetup
+) -> None:
+    options: dict[str, object] = {"name": "control_test"}
+    if broker_setup.name == "amqp":
+        options["queue"] = f"celeriac.control-test-{os.getpid()}-{next(_streams)}"
+    other = create_event_log(broker_setup.url, options)
+    try:
+        other.append([b"theirs"])
+        event_log.append([b"mine"])
+        assert bodies(read_all(other.reader(OLDEST), 1)) == [b"theirs"]
+        assert bodies(read_all(event_log.reader(OLDEST), 1)) == [b"mine"]
+    finally:
+        other.close()
+        if broker_setup.name == "amqp":
+            amqp_delete_queues(broker_setup.url, [str(options["queue"])])
+    with pytest.raises(ValueError, match="lowercase"):
+        create_event_log(broker_setup.url, {"name": "Bad-Name"})

@@ -20,9 +20,16 @@ from typing import Any
 from ..connections.amqp import connection_parameters, describe, pika
 from ..exceptions import OperationalError
 from ..utils.urls import safe_url
-from .base import DEFAULT_MAX_AGE, DEFAULT_MAX_EVENTS, LATEST, OLDEST, Entry, EventReader
+from .base import (
+    DEFAULT_MAX_AGE,
+    DEFAULT_MAX_EVENTS,
+    LATEST,
+    OLDEST,
+    Entry,
+    EventReader,
+    log_name,
+)
 
-STREAM = "celeriac.events"
 DEFAULT_EVENT_SIZE = 1024
 
 
@@ -33,7 +40,8 @@ class AMQPEventLog:
         options = dict(options or {})
         self.url = url
         self.safe_url = safe_url(url)
-        self.queue = str(options.pop("queue", STREAM))
+        name = log_name(options)
+        self.queue = str(options.pop("queue", f"celeriac.{name}"))
         max_age = float(options.pop("max_age", DEFAULT_MAX_AGE))
         max_events = int(options.pop("max_events", DEFAULT_MAX_EVENTS))
         size = int(options.pop("event_size", DEFAULT_EVENT_SIZE))

@@ -8,6 +8,7 @@ readers ask for the events after a cursor. What is kept is bounded by :meth:`Eve
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -27,6 +28,17 @@ LATEST = "latest"
 OLDEST = "oldest"
 
 Entry = tuple[str, bytes]  # (cursor, encoded event)
+
+#: the log a URL holds unless the ``name`` option names another (remote control has its own)
+DEFAULT_NAME = "events"
+
+
+def log_name(options: dict[str, Any]) -> str:
+    """The ``name`` option (popped): lowercase letters and underscores, a table or key part."""
+    name = str(options.pop("name", DEFAULT_NAME))
+    if not re.fullmatch(r"[a-z][a-z_]{0,30}", name):
+        raise ValueError(f"an event log's name is lowercase letters and underscores: {name!r}")
+    return name
 
 
 @runtime_checkable
@@ -68,7 +80,8 @@ class EventLog(Protocol):
 
 def create_event_log(url: str, options: dict[str, Any] | None = None) -> EventLog:
     """The event log for ``url``: the class the ``celeriac.event_logs`` entry point of its
-    scheme names (``options`` are the ``event_log_options`` setting)."""
+    scheme names (``options`` are the ``event_log_options`` setting; ``name`` chooses one of
+    several logs at one URL, ``"events"`` by default)."""
     cls = plugins.for_url(EVENT_LOGS, url, "event log")
     log: EventLog = cls(url, dict(options or {}))
     return log

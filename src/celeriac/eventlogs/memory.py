@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..connections.memory import PerURL
-from .base import LATEST, EventReader, PollingReader
+from .base import LATEST, EventReader, PollingReader, log_name
 
 
 class _Log:
@@ -27,12 +27,17 @@ class MemoryEventLog:
 
     def __init__(self, url: str = "memory://", options: dict[str, Any] | None = None) -> None:
         self.url = url
-        self._log = _logs.get(url)
+        self._log = _logs.get(f"{url}#{log_name(dict(options or {}))}")
 
     @classmethod
     def reset(cls, url: str | None = None) -> None:
         """Forget the events of ``url`` (of every URL when None). For tests."""
-        _logs.reset(url)
+        if url is None:
+            _logs.reset()
+        else:
+            for name in list(_logs._items):
+                if name.startswith(f"{url}#"):
+                    _logs.reset(name)
 
     def append(self, events: Sequence[bytes]) -> None:
         log, now = self._log, time.time()

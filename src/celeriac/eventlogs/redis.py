@@ -12,7 +12,7 @@ from typing import Any
 
 from ..connections.redis import RedisClient, ResponseError
 from ..exceptions import OperationalError
-from .base import DEFAULT_MAX_EVENTS, LATEST, OLDEST, Entry, EventReader
+from .base import DEFAULT_MAX_EVENTS, LATEST, OLDEST, Entry, EventReader, log_name
 
 _MAX_BLOCK_MS = 5000  # one XREAD waits at most this long (the caller's loop asks again)
 
@@ -24,8 +24,10 @@ class RedisEventLog:
         options = dict(options or {})
         self.url = url
         self.max_events = int(options.pop("max_events", DEFAULT_MAX_EVENTS))
+        name = log_name(options)
+        options.pop("max_age", None)
         self._client = RedisClient(url, options)
-        self.key = f"{self._client.prefix}events"
+        self.key = f"{self._client.prefix}{name}"
 
     def append(self, events: Sequence[bytes]) -> None:
         bound = ("MAXLEN", "~", self.max_events)

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..connections.sqlite import SQLiteDatabase
-from .base import LATEST, EventReader, PollingReader
+from .base import LATEST, EventReader, PollingReader, log_name
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS celeriac_events (
+CREATE TABLE IF NOT EXISTS {table} (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
     body BLOB NOT NULL
@@ -23,30 +23,32 @@ CREATE TABLE IF NOT EXISTS celeriac_events (
 
 
 class SQLiteEventLog:
-    """Events in the table ``celeriac_events`` of a SQLite file."""
+    """Events in the table ``celeriac_<name>`` (``celeriac_events``) of a SQLite file."""
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+        options = dict(options or {})
         self.url = url
-        self._db = SQLiteDatabase(url, SCHEMA, options)
+        self.table = t = f"celeriac_{log_name(options)}"
+        self._db = SQLiteDatabase(url, SCHEMA.format(table=t), options)
+        self._insert = f"INSERT INTO {t} (at, body) VALUES (?, ?)"
+        self._select = f"SELECT id, body FROM {t} WHERE id > ? ORDER BY id LIMIT ?"
+        self._newest_sql = f"SELECT max(id) FROM {t}"
+        self._trim_age = f"DELETE FROM {t} WHERE at < ?"
+        self._trim_count = f"DELETE FROM {t} WHERE id <= (SELECT max(id) FROM {t}) - ?"
 
     def append(self, events: Sequence[bytes]) -> None:
         now = time.time()
         with self._db.errors(), self._db.transaction() as conn:
-            conn.executemany(
-                "INSERT INTO celeriac_events (at, body) VALUES (?, ?)", [(now, e) for e in events]
-            )
+            conn.executemany(self._insert, [(now, e) for e in events])
 
     def _fetch(self, after: int, limit: int) -> list[tuple[int, bytes]]:
         with self._db.errors():
-            rows = self._db.connection().execute(
-                "SELECT id, body FROM celeriac_events WHERE id > ? ORDER BY id LIMIT ?",
-                (after, limit),
-            )
+            rows = self._db.connection().execute(self._select, (after, limit))
             return [(int(i), bytes(b)) for i, b in rows.fetchall()]
 
     def _newest(self) -> int:
         with self._db.errors():
-            row = self._db.connection().execute("SELECT max(id) FROM celeriac_events").fetchone()
+            row = self._db.connection().execute(self._newest_sql).fetchone()
         return int(row[0] or 0)
 
     def reader(self, start: str = LATEST) -> EventReader:
@@ -55,13 +57,9 @@ class SQLiteEventLog:
     def trim(self, max_age: float | None, max_events: int | None) -> None:
         with self._db.errors(), self._db.transaction() as conn:
             if max_age is not None:
-                conn.execute("DELETE FROM celeriac_events WHERE at < ?", (time.time() - max_age,))
+                conn.execute(self._trim_age, (time.time() - max_age,))
             if max_events is not None:
-                conn.execute(
-                    "DELETE FROM celeriac_events WHERE id <= "
-                    "(SELECT max(id) FROM celeriac_events) - ?",
-                    (max_events,),
-                )
+                conn.execute(self._trim_count, (max_events,))
 
     def close(self) -> None:
         self._db.close()
