@@ -131,7 +131,8 @@ def test_every_control_command_from_the_command_line(project: Project) -> None:
     assert "leases renewed" in replies("heartbeat")["ok"]
     assert replies("enable_events") == {"ok": "task events enabled"}
     assert replies("disable_events") == {"ok": "task events disabled"}
-    assert "restart the worker" in control("pool_restart").stdout
+    assert "Pool restarts not enabled" in control("pool_restart").stdout
+    assert "-M/--module and --reload are pool_restart's" in control("ping", "--reload").stderr
     assert "pong" in json.dumps(replies("ping"))
     election = control("election", "id", "topic")
     assert election.returncode == 0 and "not needed" in election.stdout
@@ -139,8 +140,14 @@ def test_every_control_command_from_the_command_line(project: Project) -> None:
     revoked = control("revoke", "id-1", "id-2")
     assert revoked.returncode == 0 and "id-1, id-2" in revoked.stdout
     assert "SIGKILL" in control("terminate", "KILL", "id-3").stdout
+    stamped = control("revoke_by_stamped_headers", "batch=b-1")
+    assert stamped.returncode == 0 and "stamped batch=b-1" in stamped.stdout
+    assert project.app.control.revoked_stamps() == {"batch": ["b-1"]}
+    assert "is name=value" in control("revoke_by_stamped_headers", "b-1").stderr
     inspect = run_cli("-A", "proj", "inspect", "memsample", "-t", "1.5", env=project.env)
-    assert inspect.returncode == 1 and "not available" in inspect.stdout
+    assert inspect.returncode == 0 and ": OK\n    worker " in inspect.stdout
+    dump = run_cli("-A", "proj", "inspect", "memdump", "5", "-t", "1.5", env=project.env)
+    assert dump.returncode == 0 and "- rss (end): worker " in dump.stdout
     stats = run_cli("-A", "proj", "inspect", "stats", "-t", "1.5", "-j", env=project.env)
     assert next(iter(json.loads(stats.stdout).values()))["pool"]["max-concurrency"] == 4
     usage = control("time_limit", "proj.tasks.add")

@@ -71,6 +71,40 @@ def test_a_task_revoked_while_queued_for_the_children_does_not_run(
     assert doomed.state == states.REVOKED
 
 
+def test_pool_restart_runs_a_reloaded_modules_new_code(
+    prefork_project: Project, tmp_path: Any
+) -> None:
+    """``control pool_restart -M mod`` imports a module in the worker's process, and with
+    ``--reload`` reloads it there; both replace the prefork children, which run the new
+    code, while without a restart the children keep what they have."""
+    project = prefork_project
+    helper = tmp_path / "restart_helper.py"
+    helper.write_text("def value():\n    return 1\n")
+    path = os.pathsep.join([str(tmp_path), project.env["PYTHONPATH"]])
+    project.set(PYTHONPATH=path, CELERIAC_TEST_CONF='{"worker_pool_restarts": true}')
+    project.worker("-c", "2", "-n", "restart@%h")
+
+    def pool_restart(*flags: str) -> subprocess.CompletedProcess[str]:
+        args = ("-A", "proj", "control", "pool_restart", *flags, "-M", "restart_helper")
+        return run_cli(*args, "-t", "5", "-d", f"restart@{socket.gethostname()}", env=project.env)
+
+    def value() -> int:
+        return int(project.send("module_value", "restart_helper").get(timeout=20))
+
+    imported = pool_restart()
+    assert imported.returncode == 0 and "reload started" in imported.stdout
+    wait_until(lambda: value() == 1)
+    before = {project.send("pid").get(timeout=20) for _ in range(6)}
+    helper.write_text("def value():\n    return 22\n")
+    assert {value() for _ in range(4)} == {1}  # the children keep the module they have
+    reloaded = pool_restart("--reload")
+    assert reloaded.returncode == 0 and "reload started" in reloaded.stdout
+    wait_until(lambda: value() == 22)  # a replaced child may finish one more task first
+    assert {value() for _ in range(4)} == {22}
+    after = {project.send("pid").get(timeout=20) for _ in range(6)}
+    assert not before & after
+
+
 def test_a_job_larger_than_the_pools_queue_takes(prefork_project: Project) -> None:
     project = prefork_project
     project.worker("-c", "2")

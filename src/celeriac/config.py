@@ -97,6 +97,7 @@ DEFAULTS: dict[str, Any] = {
     "worker_max_tasks_per_child": None,
     "worker_max_memory_per_child": None,
     "worker_max_deliveries": 10,
+    "worker_pool_restarts": False,  # the pool_restart control command reloads and restarts
     "worker_hijack_root_logger": True,
     "worker_log_color": None,
     "worker_log_format": "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s",
@@ -331,7 +332,6 @@ CELERY_SETTINGS: dict[str, tuple[str, str, Any]] = {
     ),
     "worker_lost_wait": (NOT_NEEDED, _POOL, 10.0),
     "worker_pool_putlocks": (NOT_NEEDED, _POOL, True),
-    "worker_pool_restarts": (NOT_NEEDED, _POOL, False),
     "worker_proc_alive_timeout": (NOT_NEEDED, _POOL, 4.0),
     "worker_enable_prefetch_count_reduction": (
         NOT_NEEDED,

@@ -2,10 +2,11 @@
 ``broadcast(...)``, ``ping()``, ``shutdown()``, ``add_consumer(...)``, ``time_limit(...)``,
 ``pool_grow(...)``, ... and ``app.control.inspect()``.
 
-Revocations are kept in the result backend (with a TTL), so every worker, including ones
-started later, honours them: a revoked task that has not started is recorded as REVOKED and
-never runs. Workers keep the set of revoked ids in memory and re-read it when the revocation
-counter moves (they look every half second), so receiving a task costs no lookup.
+Revocations, by id or by stamped header, are kept in the result backend (with a TTL), so
+every worker, including ones started later, honours them: a revoked task that has not
+started is recorded as REVOKED and never runs. Workers keep the revoked ids and stamps in
+memory and re-read them when the revocation counter moves (they look every half second, and
+before starting stamped messages), so receiving a task costs no lookup.
 
 Other commands go through a mailbox in the result backend: a request is numbered by a
 counter (``control:seq``) and stored under its number for a minute; every worker looks at
@@ -17,13 +18,15 @@ requests sent before it started.
 
 from __future__ import annotations
 
+import logging
 import signal as signal_module
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import states
+from .exceptions import EncodeError
 from .keys import (
     CONTROL_REPLIES,
     CONTROL_REQUEST,
@@ -33,14 +36,16 @@ from .keys import (
     REVOKE_TTL,
     REVOKED_KEY,
     REVOKED_SET,
+    REVOKED_STAMPS_SET,
 )
 from .rates import publish_override
 from .serialization import json_dumps, json_loads
+from .utils import safe_repr
 
 if TYPE_CHECKING:
     from .app import Celeriac
 
-#: How long a revocation is remembered (seconds).
+logger = logging.getLogger("celeriac.control")
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,47 @@ class Control:
                 name = meta.get("name") if meta else None
                 results.store(tid, states.REVOKED, None, task_name=name)
         results.backend.incr(REVOCATIONS_KEY)  # workers pick it up within half a second
+
+    def revoke_by_stamped_headers(
+        self,
+        headers: Mapping[str, Any] | Iterable[str],
+        destination: Iterable[str] | None = None,
+        terminate: bool = False,
+        signal: str | int = "SIGTERM",
+        **kwargs: Any,
+    ) -> list[dict[str, Any]] | None:
+        """Revoke every task stamped with one of ``headers`` (``{"stamp": value}`` or
+        ``{"stamp": [value, ...]}``; also Celery's ``["stamp=value"]``): a matching task that
+        has not started is recorded as REVOKED and never runs, on every worker, one started
+        later included; with ``terminate``, one that runs is stopped with ``signal``.
+
+        Like :meth:`revoke`, this is kept in the result backend (workers apply it within
+        half a second). With ``reply=True`` the workers named in ``destination`` (all by
+        default) also answer, as Celery's do: ``[{hostname: {"ok": "headers ... flagged as
+        revoked, but not terminated"}}]``, or which stamps they terminated."""
+        revoked = stamped_headers(headers)
+        sig = _signal_name(signal or "SIGTERM") if terminate else ""
+        backend = self.app.results.backend
+        for name, values in revoked.items():
+            for value in _as_values(values):
+                backend.add_to_set(REVOKED_STAMPS_SET, _stamp_member(name, value, sig), REVOKE_TTL)
+        backend.incr(REVOCATIONS_KEY)  # workers pick it up within half a second
+        if not kwargs.get("reply"):
+            return None
+        arguments = {"headers": revoked, "terminate": bool(terminate), "signal": sig or None}
+        return self.broadcast("revoke_by_stamped_headers", arguments, destination, **kwargs)
+
+    def revoked_stamps(self) -> dict[str, list[Any]]:
+        """The stamped-header revocations in force: ``{stamp: [value, ...]}``."""
+        members = self.app.results.backend.set_members(REVOKED_STAMPS_SET)
+        return StampRevocations.decode(members).as_dict()
+
+    def forget_revoked_stamps(self) -> None:
+        """Drop every stamped-header revocation: tasks with those stamps run again (Celery's
+        ``worker.state.revoked_stamps.clear()``; here for every worker)."""
+        backend = self.app.results.backend
+        backend.delete_value(REVOKED_STAMPS_SET)
+        backend.incr(REVOCATIONS_KEY)
 
     def rate_limit(
         self, task_name: str, rate_limit: str | None, destination: Any = None, **kwargs: Any
@@ -295,8 +341,13 @@ class Control:
         destination: Iterable[str] | None = None,
         **kwargs: Any,
     ) -> list[dict[str, Any]] | None:
-        """Not supported: workers reply with an error saying to restart them."""
-        arguments = {"modules": list(modules or ()), "reload": reload}
+        """Make the workers import ``modules`` (by default the modules of their tasks),
+        reload those already imported with ``reload``, and replace their pool's processes
+        so the new code runs; only workers whose ``worker_pool_restarts`` setting is True do
+        it (the others reply with an error, as Celery's). ``reloader`` (a function) cannot
+        travel to the workers: :func:`importlib.reload` is used."""
+        names = None if modules is None else list(modules)
+        arguments = {"modules": names, "reload": reload}
         return self.broadcast("pool_restart", arguments, destination, **kwargs)
 
     def termination_signal(self, task_id: str) -> int | None:
@@ -307,6 +358,113 @@ class Control:
         name = value.decode("ascii", "replace")
         members = signal_module.Signals.__members__
         return int(members.get(name, signal_module.SIGTERM))
+
+
+def stamped_headers(headers: Mapping[str, Any] | Iterable[str]) -> dict[str, Any]:
+    """``revoke_by_stamped_headers``'s ``headers``: a mapping of stamp names to a value or a
+    list of values, or Celery's list of ``"name=value"`` strings. ValueError when neither."""
+    if isinstance(headers, Mapping):
+        pairs = list(headers.items())
+    elif isinstance(headers, Iterable) and not isinstance(headers, str | bytes):
+        pairs = []
+        for item in headers:
+            if not isinstance(item, str) or "=" not in item:
+                raise ValueError(f"a stamped header is name=value, not {safe_repr(item, 60)}")
+            name, _, value = item.partition("=")
+            pairs.append((name, value))
+    else:
+        raise ValueError(f"stamped headers are a mapping, not {safe_repr(headers, 60)}")
+    found: dict[str, Any] = {}
+    for name, value in pairs:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a stamp's name is a string, not {safe_repr(name, 60)}")
+        found[name] = list(value) if isinstance(value, list | tuple) else value
+    return found
+
+
+def _as_values(value: Any) -> list[Any]:
+    """A stamp's value as the list of values it stands for (Celery's ``maybe_list``)."""
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _stamp_key(value: Any) -> str:
+    """A stamp value compared by its JSON text (so 4242 and "4242" differ)."""
+    return json_dumps(value).decode()
+
+
+def _stamp_member(name: str, value: Any, signal: str) -> str:
+    try:
+        return json_dumps([name, value, signal]).decode()
+    except EncodeError:
+        raise ValueError(f"stamp {name!r}: {safe_repr(value, 60)} is not JSON") from None
+
+
+class StampRevocations:
+    """The stamped-header revocations in force, as a worker reads them from the result
+    backend, and which messages they match (as Celery's worker does: a message whose stamp
+    of that name has the value, or one of its values if it is a list)."""
+
+    def __init__(self) -> None:
+        #: stamp name -> JSON text of a revoked value -> (the value, the signal to stop a
+        #: running task with, "" when it may finish)
+        self._revoked: dict[str, dict[str, tuple[Any, str]]] = {}
+
+    @classmethod
+    def decode(cls, members: Iterable[str]) -> StampRevocations:
+        """Read the members of the revocations' set. Anyone who can write to the result
+        backend can add to it, so a member that is not ``[name, value, signal]`` is
+        skipped with a log line."""
+        found = cls()
+        for member in members:
+            try:
+                name, value, signal = json_loads(member)
+                if not isinstance(name, str) or not isinstance(signal, str):
+                    raise ValueError("not [name, value, signal]")
+                key = _stamp_key(value)
+            except (ValueError, TypeError, EncodeError):
+                logger.warning("revocations: skipped %s: not a stamp", safe_repr(member, 80))
+                continue
+            values = found._revoked.setdefault(name, {})
+            kept = values.get(key)
+            if kept is None or (signal and not kept[1]):  # one that terminates wins
+                values[key] = (value, signal)
+        return found
+
+    @classmethod
+    def of(cls, headers: Mapping[str, Any], signal: str = "") -> StampRevocations:
+        """The revocations ``headers`` (see :func:`stamped_headers`) stand for."""
+        found = cls()
+        for name, values in headers.items():
+            for value in _as_values(values):
+                found._revoked.setdefault(name, {})[_stamp_key(value)] = (value, signal)
+        return found
+
+    def __bool__(self) -> bool:
+        return bool(self._revoked)
+
+    def as_dict(self) -> dict[str, list[Any]]:
+        return {name: [v for v, _ in values.values()] for name, values in self._revoked.items()}
+
+    def match(self, headers: Mapping[str, Any] | None) -> tuple[str, Any, str] | None:
+        """The first revoked stamp of a message's ``headers`` (its ``stamps``): (name,
+        value, signal to stop it with or ""), or None when none is revoked."""
+        if not self._revoked or not headers:
+            return None
+        stamps = headers.get("stamps")
+        if not isinstance(stamps, Mapping):
+            return None
+        for name, stamped in stamps.items():
+            revoked = self._revoked.get(name) if isinstance(name, str) else None
+            if not revoked:
+                continue
+            for value in _as_values(stamped):
+                try:
+                    found = revoked.get(_stamp_key(value))
+                except EncodeError:
+                    continue
+                if found is not None:
+                    return name, value, found[1]
+        return None
 
 
 def _signal_name(sig: str | int) -> str:
@@ -394,15 +552,18 @@ class Inspect:
         return self._ask("revoked")
 
     def memsample(self) -> dict[str, Any] | None:
-        """Not available: each worker replies with an error saying what to use."""
+        """Each worker's resident memory (RSS), and its pool's processes', as a short text
+        (kept by the worker for :meth:`memdump`)."""
         return self._ask("memsample")
 
     def memdump(self, samples: int = 10) -> dict[str, Any] | None:
-        """Not available: each worker replies with an error saying what to use."""
+        """Each worker's last ``samples`` of the samples :meth:`memsample` took, and its
+        memory now, as a text."""
         return self._ask("memdump", samples=samples)
 
     def objgraph(self, type: str = "Request", n: int = 200, max_depth: int = 10) -> Any:
-        """Not available: each worker replies with an error."""
+        """Where the worker can import the ``objgraph`` package: a PNG file, on the
+        worker's machine, of what refers to ``n`` objects of ``type``; else an error."""
         return self._ask("objgraph", type=type, n=n, max_depth=max_depth)
 
     def _request(self, command: str, **arguments: Any) -> dict[str, Any] | None:

@@ -24,6 +24,8 @@ CHORD_SIZE_KEY = "celeriac:chord-size:{}"  # the size of a header sent as it was
 
 REVOKED_KEY = "celeriac:revoked:{}"  # by task id: the signal to stop it with, or empty
 REVOKED_SET = "celeriac:revoked-ids"  # every id revoked in the last REVOKE_TTL seconds
+#: revocations by stamped header (revoke_by_stamped_headers): JSON [name, value, signal]
+REVOKED_STAMPS_SET = "celeriac:revoked-stamps"
 REVOCATIONS_KEY = "celeriac:revocations"  # bumped by every revoke: workers re-read the set
 REVOKE_TTL = 3 * 86400.0
 

@@ -327,6 +327,26 @@ class AsyncResult:
         """Stop the task from running (and, with ``terminate``, stop it if it runs)."""
         self.app.control.revoke(self.id, terminate=terminate, signal=signal, **kwargs)
 
+    def revoke_by_stamped_headers(
+        self,
+        headers: Any,
+        connection: Any = None,
+        terminate: bool = False,
+        signal: str | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """Revoke every task stamped with one of ``headers`` (not only this one), as
+        :meth:`Control.revoke_by_stamped_headers` does; with ``wait``, the workers' replies
+        are waited for up to ``timeout`` seconds."""
+        self.app.control.revoke_by_stamped_headers(
+            headers,
+            terminate=terminate,
+            signal=signal or "SIGTERM",
+            reply=wait,
+            timeout=1.0 if timeout is None else timeout,
+        )
+
     def collect(self, **kwargs: Any) -> Any:
         """Yield ``(result, value)`` for this result and its children, depth first."""
         yield self, self.get(**kwargs)

@@ -181,3 +181,94 @@ def test_autodiscovery_takes_a_class_path_and_skips_what_has_no_tasks_module(
         app.close()
         for name in [m for m in sys.modules if m.startswith("discovered_pkg")]:
             del sys.modules[name]
+
+
+def test_revoke_by_stamped_headers(app: Celery) -> None:
+    """Celery's test_revoked_by_headers_simple_canvas, _complex_canvas and
+    test_revoke_by_stamped_headers_no_match: a task whose stamp was revoked does not run
+    (REVOKED, in a chord too), on a worker started later as well, until the revocations are
+    forgotten."""
+    from celeriac import chord
+    from celeriac.canvas import StampingVisitor
+    from celeriac.exceptions import ChordError, TaskRevokedError
+    from celeriac.worker.state import revoked_stamps
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task
+    def tsum(values: list[int]) -> int:
+        return sum(values)
+
+    class Monitoring(StampingVisitor):
+        def __init__(self, value: Any) -> None:
+            self.value = value
+
+        def on_signature(self, sig: Any, **headers: Any) -> dict[str, Any]:
+            return {"monitoring_id": self.value, "stamped_headers": ["monitoring_id"]}
+
+    def stamped(value: Any, *args: int) -> Any:
+        sig = add.si(*(args or (1, 1)))
+        sig.stamp(visitor=Monitoring(value))
+        return sig
+
+    assert stamped("x").options["stamped_headers"] == ["monitoring_id"]  # names, not a stamp
+    app.set_current()  # worker.state reads the current app's revocations
+    doomed = stamped("target").freeze()
+    doomed.revoke_by_stamped_headers(headers={"monitoring_id": ["target"]})
+    app.control.revoke_by_stamped_headers({"monitoring_id": 4242})
+    assert revoked_stamps == {"monitoring_id": ["target", 4242]}
+    sent = {
+        "target": stamped("target").apply_async(task_id=doomed.id),
+        "one of a list": stamped(["other", 4242]).apply_async(),
+        "a string is not a number": stamped("4242").apply_async(),
+        "another": stamped("other").apply_async(),
+    }
+    in_chord = chord([stamped("target", 2, 2), add.si(3, 3)], tsum.s()).apply_async()
+    with worker(app, hostname="stamps@%h") as w:
+        for name in ("target", "one of a list"):
+            with pytest.raises(TaskRevokedError):
+                sent[name].get(timeout=15)
+            assert sent[name].state == states.REVOKED, name
+        assert sent["a string is not a number"].get(timeout=15) == 2
+        assert sent["another"].get(timeout=15) == 2
+        with pytest.raises(TaskRevokedError):  # the header member's own exception
+            in_chord.get(timeout=15)
+        with pytest.raises(ChordError):  # the chord completed: its body failed
+            app.AsyncResult(in_chord.id).get(timeout=15)
+        replies = app.control.revoke_by_stamped_headers(
+            {"myheader": ["myvalue"]}, reply=True, timeout=5, destination=[w.hostname]
+        )
+        expected = "headers {'myheader': ['myvalue']} flagged as revoked, but not terminated"
+        assert replies == [{w.hostname: {"ok": expected}}]
+        revoked_stamps.clear()
+        assert dict(revoked_stamps) == {}
+        assert stamped("target").apply_async().get(timeout=15) == 2
+
+
+def test_revoke_by_stamped_headers_terminates_a_running_task(app: Celery) -> None:
+    from celeriac.exceptions import TaskRevokedError
+
+    started = threading.Event()
+
+    @app.task
+    def long() -> str:
+        started.set()
+        for _ in range(600):
+            time.sleep(0.05)
+        return "finished"
+
+    sig = long.si()
+    sig.stamp(batch="b-1")
+    with worker(app, hostname="terminate@%h") as w:
+        result = sig.apply_async()
+        assert started.wait(15)
+        replies = app.control.revoke_by_stamped_headers(
+            {"batch": "b-1"}, terminate=True, reply=True, timeout=5, destination=[w.hostname]
+        )
+        assert replies == [{w.hostname: {"ok": "headers {'batch': ['b-1']} revoked"}}]
+        with pytest.raises(TaskRevokedError):
+            result.get(timeout=15)
+        assert result.state == states.REVOKED
+    assert app.control.revoke_by_stamped_headers({"batch": "b-2"}, terminate=True) is None

@@ -3,8 +3,11 @@ and those celeriac answers with an error saying why, on every broker."""
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from celeriac import Celery
@@ -79,8 +82,16 @@ def test_control_changes_a_running_workers_queues_limits_and_pool(app: Celery) -
             # the rest: a heartbeat now, and clear errors for what celeriac does not have
             assert "leases renewed" in _one(control.heartbeat(**ask), host)["ok"]
             assert "not needed" in _one(control.election("id", "topic", **ask), host)["error"]
-            assert "restart the worker" in _one(control.pool_restart(**ask), host)["error"]
-            assert "not available" in inspect.memsample()[host]["error"]
+            disabled = _one(control.pool_restart(**ask), host)["error"]
+            assert disabled.startswith("Pool restarts not enabled")
+            # memory: the worker's RSS as text, the samples kept for memdump
+            sample = inspect.memsample()[host]
+            assert sample.startswith(f"worker {os.getpid()} ") and sample.endswith("B")
+            inspect.memsample()
+            dump = inspect.memdump(1)[host]
+            assert dump.startswith("- rss (sample):\n-    > ") and dump.count("-    > ") == 1
+            assert f"- rss (end): worker {os.getpid()} " in dump
+            assert "pip install objgraph" in inspect.objgraph()[host]["error"]
     finally:
         gate.set()
 
@@ -91,3 +102,35 @@ def test_a_pool_of_fixed_size_says_so(app: Celery) -> None:
         wait_until(lambda: app.control.inspect(timeout=1, destination=only).ping())
         replies = app.control.pool_grow(1, reply=True, timeout=5, destination=only)
         assert "fixed size" in _one(replies, w.hostname)["error"]
+
+
+def test_pool_restart_reloads_modules_in_a_threads_pool(app: Celery, tmp_path: Path) -> None:
+    """With ``worker_pool_restarts``, ``pool_restart`` imports and reloads modules (the
+    threads pool runs the tasks in the worker's process: reloading is all it takes)."""
+    (tmp_path / "restarted_helper.py").write_text("def value():\n    return 1\n")
+    sys.path.insert(0, str(tmp_path))
+    app.conf.worker_pool_restarts = True
+
+    @app.task
+    def value() -> int:
+        return int(sys.modules["restarted_helper"].value())
+
+    try:
+        with worker(app, hostname="restart@%h") as w:
+            host = w.hostname
+            ask: dict[str, Any] = {"reply": True, "timeout": 5, "destination": [host]}
+            wait_until(lambda: app.control.inspect(timeout=5, destination=[host]).ping())
+            reply = app.control.pool_restart(modules=["restarted_helper"], **ask)
+            assert _one(reply, host) == {"ok": "reload started"}  # imported
+            assert value.delay().get(timeout=15) == 1
+            (tmp_path / "restarted_helper.py").write_text("def value():\n    return 22\n")
+            app.control.pool_restart(modules=["restarted_helper"], **ask)  # not reloaded
+            assert value.delay().get(timeout=15) == 1
+            reply = app.control.pool_restart(modules=["restarted_helper"], reload=True, **ask)
+            assert _one(reply, host) == {"ok": "reload started"}
+            assert value.delay().get(timeout=15) == 22
+            failed = _one(app.control.pool_restart(modules=["no_such_module"], **ask), host)
+            assert "No module named 'no_such_module'" in failed["error"]
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("restarted_helper", None)

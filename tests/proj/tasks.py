@@ -1,5 +1,6 @@
 import asyncio
 import ctypes
+import importlib
 import os
 import signal
 import time
@@ -145,6 +146,13 @@ async def async_add(x, y):
 @app.task
 def pid():
     return os.getpid()
+
+
+@app.task
+def module_value(name):
+    """``value()`` of module ``name`` as this process has it (the pool_restart test
+    changes the module's file)."""
+    return importlib.import_module(name).value()
 
 
 @app.task(bind=True)

@@ -46,6 +46,7 @@ NO_VALUES = (
 _FEATURES = {
     "revoked": "revoking a task",
     "revocations": "revoking a task",
+    "revoked-stamps": "revoking tasks by stamped header",
     "control": "remote control (inspect, ping, shutdown ...)",
     "group": "GroupResult.save()",
     "chord": "a chord",

@@ -33,6 +33,7 @@ INSPECT_METHODS = (
 #: arguments follow (task ids).
 CONTROL_COMMANDS: dict[str, tuple[tuple[tuple[str, type, bool], ...], bool]] = {
     "revoke": ((), True),
+    "revoke_by_stamped_headers": ((), True),
     "terminate": ((("signal", str, True),), True),
     "rate_limit": ((("task_name", str, True), ("rate_limit", str, True)), False),
     "time_limit": (
@@ -82,7 +83,9 @@ def _print_replies(replies: dict[str, Any] | None, as_json: bool) -> int:
             print(_indent(str(reply["error"])))
             continue
         print(f"-> {host}: OK")
-        if isinstance(reply, dict) and set(reply) == {"ok"} and isinstance(reply["ok"], str):
+        if isinstance(reply, str):  # memsample, memdump: a text, as Celery's
+            print(_indent(reply))
+        elif isinstance(reply, dict) and set(reply) == {"ok"} and isinstance(reply["ok"], str):
             if reply["ok"] != "pong":
                 print(_indent(reply["ok"]))
         elif reply == []:
@@ -129,6 +132,14 @@ def cmd_inspect(app: Celeriac, args: argparse.Namespace) -> int:
         replies = method(*args.ids)
     elif args.method == "registered":
         replies = method(*args.ids)  # Celery's attribute names: registered rate_limit
+    elif args.method in ("memdump", "objgraph"):  # [n_samples], [type [num [max_depth]]]
+        types = (int,) if args.method == "memdump" else (str, int, int)
+        if len(args.ids) > len(types):
+            raise CLIError(f"inspect {args.method}: too many arguments", EXIT_USAGE)
+        try:
+            replies = method(*(typ(v) for typ, v in zip(types, args.ids, strict=False)))
+        except ValueError as exc:
+            raise CLIError(f"inspect {args.method}: {exc}", EXIT_USAGE) from None
     else:
         replies = method()
     return _print_replies(replies, args.json)
@@ -168,6 +179,11 @@ def cmd_control(app: Celeriac, args: argparse.Namespace) -> int:
         named = _project_command(app, action, "control", args.arguments)
     else:
         named, ids = _arguments(action, args.arguments)
+    if (args.modules or args.reload) and action != "pool_restart":
+        raise CLIError(f"control {action}: -M/--module and --reload are pool_restart's", EXIT_USAGE)
+    if action == "pool_restart":  # Celery's default: the modules of the app's tasks
+        modules = [m for given in args.modules or () for m in given.split(",") if m]
+        named = {"modules": modules or None, "reload": args.reload}
     if action in ("revoke", "terminate"):
         if not ids:
             raise CLIError(f"control {action}: give at least one task id", EXIT_USAGE)
@@ -182,6 +198,18 @@ def cmd_control(app: Celeriac, args: argparse.Namespace) -> int:
         print(
             f"revoked{how}: {', '.join(ids)}\n(kept in the result backend: every worker, one "
             "started later included, applies it within half a second)"
+        )
+        return 0
+    if action == "revoke_by_stamped_headers":  # Celery's name=value arguments
+        if not ids:
+            raise CLIError(f"control {action}: give at least one name=value", EXIT_USAGE)
+        try:
+            app.control.revoke_by_stamped_headers(ids)
+        except ValueError as exc:
+            raise CLIError(str(exc), EXIT_USAGE) from None
+        print(
+            f"revoked the tasks stamped {', '.join(ids)}\n(kept in the result backend: every "
+            "worker, one started later included, applies it within half a second)"
         )
         return 0
     if action == "rate_limit":
@@ -226,4 +254,15 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "action", help=f"{', '.join(CONTROL_COMMANDS)}, or a command of the project's own"
     )
     k.add_argument("arguments", nargs="*", help="the command's arguments (see docs)")
+    k.add_argument(
+        "-M",
+        "--module",
+        dest="modules",
+        action="append",
+        help="pool_restart: a module to import, or to reload with --reload (repeat, or "
+        "separate with commas; default: the modules of the app's tasks)",
+    )
+    k.add_argument(
+        "--reload", action="store_true", help="pool_restart: reload modules already imported"
+    )
     k.set_defaults(func=cmd_control)

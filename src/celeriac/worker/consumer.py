@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 from .. import signals, states, workflow
 from .._state import Context
 from ..brokers.base import Delivery, dead_letter_queue
-from ..exceptions import InvalidTaskError, OperationalError, WorkerLostError
 from ..events.event import task_fields
+from ..exceptions import InvalidTaskError, OperationalError, WorkerLostError
 from ..execution import ACK, DEAD_LETTER, REQUEUE, Outcome, make_request
 from ..message import Message
-from ..utils import safe_str
+from ..utils import safe_repr, safe_str
 from ..utils.urls import safe_url
 from .pools.base import Job, Pool
 
@@ -208,6 +208,11 @@ class Consumer:
                 candidates.append((d, message))
         if not candidates:
             return
+        if any(m.headers.get("stamps") for _, m in candidates):
+            try:  # a stamp revoked, or revocations forgotten, just before it was sent
+                self.worker.heartbeat.read_revocations()
+            except OperationalError as exc:
+                logger.warning("result backend unavailable (%s); revocations as last read", exc)
         # only redelivered or revoked ids can need skipping: read just their states
         metas = self._metas(
             [m.id for d, m in candidates if d.redelivered or m.id in self.worker.revoked]
@@ -291,6 +296,8 @@ class Consumer:
             self._replay(d, message, meta)
         elif message.expires is not None and message.expires < now:
             self._discard_revoked(d, message, expired=True)
+        elif self.worker.heartbeat.revoked_stamps.match(message.headers) is not None:
+            self._discard_revoked(d, message, expired=False)
         else:
             self._dispatch(d, message)
 
@@ -384,7 +391,7 @@ class Consumer:
     def _admit(self, job: Job) -> None:
         """Start ``job`` now, or hold it until its rate limit lets it start."""
         assert self.worker.pool is not None
-        if job.message.id in self.worker.revoked:  # revoked while it was held
+        if self.worker.heartbeat.is_revoked(job):  # revoked while it was held
             self.drop(job, expired=False)
             return
         wait = self.worker.rate_limits.wait(job.task)
@@ -420,16 +427,23 @@ class Consumer:
         task = self.app.tasks[message.task]
         request = self._request(message, {"queue": d.queue, "routing_key": d.queue})
         what = f"{message.task}[{message.id}]"
+        stamp = None
+        if not expired and message.id not in self.worker.revoked:
+            stamp = self.worker.heartbeat.revoked_stamps.match(message.headers)
         if expired:
             logger.info("Task %s expired; not run", what)
-            if self.app.results.enabled and not message.ignore_result:
-                try:
-                    self.app.results.store(message.id, states.REVOKED, None, None, message.task)
-                except OperationalError as exc:
-                    logger.warning("could not record %s as REVOKED: %s", what, exc)
+        elif stamp is None:
+            logger.info("Discarding revoked task: %s", what)
+        else:
+            header = f"{stamp[0]}={safe_repr(stamp[1], 60)}"
+            logger.info("Discarding revoked task: %s (revoked by header %s)", what, header)
+        if expired or stamp is not None:  # a revocation by id is recorded by its sender
+            self._record_revoked(message, what)
+        if message.chord:  # a chord header member: it counts, so the chord completes
+            self._count_in_chord(message, d)
+        if expired:
             self._dead_letter(d, "expired before it could run", what)
         else:
-            logger.info("Discarding revoked task: %s", what)
             self.worker.settlements.settle(d, ACK, what=what)
         signals.task_revoked.send(
             sender=task, request=request, terminated=False, signum=None, expired=expired
@@ -437,6 +451,25 @@ class Consumer:
         self.app.events.send_task_event(
             "task-revoked", uuid=message.id, terminated=False, signum=None, expired=expired
         )
+
+    def _record_revoked(self, message: Message, what: str) -> None:
+        if self.app.results.enabled and not message.ignore_result:
+            try:
+                self.app.results.store(message.id, states.REVOKED, None, None, message.task)
+            except OperationalError as exc:
+                logger.warning("could not record %s as REVOKED: %s", what, exc)
+
+    def _count_in_chord(self, message: Message, d: Delivery) -> None:
+        """Count a chord header member that will not run as finished (it is recorded as
+        REVOKED), as Celery does: the chord's body then fails with ChordError."""
+        if not self.app.results.enabled:
+            return
+        task = self.app.tasks[message.task]
+        request = make_request(task, message, self.worker.hostname, {"queue": d.queue})
+        try:
+            workflow.on_chord_part_return(self.app, request)
+        except OperationalError as exc:
+            logger.warning("could not count %s in its chord: %s", message.id, exc)
 
     def _dead_letter(self, d: Delivery, reason: str, what: str = "") -> None:
         self.worker.settlements.settle(d, DEAD_LETTER, reason, what=what)

@@ -11,14 +11,16 @@ consuming prefork child runs the part that concerns it (:meth:`Heartbeat.start_i
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import signals
+from ..control import StampRevocations
 from ..exceptions import OperationalError
-from ..keys import REVOCATIONS_KEY, REVOKED_SET
+from ..keys import REVOCATIONS_KEY, REVOKED_SET, REVOKED_STAMPS_SET
 from ..routing import join_broadcasts
 from ..utils import keep_running, safe_str
 from .pools.base import Job
@@ -65,7 +67,14 @@ class Heartbeat:
         self.chores = Chores()
         #: the ids revoked cluster-wide, as last read
         self.revoked: frozenset[str] = frozenset()
+        #: the stamped-header revocations, as last read
+        self.revoked_stamps = StampRevocations()
+        #: the running tasks asked to stop (by id), each with the stamp it was revoked by
+        #: (None: revoked by id): a task is stopped once
+        self.terminating: dict[str, tuple[str, Any] | None] = {}
         self._revocations: bytes | None = None  # the counter value the set was read at
+        self._terminated_at: bytes | None = None  # the value running tasks were checked at
+        self._reading = threading.Lock()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -166,27 +175,56 @@ class Heartbeat:
             join_broadcasts(worker.app.results.backend, worker.broadcasts, worker.hostname, ttl)
 
     def refresh_revocations(self) -> None:
-        """Re-read the revoked ids when the revocation counter moved (one cheap read), and
-        stop running tasks revoked with ``terminate=True``."""
-        worker = self.worker
-        app = worker.app
+        """Re-read the revoked ids and stamps when the revocation counter moved (one cheap
+        read), and stop running tasks revoked with ``terminate=True``."""
+        self.read_revocations()
+        pool = self.worker.pool
+        if self._revocations == self._terminated_at or pool is None:
+            return
+        self._terminated_at = self._revocations
+        running = pool.running()
+        ids = {job.message.id for job in running}
+        self.terminating = {i: why for i, why in self.terminating.items() if i in ids}
+        for job in running:
+            if job.message.id in self.terminating:
+                continue
+            signum, stamp = self._termination(job)
+            if signum is not None and pool.terminate_job(job.message.id, signum):
+                self.terminating[job.message.id] = stamp
+                logger.warning("Terminating revoked task %s[%s]", job.task.name, job.message.id)
+
+    def read_revocations(self) -> None:
+        """Re-read the revoked ids and stamps if the revocation counter moved since the last
+        read. The consumer calls it too, for a fetch that brought stamped messages: a stamp
+        revoked, or revocations forgotten, just before the message was sent count."""
+        app = self.worker.app
         if not app.results.enabled:
             return
         backend = app.results.backend
-        counter = backend.get_value(REVOCATIONS_KEY)
-        if counter == self._revocations:
-            return
-        self.revoked = frozenset(backend.set_members(REVOKED_SET))
-        self._revocations = counter
-        pool = worker.pool
-        if pool is None:
-            return
-        for job in pool.running():
-            if job.message.id not in self.revoked:
-                continue
-            signum = app.control.termination_signal(job.message.id)
-            if signum is not None and pool.terminate_job(job.message.id, signum):
-                logger.warning("Terminating revoked task %s[%s]", job.task.name, job.message.id)
+        with self._reading:
+            counter = backend.get_value(REVOCATIONS_KEY)
+            if counter == self._revocations:
+                return
+            self.revoked = frozenset(backend.set_members(REVOKED_SET))
+            members = backend.set_members(REVOKED_STAMPS_SET)
+            self.revoked_stamps = StampRevocations.decode(members)
+            self._revocations = counter
+
+    def _termination(self, job: Job) -> tuple[int | None, tuple[str, Any] | None]:
+        """The signal a running ``job`` is to be stopped with, if it was revoked with
+        ``terminate=True``, and the stamp it was revoked by (None: by id)."""
+        if job.message.id in self.revoked:
+            return self.worker.app.control.termination_signal(job.message.id), None
+        found = self.revoked_stamps.match(job.message.headers)
+        if found is None or not found[2]:
+            return None, None
+        signum = int(signal.Signals.__members__.get(found[2], signal.SIGTERM))
+        return signum, (found[0], found[1])
+
+    def is_revoked(self, job: Job) -> bool:
+        """Was ``job`` revoked, by id or by one of its stamps?"""
+        message = job.message
+        return message.id in self.revoked or self.revoked_stamps.match(message.headers) is not None
 
     def answer_control(self) -> None:
         """Run the control requests (``inspect()``, ``ping()``, ...) sent to this worker."""
@@ -200,11 +238,11 @@ class Heartbeat:
         worker = self.worker
         if worker.pool is None:
             return
-        revoked, now = self.revoked, time.time()
+        now = time.time()
 
         def unwanted(job: Job) -> bool:
             expires = job.message.expires
-            return job.message.id in revoked or (expires is not None and expires < now)
+            return self.is_revoked(job) or (expires is not None and expires < now)
 
         for job in worker.pool.withdraw(unwanted):
-            worker.consumer.drop(job, expired=job.message.id not in revoked)
+            worker.consumer.drop(job, expired=not self.is_revoked(job))

@@ -5,20 +5,23 @@ result backend."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..control import Request
+from ..control import Request, StampRevocations, stamped_headers
 from ..keys import CONTROL_REPLIES, CONTROL_REQUEST, CONTROL_SEQ, CONTROL_TTL, WORKER_CHANGES_KEY
 from ..routing import Broadcast
 from ..serialization import json_dumps, json_loads
 from ..utils import safe_repr, safe_str
 from ..utils.urls import safe_url
 from .control import project_command
+from .memory import MemorySamples
 
 if TYPE_CHECKING:
     from .pools.base import Job
@@ -37,14 +40,12 @@ MAX_BACKLOG = 100
 NOT_AVAILABLE = {
     "election": "election is not needed: celeriac workers hold no elections (beat's "
     "leadership is a lease in the result backend)",
-    "pool_restart": "pool_restart is not supported: restart the worker to load new code "
-    "(celeriac multi restart, or stop it with SIGTERM and start it again)",
-    "memsample": "memsample is not available in celeriac: stats() gives each worker's pid "
-    "and its pool's pids; read their memory with ps or /proc",
-    "memdump": "memdump is not available in celeriac: stats() gives each worker's pid and "
-    "its pool's pids; read their memory with ps or /proc",
-    "objgraph": "objgraph is not available in celeriac",
 }
+
+#: ``pool_restart``'s reply when ``worker_pool_restarts`` is off (Celery's words).
+RESTARTS_DISABLED = (
+    "Pool restarts not enabled: set worker_pool_restarts = True in the worker's settings"
+)
 
 
 class Remote:
@@ -56,6 +57,7 @@ class Remote:
         self.seen: int | None = None  # the number of the last request handled
         self.missing_since: float | None = None
         self.bad_counter: bytes | None = None  # a counter value already reported as bad
+        self.memory = MemorySamples(worker)
         self.commands: dict[str, Callable[..., Any]] = {
             "ping": lambda: {"ok": "pong"},
             "stats": self.stats,
@@ -79,6 +81,11 @@ class Remote:
             "heartbeat": self.heartbeat,
             "enable_events": self.enable_events,
             "disable_events": self.disable_events,
+            "revoke_by_stamped_headers": self.revoke_by_stamped_headers,
+            "pool_restart": self.pool_restart,
+            "memsample": self.memory.sample,
+            "memdump": self.memory.dump,
+            "objgraph": objgraph,
         }
         for name, why in NOT_AVAILABLE.items():
             self.commands[name] = lambda _why=why, **_: {"error": _why}
@@ -311,6 +318,58 @@ class Remote:
         self._publish_changes()
         return {"ok": "task events disabled"}
 
+    def revoke_by_stamped_headers(
+        self, headers: Any = None, terminate: bool = False, signal: str | None = None, **_: Any
+    ) -> dict[str, str]:
+        """Celery's reply to ``revoke_by_stamped_headers``. The revocation itself is in the
+        result backend, put there by the sender; with ``terminate``, it is applied now (the
+        matching running tasks are stopped) and the reply names the stamps they had."""
+        given = stamped_headers(headers if headers is not None else {})
+        if not terminate:
+            return {"ok": f"headers {given} flagged as revoked, but not terminated"}
+        heartbeat = self.worker.heartbeat
+        heartbeat.refresh_revocations()
+        wanted = StampRevocations.of(given)
+        stopped: dict[str, list[Any]] = {}
+        for stamp in heartbeat.terminating.values():
+            if stamp is not None and wanted.match({"stamps": dict([stamp])}) is not None:
+                values = stopped.setdefault(stamp[0], [])
+                if stamp[1] not in values:
+                    values.append(stamp[1])
+        if not stopped:
+            return {"ok": f"headers {given} were not terminated"}
+        return {"ok": f"headers {stopped} revoked"}
+
+    def pool_restart(
+        self, modules: list[str] | None = None, reload: bool = False, **_: Any
+    ) -> dict[str, str]:
+        """With ``worker_pool_restarts``, as Celery: import ``modules`` not loaded yet (by
+        default the modules of the app's tasks), reload those loaded with ``reload``, then
+        replace the pool's processes so the new code runs (prefork: new children start, the
+        old ones finish their task and exit; threads, asyncio, solo: the reload is all)."""
+        worker = self.worker
+        if not worker.app.conf.worker_pool_restarts:
+            return {"error": RESTARTS_DISABLED}
+        names = task_modules(worker.app) if modules is None else modules
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            return {"error": "pool_restart: modules is a list of module names"}
+        imported, reloaded = [], []
+        for name in names:
+            if name not in sys.modules:
+                importlib.import_module(name)
+                imported.append(name)
+            elif reload:
+                importlib.reload(sys.modules[name])
+                reloaded.append(name)
+        replaced = worker.pool.restart() if worker.pool is not None else False
+        logger.warning(
+            "control: pool_restart: imported %s, reloaded %s; %s",
+            ", ".join(imported) or "none",
+            ", ".join(reloaded) or "none",
+            "the pool's processes are replaced" if replaced else "no processes to replace",
+        )
+        return {"ok": "reload started"}
+
     def _set_queues(self, queues: list[str]) -> None:
         self.worker.queues = queues
         self.changes["queues"] = queues
@@ -360,6 +419,42 @@ class Remote:
                 task = app.tasks.get(name) if isinstance(name, str) else None
                 if task is not None and isinstance(pair, list) and len(pair) == 2:
                     _set_time_limits(task, [_seconds(v) for v in pair])
+
+
+def task_modules(app: Any) -> list[str]:
+    """``pool_restart``'s modules by default: those named in ``imports`` and ``include``,
+    and those the app's tasks are defined in, except one that holds the app object itself
+    (reloading it would make a second app)."""
+    found = {*app.loader.default_modules, *app.loader.task_modules}
+    for task in app.tasks.values():
+        name = getattr(type(task), "__module__", None)
+        if not isinstance(name, str) or name.startswith(("celeriac.", "celery.")):
+            continue
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        if not any(value is app for value in vars(module).values()):
+            found.add(module.__name__)
+    return sorted(found)
+
+
+def objgraph(
+    type: str = "Request", n: int = 200, max_depth: int = 10, num: int | None = None, **_: Any
+) -> Any:
+    """Celery's ``objgraph`` inspect command, where the worker can import the ``objgraph``
+    package: draws what refers to the first ``n`` (Celery's ``num``) objects of ``type`` into
+    a PNG file and replies with its name."""
+    try:
+        import objgraph as graphs
+    except ImportError:
+        return {"error": "objgraph needs the objgraph package in the worker: pip install objgraph"}
+    import tempfile
+
+    objects = graphs.by_type(type)[: int(n if num is None else num)]
+    with tempfile.NamedTemporaryFile(prefix="cobjg", suffix=".png", delete=False) as f:
+        filename = f.name
+    graphs.show_backrefs(objects, max_depth=int(max_depth), filename=filename)
+    return {"filename": filename}
 
 
 def task_info(job: Job) -> dict[str, Any]:

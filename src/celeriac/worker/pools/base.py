@@ -175,6 +175,12 @@ class Pool:
         """Stop the running job of ``task_id`` if this pool can; returns whether it did."""
         return False
 
+    def restart(self) -> bool:
+        """Replace the processes that run tasks with new ones (``pool_restart``: they run the
+        code as reloaded in the worker's process); the ones replaced finish their task
+        first. False where the tasks run in the worker's own process: nothing to replace."""
+        return False
+
     def resize(self, concurrency: int) -> None:
         """Run up to ``concurrency`` jobs at once from now on (``pool_grow``, ``pool_shrink``
         and ``autoscale``); NotImplementedError saying why where the pool cannot."""

@@ -286,14 +286,15 @@ def _delivery(fields: tuple[Any, ...]) -> Delivery:
 class _Child:
     """A child process and what its reports say it holds."""
 
-    def __init__(self, process: Any, reports: int, index: int) -> None:
+    def __init__(self, process: Any, reports: int, index: int, generation: int = 0) -> None:
         self.process = process
         self.reports = reports  # the read end of its report pipe (non-blocking)
         self.index = index
+        self.generation = generation  # the pool's generation it was forked in (pool_restart)
         self.killed_for: str | None = None
         self.killed_seq = 0  # the number of the delivery it was killed for
         self.exit_reason: str | None = None
-        self.leaving = False  # asked to stop after its task (pool_shrink)
+        self.leaving = False  # asked to stop after its task (pool_shrink, pool_restart)
         self.held: dict[int, tuple[Any, ...]] = {}  # claimed, not settled: by number
         self.finished: set[int] = set()  # held, and finished: acknowledgement not sent yet
         self._unread = bytearray()
@@ -343,6 +344,7 @@ class ConsumingPool(Pool):
         self.worker = worker
         self._children: list[_Child] = []
         self._wanted = self.concurrency  # children to keep (burst mode: those not drained)
+        self._generation = 0  # children forked before the last pool_restart are replaced
 
     def start(self) -> None:
         import multiprocessing
@@ -368,6 +370,7 @@ class ConsumingPool(Pool):
                 os.close(fd)
 
     def _spawn(self, index: int) -> None:
+        generation = self._generation  # read before the fork: a restart meanwhile replaces it
         reader, writer = os.pipe()
         with contextlib.suppress(OSError, AttributeError):
             fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
@@ -382,7 +385,7 @@ class ConsumingPool(Pool):
         process.start()
         os.close(writer)
         with self._lock:
-            self._children.append(_Child(process, reader, index))
+            self._children.append(_Child(process, reader, index, generation))
 
     def _supervise(self) -> None:
         for index in range(self.concurrency):
@@ -424,8 +427,17 @@ class ConsumingPool(Pool):
                 next_check = now + 0.05
 
     def _top_up(self) -> None:
-        """Start children until as many stay as wanted (after :meth:`resize`); in the
+        """Ask the children forked before a :meth:`restart` to stop after their task, and
+        start children until as many stay as wanted (after :meth:`resize`); in the
         supervisor thread, as children die with the thread that forked them."""
+        with self._lock:
+            stale = [c for c in self._children if not c.leaving and c.generation < self._generation]
+            for child in stale:
+                child.leaving = True
+        for child in stale:
+            if child.process.pid:
+                with contextlib.suppress(OSError):
+                    os.kill(child.process.pid, STOP)
         with self._lock:
             staying = [c for c in self._children if not c.leaving]
             if self._stopping or len(staying) >= self._wanted:
@@ -454,6 +466,16 @@ class ConsumingPool(Pool):
                 with contextlib.suppress(OSError):
                     os.kill(child.process.pid, STOP)
         os.write(self._wake_w, b"x")
+
+    def restart(self) -> bool:
+        """Replace every child: new ones are forked (with the worker's code as it is now),
+        and the old ones stop after their task, giving back what they prefetched."""
+        with self._lock:
+            if self._stopping:
+                raise ValueError("the pool is stopping")
+            self._generation += 1
+        os.write(self._wake_w, b"x")
+        return True
 
     def _reap(self, child: _Child) -> None:
         """A child exited: settle what it held, and start another one (unless stopping, or

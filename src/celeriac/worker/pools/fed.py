@@ -56,8 +56,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger("celeriac.worker")
 
 SLOT = struct.Struct("qd")  # a child's slot: the job it runs (0: none) and when it took it
+GENERATION = struct.Struct("q")
 SPILL = b"@"  # a datagram naming a file that holds a job too large for one datagram
 STOP = pickle.dumps(None)
+#: queued by pool_restart so that idle children wake up and see they are to be replaced
+WAKE = pickle.dumps(())
 MAX_DATAGRAM = 256 << 10
 # The queue's socket: sequenced packets where unix sockets have them (Linux), else datagrams
 # (macOS), which keep each job whole just the same but may be smaller (larger jobs go
@@ -96,6 +99,8 @@ class _Queue:
         self.buffer = bytearray(self.max_datagram)
         self._lockfile = anonymous_file()
         self.slots = mmap.mmap(-1, SLOT.size * slots)
+        # the pool's generation: a child forked in an earlier one takes no more jobs
+        self._generation = mmap.mmap(-1, GENERATION.size)
         # only the parent writes to this pipe (never, in fact): when it dies the children
         # read its end of file, whatever the socket's type tells them
         self._parent_r, self._parent_w = os.pipe()
@@ -148,12 +153,25 @@ class _Queue:
             os.unlink(path)
         return data
 
-    def take(self, index: int) -> Any:
+    def generation(self) -> int:
+        """The pool's generation, which :meth:`FedPool.restart` moves on."""
+        return int(GENERATION.unpack_from(self._generation)[0])
+
+    def next_generation(self) -> None:
+        """Move the generation on (with the lock held): children of earlier ones stop."""
+        GENERATION.pack_into(self._generation, 0, self.generation() + 1)
+
+    def take(self, index: int, generation: int) -> Any:
         """Wait for a job and take it, recording it in slot ``index`` (the child's side);
-        None when told to stop, or when the parent is gone (the queue reads as closed)."""
+        None when told to stop, when the pool moved past the child's ``generation``, or when
+        the parent is gone (the queue reads as closed)."""
         while True:
             with self:
+                if self.generation() != generation:
+                    return None
                 data = self.get_nowait()
+                if data == WAKE:
+                    continue
                 if data is not None:
                     item = pickle.loads(data) if data else None
                     seq = item[0] if item is not None else 0
@@ -172,9 +190,9 @@ class _Queue:
 
     @staticmethod
     def seq(data: bytes) -> int | None:
-        """The sequence number of a queued job (None: the stop sign)."""
+        """The sequence number of a queued job (None: the stop sign, or a wake-up)."""
         item = pickle.loads(data)
-        return None if item is None else int(item[0])
+        return int(item[0]) if item else None
 
     def slot(self, index: int) -> tuple[int, float]:
         seq, started = SLOT.unpack_from(self.slots, index * SLOT.size)
@@ -192,6 +210,7 @@ def _child_main(
     hostname: str,
     max_tasks: int | None,
     parent_pid: int,
+    generation: int,
 ) -> None:
     die_with_parent()
     if os.getppid() != parent_pid:
@@ -204,7 +223,7 @@ def _child_main(
     done = 0
     while True:
         try:
-            item = queue.take(index)
+            item = queue.take(index, generation)
         except OSError:
             break
         if item is None:
@@ -270,6 +289,7 @@ class FedPool(Pool):
         self._started.wait()
 
     def _spawn(self, index: int) -> _Child:
+        generation = self._queue.generation()  # read before the fork: a restart replaces it
         reader, writer = os.pipe()
         os.set_blocking(reader, False)
         self._queue.clear(index)
@@ -283,6 +303,7 @@ class FedPool(Pool):
                 self.hostname,
                 self.max_tasks_per_child,
                 os.getpid(),
+                generation,
             ),
             name=f"ForkPoolWorker-{index + 1}",
             daemon=True,
@@ -448,6 +469,18 @@ class FedPool(Pool):
             self._finish_many(done)
         if not self._stopping:
             self._spawn(child.index)
+
+    def restart(self) -> bool:
+        """Replace every child: each takes no more jobs and exits once its task is done (an
+        idle one at once), and another, forked with the worker's code as it is now, takes
+        its place."""
+        with self._lock:
+            if self._stopping:
+                raise ValueError("the pool is stopping")
+            with self._queue:
+                self._queue.next_generation()
+                self._queue.put(WAKE)  # idle children wait for the queue to be readable
+        return True
 
     def _enforce_limits(self) -> None:
         now = time.monotonic()
