@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from celeriac import Celery, workflow
 from celeriac.canvas import maybe_signature
-from celeriac.control import Request
+from celeriac.control import Request, reply_to
+from celeriac.eventlogs.base import LATEST
 from celeriac.exceptions import InvalidTaskError
-from celeriac.keys import CONTROL_REPLIES, CONTROL_REQUEST, CONTROL_SEQ
 from celeriac.message import Message
 from celeriac.serialization import content_types, json_dumps
 from fuzzing import JSON, wire
@@ -72,18 +72,16 @@ def test_any_control_request_decodes_or_is_refused_with_a_reason(raw: bytes) -> 
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(batch=st.lists(REQUESTS, min_size=1, max_size=8))
-def test_a_worker_answers_its_mailbox_whatever_it_holds(
+def test_a_worker_answers_its_control_log_whatever_it_holds(
     memory_app: Celery, batch: list[bytes]
 ) -> None:
     worker = memory_app.Worker(pool="solo", install_signal_handlers=False, hostname="w@h")
-    backend = memory_app.results.backend
-    worker.remote.answer(backend)  # from here on, requests are its own
-    first = int(backend.get_value(CONTROL_SEQ) or 0) + 1
-    for raw in [*batch, Request("ping", {}, None).encode()]:
-        number = backend.incr(CONTROL_SEQ)
-        backend.set_value(CONTROL_REQUEST.format(number), raw, 60.0)
-    worker.remote.answer(backend)  # never raises, whatever it read
-    last = int(backend.get_value(CONTROL_SEQ) or 0)
-    assert worker.remote.seen == last
-    assert backend.set_members(CONTROL_REPLIES.format(last)) == ['{"w@h":{"ok":"pong"}}']
-    assert last >= first
+    log = memory_app.events.control_log()
+    replies = log.reader(LATEST)
+    replies.read(1, 0)
+    worker.remote._log = log
+    ping = Request("ping", {}, None, "the-ping", reply=True)
+    for raw in [*batch, ping.encode()]:
+        worker.remote.answer(raw)  # never raises, whatever it read
+    answers = [reply_to("the-ping", body) for _, body in replies.read(100, 0)]
+    assert [a for a in answers if a is not None] == [{"w@h": {"ok": "pong"}}]

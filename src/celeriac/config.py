@@ -205,7 +205,7 @@ _NO_EVENTS = "events go to an event log beside the broker (event_log_url), not t
 _NO_EXCHANGES = "celeriac routes to queues by name: exchanges and routing keys are ignored"
 _NO_SUCH_BACKEND = "celeriac has no such result backend (its URL is refused)"
 _BROKER_HOLDS_ETAS = "delays are held by the broker, not by a timer in the worker"
-_CONTROL_IN_BACKEND = "remote control goes through the result backend, not broker queues"
+_CONTROL_IN_BACKEND = "remote control travels in a control log beside the broker, not in queues"
 _CHORD_JOIN = (
     "the last header task to finish reads the header's results at once and sends the body: "
     "nothing polls or waits"
@@ -361,11 +361,6 @@ CELERY_SETTINGS: dict[str, tuple[str, str, Any]] = {
     "task_compression": (NOT_NEEDED, "messages are sent uncompressed", None),
     "task_default_exchange": (NOT_NEEDED, _NO_EXCHANGES, None),
     "task_default_routing_key": (NOT_NEEDED, _NO_EXCHANGES, None),
-    "worker_enable_remote_control": (
-        NOT_NEEDED,
-        "answering remote control costs a worker one read of the result backend every half second",
-        True,
-    ),
     "worker_log_color": (NOT_NEEDED, "log lines are not coloured", None),
     "worker_redirect_stdouts": (NOT_NEEDED, "what tasks print goes to the worker's stdout", True),
     "worker_redirect_stdouts_level": (

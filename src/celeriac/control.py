@@ -8,12 +8,14 @@ started is recorded as REVOKED and never runs. Workers keep the revoked ids and 
 memory and re-read them when the revocation counter moves (they look every half second, and
 before starting stamped messages), so receiving a task costs no lookup.
 
-Other commands go through a mailbox in the result backend: a request is numbered by a
-counter (``control:seq``) and stored under its number for a minute; every worker looks at
-the counter every half second, runs the requests it has not seen that are meant for it (see
-:mod:`celeriac.worker.remote`), and adds its reply, ``{hostname: reply}``, to the request's
-reply set, which the sender reads until its timeout. A worker started later does not run
-requests sent before it started.
+Other commands travel in the *control log*, an event log of its own beside the broker
+(:mod:`celeriac.eventlogs`, named ``control``): the sender appends the request, every worker
+follows the log and runs the requests meant for it as they arrive (see
+:mod:`celeriac.worker.remote`), and appends its reply, ``{hostname: reply}``, which the
+sender reads from the log until its timeout. No result backend is needed, and a reply takes
+a round trip on Redis and RabbitMQ (which wake a waiting reader) and up to 50 ms more on
+SQLite and PostgreSQL (whose readers poll). A worker started later does not run requests
+sent before it started.
 """
 
 from __future__ import annotations
@@ -21,17 +23,15 @@ from __future__ import annotations
 import logging
 import signal as signal_module
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import states
+from .eventlogs.base import LATEST
 from .exceptions import EncodeError
 from .keys import (
-    CONTROL_REPLIES,
-    CONTROL_REQUEST,
-    CONTROL_SEQ,
-    CONTROL_TTL,
     REVOCATIONS_KEY,
     REVOKE_TTL,
     REVOKED_KEY,
@@ -50,24 +50,36 @@ logger = logging.getLogger("celeriac.control")
 
 @dataclass(frozen=True)
 class Request:
-    """A control request as it is stored in the mailbox (JSON)."""
+    """A control request as it travels in the control log (JSON)."""
 
     command: str
     arguments: dict[str, Any]
     destination: list[str] | None  # the hostnames it is meant for; None: every worker
+    id: str = ""
+    reply: bool = False  # does the sender wait for replies?
 
     def encode(self) -> bytes:
-        body = {"command": self.command, "arguments": self.arguments}
-        return json_dumps({**body, "destination": self.destination})
+        return json_dumps(
+            {
+                "request": self.id,
+                "command": self.command,
+                "arguments": self.arguments,
+                "destination": self.destination,
+                "reply": self.reply,
+            }
+        )
 
     @classmethod
-    def decode(cls, raw: bytes) -> Request:
-        """The request stored as ``raw``; ValueError saying what is wrong with it. Anyone who
-        can write to the result backend can write a request, so it is checked as input."""
-        try:
-            obj = json_loads(raw)
-        except Exception as exc:
-            raise ValueError(f"not JSON ({exc})") from None
+    def decode(cls, raw: bytes | dict[str, Any]) -> Request:
+        """The request in ``raw``; ValueError saying what is wrong with it. Anyone who can
+        write to the control log can write a request, so it is checked as input."""
+        if isinstance(raw, dict):
+            obj: Any = raw
+        else:
+            try:
+                obj = json_loads(raw)
+            except Exception as exc:
+                raise ValueError(f"not JSON ({exc})") from None
         if not isinstance(obj, dict):
             raise ValueError(f"a JSON {type(obj).__name__}, not an object")
         command, arguments = obj.get("command"), obj.get("arguments")
@@ -82,7 +94,27 @@ class Request:
             not isinstance(destination, list) or not all(isinstance(h, str) for h in destination)
         ):
             raise ValueError("destination is not a list of hostnames")
-        return cls(command, arguments, destination)
+        request_id = obj.get("request")
+        if not isinstance(request_id, str):
+            raise ValueError("no request id")
+        return cls(command, arguments, destination, request_id, bool(obj.get("reply")))
+
+
+def encode_reply(request_id: str, hostname: str, answer: Any) -> bytes:
+    """A worker's reply to a request, as it travels in the control log."""
+    return json_dumps({"reply_to": request_id, "answer": {hostname: answer}})
+
+
+def reply_to(request_id: str, body: bytes) -> dict[str, Any] | None:
+    """The ``{hostname: reply}`` in ``body`` if it is a reply to ``request_id``."""
+    try:
+        obj = json_loads(body)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict) or obj.get("reply_to") != request_id:
+        return None
+    answer = obj.get("answer")
+    return answer if isinstance(answer, dict) else None
 
 
 class Control:
@@ -182,35 +214,33 @@ class Control:
         """Send ``command`` to every worker (or those named in ``destination``); with
         ``reply``, the replies that came within ``timeout`` seconds, ``[{hostname: reply}]``
         (at most ``limit`` of them)."""
-        backend = self.app.results.backend
         targets = list(destination) if destination is not None else None
-        request = Request(command, dict(arguments or {}), targets)
-        number = backend.incr(CONTROL_SEQ)
-        backend.set_value(CONTROL_REQUEST.format(number), request.encode(), CONTROL_TTL)
-        if not reply:
-            return None
-        if limit is None and targets is not None:
-            limit = len(targets)  # every worker named has answered
-        deadline = time.monotonic() + timeout
-        replies: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        while True:
-            for member in backend.set_members(CONTROL_REPLIES.format(number)):
-                if member not in seen:
-                    seen.add(member)
-                    try:
-                        answer = json_loads(member)
-                    except ValueError:
-                        continue  # not a worker's reply
-                    if not isinstance(answer, dict):
-                        continue
-                    replies.append(answer)
-                    if callback is not None:
-                        callback(answer)
-            left = deadline - time.monotonic()
-            if left <= 0 or (limit is not None and len(replies) >= limit):
-                return replies[:limit] if limit is not None else replies
-            time.sleep(min(0.02, left))
+        request = Request(command, dict(arguments or {}), targets, uuid.uuid4().hex, reply)
+        log = self.app.events.control_log()
+        replies_from = log.reader(LATEST) if reply else None
+        if replies_from is not None:
+            replies_from.read(1, 0)  # from here: the replies come after the request
+        try:
+            log.append([request.encode()])
+            if replies_from is None:
+                return None
+            if limit is None and targets is not None:
+                limit = len(targets)  # every worker named has answered
+            deadline = time.monotonic() + timeout
+            replies: list[dict[str, Any]] = []
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or (limit is not None and len(replies) >= limit):
+                    return replies[:limit] if limit is not None else replies
+                for _, body in replies_from.read(100, min(left, 0.25)):
+                    answer = reply_to(request.id, body)
+                    if answer is not None:
+                        replies.append(answer)
+                        if callback is not None:
+                            callback(answer)
+        finally:
+            if replies_from is not None:
+                replies_from.close()
 
     def inspect(
         self, destination: Iterable[str] | None = None, timeout: float = 1.0, **kwargs: Any

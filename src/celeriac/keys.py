@@ -29,12 +29,9 @@ REVOKED_STAMPS_SET = "celeriac:revoked-stamps"
 REVOCATIONS_KEY = "celeriac:revocations"  # bumped by every revoke: workers re-read the set
 REVOKE_TTL = 3 * 86400.0
 
-# -- remote control: the mailbox (celeriac.control, celeriac.worker.remote) -------------------
+# -- remote control (celeriac.control, celeriac.worker.remote; requests travel in the control
+# log, not here) ----------------------------------------------------------------------------
 
-CONTROL_SEQ = "celeriac:control:seq"  # the number of the last request
-CONTROL_REQUEST = "celeriac:control:request:{}"  # a request, by number
-CONTROL_REPLIES = "celeriac:control:replies:{}"  # the replies to a request, by number
-CONTROL_TTL = 60.0  # how long a request and its replies are kept
 #: what control commands changed in one worker (queues, time limits), by hostname, for its
 #: prefork children that consume by themselves; deleted when a worker of that name starts
 WORKER_CHANGES_KEY = "celeriac:control:changes:{}"

@@ -15,8 +15,6 @@ from celeriac import Celery, Task, signals, states
 from celeriac.brokers.base import Outgoing
 from celeriac.exceptions import TaskError
 from celeriac.keys import (
-    CONTROL_REQUEST,
-    CONTROL_SEQ,
     RATE_OVERRIDES_KEY,
     REVOCATIONS_KEY,
     REVOKED_KEY,
@@ -163,9 +161,7 @@ def test_a_task_raising_systemexit_or_keyboardinterrupt_fails_and_the_pool_goes_
 
 
 def _post(app: Celery, raw: bytes) -> None:
-    backend = app.results.backend
-    number = backend.incr(CONTROL_SEQ)
-    backend.set_value(CONTROL_REQUEST.format(number), raw, 60.0)
+    app.events.control_log().append([raw])
 
 
 def _heartbeats() -> list[threading.Thread]:
@@ -177,7 +173,7 @@ def test_malformed_control_requests_are_dropped_and_the_next_one_is_answered(
 ) -> None:
     inspect = app.control.inspect(timeout=5, limit=1)
     with worker(app, hostname="target@%h") as w:
-        wait_until(lambda: w.remote.seen is not None)  # started, and reading its mailbox
+        wait_until(lambda: w.ready.is_set())  # started, and reading the control log
         for raw in [
             b"not json",
             b"[1, 2]",
@@ -186,17 +182,16 @@ def test_malformed_control_requests_are_dropped_and_the_next_one_is_answered(
             b'{"command": 7}',
             b'{"command": "ping", "arguments": [1]}',
             b'{"command": "stats", "arguments": {"bogus": 1}}',
-            b'{"command": "no-such-command"}',
+            b'{"command": "ping"}',  # no request id
+            b'{"request": "r1", "command": "no-such-command", "reply": true}',
+            b'{"request": "r2", "command": "stats", "arguments": {"bogus": 1}, "reply": true}',
+            b'{"reply_to": "r1", "answer": "a reply from no one"}',
             b"\xff\xfe",
         ]:
             _post(app, raw)
         assert inspect.ping() == {w.hostname: {"ok": "pong"}}
-        backend = app.results.backend
-        backend.set_value(CONTROL_SEQ, b"not a number")
-        time.sleep(1.0)  # looked at, and reported, by the heartbeat
-        backend.set_value(CONTROL_SEQ, b"0")  # emptied: the counter starts again
-        assert inspect.ping() == {w.hostname: {"ok": "pong"}}
         assert len(_heartbeats()) == 1
+        assert w.remote._thread is not None and w.remote._thread.is_alive()
 
 
 def test_hostile_values_in_the_result_backend_leave_leases_renewed(app: Celery) -> None:

@@ -113,8 +113,7 @@ def test_what_needs_a_shared_store_fails_at_once(rpc_app: Celery) -> None:
         chord([add.s(1, 1)], add.s(1)).delay()
     with pytest.raises(NotImplementedError, match="revoking a task needs them"):
         app.control.revoke("some-id")
-    with pytest.raises(NotImplementedError, match="remote control"):
-        app.control.inspect().ping()
+    assert app.control.inspect(timeout=0.2).ping() is None  # control needs no result backend
     with pytest.raises(NotImplementedError, match=r"GroupResult\.save\(\)"):
         GroupResult("g", [app.AsyncResult("a")], app=app).save()
     assert app.broker.queue_length("celery") == 0  # nothing of the chord was sent

@@ -10,10 +10,10 @@ sees (results for other ids it sent included) and acknowledges the messages.
 As in Celery, only the sender can read a result (another process sees PENDING), results live
 as long as the sending process (a restarted client has a new queue, and the old one's
 messages stay in the broker until purged), and there is no shared store: chords, saving and
-restoring groups, revocations, remote control (``inspect()``, ``ping``), run-time and global
-rate limits, broadcast queues and event subscriptions need a result backend that keeps
-values (Redis, SQLite, PostgreSQL). Writing one raises :class:`NotImplementedError` saying
-so; reading one finds nothing.
+restoring groups, revocations, run-time and global rate limits, broadcast queues and event
+subscriptions need a result backend that keeps values (Redis, SQLite, PostgreSQL). Writing
+one raises :class:`NotImplementedError` saying so; reading one finds nothing. Remote control
+needs none: it travels in the control log beside the broker.
 """
 
 from __future__ import annotations
@@ -38,16 +38,16 @@ BATCH = 100
 
 NO_VALUES = (
     "the rpc:// result backend keeps no shared values, and {what} needs them: celeriac keeps "
-    "chord joins, saved groups, revocations, remote control's mailbox, run-time and global "
-    "rate limits, broadcast queues and event subscriptions in the result backend. Use one "
-    "that keeps values, such as redis://, sqlite:// or postgresql://"
+    "chord joins, saved groups, revocations, prefork children's control changes, run-time "
+    "and global rate limits, broadcast queues and event subscriptions in the result "
+    "backend. Use one that keeps values, such as redis://, sqlite:// or postgresql://"
 )
 #: what needs a key, by the second part of its name (celeriac.keys)
 _FEATURES = {
     "revoked": "revoking a task",
     "revocations": "revoking a task",
     "revoked-stamps": "revoking tasks by stamped header",
-    "control": "remote control (inspect, ping, shutdown ...)",
+    "control": "changing a prefork worker's queues or time limits remotely",
     "group": "GroupResult.save()",
     "chord": "a chord",
     "chord-fired": "a chord",

@@ -53,6 +53,10 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+#: seconds a control request or reply is kept in the control log
+CONTROL_MAX_AGE = 300.0
+
+
 def default_hostname() -> str:
     return f"celeriac@{socket.gethostname()}"
 
@@ -68,6 +72,7 @@ class Events:
         #: this process's dispatcher for task events (None: task events are off)
         self.tasks: EventDispatcher | None = None
         self._default: EventDispatcher | None = None
+        self._control: EventLog | None = None
         _all.add(self)
 
     # -- the log --------------------------------------------------------------------------
@@ -91,6 +96,17 @@ class Events:
         if max_events is not None:
             options.setdefault("max_events", max_events)
         return create_event_log(self.url, options)
+
+    def control_log(self) -> EventLog:
+        """This process's connection to the control log (remote control's requests and
+        replies: an event log named ``control`` beside the events)."""
+        if self._control is None:
+            with self._lock:
+                if self._control is None:
+                    options = dict(self.app.conf.event_log_options or {})
+                    options.update(name="control", max_age=CONTROL_MAX_AGE, max_events=10_000)
+                    self._control = create_event_log(self.url, options)
+        return self._control
 
     @property
     def log(self) -> EventLog:
@@ -194,5 +210,6 @@ class Events:
         for dispatcher in (self.tasks, self._default):
             if dispatcher is not None:
                 dispatcher.close(1.0)
-        if self._log is not None:
-            self._log.close()
+        for log in (self._log, self._control):
+            if log is not None:
+                log.close()

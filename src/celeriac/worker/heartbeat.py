@@ -112,7 +112,6 @@ class Heartbeat:
         while not self._done.wait(min(interval, REVOCATION_CHECK_INTERVAL)):
             chores.run("reading revocations", self.refresh_revocations)
             chores.run("withdrawing revoked jobs", self.withdraw_unwanted)
-            chores.run("answering control requests", self.answer_control)
             if time.monotonic() < next_beat:
                 continue
             next_beat = time.monotonic() + interval
@@ -225,12 +224,6 @@ class Heartbeat:
         """Was ``job`` revoked, by id or by one of its stamps?"""
         message = job.message
         return message.id in self.revoked or self.revoked_stamps.match(message.headers) is not None
-
-    def answer_control(self) -> None:
-        """Run the control requests (``inspect()``, ``ping()``, ...) sent to this worker."""
-        worker = self.worker
-        if worker.app.results.enabled:
-            worker.remote.answer(worker.app.results.backend)
 
     def withdraw_unwanted(self) -> None:
         """Take back the received jobs not started yet that were revoked or expired since

@@ -1,7 +1,6 @@
-"""A worker's answers to control requests (the mailbox is described in
-:mod:`celeriac.control`). The worker's heartbeat thread calls :meth:`Remote.answer` every
-half second; a request meant for this worker runs here and its reply goes back through the
-result backend."""
+"""A worker's answers to control requests (the control log is described in
+:mod:`celeriac.control`). A thread of the worker follows the control log; a request meant
+for this worker runs there as it arrives, and its reply goes back through the log."""
 
 from __future__ import annotations
 
@@ -9,16 +8,20 @@ import importlib
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..control import Request, StampRevocations, stamped_headers
-from ..keys import CONTROL_REPLIES, CONTROL_REQUEST, CONTROL_SEQ, CONTROL_TTL, WORKER_CHANGES_KEY
+from ..control import Request, StampRevocations, encode_reply, stamped_headers
+from ..eventlogs.base import LATEST, EventLog, EventReader
+from ..events import CONTROL_MAX_AGE
+from ..exceptions import OperationalError
+from ..keys import WORKER_CHANGES_KEY
 from ..routing import Broadcast
 from ..serialization import json_dumps, json_loads
-from ..utils import safe_repr, safe_str
+from ..utils import keep_running, safe_repr, safe_str
 from ..utils.urls import safe_url
 from .control import project_command
 from .memory import MemorySamples
@@ -28,12 +31,6 @@ if TYPE_CHECKING:
     from .worker import Worker
 
 logger = logging.getLogger("celeriac.worker")
-
-#: How long a numbered request that is not readable yet (its sender is writing it) is
-#: waited for before it is skipped.
-MISSING_GRACE = 2.0
-#: After a jump of the request counter, only this many of the latest requests are looked at.
-MAX_BACKLOG = 100
 
 #: What the commands celeriac does not have answer, and why (an error reply, never a
 #: pretended success).
@@ -54,9 +51,12 @@ class Remote:
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.started = time.time()
-        self.seen: int | None = None  # the number of the last request handled
-        self.missing_since: float | None = None
-        self.bad_counter: bytes | None = None  # a counter value already reported as bad
+        self.handled = 0  # the control requests this worker ran
+        self._log: EventLog | None = None
+        self._reader: EventReader | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._failing = False
         self.memory = MemorySamples(worker)
         self.commands: dict[str, Callable[..., Any]] = {
             "ping": lambda: {"ok": "pong"},
@@ -70,7 +70,7 @@ class Remote:
             "query_task": self.query_task,
             "shutdown": self.shutdown,
             "conf": self.conf,
-            "clock": lambda: {"clock": self.seen or 0},
+            "clock": lambda: {"clock": self.handled},
             "report": self.report,
             "add_consumer": self.add_consumer,
             "cancel_consumer": self.cancel_consumer,
@@ -92,50 +92,66 @@ class Remote:
         #: what the commands changed (queues, time limits), for consuming prefork children
         self.changes: dict[str, Any] = {}
 
-    def answer(self, backend: Any) -> None:
-        """Run the requests sent since the last call that are meant for this worker. The
-        mailbox is input anyone who can write to the result backend may fill: a request
-        that is not one is dropped with a log line, and a counter that is not a number, or
-        that went back (the backend was emptied), does not stop the worker."""
-        raw_seq = backend.get_value(CONTROL_SEQ)
-        try:
-            current = int(raw_seq or 0)
-        except ValueError:
-            if self.bad_counter != raw_seq:
-                logger.error(
-                    "control: %s holds %s, not a number; requests are not answered until it does",
-                    CONTROL_SEQ,
-                    safe_repr(raw_seq, 60),
-                )
-                self.bad_counter = raw_seq
-            return
-        self.bad_counter = None
-        if self.seen is None:
-            self.seen = current  # requests sent before the worker started are not its own
-        elif current < self.seen:
-            self.seen = 0  # the mailbox was emptied since the last look: all are new
-        if current - self.seen > MAX_BACKLOG:  # a jump: only the latest can be meant for now
-            self.seen = current - MAX_BACKLOG
-        while self.seen < current:
-            number = self.seen + 1
-            raw = backend.get_value(CONTROL_REQUEST.format(number))
-            if raw is None:
-                now = time.monotonic()
-                self.missing_since = self.missing_since or now
-                if now - self.missing_since < MISSING_GRACE:
-                    return  # numbered but not written yet: look again next time
-            else:
-                try:
-                    request = Request.decode(raw)
-                except ValueError as exc:
-                    logger.warning("control: dropped request #%d: %s", number, exc)
-                else:
-                    self._run(backend, number, request)
-            self.seen, self.missing_since = number, None
+    # -- following the control log ------------------------------------------------------
 
-    def _run(self, backend: Any, number: int, request: Request) -> None:
+    def listen(self) -> None:
+        """Take the requests sent from now on as this worker's (before it says it is
+        ready), and answer them in a thread of their own as they arrive."""
+        self._log = self.worker.app.events.control_log()
+        self._reader = self._log.reader(LATEST)
+        try:
+            self._reader.read(1, 0)  # positioned at the end: what comes next is ours
+        except OperationalError as exc:
+            logger.warning("control: the control log cannot be read now (%s)", exc)
+        self._thread = threading.Thread(
+            target=lambda: keep_running(self._follow, "control", self._stop.is_set),
+            name="celeriac-control",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(3)
+        if self._reader is not None:
+            self._reader.close()
+
+    def _follow(self) -> None:
+        assert self._log is not None and self._reader is not None
+        pause, trimmed = 0.5, time.monotonic()
+        while not self._stop.is_set():
+            try:
+                entries = self._reader.read(100, 1.0)
+            except OperationalError as exc:
+                if not self._failing:
+                    logger.warning("control: the control log cannot be read now (%s)", exc)
+                    self._failing = True
+                self._stop.wait(pause)
+                pause = min(pause * 2, 10.0)
+                continue
+            if self._failing:
+                logger.info("control: the control log is read again")
+                self._failing, pause = False, 0.5
+            for _, body in entries:
+                self.answer(body)
+            if time.monotonic() - trimmed > 60.0:
+                trimmed = time.monotonic()
+                self._log.trim(CONTROL_MAX_AGE, 10_000)
+
+    def answer(self, body: bytes) -> None:
+        """Run one entry of the control log if it is a request meant for this worker. The
+        log is input anyone who can write to the broker may fill: an entry that is neither
+        a request nor a reply is dropped with a log line."""
+        try:
+            request = Request.decode(body)
+        except ValueError as exc:
+            if b'"reply_to"' not in body:
+                logger.warning("control: dropped an entry of the control log: %s", exc)
+            return
         if request.destination is not None and self.worker.hostname not in request.destination:
             return
+        self.handled += 1
         command = request.command
         handler = self.commands.get(command) or project_command(self.worker, command)
         try:
@@ -143,12 +159,13 @@ class Remote:
                 reply: Any = {"error": f"unknown command {command!r}"}
             else:
                 reply = handler(**request.arguments)
-            member = json_dumps({self.worker.hostname: reply}).decode()
+            encoded = encode_reply(request.id, self.worker.hostname, reply)
         except Exception as exc:
             logger.exception("control command %s failed", safe_repr(command, 60))
             error = {"error": f"{type(exc).__name__}: {safe_str(exc)}"}
-            member = json_dumps({self.worker.hostname: error}).decode()
-        backend.add_to_set(CONTROL_REPLIES.format(number), member, CONTROL_TTL)
+            encoded = encode_reply(request.id, self.worker.hostname, error)
+        if request.reply and self._log is not None:
+            self._log.append([encoded])
 
     # -- what the commands read -----------------------------------------------------------
 

@@ -206,8 +206,8 @@ class Worker:
         self.pool.start()
         if self.install_signal_handlers:
             self._install_signals()
-        # from here on, control requests are this worker's too
-        heartbeat.chores.run("answering control requests", heartbeat.answer_control)
+        if app.conf.worker_enable_remote_control:
+            self.remote.listen()  # from here on, control requests are this worker's too
         heartbeat.start()
         self.steps.start()
         logger.info(
@@ -236,6 +236,7 @@ class Worker:
             self.timer.stop()
             self._shutdown()
             heartbeat.stop()
+            self.remote.stop()
         return self.exitcode
 
     def _make_pool(self) -> Pool:
