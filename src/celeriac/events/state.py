@@ -26,7 +26,9 @@ TASK_STATES = {
     "task-rejected": states.REJECTED,
     "task-revoked": states.REVOKED,
 }
-_ORDER = {
+#: a state's place in a task's life; a custom state (``update_state``) is one a task reports
+#: while it runs, and ranks with STARTED
+STATE_ORDER = {
     states.PENDING: 0,
     states.RECEIVED: 1,
     states.STARTED: 2,
@@ -36,6 +38,24 @@ _ORDER = {
     states.REJECTED: 4,
     states.REVOKED: 4,
 }
+
+
+def rank(state: str) -> int:
+    return STATE_ORDER.get(state, STATE_ORDER[states.STARTED])
+
+
+def state_wins(
+    new: str, when: float, current: str, current_at: float, retried: float | None
+) -> bool:
+    """Does a task's state ``new`` (from an event of ``when``) replace ``current`` (set at
+    ``current_at``)? When its event is at least as new, or when it comes later in a task's
+    life, unless it is from a run before the task's last retry (``retried``) while the
+    current state is from a later run: events that come out of order never move a task
+    back."""
+    of_an_earlier_run = retried is not None and when <= retried < current_at
+    return when >= current_at or (rank(new) > rank(current) and not of_an_earlier_run)
+
+
 #: what a task keeps of its events' fields (time fields are set from the event type)
 TASK_FIELDS = (
     "name",
@@ -169,7 +189,8 @@ class Task:
         when = float(event.get("timestamp") or time.time())
         new = event.get("state") if type == "task-state" else TASK_STATES.get(type)
         if type in TASK_STATES:
-            setattr(self, type.split("-", 1)[1], when)  # task-started -> self.started
+            column = type.split("-", 1)[1]  # task-started -> self.started
+            setattr(self, column, max(getattr(self, column) or when, when))
         for key in TASK_FIELDS:
             if key in event and event[key] is not None:
                 setattr(self, key, event[key])
@@ -177,8 +198,7 @@ class Task:
             self.worker = worker
         if new is None:  # a custom event (task-progress ...): its fields only
             return
-        newer = when >= self.timestamp
-        if newer or _ORDER.get(new, 0) > _ORDER.get(self.state, 0):
+        if state_wins(new, when, self.state, self.timestamp, self.retried):
             self.state = new
             self.timestamp = max(when, self.timestamp)
             self.clock = int(event.get("clock") or self.clock)

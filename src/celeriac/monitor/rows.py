@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import states
-from ..events.state import DEFAULT_FREQ, HEARTBEAT_EXPIRE, TASK_STATES
+from ..events.state import DEFAULT_FREQ, HEARTBEAT_EXPIRE, TASK_STATES, state_wins
 
 #: a task's columns, in storage order
 TASK_COLUMNS = (
@@ -73,19 +73,6 @@ JSON_COLUMNS = ("payload", "meta", "loadavg")
 
 #: the column each task event type stamps with its time (task-started -> started)
 TIME_COLUMNS = {type: type.split("-", 1)[1] for type in TASK_STATES}
-
-#: a state's place in a task's life; a custom state (``update_state``) is one a task
-#: reports while it runs, and ranks with STARTED
-STATE_ORDER = {
-    states.PENDING: 0,
-    states.RECEIVED: 1,
-    states.STARTED: 2,
-    states.RETRY: 3,
-    states.SUCCESS: 4,
-    states.FAILURE: 4,
-    states.REJECTED: 4,
-    states.REVOKED: 4,
-}
 
 WORKER_EVENTS = ("worker-online", "worker-heartbeat", "worker-offline")
 
@@ -234,23 +221,11 @@ def merge_task(row: dict[str, Any], change: Change) -> dict[str, Any]:
     if column is not None:
         row[column] = max(row[column] or when, when)
     if new_state is not None:
-        later = _rank(new_state) > _rank(row["state"])
-        if when >= row["timestamp"] or (later and not _of_an_earlier_run(row, when)):
+        if state_wins(new_state, when, row["state"], row["timestamp"], row["retried"]):
             row["state"] = new_state
             row["timestamp"] = max(when, row["timestamp"])
     row["updated"] = max(when, row["updated"] or 0.0)
     return row
-
-
-def _rank(state: str) -> int:
-    return STATE_ORDER.get(state, STATE_ORDER[states.STARTED])
-
-
-def _of_an_earlier_run(row: dict[str, Any], when: float) -> bool:
-    """Is an event of ``when`` from a run before the task's last retry, while the task's
-    state is from a run after it? (A late state of an earlier run does not come back.)"""
-    retried = row["retried"]
-    return retried is not None and when <= retried < row["timestamp"]
 
 
 def merge_worker(row: dict[str, Any], change: Change) -> dict[str, Any]:
