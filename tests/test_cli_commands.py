@@ -18,6 +18,7 @@ from celeriac.brokers.base import Outgoing
 from celeriac.cli import main
 from celeriac.cli.messages import age
 from celeriac.cli.multi import parse_nodes
+from celeriac.monitor.store import create_store
 from conftest import Project, WorkerProcess, run_cli, wait_until
 from services import RedisServer, free_port, require_redis_server
 
@@ -325,7 +326,8 @@ def test_events_dumps_shows_and_photographs_the_cluster(project: Project, tmp_pa
     project.set(CELERIAC_TEST_CAMERA=str(tmp_path / "camera.txt"))
     project.worker("-c", "1", "-n", "ev@%h", "-P", "threads", "-E", "--heartbeat-interval", "0.3")
     dump = events_process(project, "--dump")
-    live = events_process(project, "-F", "0.2")
+    store_url = f"sqlite:///{tmp_path}/events.db"
+    live = events_process(project, "-F", "0.2", "--store", store_url)
     camera = events_process(project, "-c", "proj.camera.Camera", "-F", "0.2")
     ok = project.send("add", 1, 2)
     assert ok.get(timeout=20) == 3
@@ -347,6 +349,13 @@ def test_events_dumps_shows_and_photographs_the_cluster(project: Project, tmp_pa
     assert mine == ["task-received", "task-started", "task-succeeded"]
     assert any(e["type"] == "worker-online" and e["hostname"].startswith("ev@") for e in lines)
     assert "ev@" in live.output and "online" in live.output
+    store = create_store(store_url)  # --store kept them
+    try:
+        kept = store.task(ok.id)
+        assert kept is not None and kept["state"] == "SUCCESS" and kept["payload"]["args"] == [1, 2]
+        assert any(w["hostname"].startswith("ev@") for w in store.workers())
+    finally:
+        store.close()
 
 
 def test_flower_says_what_to_use(capsys: pytest.CaptureFixture[str]) -> None:

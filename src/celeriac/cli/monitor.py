@@ -1,5 +1,6 @@
 """``celeriac events``: the cluster's events live in the terminal, as JSON lines (``--dump``),
-or photographed by a camera class every ``--frequency`` seconds (``--camera``)."""
+or photographed by a camera class every ``--frequency`` seconds (``--camera``); with
+``--store``, also kept in an event store."""
 
 from __future__ import annotations
 
@@ -35,6 +36,13 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         default=LATEST,
         help="'latest' (default: events from now on), 'oldest' (all the log keeps) or a cursor",
     )
+    e.add_argument(
+        "--store",
+        nargs="?",
+        const="sqlite://",
+        metavar="URL",
+        help="also keep the events in an event store (default: celeriac-events.db here)",
+    )
     e.add_argument("--detach", action="store_true")
     e.add_argument("-l", "--loglevel", default="WARNING")
     e.add_argument("-f", "--logfile")
@@ -53,6 +61,7 @@ def cmd_events(app: Celeriac, args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    keeper = _keep(app, args.store, stop) if args.store else None
     receiver = app.events.Receiver(start=start)
     state = State()
     camera = _camera(args, state) if args.camera else None
@@ -84,7 +93,28 @@ def cmd_events(app: Celeriac, args: argparse.Namespace) -> int:
         if camera is not None and hasattr(camera, "cleanup"):
             camera.cleanup()
         receiver.close()
+        if keeper is not None:
+            keeper.join(10)
     return 0
+
+
+def _keep(app: Celeriac, url: str, stop: threading.Event) -> threading.Thread:
+    """Feed the event store at ``url`` from the event log until ``stop``, in a thread (it
+    resumes from the store's saved cursor: nothing the log still keeps is missed)."""
+    from ..monitor.ingest import Ingester
+    from ..monitor.store import create_store
+
+    store = create_store(url)
+
+    def run() -> None:
+        try:
+            Ingester(app, store).run(stop)
+        finally:
+            store.close()
+
+    thread = threading.Thread(target=run, name="celeriac-event-store", daemon=True)
+    thread.start()
+    return thread
 
 
 def _camera(args: argparse.Namespace, state: State) -> Any:
