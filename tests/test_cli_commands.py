@@ -7,6 +7,7 @@ import ast
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -111,12 +112,14 @@ def test_multi_starts_stops_and_restarts_detached_workers(project: Project, tmp_
 @pytest.mark.slow
 def test_every_control_command_from_the_command_line(project: Project) -> None:
     project.worker("-c", "1", "-n", "cli@%h", "-P", "threads")
+    # named, so that each call returns once that worker replied
+    only = ("-d", f"cli@{socket.gethostname()}", "-t", "5")
 
     def control(*args: str) -> subprocess.CompletedProcess[str]:
-        return run_cli("-A", "proj", "control", *args, "-t", "1.5", env=project.env)
+        return run_cli("-A", "proj", "control", *args, *only, env=project.env)
 
     def replies(*args: str) -> Any:
-        done = run_cli("-A", "proj", "control", *args, "-t", "1.5", "--json", env=project.env)
+        done = run_cli("-A", "proj", "control", *args, *only, "--json", env=project.env)
         return next(iter(json.loads(done.stdout).values()))
 
     grow = control("pool_grow", "2")
