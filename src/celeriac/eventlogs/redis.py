@@ -1,7 +1,7 @@
 """An event log in a Redis stream (``<prefix>events``, the broker's own database by default).
 
-Appends are one pipelined round trip of ``XADD ... MAXLEN ~`` (the count bound holds at
-every append); readers wait in ``XREAD BLOCK`` on a connection of their own.
+Appends are one pipelined round trip of ``XADD``; readers wait in ``XREAD BLOCK`` on a
+connection of their own.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from ..connections.redis import RedisClient, ResponseError
 from ..exceptions import OperationalError
-from .base import DEFAULT_MAX_EVENTS, LATEST, OLDEST, Entry, EventReader, log_name
+from .base import LATEST, OLDEST, Entry, EventReader, log_name
 
 _MAX_BLOCK_MS = 5000  # one XREAD waits at most this long (the caller's loop asks again)
 
@@ -23,15 +23,16 @@ class RedisEventLog:
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         options = dict(options or {})
         self.url = url
-        self.max_events = int(options.pop("max_events", DEFAULT_MAX_EVENTS))
         name = log_name(options)
+        options.pop("max_events", None)  # bounds are applied by trim()
         options.pop("max_age", None)
         self._client = RedisClient(url, options)
         self.key = f"{self._client.prefix}{name}"
 
     def append(self, events: Sequence[bytes]) -> None:
-        bound = ("MAXLEN", "~", self.max_events)
-        self._client.execute(*[("XADD", self.key, *bound, "*", "e", e) for e in events])
+        """One pipelined ``XADD`` per entry. The bound is applied by :meth:`trim` (writers
+        call it every few seconds), which knows how many events an entry holds."""
+        self._client.execute(*[("XADD", self.key, "*", "e", e) for e in events])
 
     def reader(self, start: str = LATEST) -> EventReader:
         return _StreamReader(self, start)

@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,18 @@ logger = logging.getLogger("celeriac.events")
 
 BATCH = 500  # events per append
 BUFFER_LIMIT = 10_000  # events held while the log cannot be reached
-TRIM_EVERY = 60.0  # seconds between two trims of the log by one dispatcher
+TRIM_EVERY = 5.0  # seconds between two trims of the log by one dispatcher
+
+
+_dispatchers: weakref.WeakSet[EventDispatcher] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for dispatcher in list(_dispatchers):
+        dispatcher._setup()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class EventDispatcher:
@@ -63,8 +75,11 @@ class EventDispatcher:
         self.sent = 0  # events handed to the log
         self.dropped = 0  # events given up while the log could not be reached
         self._setup()
+        _dispatchers.add(self)
 
     def _setup(self) -> None:
+        """A new buffer and writer (at start, and in a forked child: the parent's thread
+        and buffer are not the child's)."""
         self._pid = os.getpid()
         self._lock = threading.Lock()  # starting and stopping the writer only
         self._wake = threading.Event()
@@ -92,8 +107,6 @@ class EventDispatcher:
         """Send an event of ``type`` with ``fields`` (never raises, never waits)."""
         if not self.enabled or (self.groups and group_from(type) not in self.groups):
             return
-        if self._pid != os.getpid():  # forked: the parent's thread and buffer are not ours
-            self._setup()
         if Event is _Event:  # the usual case: the keyword dict is the event (no copy)
             fields["type"] = type
             if "timestamp" not in fields:

@@ -73,9 +73,17 @@ def Event(type: str, _fields: dict[str, Any] | None = None, **fields: Any) -> di
     return event
 
 
+_groups: dict[str, str] = {}
+
+
 def group_from(type: str) -> str:
     """``"task"`` for ``"task-sent"``: the group an event type belongs to."""
-    return type.split("-", 1)[0]
+    group = _groups.get(type)
+    if group is None:
+        group = type.split("-", 1)[0]
+        if len(_groups) < 1000:  # event types are few; custom ones are bounded here
+            _groups[type] = group
+    return group
 
 
 def _fallback(value: Any) -> Any:
@@ -120,32 +128,52 @@ def stamp(
 
 def task_fields(message: Any) -> dict[str, Any]:
     """What ``task-sent`` and ``task-received`` tell of a task message (a Message, or its
-    ``to_dict()``): Celery's fields (``args`` and ``kwargs`` as their repr) and, in
-    ``payload``, the arguments themselves, so that a monitor can send the task again."""
+    ``to_dict()``): the arguments themselves in ``payload`` (so that a monitor can send the
+    task again), and Celery's fields where they are set. Celery's ``args`` and ``kwargs``
+    (their repr) are made by the reading side (:func:`with_celery_fields`): a worker spends
+    nothing on them."""
     if isinstance(message, dict):
         get = message.get
-        uuid, name, args, kwargs = get("id"), get("task"), get("args"), get("kwargs")
-        retries, eta, expires = get("retries") or 0, get("eta"), get("expires")
-        root_id, parent_id, queue = get("root_id"), get("parent_id"), get("queue")
-        priority, sent_at = get("priority"), get("sent_at")
+        fields = {
+            "uuid": get("id"),
+            "name": get("task"),
+            "payload": {"args": get("args"), "kwargs": get("kwargs")},
+            "retries": get("retries") or 0,
+            "queue": get("queue"),
+            "priority": get("priority"),
+            "sent_at": get("sent_at"),
+        }
+        optional = {k: get(k) for k in ("eta", "expires", "root_id", "parent_id")}
     else:
-        uuid, name, args, kwargs = message.id, message.task, message.args, message.kwargs
-        retries, eta, expires = message.retries, message.eta, message.expires
-        root_id, parent_id, queue = message.root_id, message.parent_id, message.queue
-        priority, sent_at = message.priority, message.sent_at
-    return {
-        "uuid": uuid,
-        "name": name,
-        "args": safe_repr(tuple(args) if isinstance(args, list) else args, 1024),
-        "kwargs": safe_repr(kwargs, 1024),
-        "payload": {"args": args, "kwargs": kwargs},
-        "retries": retries,
-        "eta": eta,
-        "expires": expires,
-        "root_id": root_id,
-        "parent_id": parent_id,
-        "queue": queue,
-        "routing_key": queue,
-        "priority": priority,
-        "sent_at": sent_at,
-    }
+        fields = {
+            "uuid": message.id,
+            "name": message.task,
+            "payload": {"args": message.args, "kwargs": message.kwargs},
+            "retries": message.retries,
+            "queue": message.queue,
+            "priority": message.priority,
+            "sent_at": message.sent_at,
+        }
+        optional = {
+            "eta": message.eta,
+            "expires": message.expires,
+            "root_id": message.root_id,
+            "parent_id": message.parent_id,
+        }
+    for key, value in optional.items():
+        if value is not None:
+            fields[key] = value
+    return fields
+
+
+def with_celery_fields(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` with Celery's fields its sender left to the reader: ``args`` and ``kwargs``
+    (the repr of the arguments in ``payload``) and ``routing_key`` (the queue)."""
+    payload = event.get("payload")
+    if isinstance(payload, dict) and "args" not in event:
+        args = payload.get("args")
+        event["args"] = safe_repr(tuple(args) if isinstance(args, list) else args, 1024)
+        event["kwargs"] = safe_repr(payload.get("kwargs"), 1024)
+    if "queue" in event and "routing_key" not in event:
+        event["routing_key"] = event["queue"]
+    return event

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..eventlogs.base import LATEST, EventReader
-from .event import LamportClock, decode
+from .event import LamportClock, decode, with_celery_fields
 
 if TYPE_CHECKING:
     from ..eventlogs.base import EventLog
@@ -63,7 +63,7 @@ class EventReceiver:
                 logger.warning("an event-log entry without events was skipped")
             for event in found:
                 self.clock.adjust(int(event.get("clock") or 0))
-                events.append(event)
+                events.append(with_celery_fields(event) if "payload" in event else event)
         return events
 
     def itercapture(
