@@ -75,6 +75,7 @@ class Heartbeat:
         self._revocations: bytes | None = None  # the counter value the set was read at
         self._terminated_at: bytes | None = None  # the value running tasks were checked at
         self._reading = threading.Lock()
+        self._checking = threading.Lock()  # the heartbeat's and the control thread's checks
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -178,19 +179,28 @@ class Heartbeat:
         read), and stop running tasks revoked with ``terminate=True``."""
         self.read_revocations()
         pool = self.worker.pool
-        if self._revocations == self._terminated_at or pool is None:
+        if pool is None:
             return
-        self._terminated_at = self._revocations
-        running = pool.running()
-        ids = {job.message.id for job in running}
-        self.terminating = {i: why for i, why in self.terminating.items() if i in ids}
-        for job in running:
-            if job.message.id in self.terminating:
-                continue
-            signum, stamp = self._termination(job)
-            if signum is not None and pool.terminate_job(job.message.id, signum):
-                self.terminating[job.message.id] = stamp
-                logger.warning("Terminating revoked task %s[%s]", job.task.name, job.message.id)
+        with self._checking:
+            if self._revocations == self._terminated_at:
+                return
+            self._terminated_at = self._revocations
+            running = pool.running()
+            ids = {job.message.id for job in running}
+            self.terminating = {i: why for i, why in self.terminating.items() if i in ids}
+            for job in running:
+                if job.message.id in self.terminating:
+                    continue
+                signum, stamp = self._termination(job)
+                if signum is not None and pool.terminate_job(job.message.id, signum):
+                    self.terminating[job.message.id] = stamp
+                    name, task_id = job.task.name, job.message.id
+                    logger.warning("Terminating revoked task %s[%s]", name, task_id)
+
+    def stopped_by_stamps(self) -> list[tuple[str, Any]]:
+        """The stamps of the running tasks stopped for a stamped-header revocation."""
+        with self._checking:
+            return [stamp for stamp in self.terminating.values() if stamp is not None]
 
     def read_revocations(self) -> None:
         """Re-read the revoked ids and stamps if the revocation counter moved since the last

@@ -75,11 +75,8 @@ class MemorySamples:
         has collected its garbage."""
         kept = list(self.samples)
         count = max(0, min(int(samples), len(kept)))
-        if count and count < len(kept):
-            step = (len(kept) - 1) / max(count - 1, 1)
-            kept = [kept[round(i * step)] for i in range(count)]
-        elif not count:
-            kept = []
+        last, gap = len(kept) - 1, (len(kept) - 1) / max(count - 1, 1)
+        kept = [kept[last - round(i * gap)] for i in reversed(range(count))]
         lines = []
         if kept:
             lines.append("- rss (sample):")

@@ -348,8 +348,8 @@ class Remote:
         heartbeat.refresh_revocations()
         wanted = StampRevocations.of(given)
         stopped: dict[str, list[Any]] = {}
-        for stamp in heartbeat.terminating.values():
-            if stamp is not None and wanted.match({"stamps": dict([stamp])}) is not None:
+        for stamp in heartbeat.stopped_by_stamps():
+            if wanted.match({"stamps": dict([stamp])}) is not None:
                 values = stopped.setdefault(stamp[0], [])
                 if stamp[1] not in values:
                     values.append(stamp[1])
