@@ -32,7 +32,7 @@ EXTRAS = {"demo": "", "test": ALL, "lint": ALL, "celery-suite": ALL}
 #: Celery's integration suite: the sdist it comes from and where it is kept (git-ignored).
 CELERY_VERSION = "5.5.3"
 SUITE = ROOT / ".celery-suite"
-SUITE_REDIS = "redis://127.0.0.1:6379/12"
+SUITE_REDIS = "redis://127.0.0.1:6379/1"  # no test in tests/ uses database 1
 
 
 def ensure_venv(extras: str) -> None:
