@@ -7,6 +7,7 @@ servers (see :mod:`services`), with the result backend named beside each broker.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import shutil
 import signal
@@ -42,23 +43,28 @@ DEPLOYMENTS: dict[str, tuple[Service | None, Service | None]] = {
 }
 
 
-@pytest.fixture(params=sorted(DEPLOYMENTS))
-def dist(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
-    """A project on one broker (and result backend), emptied before and after the test."""
-    broker, backend = DEPLOYMENTS[request.param]
+@contextlib.contextmanager
+def deployment(name: str, tmp_path: Path) -> Iterator[Project]:
+    """A project on the deployment ``name``, emptied before and after."""
+    broker, backend = DEPLOYMENTS[name]
     for service in (broker, backend):
         if service is not None:
             service.prepare()
-    project = Project(
-        tmp_path,
-        broker.url if broker else None,
-        backend.url if backend else "",
-    )
-    yield project
-    project.close()
-    for service in (broker, backend):
-        if service is not None:
-            service.cleanup(service.url, [project.app.broker])
+    project = Project(tmp_path, broker.url if broker else None, backend.url if backend else "")
+    try:
+        yield project
+    finally:
+        project.close()
+        for service in (broker, backend):
+            if service is not None:
+                service.cleanup(service.url, [project.app.broker])
+
+
+@pytest.fixture(params=sorted(DEPLOYMENTS))
+def dist(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
+    """A project on one broker (and result backend), emptied before and after the test."""
+    with deployment(request.param, tmp_path) as project:
+        yield project
 
 
 def ended(project: Project) -> collections.Counter[str]:

@@ -14,23 +14,15 @@ import pytest
 
 from celeriac.events import State
 from conftest import Project, wait_until
-from test_distributed import DEPLOYMENTS
+from test_distributed import deployment
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(params=["sqlite", "redis", "amqp"])
 def dist(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
-    broker, backend = DEPLOYMENTS[request.param]
-    for service in (broker, backend):
-        if service is not None:
-            service.prepare()
-    project = Project(tmp_path, broker.url if broker else None, backend.url if backend else "")
-    yield project
-    project.close()
-    for service in (broker, backend):
-        if service is not None:
-            service.cleanup(service.url, [project.app.broker])
+    with deployment(request.param, tmp_path) as project:
+        yield project
 
 
 def read(receiver: Any, events: list[dict[str, Any]], until: Any, timeout: float = 30) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 import urllib.request
@@ -26,7 +25,8 @@ from celeriac.monitor.metrics import OTHER, UNKNOWN, Metrics, MetricsFeeder, Ser
 from celeriac.worker import Worker
 from celeriac.worker.metrics import start_metrics
 from conftest import Project, wait_until
-from test_distributed import DEPLOYMENTS
+from services import free_port
+from test_distributed import deployment
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -392,23 +392,8 @@ def test_a_bad_port_is_refused(memory_app: Celery) -> None:
 
 @pytest.fixture(params=["sqlite", "redis"])
 def dist(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
-    broker, backend = DEPLOYMENTS[request.param]
-    for service in (broker, backend):
-        if service is not None:
-            service.prepare()
-    project = Project(tmp_path, broker.url if broker else None, backend.url if backend else "")
-    yield project
-    project.close()
-    for service in (broker, backend):
-        if service is not None:
-            service.cleanup(service.url, [project.app.broker])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    with deployment(request.param, tmp_path) as project:
+        yield project
 
 
 @pytest.mark.slow

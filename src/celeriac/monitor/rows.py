@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import states
+from ..events.event import with_celery_fields
 from ..events.state import DEFAULT_FREQ, HEARTBEAT_EXPIRE, TASK_STATES, state_wins
 
 #: a task's columns, in storage order
@@ -143,6 +144,8 @@ def change_from(event: dict[str, Any]) -> Change | None:
 
 
 def _task_fields(type: str, event: dict[str, Any]) -> dict[str, Any]:
+    if "payload" in event and "args" not in event:  # as a receiver reads it
+        event = with_celery_fields(dict(event))
     found: dict[str, Any] = {}
     for name, limit in _TEXT_FIELDS.items():
         value = event.get(name)

@@ -111,13 +111,18 @@ class Remote:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop following the control log. The thread ends after its current read (at most
+        a second: the worker does not wait for it) and closes its reader."""
         self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(3)
-        if self._reader is not None:
-            self._reader.close()
 
     def _follow(self) -> None:
+        try:
+            self._follow_until_stopped()
+        finally:
+            if self._stop.is_set() and self._reader is not None:
+                self._reader.close()
+
+    def _follow_until_stopped(self) -> None:
         assert self._log is not None and self._reader is not None
         pause, trimmed = 0.5, time.monotonic()
         while not self._stop.is_set():
