@@ -39,6 +39,9 @@ NOT_AVAILABLE = {
     "leadership is a lease in the result backend)",
 }
 
+#: How long one read of the control log waits (how soon a stopping worker's thread ends).
+READ_WAIT = 0.25
+
 #: ``pool_restart``'s reply when ``worker_pool_restarts`` is off (Celery's words).
 RESTARTS_DISABLED = (
     "Pool restarts not enabled: set worker_pool_restarts = True in the worker's settings"
@@ -111,9 +114,11 @@ class Remote:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop following the control log. The thread ends after its current read (at most
-        a second: the worker does not wait for it) and closes its reader."""
+        """Stop following the control log (the thread ends after its current read, a
+        quarter of a second at most) and release its connections."""
         self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5)
 
     def _follow(self) -> None:
         try:
@@ -127,7 +132,7 @@ class Remote:
         pause, trimmed = 0.5, time.monotonic()
         while not self._stop.is_set():
             try:
-                entries = self._reader.read(100, 1.0)
+                entries = self._reader.read(100, READ_WAIT)
             except OperationalError as exc:
                 if not self._failing:
                     logger.warning("control: the control log cannot be read now (%s)", exc)
