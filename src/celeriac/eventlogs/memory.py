@@ -19,7 +19,7 @@ class _Log:
         self.last = 0
 
 
-_logs: PerURL[_Log] = PerURL(_Log)
+_logs: PerURL[dict[str, _Log]] = PerURL(dict)  # by URL, then by the log's name
 
 
 class MemoryEventLog:
@@ -27,17 +27,12 @@ class MemoryEventLog:
 
     def __init__(self, url: str = "memory://", options: dict[str, Any] | None = None) -> None:
         self.url = url
-        self._log = _logs.get(f"{url}#{log_name(dict(options or {}))}")
+        self._log = _logs.get(url).setdefault(log_name(dict(options or {})), _Log())
 
     @classmethod
     def reset(cls, url: str | None = None) -> None:
         """Forget the events of ``url`` (of every URL when None). For tests."""
-        if url is None:
-            _logs.reset()
-        else:
-            for name in list(_logs._items):
-                if name.startswith(f"{url}#"):
-                    _logs.reset(name)
+        _logs.reset(url)
 
     def append(self, events: Sequence[bytes]) -> None:
         log, now = self._log, time.time()
