@@ -8,8 +8,10 @@ an earlier run left, and a ``cleanup`` that empties what a test left.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -42,9 +44,42 @@ def require_service(name: str) -> None:
         pytest.skip(message)
 
 
-REDIS = "redis://127.0.0.1:6379"
+def _slot() -> str:
+    """Where this test process keeps its data: "" (the shared places), or a name of its own
+    when pytest-xdist runs it beside others (``gw1``...; ``gw0`` keeps the shared places) or
+    ``CELERIAC_TEST_SLOT`` names one. A slot has its own Redis server, schemas and vhost."""
+    slot = os.environ.get("CELERIAC_TEST_SLOT") or os.environ.get("PYTEST_XDIST_WORKER", "")
+    return "" if slot == "gw0" else re.sub(r"\W", "", slot).lower()
+
+
+SLOT = _slot()
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-AMQP_VHOST = "celeriac-test"
+AMQP_VHOST = f"celeriac-test-{SLOT}" if SLOT else "celeriac-test"
+
+
+def _slot_redis() -> str:
+    """A private redis-server for this slot (kept nothing on disk, stopped at exit); the
+    processes a test starts inherit its URL."""
+    known = os.environ.get("CELERIAC_TEST_REDIS")
+    if known:
+        return known
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            *(shutil.which("redis-server") or "redis-server", "--port", str(port)),
+            *("--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    atexit.register(proc.terminate)
+    deadline = time.monotonic() + 10
+    while not service_up(port):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"the test slot's redis-server did not start on port {port}")
+        time.sleep(0.05)
+    url = os.environ["CELERIAC_TEST_REDIS"] = f"redis://127.0.0.1:{port}"
+    return url
 
 
 @dataclass(frozen=True)
@@ -76,6 +111,7 @@ def _redis(db: int) -> Service:
 
 
 def _postgres(schema: str) -> Service:
+    schema = f"{schema}_{SLOT}" if SLOT else schema
     # application_name lets a test find (and terminate) this schema's connections
     url = f"{POSTGRES}?application_name={schema}&options=-csearch_path%3D{schema}"
 
@@ -218,6 +254,9 @@ class RedisServer:
             self.proc.wait(10)
 
 
+REDIS = _slot_redis() if SLOT and shutil.which("redis-server") else "redis://127.0.0.1:6379"
+if REDIS != "redis://127.0.0.1:6379":
+    SERVICES["redis"] = int(REDIS.rsplit(":", 1)[1])
 REDIS_BROKER = _redis(10)
 REDIS_BACKEND = _redis(11)
 REDIS_PROCESS = _redis(12)  # worker-process tests

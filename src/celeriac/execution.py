@@ -368,6 +368,8 @@ class TaskRun:
         )
         self.event("task-revoked", terminated=True, signum=signum, expired=False)
         trace.warning("Task %s[%s] terminated: %s", task.name, req.id, exc)
+        if req.chord and not req.is_eager:  # counted, so the chord's body fails, not hangs
+            workflow.on_chord_part_return(self.app, req)
         return Outcome(ACK, states.REVOKED)
 
     def guarded(self, step: Callable[[Any], Outcome], value: Any) -> Outcome:

@@ -272,3 +272,40 @@ def test_revoke_by_stamped_headers_terminates_a_running_task(app: Celery) -> Non
             result.get(timeout=15)
         assert result.state == states.REVOKED
     assert app.control.revoke_by_stamped_headers({"batch": "b-2"}, terminate=True) is None
+
+
+def test_a_terminated_chord_header_member_completes_the_chord(app: Celery) -> None:
+    """Celery's test_chord_on_error shape: a header member stopped by
+    ``revoke(terminate=True)`` is counted, so the chord's body fails instead of waiting."""
+    from celeriac import chord
+    from celeriac.exceptions import ChordError, TaskRevokedError
+
+    started = threading.Event()
+
+    @app.task
+    def long() -> str:
+        started.set()
+        for _ in range(600):
+            time.sleep(0.05)
+        return "finished"
+
+    @app.task
+    def quick() -> int:
+        return 1
+
+    @app.task
+    def collect(values: list[Any]) -> int:
+        return len(values)
+
+    with worker(app, hostname="chordterm@%h"):
+        header = [long.si(), quick.si()]
+        result = chord(header, collect.s()).apply_async()
+        assert started.wait(15)
+        running = result.parent.results[0]
+        running.revoke(terminate=True)
+        with pytest.raises(TaskRevokedError):
+            running.get(timeout=15)
+        with pytest.raises(TaskRevokedError):  # get() raises a parent's failure first
+            result.get(timeout=15)
+        with pytest.raises(ChordError):  # the body itself: it failed, it is not waiting
+            app.AsyncResult(result.id).get(timeout=15)
