@@ -204,11 +204,37 @@ def test_prefork_children_follow_the_changes_and_the_pool_resizes(
 
 
 @pytest.mark.slow
-def test_a_prefork_pool_fed_by_its_parent_has_a_fixed_size(project: Project) -> None:
+def test_a_prefork_pool_fed_by_its_parent_grows_and_shrinks(project: Project) -> None:
+    """The pool RabbitMQ and memory use: new children are forked; one fewer stops after the
+    jobs queued before the shrink, and the tasks go on."""
     project.set(CELERIAC_TEST_PREFORK="queue")
     project.worker("-c", "1")
-    got = project.app.control.pool_grow(1, reply=True, timeout=5, limit=1)
-    assert got and "fixed size" in next(iter(got[0].values()))["error"]
+    inspect = project.app.control.inspect(timeout=5, limit=1)
+
+    def ask(command: str, **arguments: Any) -> Any:
+        got = project.app.control.broadcast(command, arguments, reply=True, timeout=5, limit=1)
+        assert got, f"no reply to {command}"
+        return next(iter(got[0].values()))
+
+    def processes() -> list[int]:
+        return next(iter((inspect.stats() or {None: {}}).values()))["pool"]["processes"]
+
+    first = processes()
+    assert ask("pool_grow", n=2) == {"ok": "pool will grow to 3"}
+    wait_until(lambda: len(processes()) == 3)
+    assert sorted(project.send("add", i, i).get(timeout=20) for i in range(6)) == [
+        0,
+        2,
+        4,
+        6,
+        8,
+        10,
+    ]
+    assert ask("pool_shrink", n=2) == {"ok": "pool will shrink to 1"}
+    wait_until(lambda: len(processes()) == 1)
+    assert project.send("add", 2, 3).get(timeout=20) == 5
+    assert len(processes()) == 1 and len(first) == 1
+    assert "1 to 256" in ask("pool_grow", n=1000)["error"]
 
 
 # -- queues --------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ and those celeriac answers with an error saying why, on every broker."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
@@ -102,6 +103,39 @@ def test_a_pool_of_fixed_size_says_so(app: Celery) -> None:
         wait_until(lambda: app.control.inspect(timeout=1, destination=only).ping())
         replies = app.control.pool_grow(1, reply=True, timeout=5, destination=only)
         assert "fixed size" in _one(replies, w.hostname)["error"]
+
+
+def test_an_asyncio_pool_grows_and_shrinks(app: Celery) -> None:
+    gate = threading.Event()
+
+    @app.task
+    async def held(n: int) -> int:
+        while not gate.is_set():
+            await asyncio.sleep(0.02)
+        return n
+
+    try:
+        with worker(app, pool="asyncio", concurrency=1, hostname="aio@%h") as w:
+            host = w.hostname
+            ask: dict[str, Any] = {"reply": True, "timeout": 5, "destination": [host]}
+            inspect = app.control.inspect(timeout=5, destination=[host])
+            wait_until(lambda: inspect.ping())
+            assert _one(app.control.pool_grow(2, **ask), host) == {"ok": "pool will grow to 3"}
+            assert inspect.stats()[host]["pool"]["max-concurrency"] == 3
+            three = [held.delay(i) for i in range(3)]
+            wait_until(lambda: len((inspect.active() or {}).get(host, [])) == 3)
+            assert _one(app.control.pool_shrink(2, **ask), host) == {"ok": "pool will shrink to 1"}
+            gate.set()
+            assert [r.get(timeout=15) for r in three] == [0, 1, 2]
+            gate.clear()
+            late = [held.delay(i) for i in (3, 4)]
+            wait_until(lambda: len((inspect.active() or {}).get(host, [])) == 1)
+            time.sleep(0.3)  # the second waits for the first
+            assert len(inspect.active()[host]) == 1
+            gate.set()
+            assert [r.get(timeout=15) for r in late] == [3, 4]
+    finally:
+        gate.set()
 
 
 def test_pool_restart_reloads_modules_in_a_threads_pool(app: Celery, tmp_path: Path) -> None:

@@ -15,6 +15,30 @@ from .base import Job, Pool
 logger = logging.getLogger("celeriac.worker")
 
 
+class _Limit:
+    """At most ``size`` holders at once, on one event loop; the size can change."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.held = 0
+        self._changed = asyncio.Condition()
+
+    async def __aenter__(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.held < self.size)
+            self.held += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self._changed:
+            self.held -= 1
+            self._changed.notify()
+
+    async def resize(self, size: int) -> None:
+        async with self._changed:
+            self.size = size
+            self._changed.notify_all()
+
+
 class AsyncioPool(Pool):
     """An event loop in its own thread runs up to ``concurrency`` tasks at once; ``async def``
     tasks run on the loop, plain functions in the loop's default thread pool."""
@@ -30,7 +54,7 @@ class AsyncioPool(Pool):
 
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._sem = asyncio.Semaphore(self.concurrency)
+        self._sem = _Limit(self.concurrency)
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._ready.set()
         self._loop.run_forever()
@@ -65,6 +89,13 @@ class AsyncioPool(Pool):
             await asyncio.to_thread(self._finish, job, outcome)
         finally:
             self._tasks.pop(job.id, None)
+
+    def resize(self, concurrency: int) -> None:
+        """Run up to ``concurrency`` tasks at once; with fewer, running ones finish first."""
+        if concurrency < 1:
+            raise ValueError("an asyncio pool runs at least one task at a time")
+        asyncio.run_coroutine_threadsafe(self._sem.resize(concurrency), self._loop).result(5)
+        self.concurrency = concurrency
 
     def terminate(self) -> list[Job]:
         running = super().terminate()

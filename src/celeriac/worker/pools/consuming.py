@@ -52,6 +52,7 @@ from ...utils import keep_running
 from ..ratelimit import SharedClocks
 from .base import Job, Pool, SoloPool
 from .processes import (
+    MAX_PROCESSES,
     PIPE_SIZE,
     REAP_WAIT,
     anonymous_file,
@@ -75,7 +76,6 @@ CLAIMED, FINISHED, SETTLED, EXITING = b"C", b"F", b"S", b"E"
 READ_EVERY = 0.025  # seconds between the parent's readings of its children's reports
 HELD_UP_AFTER = 1.0  # a task running this long (at least) gives back the jobs behind it
 STOP = signal.SIGUSR1  # "stop after your task", to a child
-MAX_PROCESSES = 256  # the most children a pool can grow to (pool_grow): slots in shared memory
 
 
 class _Slots:

@@ -41,6 +41,7 @@ from ...utils import keep_running
 from ..timelimits import alarm_limits
 from .base import Job, Pool
 from .processes import (
+    MAX_PROCESSES,
     REAP_WAIT,
     anonymous_file,
     die_with_parent,
@@ -98,6 +99,7 @@ class _Queue:
         self.max_datagram = min(sndbuf // 2, MAX_DATAGRAM)
         self.buffer = bytearray(self.max_datagram)
         self._lockfile = anonymous_file()
+        self.capacity = slots
         self.slots = mmap.mmap(-1, SLOT.size * slots)
         # the pool's generation: a child forked in an earlier one takes no more jobs
         self._generation = mmap.mmap(-1, GENERATION.size)
@@ -276,7 +278,8 @@ class FedPool(Pool):
 
         self._ctx = multiprocessing.get_context("fork")
         self._children: list[_Child] = []
-        self._queue = _Queue(self.concurrency)
+        self._queue = _Queue(max(self.concurrency, MAX_PROCESSES))
+        self._wanted = self.concurrency  # the children to keep (pool_grow, pool_shrink)
         self._queued: dict[int, Job] = {}  # by sequence number: queued or running in a child
         self._runtime = 0.0  # a moving average of the tasks' run times
         self._seq = 0
@@ -347,8 +350,7 @@ class FedPool(Pool):
         return sum(1 for c in self._children if not c.retiring)
 
     def _supervise(self) -> None:
-        for index in range(self.concurrency):
-            self._spawn(index)
+        self._grow()
         self._started.set()
         # never ends on an error: the children die with the thread that forked them
         keep_running(self._supervise_loop, "the prefork supervisor", lambda: False)
@@ -372,6 +374,8 @@ class FedPool(Pool):
             ready = [watched[fd] for fd, _ in poller.poll(100) if fd in watched]
             if any(kind == "wake" for _, kind in ready):
                 os.read(self._wake_r, 4096)
+                if self._grow():
+                    self._watch(poller, watched)
             self._collect([c for c, kind in ready if kind == "result" and c is not None])
             exited = [c for c, kind in ready if kind == "exit" and c in self._children]
             for child in exited:
@@ -467,8 +471,33 @@ class FedPool(Pool):
         ]
         if done:
             self._finish_many(done)
-        if not self._stopping:
-            self._spawn(child.index)
+        self._grow()
+
+    def _grow(self) -> bool:
+        """Start children until there are as many as wanted; whether any started. In the
+        supervisor thread: children die with the thread that forked them."""
+        with self._lock:
+            used = {c.index for c in self._children}
+            missing = 0 if self._stopping else self._wanted - len(self._children)
+        free = [i for i in range(self._queue.capacity) if i not in used][: max(missing, 0)]
+        for index in free:
+            self._spawn(index)
+        return bool(free)
+
+    def resize(self, concurrency: int) -> None:
+        """Keep ``concurrency`` children: the supervisor starts the new ones; for each one
+        fewer, a stop sign is queued, and the first child to take it exits (after the jobs
+        queued before it have been taken)."""
+        if not 1 <= concurrency <= self._queue.capacity:
+            raise ValueError(f"a prefork pool runs 1 to {self._queue.capacity} processes")
+        with self._lock:
+            if self._stopping:
+                raise ValueError("the pool is stopping")
+            fewer = self._wanted - concurrency
+            self._wanted = self.concurrency = concurrency
+            for _ in range(fewer):
+                self._queue.put(STOP)
+        os.write(self._wake_w, b"x")
 
     def restart(self) -> bool:
         """Replace every child: each takes no more jobs and exits once its task is done (an

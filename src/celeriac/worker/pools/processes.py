@@ -27,6 +27,7 @@ FRAME = struct.Struct("I")  # a pickle's length, before it on a pipe between pro
 #: how long a supervisor waits for the exit status of a child whose sentinel fired: the
 #: sentinel closes as the child exits, a moment before the system reports its status
 REAP_WAIT = 2.0
+MAX_PROCESSES = 256  # the most children a pool can grow to (pool_grow): slots in shared memory
 PIPE_SIZE = 1 << 20  # asked for each report pipe (Linux); a full one only makes a writer wait
 
 
