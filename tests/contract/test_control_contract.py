@@ -60,6 +60,9 @@ def test_control_changes_a_running_workers_queues_limits_and_pool(app: Celery) -
             assert "only queue" in _one(control.cancel_consumer("celery", **ask), host)["error"]
             assert "not consuming" in _one(control.cancel_consumer("nope", **ask), host)["error"]
             assert [q["name"] for q in inspect.active_queues()[host]] == ["celery"]
+            assert inspect.active_queues()[host][0]["exchange"]["type"] == "direct"  # Celery's
+            control.revoke("never-sent")
+            assert "never-sent" in inspect.revoked()[host]  # at once, not at the next poll
             # time limits, by task name
             reply = _one(control.time_limit(slow.name, soft=0.2, **ask), host)
             assert reply == {"ok": "time limits set successfully"}

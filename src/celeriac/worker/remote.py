@@ -4,6 +4,7 @@ for this worker runs there as it arrives, and its reply goes back through the lo
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -69,7 +70,7 @@ class Remote:
             "scheduled": lambda: [],
             "registered": self.registered,
             "active_queues": self.active_queues,
-            "revoked": lambda: sorted(worker.revoked),
+            "revoked": self.revoked,
             "query_task": self.query_task,
             "shutdown": self.shutdown,
             "conf": self.conf,
@@ -234,10 +235,46 @@ class Remote:
         return info
 
     def active_queues(self) -> list[dict[str, Any]]:
+        """The queues consumed, in the shape of Celery's (an AMQP queue's fields, with the
+        values of a queue Celery declares by name: its own direct exchange)."""
         return [
-            {"name": q, "exchange": {"name": ""}, "routing_key": q, "durable": True}
+            {
+                "name": q,
+                "exchange": {
+                    "name": q,
+                    "type": "direct",
+                    "arguments": None,
+                    "durable": True,
+                    "passive": False,
+                    "auto_delete": False,
+                    "delivery_mode": None,
+                    "no_declare": False,
+                },
+                "routing_key": q,
+                "queue_arguments": None,
+                "binding_arguments": None,
+                "consumer_arguments": None,
+                "durable": True,
+                "exclusive": False,
+                "auto_delete": False,
+                "no_ack": False,
+                "alias": None,
+                "bindings": [],
+                "no_declare": None,
+                "expires": None,
+                "message_ttl": None,
+                "max_length": None,
+                "max_length_bytes": None,
+                "max_priority": None,
+            }
             for q in self.worker.queues
         ]
+
+    def revoked(self) -> list[str]:
+        """The ids revoked cluster-wide, read now: a revocation made just before counts."""
+        with contextlib.suppress(OperationalError):
+            self.worker.heartbeat.read_revocations()
+        return sorted(self.worker.revoked)
 
     def query_task(self, ids: list[str]) -> dict[str, Any]:
         wanted = set(ids)
