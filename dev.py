@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
-ALL = "[test,redis,amqp,postgres]"
+ALL = "[test,redis,amqp,postgres,dashboard]"
 EXTRAS = {"demo": "", "test": ALL, "lint": ALL, "celery-suite": ALL}
 
 #: Celery's integration suite: the sdist it comes from and where it is kept (git-ignored).
@@ -156,8 +156,13 @@ def main(argv: list[str]) -> int:
     if command == "celery-suite":
         return celery_suite(argv[1:])
     code = lint()
-    pytest = run(str(PY), "-m", "pytest", "-q", "-p", "no:cacheprovider", *argv[1:])
-    return code or pytest
+    pytest = [str(PY), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    if argv[1:]:
+        return code or run(*pytest, *argv[1:])
+    # Two test processes, each with its own Redis server, schemas and vhost (tests/services.py);
+    # then, alone, the tests that stop a service both would share.
+    parallel = run(*pytest, "-n", "2", "-m", "not serial")
+    return code or run(*pytest, "-m", "serial") or parallel
 
 
 if __name__ == "__main__":

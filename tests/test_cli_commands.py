@@ -389,7 +389,7 @@ def test_events_dumps_shows_and_photographs_the_cluster(project: Project, tmp_pa
 
 def test_flower_says_what_to_use(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "flower", "--port=5555", "--basic-auth=a:b", "--persistent")
-    assert code == 1 and "Flower is a Celery add-on" in err and "celeriac -A proj events" in err
+    assert code == 1 and "Flower is a Celery add-on" in err and "celeriac -A proj dashboard" in err
 
 
 # -- migrate -------------------------------------------------------------------------------

@@ -264,6 +264,7 @@ def test_result_backend_restart_mid_stream(redis_server: RedisServer, tmp_path: 
         project.close()
 
 
+@pytest.mark.serial  # it stops RabbitMQ, which every test process shares
 def test_rabbitmq_restart_mid_stream(tmp_path: Path) -> None:
     AMQP.prepare()
     REDIS_PROCESS_RESULTS.prepare()

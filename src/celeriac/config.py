@@ -144,6 +144,25 @@ DEFAULTS: dict[str, Any] = {
     "event_queue_ttl": 5.0,
     "event_queue_expires": 60.0,
     "control_queue_ttl": 300.0,
+    # the dashboard (``celeriac dashboard``; its options override these): see
+    # docs/configuration.md and docs/monitoring.md
+    "dashboard_port": 5555,
+    "dashboard_address": "127.0.0.1",  # this host only; another needs auth
+    "dashboard_basic_auth": None,  # "user:password[,user2:password2]", a list or a dict
+    "dashboard_auth": None,  # a bearer token
+    "dashboard_url_prefix": "",
+    "dashboard_read_only": False,  # every action refused (403)
+    "dashboard_store": None,  # the event store's URL (None: sqlite://, celeriac-events.db)
+    "dashboard_store_options": {},  # max_age, max_tasks, ...
+    "dashboard_unsafe_no_auth": False,  # allow another address than loopback without auth
+    "dashboard_redact": None,  # dotted path to redact(task_name, args, kwargs) -> (args, kwargs)
+    "dashboard_inspect_timeout": 2.0,  # seconds to wait for workers' replies
+    "dashboard_sample_interval": 10.0,  # seconds between samples of queues and workers
+    "dashboard_alert_interval": 15.0,  # seconds between evaluations of the alert rules
+    # alert rules (a list of dicts) and where they notify (channels by name; none: the log):
+    # see docs/monitoring.md, "Alerting"
+    "dashboard_alerts": [],
+    "dashboard_alert_channels": {},
 }
 
 # Old uppercase names whose new name is not just the lowercase of what follows CELERY_.
@@ -502,6 +521,18 @@ def looks_like_a_setting(key: str) -> bool:
 _MISSING = object()
 
 
+#: settings whose names contain one of these hold secrets: masked when shown
+_SECRET_KEYS = (
+    "password",
+    "secret",
+    "token",
+    "dsn",
+    "basic_auth",
+    "dashboard_auth",
+    "alert_channels",  # webhook URLs and SMTP passwords
+)
+
+
 class Settings(dict[str, Any]):
     """The app's configuration: a dict of Celery-named settings with attribute access.
 
@@ -654,7 +685,7 @@ class Settings(dict[str, Any]):
                 continue
             if isinstance(value, str) and "://" in value:
                 value = safe_url(value)
-            elif any(s in key for s in ("password", "secret", "token", "dsn")):
+            elif any(s in key for s in _SECRET_KEYS):
                 value = "********"
             shown[key] = value
         return shown

@@ -182,6 +182,7 @@ def _running_at(project: Project, moments: list[float]) -> set[str]:
     return running
 
 
+@pytest.mark.serial  # it stops RabbitMQ, which every test process shares
 def test_a_broker_outage_mid_drain_loses_and_strands_nothing(
     deployments: list[Deployment],
 ) -> None:

@@ -1,6 +1,6 @@
 """The ``celeriac`` command: worker, beat, schedule, call, result, queues, purge, dlq,
-inspect, status, control, multi, shell, report, events and migrate; one module per group of
-commands.
+inspect, status, control, multi, shell, report, events, dashboard, alerts and migrate; one
+module per group of commands.
 
 celeriac -A proj worker -l info -c 4 -Q default,high
 celeriac -A proj call proj.tasks.add --args '[1, 2]'
@@ -16,7 +16,18 @@ from collections.abc import Sequence
 from .. import __version__, signals
 from ..app import Celeriac
 from ..exceptions import CeleriacError
-from . import control, imports, messages, monitor, multi, schedule, tools, worker
+from . import (
+    alerts,
+    control,
+    dashboard,
+    imports,
+    messages,
+    monitor,
+    multi,
+    schedule,
+    tools,
+    worker,
+)
 from .base import EXIT_USAGE, CLIError, add_user_options, find_app, user_option_values
 
 __all__ = ["CLIError", "build_parser", "find_app", "main"]
@@ -53,7 +64,18 @@ def build_parser(
     parser.add_argument("--version", action="version", version=f"celeriac {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    for commands in (worker, schedule, messages, control, multi, tools, monitor, imports):
+    for commands in (
+        worker,
+        schedule,
+        messages,
+        control,
+        multi,
+        tools,
+        monitor,
+        dashboard,
+        alerts,
+        imports,
+    ):
         commands.add_parsers(sub, common)
     for name, command in sub.choices.items():
         if app is not None and app.user_options.get(name):

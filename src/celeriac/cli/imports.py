@@ -34,8 +34,9 @@ ADDONS = {
     "`celeriac schedule ...` (docs/scheduling.md); no Django models or admin pages for it",
     "django_celery_results": "results are kept by the broker's own store or any result "
     "backend URL (postgresql://... can be the project's database); `django-db` is not there",
-    "flower": "`celeriac inspect ...`, `celeriac status`, `celeriac control ...` "
-    "(docs/monitoring.md); there is no dashboard yet",
+    "flower": "`celeriac dashboard` (Flower's HTTP API and options; the `dashboard` "
+    "extra), and `celeriac inspect ...`, `celeriac status`, `celeriac control ...` "
+    "(docs/monitoring.md)",
 }
 SKIPPED_DIRS = {".git", ".hg", ".tox", ".venv", "venv", "env", "node_modules", "__pycache__",
                 "site-packages", "build", "dist", ".mypy_cache", ".ruff_cache"}  # fmt: skip

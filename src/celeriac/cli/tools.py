@@ -1,4 +1,5 @@
-"""``celeriac shell``, ``celeriac report``, and ``flower`` (which says what to use instead)."""
+"""``celeriac shell``, ``celeriac report``, and ``flower`` (which points to ``celeriac
+dashboard``)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     r = sub.add_parser("report", parents=[common], help="versions and settings for a bug report")
     r.set_defaults(func=cmd_report)
 
-    f = sub.add_parser("flower", parents=[common], help="(Flower runs on Celery only)")
+    f = sub.add_parser(
+        "flower", parents=[common], help="(Flower runs on Celery only: use celeriac dashboard)"
+    )
     for name in FLOWER_OPTIONS:
         f.add_argument(f"--{name}", nargs="?", help=argparse.SUPPRESS)
     f.set_defaults(func=cmd_flower)
@@ -168,9 +171,11 @@ FLOWER_OPTIONS = [
 def cmd_flower(app: Celeriac, args: argparse.Namespace) -> int:
     raise CLIError(
         "celeriac flower: Flower is a Celery add-on and cannot watch celeriac workers (it "
-        "reads Celery's own event queues). Use instead:\n"
+        "reads Celery's own event queues). celeriac has its own dashboard, with Flower's "
+        "HTTP API (same paths and JSON) and options:\n"
+        "  celeriac -A proj dashboard --port 5555 [--basic-auth user:pass] [--url-prefix P]\n"
+        "  (pip install 'celeriac[dashboard]'; see docs/monitoring.md). From a terminal:\n"
         "  celeriac -A proj events                 the cluster live (--dump: JSON lines)\n"
         "  celeriac -A proj queues                 depth, in-flight and dead letters per queue\n"
-        "  celeriac -A proj inspect active         what each worker runs (also reserved, stats)\n"
-        "  celeriac -A proj control ...            change running workers (docs/monitoring.md)"
+        "  celeriac -A proj inspect active         what each worker runs (also reserved, stats)"
     )

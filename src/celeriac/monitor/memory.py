@@ -3,12 +3,26 @@ for tests and one-process monitors (nothing survives the process)."""
 
 from __future__ import annotations
 
+import bisect
+import copy
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..connections.memory import PerURL
+from .queries import (
+    check_sort,
+    clean_samples,
+    count_finished,
+    finished_in,
+    matches,
+    runtime_of,
+    runtime_rows,
+    sample_out,
+    sort_rows,
+    throughput_rows,
+)
 from .rows import is_lost, task_out, worker_out
 from .store import DEFAULT_SOURCE, Batch, Retention
 
@@ -19,6 +33,9 @@ class _Data:
         self.tasks: dict[str, dict[str, Any]] = {}
         self.workers: dict[str, dict[str, Any]] = {}
         self.cursors: dict[str, str] = {}
+        # kind -> key -> [(t, fields)], oldest first
+        self.samples: dict[str, dict[str, list[tuple[float, dict[str, float | None]]]]] = {}
+        self.alerts: dict[str, dict[str, Any]] = {}
 
 
 _data: PerURL[_Data] = PerURL(_Data)
@@ -32,6 +49,7 @@ class MemoryEventStore:
         self.retention = Retention(dict(options or {}))
         self.max_age = self.retention.max_age
         self.max_tasks = self.retention.max_tasks
+        self.max_samples = self.retention.max_samples
         self._data = _data.get(url)
 
     @classmethod
@@ -74,6 +92,9 @@ class MemoryEventStore:
                 del data.tasks[uuid]
             for host in [h for h, row in data.workers.items() if row["updated"] < cutoff]:
                 del data.workers[host]
+            for series in data.samples.values():
+                for key in list(series):
+                    self._trim(series, key, cutoff)
         excess = len(data.tasks) - (retention.max_tasks or 0)
         if retention.max_tasks is not None and excess > 0:
             oldest = sorted(data.tasks.values(), key=_order)[:excess]
@@ -95,19 +116,122 @@ class MemoryEventStore:
         until: float | None = None,
         limit: int = 100,
         offset: int = 0,
+        *,
+        search: str | None = None,
+        sort: str = "updated",
+        order: str = "desc",
+    ) -> list[dict[str, Any]]:
+        descending = check_sort(sort, order)
+        rows = self._matching(state, name, worker, since, until, search)
+        rows = sort_rows(rows, sort, descending)
+        start = max(int(offset), 0)
+        return [task_out(row) for row in rows[start : start + max(int(limit), 0)]]
+
+    def count_tasks(
+        self,
+        state: str | None = None,
+        name: str | None = None,
+        worker: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        *,
+        search: str | None = None,
+    ) -> int:
+        return len(self._matching(state, name, worker, since, until, search))
+
+    def _matching(
+        self,
+        state: str | None,
+        name: str | None,
+        worker: str | None,
+        since: float | None,
+        until: float | None,
+        search: str | None,
     ) -> list[dict[str, Any]]:
         with self._data.lock:
-            rows = [
+            return [
                 row
                 for row in self._data.tasks.values()
-                if (state is None or row["state"] == state)
-                and (name is None or row["name"] == name)
-                and (worker is None or row["worker"] == worker)
-                and (since is None or row["updated"] >= since)
-                and (until is None or row["updated"] <= until)
+                if matches(row, state, name, worker, since, until, search)
             ]
-        rows.sort(key=_order, reverse=True)
-        return [task_out(row) for row in rows[offset : offset + limit]]
+
+    def throughput(self, since: float, until: float, bucket: float = 60.0) -> list[dict[str, Any]]:
+        with self._data.lock:
+            counts = count_finished(self._data.tasks.values(), since, until, bucket)
+        return throughput_rows(since, until, bucket, counts)
+
+    def runtimes(
+        self, since: float, until: float, names: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        wanted = None if names is None else set(names)
+        with self._data.lock:
+            found = [
+                (row["name"], runtime_of(row))
+                for row in self._data.tasks.values()
+                if (wanted is None or row["name"] in wanted) and finished_in(row, since, until)
+            ]
+        return runtime_rows(found)
+
+    def record_samples(
+        self, kind: str, t: float, values: Mapping[str, Mapping[str, float | None]]
+    ) -> None:
+        kind, cleaned = clean_samples(kind, values)
+        cutoff = self.retention.cutoff(t)
+        with self._data.lock:
+            series = self._data.samples.setdefault(kind, {})
+            for key, fields in cleaned.items():
+                points = series.setdefault(key, [])
+                at = bisect.bisect_left(points, t, key=lambda p: p[0])
+                if at < len(points) and points[at][0] == t:
+                    points[at] = (t, fields)
+                else:
+                    points.insert(at, (t, fields))
+                self._trim(series, key, cutoff)
+
+    def _trim(
+        self,
+        series: dict[str, list[tuple[float, dict[str, float | None]]]],
+        key: str,
+        cutoff: float | None,
+    ) -> None:
+        points = series[key]
+        if cutoff is not None:
+            del points[: bisect.bisect_left(points, cutoff, key=lambda p: p[0])]
+        del points[: max(len(points) - self.max_samples, 0)]
+        if not points:
+            del series[key]
+
+    def samples(
+        self,
+        kind: str,
+        since: float | None = None,
+        until: float | None = None,
+        keys: Sequence[str] | None = None,
+    ) -> dict[str, list[dict[str, Any]]]:
+        with self._data.lock:
+            series = self._data.samples.get(kind, {})
+            chosen = series if keys is None else [k for k in keys if k in series]
+            found = {
+                key: [
+                    sample_out(t, fields)
+                    for t, fields in series[key]
+                    if (since is None or t >= since) and (until is None or t <= until)
+                ]
+                for key in chosen
+            }
+        return {key: points for key, points in found.items() if points}
+
+    def alert_states(self) -> dict[str, dict[str, Any]]:
+        with self._data.lock:
+            return copy.deepcopy(self._data.alerts)
+
+    def save_alert_states(self, changes: Mapping[str, dict[str, Any] | None]) -> None:
+        with self._data.lock:
+            for id, state in changes.items():
+                if state is None:
+                    self._data.alerts.pop(id, None)
+                else:
+                    self._data.alerts[id] = copy.deepcopy(state)
 
     def workers(self, now: float | None = None) -> list[dict[str, Any]]:
         now = time.time() if now is None else now

@@ -34,7 +34,10 @@ class _Run:
 
 
 class PostgresEventStore(SQLEventStore):
-    """Tasks, workers and cursors in three tables of a PostgreSQL schema."""
+    """Tasks, workers, cursors, samples and alerts in five tables of a PostgreSQL schema."""
+
+    _by_code_point = '{0} COLLATE "C"'
+    _lower = "translate({0}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         options = dict(options or {})

@@ -4,7 +4,13 @@
 Keys: ``t:<uuid>`` a task's row (JSON), ``w:<hostname>`` a worker's; ``tasks`` every task
 by ``updated`` (a sorted set), and as much by state (``s:<state>``), name (``n:<name>``)
 and worker (``h:<hostname>``) for the queries; ``counts`` (a hash of tasks by state and
-name), ``workers`` (a set of hostnames) and ``cursors`` (a hash).
+name), ``workers`` (a set of hostnames) and ``cursors`` (a hash). Time series:
+``samples:<kind>:<key>`` (a sorted set of JSON samples by time), ``series:<kind>`` (a set
+of keys) and ``series`` (a set of kinds); ``alerts`` (a hash of alert states, JSON, by id).
+
+Searches, sorts other than by ``updated`` and the time-series queries of tasks
+(throughput, runtimes) read the rows of the narrowest index and filter them here: a
+``since`` keeps what they read small.
 
 A batch is two round trips on one connection: ``WATCH`` the rows it touches and read them,
 then write them, the indexes and the cursor in one ``MULTI``/``EXEC``. When another monitor
@@ -16,11 +22,23 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..connections.redis import RedisClient, ResponseError
 from ..exceptions import OperationalError
+from .queries import (
+    check_sort,
+    clean_samples,
+    count_finished,
+    finished_in,
+    matches,
+    runtime_of,
+    runtime_rows,
+    sample_out,
+    sort_rows,
+    throughput_rows,
+)
 from .rows import is_lost, task_out, worker_out
 from .store import DEFAULT_SOURCE, Batch, Retention
 
@@ -39,6 +57,7 @@ class RedisEventStore:
         self.retention = Retention(options)
         self.max_age = self.retention.max_age
         self.max_tasks = self.retention.max_tasks
+        self.max_samples = self.retention.max_samples
         self._client = RedisClient(url, options)
         self.prefix = f"{self._client.prefix}monitor:"
 
@@ -164,6 +183,7 @@ class RedisEventStore:
             self._forget(dict(chosen[start : start + _CHUNK]))
         if cutoff is not None:
             self._forget_workers(cutoff)
+            self._forget_samples(cutoff)
         retention.done()
 
     def _forget(self, doomed: dict[str, float]) -> None:
@@ -221,8 +241,61 @@ class RedisEventStore:
         until: float | None = None,
         limit: int = 100,
         offset: int = 0,
+        *,
+        search: str | None = None,
+        sort: str = "updated",
+        order: str = "desc",
     ) -> list[dict[str, Any]]:
-        # the narrowest index given, the others filtered here
+        descending = check_sort(sort, order)
+        index, exact = self._narrowest(state, name, worker, search)
+        wanted, skip = max(int(limit), 0), max(int(offset), 0)
+        if wanted == 0:
+            return []
+        if sort != "updated":  # every match read, sorted here
+            rows = [
+                row
+                for row in self._scan(index, since, until)
+                if matches(row, state, name, worker, since, until, search)
+            ]
+            return [task_out(r) for r in sort_rows(rows, sort, descending)[skip : skip + wanted]]
+        start = 0
+        if exact:
+            start, skip = skip, 0  # the index alone answers: the server skips
+        found: list[dict[str, Any]] = []
+        for row in self._scan(index, since, until, descending, start):
+            if not matches(row, state, name, worker, since, until, search):
+                continue
+            if skip:
+                skip -= 1
+                continue
+            found.append(row)
+            if len(found) == wanted:
+                break
+        return [task_out(row) for row in sort_rows(found, "updated", descending)]
+
+    def count_tasks(
+        self,
+        state: str | None = None,
+        name: str | None = None,
+        worker: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        *,
+        search: str | None = None,
+    ) -> int:
+        index, exact = self._narrowest(state, name, worker, search)
+        if exact:
+            return int(self._client.command("ZCOUNT", index, *_range(since, until)))
+        return sum(
+            1
+            for row in self._scan(index, since, until)
+            if matches(row, state, name, worker, since, until, search)
+        )
+
+    def _narrowest(
+        self, state: str | None, name: str | None, worker: str | None, search: str | None
+    ) -> tuple[str, bool]:
+        """The narrowest index of the filters given, and whether it answers them alone."""
         if worker is not None:
             index = self._index("h", worker)
         elif name is not None:
@@ -231,41 +304,128 @@ class RedisEventStore:
             index = self._index("s", state)
         else:
             index = self._all
-        top = "+inf" if until is None else repr(float(until))
-        bottom = "-inf" if since is None else repr(float(since))
-        wanted, skip = max(int(limit), 0), max(int(offset), 0)
-        position = 0
-        if sum(v is not None for v in (state, name, worker)) <= 1:
-            position, skip = skip, 0  # the index alone answers: the server skips
-        found: list[dict[str, Any]] = []
-        while len(found) < wanted:
-            uuids = [
-                _text(u)
-                for u in self._client.command(
-                    "ZRANGE", index, top, bottom, "BYSCORE", "REV", "LIMIT", position, _CHUNK
-                )
-            ]
+        exact = sum(v is not None for v in (state, name, worker)) <= 1 and not search
+        return index, exact
+
+    def _scan(
+        self,
+        index: str,
+        since: float | None,
+        until: float | None,
+        descending: bool = True,
+        start: int = 0,
+    ) -> Iterator[dict[str, Any]]:
+        """The rows of the tasks in ``index`` updated between ``since`` and ``until``, in
+        that order, from the ``start``-th on (read a chunk at a time)."""
+        bottom, top = _range(since, until)
+        ends = (top, bottom, "BYSCORE", "REV") if descending else (bottom, top, "BYSCORE")
+        position = start
+        while True:
+            found = self._client.command("ZRANGE", index, *ends, "LIMIT", position, _CHUNK)
+            uuids = [_text(u) for u in found]
             if not uuids:
-                break
+                return
             position += len(uuids)
             rows = _rows(uuids, self._client.command("MGET", *map(self._task, uuids)))
             for uuid in uuids:
-                row = rows.get(uuid)
-                if (
-                    row is None
-                    or (state is not None and row["state"] != state)
-                    or (name is not None and row["name"] != name)
-                    or (worker is not None and row["worker"] != worker)
-                ):
-                    continue
-                if skip:
-                    skip -= 1
-                    continue
-                found.append(row)
-                if len(found) == wanted:
-                    break
-        found.sort(key=lambda r: (r["updated"], r["uuid"]), reverse=True)
-        return [task_out(row) for row in found]
+                if uuid in rows:
+                    yield rows[uuid]
+
+    def throughput(self, since: float, until: float, bucket: float = 60.0) -> list[dict[str, Any]]:
+        # a task's finishing time is never after its ``updated``
+        counts = count_finished(self._scan(self._all, since, None), since, until, bucket)
+        return throughput_rows(since, until, bucket, counts)
+
+    def runtimes(
+        self, since: float, until: float, names: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        wanted = None if names is None else set(names)
+        return runtime_rows(
+            (row["name"], runtime_of(row))
+            for row in self._scan(self._all, since, None)
+            if (wanted is None or row["name"] in wanted) and finished_in(row, since, until)
+        )
+
+    # -- samples and alerts -----------------------------------------------------------------
+
+    def _series(self, kind: str, key: str) -> str:
+        return f"{self.prefix}samples:{kind}:{key}"
+
+    def record_samples(
+        self, kind: str, t: float, values: Mapping[str, Mapping[str, float | None]]
+    ) -> None:
+        kind, cleaned = clean_samples(kind, values)
+        if not cleaned:
+            return
+        t = float(t)
+        cutoff = self.retention.cutoff(t)
+        writes: list[Command] = [("SADD", f"{self.prefix}series", kind)]
+        for key, fields in cleaned.items():
+            series = self._series(kind, key)
+            member = json.dumps({**fields, "t": t}, separators=(",", ":"))
+            writes += [
+                ("ZREMRANGEBYSCORE", series, repr(t), repr(t)),
+                ("ZADD", series, repr(t), member),
+                ("ZREMRANGEBYRANK", series, 0, -self.max_samples - 1),
+                ("SADD", f"{self.prefix}series:{kind}", key),
+            ]
+            if cutoff is not None:
+                writes.append(("ZREMRANGEBYSCORE", series, "-inf", f"({cutoff!r}"))
+        self._transaction([], [], lambda _: (writes, None))
+
+    def samples(
+        self,
+        kind: str,
+        since: float | None = None,
+        until: float | None = None,
+        keys: Sequence[str] | None = None,
+    ) -> dict[str, list[dict[str, Any]]]:
+        if keys is None:
+            keys = sorted(
+                map(_text, self._client.command("SMEMBERS", f"{self.prefix}series:{kind}"))
+            )
+        if not keys:
+            return {}
+        bottom, top = _range(since, until)
+        replies = self._client.execute(
+            *[("ZRANGE", self._series(kind, key), bottom, top, "BYSCORE") for key in keys]
+        )
+        out: dict[str, list[dict[str, Any]]] = {}
+        for key, members in zip(keys, replies, strict=True):
+            points = [json.loads(m) for m in members]
+            if points:
+                out[key] = [sample_out(float(p.pop("t")), p) for p in points]
+        return out
+
+    def _forget_samples(self, cutoff: float) -> None:
+        for kind in sorted(map(_text, self._client.command("SMEMBERS", f"{self.prefix}series"))):
+            listed = f"{self.prefix}series:{kind}"
+            keys = sorted(map(_text, self._client.command("SMEMBERS", listed)))
+            if not keys:
+                continue
+            series = [self._series(kind, key) for key in keys]
+            self._client.execute(*[("ZREMRANGEBYSCORE", s, "-inf", f"({cutoff!r}") for s in series])
+            sizes = self._client.execute(*[("ZCARD", s) for s in series])
+            empty = [key for key, size in zip(keys, sizes, strict=True) if not int(size)]
+            if empty:
+                self._client.command("SREM", listed, *empty)
+
+    def alert_states(self) -> dict[str, dict[str, Any]]:
+        found = self._client.command("HGETALL", f"{self.prefix}alerts")
+        if not isinstance(found, dict):
+            found = dict(zip(found[::2], found[1::2], strict=True))
+        return {_text(id): json.loads(state) for id, state in found.items()}
+
+    def save_alert_states(self, changes: Mapping[str, dict[str, Any] | None]) -> None:
+        key = f"{self.prefix}alerts"
+        writes: list[Command] = []
+        for id, state in changes.items():
+            if state is None:
+                writes.append(("HDEL", key, id))
+            else:
+                writes.append(("HSET", key, id, json.dumps(state, separators=(",", ":"))))
+        if writes:
+            self._transaction([], [], lambda _: (writes, None))
 
     def _workers(self) -> list[dict[str, Any]]:
         hosts = sorted(map(_text, self._client.command("SMEMBERS", f"{self.prefix}workers")))
@@ -336,6 +496,13 @@ def _exchange(conn: Any, commands: Sequence[Command]) -> list[Any]:
     if error is not None:
         raise error
     return replies
+
+
+def _range(since: float | None, until: float | None) -> tuple[str, str]:
+    """The scores from ``since`` to ``until`` (inclusive), for ``ZRANGE ... BYSCORE``."""
+    bottom = "-inf" if since is None else repr(float(since))
+    top = "+inf" if until is None else repr(float(until))
+    return bottom, top
 
 
 def _count_field(row: dict[str, Any]) -> str:

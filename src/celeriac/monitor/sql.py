@@ -1,19 +1,34 @@
 """What the SQLite and PostgreSQL event stores share: the tables, the statements (written
 with ``?`` placeholders) and the queries.
 
-Three tables: ``celeriac_monitor_tasks`` (one row per task, indexed for the queries: by
-``updated``, and by state, name and worker then ``updated``), ``celeriac_monitor_workers``
-and ``celeriac_monitor_cursors``. A batch is one transaction: the rows it touches are read,
-merged in Python (:mod:`celeriac.monitor.rows`) and written back with the cursor.
+Five tables: ``celeriac_monitor_tasks`` (one row per task, indexed for the queries: by
+``updated``, by state, name and worker then ``updated``, and by the times tasks succeeded and
+failed), ``celeriac_monitor_workers``, ``celeriac_monitor_cursors``,
+``celeriac_monitor_samples`` (time series: a JSON object of numbers by kind, key and time)
+and ``celeriac_monitor_alerts`` (alert states as JSON, by id). A batch is one transaction:
+the rows it touches are read, merged in Python (:mod:`celeriac.monitor.rows`) and written
+back with the cursor.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from .. import states
+from .queries import (
+    SEARCHED,
+    check_buckets,
+    check_sort,
+    clean_samples,
+    lower,
+    runtime_of,
+    runtime_rows,
+    sample_out,
+    throughput_rows,
+)
 from .rows import TASK_COLUMNS, WORKER_COLUMNS, is_lost, task_out, worker_out
 from .store import DEFAULT_SOURCE, Batch, Retention
 
@@ -22,7 +37,9 @@ T = TypeVar("T")
 TASKS = "celeriac_monitor_tasks"
 WORKERS = "celeriac_monitor_workers"
 CURSORS = "celeriac_monitor_cursors"
-RELATIONS = [TASKS, WORKERS, CURSORS]
+SAMPLES = "celeriac_monitor_samples"
+ALERTS = "celeriac_monitor_alerts"
+RELATIONS = [TASKS, WORKERS, CURSORS, SAMPLES, ALERTS]
 
 _REAL = {
     "sent",
@@ -45,6 +62,7 @@ _REAL = {
 }
 _INTEGER = {"retries", "priority", "pid", "active", "processed"}
 _NOT_NULL = {"state", "timestamp", "updated"}
+_TEXT_SORT = {"name", "state", "worker", "queue", "uuid"}
 
 
 def ddl(real: str, integer: str) -> list[str]:
@@ -68,6 +86,14 @@ def ddl(real: str, integer: str) -> list[str]:
         statements.append(
             f"CREATE INDEX IF NOT EXISTS {TASKS}_{column} ON {TASKS} ({column}, updated, uuid)"
         )
+    for column in ("succeeded", "failed"):  # throughput and runtimes
+        statements.append(f"CREATE INDEX IF NOT EXISTS {TASKS}_{column} ON {TASKS} ({column})")
+    statements += [
+        f"CREATE TABLE IF NOT EXISTS {SAMPLES} (kind TEXT NOT NULL, key TEXT NOT NULL, "
+        f"t {real} NOT NULL, data TEXT NOT NULL, PRIMARY KEY (kind, key, t))",
+        f"CREATE INDEX IF NOT EXISTS {SAMPLES}_t ON {SAMPLES} (t)",
+        f"CREATE TABLE IF NOT EXISTS {ALERTS} (id TEXT PRIMARY KEY, state TEXT NOT NULL)",
+    ]
     return statements
 
 
@@ -85,6 +111,17 @@ _UPSERT_CURSOR = _upsert(CURSORS, ("source", "cursor"))
 _TASK_SELECT = f"SELECT {', '.join(TASK_COLUMNS)} FROM {TASKS}"
 _WORKER_SELECT = f"SELECT {', '.join(WORKER_COLUMNS)} FROM {WORKERS}"
 _NEWEST_FIRST = "ORDER BY updated DESC, uuid DESC"
+_UPSERT_SAMPLE = (
+    f"INSERT INTO {SAMPLES} (kind, key, t, data) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (kind, key, t) DO UPDATE SET data = excluded.data"
+)
+_UPSERT_ALERT = _upsert(ALERTS, ("id", "state"))
+
+
+def _like(search: str) -> str:
+    """A ``LIKE`` pattern (escaped with a backslash) of the lowered ``search`` anywhere."""
+    escaped = lower(search).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 class Run(Protocol):
@@ -96,17 +133,24 @@ class Run(Protocol):
 
 
 class SQLEventStore:
-    """An event store in SQL tables; subclasses give the transaction, the reads and how a
-    list of keys is matched."""
+    """An event store in SQL tables; subclasses give the transaction, the reads, how a
+    list of keys is matched and the few expressions the dialects spell differently."""
 
     url: str
     retention: Retention
+    #: the bucket index of a time column, ``{0}`` divided by a parameter, rounded down
+    _floor = "floor({0} / ?)"
+    #: a text column compared by code point (as Python does)
+    _by_code_point = "{0}"
+    #: a text column with its ASCII letters lowered (as :func:`queries.lower`)
+    _lower = "lower({0})"
 
     def _setup(self, url: str, options: dict[str, Any]) -> None:
         self.url = url
         self.retention = Retention(options)
         self.max_age = self.retention.max_age
         self.max_tasks = self.retention.max_tasks
+        self.max_samples = self.retention.max_samples
 
     # -- the dialect ------------------------------------------------------------------------
 
@@ -178,6 +222,7 @@ class SQLEventStore:
         if cutoff is not None:
             run.execute(f"DELETE FROM {TASKS} WHERE updated < ?", (cutoff,))
             run.execute(f"DELETE FROM {WORKERS} WHERE updated < ?", (cutoff,))
+            run.execute(f"DELETE FROM {SAMPLES} WHERE t < ?", (cutoff,))
         if retention.max_tasks is not None:
             first_gone = run.execute(
                 f"SELECT updated, uuid FROM {TASKS} {_NEWEST_FIRST} LIMIT 1 OFFSET ?",
@@ -206,7 +251,48 @@ class SQLEventStore:
         until: float | None = None,
         limit: int = 100,
         offset: int = 0,
+        *,
+        search: str | None = None,
+        sort: str = "updated",
+        order: str = "desc",
     ) -> list[dict[str, Any]]:
+        descending = check_sort(sort, order)
+        where, params = self._where(state, name, worker, since, until, search)
+        if sort == "updated":
+            order_by = _NEWEST_FIRST if descending else "ORDER BY updated, uuid"
+        else:
+            way = " DESC" if descending else ""
+            column = self._by_code_point.format(sort) if sort in _TEXT_SORT else sort
+            uuid = self._by_code_point.format("uuid")
+            order_by = f"ORDER BY ({sort} IS NULL), {column}{way}, updated{way}, {uuid}{way}"
+        rows = self._read(
+            f"{_TASK_SELECT} {where} {order_by} LIMIT ? OFFSET ?",
+            (*params, max(int(limit), 0), max(int(offset), 0)),
+        )
+        return [task_out(dict(zip(TASK_COLUMNS, r, strict=True))) for r in rows]
+
+    def count_tasks(
+        self,
+        state: str | None = None,
+        name: str | None = None,
+        worker: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        *,
+        search: str | None = None,
+    ) -> int:
+        where, params = self._where(state, name, worker, since, until, search)
+        return int(self._read(f"SELECT count(*) FROM {TASKS} {where}", params)[0][0])
+
+    def _where(
+        self,
+        state: str | None,
+        name: str | None,
+        worker: str | None,
+        since: float | None,
+        until: float | None,
+        search: str | None,
+    ) -> tuple[str, list[Any]]:
         conditions: list[str] = []
         params: list[Any] = []
         for column, value in (("state", state), ("name", name), ("worker", worker)):
@@ -219,12 +305,117 @@ class SQLEventStore:
         if until is not None:
             conditions.append("updated <= ?")
             params.append(float(until))
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        rows = self._read(
-            f"{_TASK_SELECT} {where} {_NEWEST_FIRST} LIMIT ? OFFSET ?",
-            (*params, max(int(limit), 0), max(int(offset), 0)),
-        )
-        return [task_out(dict(zip(TASK_COLUMNS, r, strict=True))) for r in rows]
+        if search:
+            likes = [f"{self._lower.format(c)} LIKE ? ESCAPE '\\'" for c in SEARCHED]
+            conditions.append(f"({' OR '.join(likes)})")
+            params += [_like(search)] * len(SEARCHED)
+        return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), params
+
+    def throughput(self, since: float, until: float, bucket: float = 60.0) -> list[dict[str, Any]]:
+        check_buckets(since, until, bucket)
+        counts: dict[tuple[int, str], int] = {}
+        for column in ("succeeded", "failed"):
+            index = self._floor.format(column)
+            for k, n in self._read(
+                f"SELECT {index}, count(*) FROM {TASKS} WHERE {column} >= ? AND {column} <= ? "
+                "GROUP BY 1",
+                (float(bucket), float(since), float(until)),
+            ):
+                counts[(int(k), column)] = int(n)
+        return throughput_rows(since, until, bucket, counts)
+
+    def runtimes(
+        self, since: float, until: float, names: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        columns = ("name", "runtime", "started", "succeeded", "failed")
+        window = "((succeeded >= ? AND succeeded <= ?) OR (failed >= ? AND failed <= ?))"
+        params: list[Any] = [float(since), float(until)] * 2
+        select = f"SELECT {', '.join(columns)} FROM {TASKS} WHERE {window}"
+        found: list[Any] = []
+        if names is None:
+            found = self._read(select, params)
+        elif names:
+            for condition, keys in self._in("name", list(names)):
+                found += self._read(f"{select} AND {condition}", [*params, *keys])
+        rows = [dict(zip(columns, r, strict=True)) for r in found]
+        return runtime_rows((row["name"], runtime_of(row)) for row in rows)
+
+    # -- samples and alerts -----------------------------------------------------------------
+
+    def record_samples(
+        self, kind: str, t: float, values: Mapping[str, Mapping[str, float | None]]
+    ) -> None:
+        kind, cleaned = clean_samples(kind, values)
+        if not cleaned:
+            return
+        t = float(t)
+        cutoff = self.retention.cutoff(t)
+        keep = self.max_samples
+
+        def work(run: Run) -> None:
+            run.executemany(
+                _UPSERT_SAMPLE,
+                [(kind, key, t, json.dumps(fields)) for key, fields in cleaned.items()],
+            )
+            for key in cleaned:
+                if cutoff is not None:
+                    run.execute(
+                        f"DELETE FROM {SAMPLES} WHERE kind = ? AND key = ? AND t < ?",
+                        (kind, key, cutoff),
+                    )
+                # all but the newest ``keep`` (none gone when the series is shorter)
+                run.execute(
+                    f"DELETE FROM {SAMPLES} WHERE kind = ? AND key = ? AND t <= (SELECT t FROM "
+                    f"{SAMPLES} WHERE kind = ? AND key = ? ORDER BY t DESC LIMIT 1 OFFSET ?)",
+                    (kind, key, kind, key, keep),
+                )
+
+        self._write(work)
+
+    def samples(
+        self,
+        kind: str,
+        since: float | None = None,
+        until: float | None = None,
+        keys: Sequence[str] | None = None,
+    ) -> dict[str, list[dict[str, Any]]]:
+        conditions: list[str] = ["kind = ?"]
+        params: list[Any] = [kind]
+        if since is not None:
+            conditions.append("t >= ?")
+            params.append(float(since))
+        if until is not None:
+            conditions.append("t <= ?")
+            params.append(float(until))
+        select = f"SELECT key, t, data FROM {SAMPLES} WHERE {' AND '.join(conditions)}"
+        found: list[Any] = []
+        if keys is None:
+            found = self._read(select, params)
+        elif keys:
+            for condition, chunk in self._in("key", list(keys)):
+                found += self._read(f"{select} AND {condition}", [*params, *chunk])
+        out: dict[str, list[dict[str, Any]]] = {}
+        for key, t, data in sorted(found, key=lambda r: (r[0], r[1])):
+            out.setdefault(key, []).append(sample_out(float(t), json.loads(data)))
+        return out
+
+    def alert_states(self) -> dict[str, dict[str, Any]]:
+        found = self._read(f"SELECT id, state FROM {ALERTS}")
+        return {id: json.loads(state) for id, state in found}
+
+    def save_alert_states(self, changes: Mapping[str, dict[str, Any] | None]) -> None:
+        if not changes:
+            return
+        saved = [(id, json.dumps(s)) for id, s in changes.items() if s is not None]
+        gone = [id for id, s in changes.items() if s is None]
+
+        def work(run: Run) -> None:
+            if saved:
+                run.executemany(_UPSERT_ALERT, saved)
+            for id in gone:
+                run.execute(f"DELETE FROM {ALERTS} WHERE id = ?", (id,))
+
+        self._write(work)
 
     def _workers(self) -> list[dict[str, Any]]:
         rows = self._read(f"{_WORKER_SELECT} ORDER BY hostname")

@@ -27,7 +27,10 @@ class _Run:
 
 
 class SQLiteEventStore(SQLEventStore):
-    """Tasks, workers and cursors in three tables of a SQLite file."""
+    """Tasks, workers, cursors, samples and alerts in five tables of a SQLite file."""
+
+    # times are positive: truncating is rounding down (floor() needs SQLite's math functions)
+    _floor = "CAST({0} / ? AS INTEGER)"
 
     def __init__(self, url: str = "sqlite://", options: dict[str, Any] | None = None) -> None:
         options = dict(options or {})

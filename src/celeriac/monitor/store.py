@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from .. import plugins
+from .queries import DEFAULT_MAX_SAMPLES
 from .rows import BadEvent, Change, change_from, merge_task, merge_worker, new_task, new_worker
 
 #: entry-point group of event-store classes, by URL scheme
@@ -58,6 +59,8 @@ class EventStore(Protocol):
     max_age: float | None
     #: keep at most this many tasks (the most recently updated)
     max_tasks: int | None
+    #: keep at most this many samples of each series (the newest)
+    max_samples: int
 
     def apply(
         self,
@@ -91,9 +94,70 @@ class EventStore(Protocol):
         until: float | None = None,
         limit: int = 100,
         offset: int = 0,
+        *,
+        search: str | None = None,
+        sort: str = "updated",
+        order: str = "desc",
     ) -> list[dict[str, Any]]:
-        """Tasks, the most recently updated first, with the given ``state``, ``name`` and
-        ``worker`` (hostname), updated between ``since`` and ``until`` (inclusive)."""
+        """Tasks with the given ``state``, ``name`` and ``worker`` (hostname), updated
+        between ``since`` and ``until`` (inclusive), whose name, uuid, args, kwargs, result
+        or exception contain ``search`` (ASCII letters in any case); sorted by ``sort``
+        (one of :data:`celeriac.monitor.queries.SORTABLE`; the most recently updated first
+        by default) in ``order`` (``"asc"`` or ``"desc"``), ties by ``updated`` then
+        ``uuid`` in the same order, rows without a value last. Raises ValueError for
+        another ``sort`` or ``order``."""
+
+    def count_tasks(
+        self,
+        state: str | None = None,
+        name: str | None = None,
+        worker: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        *,
+        search: str | None = None,
+    ) -> int:
+        """How many tasks :meth:`tasks` would give with these filters and no limit."""
+
+    def throughput(self, since: float, until: float, bucket: float = 60.0) -> list[dict[str, Any]]:
+        """Tasks that succeeded and failed between ``since`` and ``until`` (inclusive), per
+        ``bucket`` seconds: ``[{"t", "succeeded", "failed"}]``, oldest first, one for every
+        bucket of the window (zeros included); ``t`` is the bucket's start, a multiple of
+        ``bucket``. Raises ValueError for a bucket that is not positive or too many of them."""
+
+    def runtimes(
+        self, since: float, until: float, names: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Runtime percentiles of the tasks that finished between ``since`` and ``until``,
+        by task name (only ``names`` when given): ``[{"name", "count", "p50", "p95",
+        "p99"}]`` sorted by name, nearest-rank percentiles in seconds. A task's runtime is
+        the one its worker reported, else the time from its start to its failure; tasks
+        with neither are left out."""
+
+    def record_samples(
+        self, kind: str, t: float, values: Mapping[str, Mapping[str, float | None]]
+    ) -> None:
+        """Keep one sample at time ``t`` of each series ``values`` names: ``{key: {field:
+        number or None}}`` (``kind`` "queues" with queue names as keys, "workers" with
+        hostnames...). A sample of the same kind, key and time is replaced. Samples older
+        than ``max_age`` (as of ``t``) and all but the newest ``max_samples`` of a series
+        are forgotten; :meth:`prune` forgets old samples of every series."""
+
+    def samples(
+        self,
+        kind: str,
+        since: float | None = None,
+        until: float | None = None,
+        keys: Sequence[str] | None = None,
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The samples of ``kind`` taken between ``since`` and ``until`` (inclusive), of
+        ``keys`` only when given: ``{key: [{"t": t, **fields}]}``, oldest first."""
+
+    def alert_states(self) -> dict[str, dict[str, Any]]:
+        """The saved state of every alert, by alert id (see :mod:`celeriac.monitor.alerts`)."""
+
+    def save_alert_states(self, changes: Mapping[str, dict[str, Any] | None]) -> None:
+        """Save the states of these alerts (JSON-able dicts) in one write; None deletes one."""
 
     def workers(self, now: float | None = None) -> list[dict[str, Any]]:
         """Every worker, by hostname, with ``alive``: its last heartbeat is less than two
@@ -121,8 +185,9 @@ class EventStore(Protocol):
 def create_store(url: str | None = None, options: dict[str, Any] | None = None) -> EventStore:
     """The event store at ``url`` (:data:`DEFAULT_URL` when None): the class the
     ``celeriac.event_stores`` entry point of its scheme names. ``options``: ``max_age``,
-    ``max_tasks`` (None: no bound of that kind), ``prune_interval``, and the connection's
-    options (as transport options: ``key_prefix`` on Redis, ``busy_timeout`` on SQLite...)."""
+    ``max_tasks`` (None: no bound of that kind), ``max_samples`` (per series),
+    ``prune_interval``, and the connection's options (as transport options: ``key_prefix``
+    on Redis, ``busy_timeout`` on SQLite...)."""
     url = url or DEFAULT_URL
     cls = plugins.for_url(EVENT_STORES, url, "event store")
     store: EventStore = cls(url, dict(options or {}))
@@ -136,6 +201,7 @@ class Retention:
 
     def __init__(self, options: dict[str, Any]) -> None:
         max_age = options.pop("max_age", DEFAULT_MAX_AGE)
+        self.max_samples = max(int(options.pop("max_samples", DEFAULT_MAX_SAMPLES)), 0)
         max_tasks = options.pop("max_tasks", DEFAULT_MAX_TASKS)
         self.max_age: float | None = None if max_age is None else float(max_age)
         self.max_tasks: int | None = None if max_tasks is None else max(int(max_tasks), 0)
