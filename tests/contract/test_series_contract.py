@@ -16,12 +16,11 @@ import pytest
 from celeriac import Celery
 from celeriac.eventlogs.memory import MemoryEventLog
 from celeriac.monitor.ingest import Ingester
-from celeriac.monitor.memory import MemoryEventStore
 from celeriac.monitor.series import Sampler
 from celeriac.monitor.store import EventStore, create_store
 from conftest import wait_until
+from contract import test_event_store_contract as event_store_contract
 from contract.test_event_store_contract import (
-    STORES,
     W1,
     W2,
     StoreSetup,
@@ -33,25 +32,9 @@ from contract.test_event_store_contract import (
 from contract.test_worker_contract import worker
 from services import REDIS_EVENTS, Service
 
-
-@pytest.fixture(params=sorted(STORES))
-def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreSetup]:
-    url, service = STORES[request.param]
-    if service is not None:
-        service.prepare()
-    made = StoreSetup(request.param, url(tmp_path))
-    yield made
-    for store in made.made:
-        store.close()
-    if service is not None:
-        service.cleanup(made.url, [])
-    if request.param == "memory":
-        MemoryEventStore.reset(made.url)
-
-
-@pytest.fixture
-def store(setup: StoreSetup) -> EventStore:
-    return setup.make()
+# the event store contract's fixtures: every technology, each store private to its test
+setup = event_store_contract.setup
+store = event_store_contract.store
 
 
 def ran(

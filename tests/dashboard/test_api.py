@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -261,10 +262,13 @@ def test_redaction_audit_log_and_url_prefix(
 
     # the audit log: who did what to what, without secrets
     ok(d.post(f"/api/task/revoke/{login.id}", headers=alice))
-    ok(d.post(f"/api/dash/task/{login.id}/retry", headers=alice))
+    # what the hook hid was never stored, so the task cannot be sent again from the store
+    refused = ok(d.post(f"/api/dash/task/{login.id}/retry", headers=alice), 409)
+    assert "dashboard_redact" in refused["error"]
+    stored = b"".join(p.read_bytes() for p in Path(tmp_path).glob("redacted.db*"))
+    assert b"ann" in stored and b"hunter2" not in stored
     lines = [r.getMessage() for r in caplog.records if r.name == "celeriac.dashboard.audit"]
     assert f"user=alice action=task.revoke target={login.id}" in "\n".join(lines)
-    assert any(f"action=task.retry target={login.id}" in line for line in lines)
     assert not any("hunter2" in line or "wonder" in line for line in lines)
 
     # under the prefix: the OpenAPI document describes Flower's paths

@@ -101,14 +101,15 @@ def cmd_events(app: Celeriac, args: argparse.Namespace) -> int:
 def _keep(app: Celeriac, url: str, stop: threading.Event) -> threading.Thread:
     """Feed the event store at ``url`` from the event log until ``stop``, in a thread (it
     resumes from the store's saved cursor: nothing the log still keeps is missed)."""
-    from ..monitor.ingest import Ingester
+    from ..monitor.ingest import Ingester, load_redactor
     from ..monitor.store import create_store
 
     store = create_store(url)
+    redactor = load_redactor(app.conf.get("dashboard_redact"))
 
     def run() -> None:
         try:
-            Ingester(app, store).run(stop)
+            Ingester(app, store, redactor=redactor).run(stop)
         finally:
             store.close()
 

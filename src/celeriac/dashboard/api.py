@@ -259,9 +259,7 @@ def task_types(d: Dashboard, call: Call) -> Any:
 def task_info(d: Dashboard, call: Call) -> Any:
     """``GET /api/task/info/<taskid>``."""
     task_id = str(call.path["taskid"])
-    row = d.store.task(task_id)
-    if row is None:
-        raise ApiError(404, f"Unknown task '{task_id}'")
+    row = d.task_row(task_id)
     return flower_task(d.redact(row))
 
 

@@ -7,18 +7,15 @@ is ``dashboard_basic_auth``, ``--auth`` is ``dashboard_auth``...); a command-lin
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ImproperlyConfigured
-from ..plugins import import_path
+from ..monitor.ingest import Redactor, load_redactor
 
 if TYPE_CHECKING:
     from ..app import Celeriac
-
-#: ``redact(task_name, args, kwargs) -> (args, kwargs)``
-Redactor = Callable[[str, list[Any], dict[str, Any]], tuple[Any, Any]]
 
 DEFAULT_PORT = 5555
 DEFAULT_ADDRESS = "127.0.0.1"
@@ -121,10 +118,4 @@ class DashboardConfig:
 
     def redactor(self) -> Redactor | None:
         """The redaction hook, imported when named by its dotted path."""
-        if self.redact is None or callable(self.redact):
-            return self.redact
-        hook = import_path(self.redact, "dashboard_redact")
-        if not callable(hook):
-            raise ImproperlyConfigured(f"dashboard_redact {self.redact!r} is not callable")
-        redactor: Redactor = hook
-        return redactor
+        return load_redactor(self.redact)

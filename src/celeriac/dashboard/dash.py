@@ -269,9 +269,7 @@ def _graph(d: Dashboard, row: dict[str, Any], children: list[str]) -> dict[str, 
 def task_detail(d: Dashboard, call: Call) -> Any:
     """``GET /api/dash/task/<id>``."""
     task_id = str(call.path["task_id"])
-    row = d.store.task(task_id)
-    if row is None:
-        raise ApiError(404, f"Unknown task '{task_id}'")
+    row = d.task_row(task_id)
     children = _children(d, task_id)
     return {
         "task": d.redact(row),
@@ -283,12 +281,23 @@ def task_detail(d: Dashboard, call: Call) -> Any:
     }
 
 
+def _resendable(row: dict[str, Any]) -> bool:
+    payload = row.get("payload")
+    return isinstance(payload, dict) and not payload.get("redacted")
+
+
 def _resend(d: Dashboard, row: dict[str, Any]) -> str:
     """Send ``row``'s task again with its original arguments (from the stored payload),
     to its queue with its priority; the new task's id."""
     payload = row.get("payload")
     if not isinstance(payload, dict) or not row.get("name"):
         raise ApiError(409, f"task {row['uuid']} cannot be retried: its arguments were not kept")
+    if payload.get("redacted"):
+        raise ApiError(
+            409,
+            f"task {row['uuid']} cannot be retried: dashboard_redact changed its arguments "
+            "before they were stored",
+        )
     options: dict[str, Any] = {}
     if row.get("queue"):
         options["queue"] = row["queue"]
@@ -303,9 +312,7 @@ def _resend(d: Dashboard, row: dict[str, Any]) -> str:
 def task_retry(d: Dashboard, call: Call) -> Any:
     """``POST /api/dash/task/<id>/retry``: ``{"task-id": new id}``."""
     task_id = str(call.path["task_id"])
-    row = d.store.task(task_id)
-    if row is None:
-        raise ApiError(404, f"Unknown task '{task_id}'")
+    row = d.task_row(task_id)
     new_id = _resend(d, row)
     call.audit("task.retry", task_id, new_task=new_id)
     return {"task-id": new_id}
@@ -340,7 +347,7 @@ def bulk(d: Dashboard, call: Call) -> Any:
                 [r["uuid"] for r in rows], terminate=bool(call.body.get("terminate"))
             )
     else:
-        new_ids = [_resend(d, r) for r in rows if isinstance(r.get("payload"), dict)]
+        new_ids = [_resend(d, r) for r in rows if _resendable(r)]
     call.audit(f"tasks.bulk-{action}", described, count=len(rows))
     return {"done": len(new_ids) if action == "retry" else len(rows), "task-ids": new_ids}
 

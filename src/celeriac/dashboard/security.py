@@ -30,7 +30,8 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
-from .config import DashboardConfig, Redactor
+from ..monitor.ingest import Redactor, redact_arguments
+from .config import DashboardConfig
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -261,17 +262,3 @@ def redact_row(row: dict[str, Any], redactor: Redactor | None) -> dict[str, Any]
             if out.get(key) not in (None, "", "()", "[]", "{}"):
                 out[key] = "[redacted]"
     return out
-
-
-def redact_arguments(
-    redactor: Redactor, name: str, args: Any, kwargs: Any
-) -> tuple[list[Any], dict[str, Any]]:
-    """``redactor`` applied to one call's arguments; a hook that fails hides them all."""
-    args = list(args) if isinstance(args, list | tuple) else []
-    kwargs = dict(kwargs) if isinstance(kwargs, dict) else {}
-    try:
-        new_args, new_kwargs = redactor(name, args, kwargs)
-    except Exception:
-        logging.getLogger("celeriac.dashboard").exception("dashboard_redact failed on %s", name)
-        return ["[redacted]"] * len(args), dict.fromkeys(kwargs, "[redacted]")
-    return list(new_args or ()), dict(new_kwargs or {})

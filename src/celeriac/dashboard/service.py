@@ -75,7 +75,7 @@ class DashboardService:
                 return
             self.started = True
         self._stop.clear()
-        ingester = Ingester(self.app, self.store)
+        ingester = Ingester(self.app, self.store, redactor=self.config.redactor())
         self._spawn("celeriac-dashboard-ingest", lambda: ingester.run(self._stop))
         self._feeder = MetricsFeeder(self.app, self.metrics)
         self._feeder.start(timeout=0.0)

@@ -22,11 +22,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..exceptions import OperationalError
-from .config import DashboardConfig, Redactor
+from ..monitor.ingest import Redactor
+from .config import DashboardConfig
 from .security import ANONYMOUS, audit, redact_row
 
 if TYPE_CHECKING:
     from ..app import Celeriac
+    from ..monitor.store import EventStore
     from .service import DashboardService
 
 logger = logging.getLogger("celeriac.dashboard")
@@ -96,8 +98,15 @@ class Dashboard:
     )
 
     @property
-    def store(self) -> Any:
+    def store(self) -> EventStore:
         return self.service.store
+
+    def task_row(self, task_id: str) -> dict[str, Any]:
+        """The event store's row of ``task_id``; a 404 when it keeps none."""
+        row = self.store.task(task_id)
+        if row is None:
+            raise ApiError(404, f"Unknown task '{task_id}'")
+        return row
 
     def redact(self, row: dict[str, Any]) -> dict[str, Any]:
         return redact_row(row, self.redactor)

@@ -7,16 +7,22 @@ So a monitor that stops, however abruptly, goes on after the last batch it appli
 event is never missed while the log keeps it, and one applied again (the batch the monitor
 was writing when it was killed, when its transaction had committed on the server but the
 reply was lost) changes nothing.
+
+With a redaction hook (:data:`Redactor`, the ``dashboard_redact`` setting), the task
+arguments of every event pass through it before the store sees them: what it hides is never
+written.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..eventlogs.base import DEFAULT_NAME, OLDEST
-from ..exceptions import OperationalError
+from ..exceptions import ImproperlyConfigured, OperationalError
+from ..plugins import import_path
 from ..utils.urls import safe_url
 from .store import EventStore
 
@@ -31,6 +37,55 @@ FIRST_PAUSE = 0.5  # seconds before the first retry after a failure (doubling up
 LONGEST_PAUSE = 10.0
 
 
+#: ``redact(task_name, args, kwargs) -> (args, kwargs)``: a task's arguments as a monitor
+#: may keep and show them
+Redactor = Callable[[str, list[Any], dict[str, Any]], tuple[Any, Any]]
+
+
+def load_redactor(value: str | Redactor | None) -> Redactor | None:
+    """The redaction hook ``value`` names (a dotted path, as in the ``dashboard_redact``
+    setting), or ``value`` itself when it is a function."""
+    if value is None or callable(value):
+        return value
+    hook = import_path(value, "dashboard_redact")
+    if not callable(hook):
+        raise ImproperlyConfigured(f"dashboard_redact {value!r} is not callable")
+    redactor: Redactor = hook
+    return redactor
+
+
+def redact_arguments(
+    redactor: Redactor, name: str, args: Any, kwargs: Any
+) -> tuple[list[Any], dict[str, Any]]:
+    """``redactor`` applied to one call's arguments; a hook that fails hides them all."""
+    args = list(args) if isinstance(args, list | tuple) else []
+    kwargs = dict(kwargs) if isinstance(kwargs, dict) else {}
+    try:
+        new_args, new_kwargs = redactor(name, list(args), dict(kwargs))
+    except Exception:
+        logger.exception("the redaction hook failed on %s: its arguments are hidden", name)
+        return ["[redacted]"] * len(args), dict.fromkeys(kwargs, "[redacted]")
+    return list(new_args or ()), dict(new_kwargs or {})
+
+
+def redact_event(event: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """``event`` with its task arguments as ``redactor`` gives them back. When the hook
+    changed them, the payload says ``"redacted": True``: such a task is not sent again from
+    the store, whose arguments are no longer those it was sent with."""
+    payload = event.get("payload")
+    if not isinstance(payload, dict):
+        return event
+    args = list(payload.get("args") or ())
+    kwargs = dict(payload.get("kwargs") or {})
+    new_args, new_kwargs = redact_arguments(redactor, str(event.get("name") or ""), args, kwargs)
+    if new_args == args and new_kwargs == kwargs:
+        return event
+    # the texts of the arguments are made again from the payload (see rows.change_from)
+    out = {key: value for key, value in event.items() if key not in ("args", "kwargs")}
+    out["payload"] = {"args": new_args, "kwargs": new_kwargs, "redacted": True}
+    return out
+
+
 def default_source(app: Celeriac) -> str:
     """The name an ingester keeps ``app``'s cursor under: its event log's URL (password
     masked) and the log's name (``event_log_options["name"]``) when it is not the default."""
@@ -40,7 +95,8 @@ def default_source(app: Celeriac) -> str:
 
 
 class Ingester:
-    """Follows ``app``'s event log into ``store``, ``batch`` events at a time.
+    """Follows ``app``'s event log into ``store``, ``batch`` events at a time (their task
+    arguments through ``redactor`` first, when given).
 
     The cursor is kept in the store under ``source`` (by default :func:`default_source`,
     so a store fed from another log starts that log from its oldest event).
@@ -55,9 +111,11 @@ class Ingester:
         store: EventStore,
         batch: int = DEFAULT_BATCH,
         source: str | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.app = app
         self.store = store
+        self.redactor = redactor
         self.batch = max(int(batch), 1)
         self.source = source or default_source(app)
         #: events handed to the store, and events skipped because it could not take them
@@ -89,6 +147,8 @@ class Ingester:
             events = self._receiver.poll(self.batch, timeout)
             if not events:
                 return 0
+            if self.redactor is not None:
+                events = [redact_event(event, self.redactor) for event in events]
             self._pending = (events, self._receiver.cursor)
         events, cursor = self._pending
         applied = self._apply(events, cursor)

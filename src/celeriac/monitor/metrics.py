@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..events.state import DEFAULT_FREQ, HEARTBEAT_EXPIRE, LRU
 from ..routing import app_queues
+from .series import RUNTIME_BUCKETS
 
 INSTALL_HINT = "Prometheus metrics need prometheus-client: pip install 'celeriac[metrics]'"
 
@@ -81,27 +82,7 @@ TASK_STATES = {
 _INTRODUCING = ("task-sent", "task-received")
 _WORKER_EVENTS = ("worker-online", "worker-heartbeat", "worker-offline")
 
-#: seconds: from 5 ms to an hour
-BUCKETS = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-    120.0,
-    300.0,
-    600.0,
-    1800.0,
-    3600.0,
-)
+BUCKETS = RUNTIME_BUCKETS
 
 #: the queue gauges: QueueStats field -> (metric name, help)
 QUEUE_GAUGES = {

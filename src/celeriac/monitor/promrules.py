@@ -14,29 +14,8 @@ import re
 from collections.abc import Iterable
 
 from .rules import Rule, is_glob
+from .series import RUNTIME_BUCKETS
 
-#: the runtime histogram's bucket bounds (those of :data:`celeriac.monitor.metrics.BUCKETS`;
-#: repeated here so that this module needs no prometheus-client)
-RUNTIME_BUCKETS = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-    120.0,
-    300.0,
-    600.0,
-    1800.0,
-    3600.0,
-)
 #: the window of rules that have none of their own
 DEFAULT_RANGE = "5m"
 #: how far back a worker_offline rule over a pattern compares the count of workers

@@ -162,7 +162,10 @@ def _task_fields(type: str, event: dict[str, Any]) -> dict[str, Any]:
     if isinstance(payload, dict) and isinstance(payload.get("args"), list | tuple):
         kwargs = payload.get("kwargs")
         if kwargs is None or isinstance(kwargs, dict):
-            found["payload"] = _json({"args": list(payload["args"]), "kwargs": kwargs or {}})
+            kept: dict[str, Any] = {"args": list(payload["args"]), "kwargs": kwargs or {}}
+            if payload.get("redacted"):  # by the monitor's hook: not the arguments as sent
+                kept["redacted"] = True
+            found["payload"] = _json(kept)
     if type == "task-state":
         state = event.get("state")
         if isinstance(state, str) and state:

@@ -31,6 +31,28 @@ QUEUE_FIELDS = ("waiting", "in_flight", "delayed", "dead_lettered", "oldest_age"
 WORKER_FIELDS = ("load", "active", "processed")
 #: queues sampled at most (the app's first, then those added)
 MAX_QUEUES = 200
+#: the runtime and queue-wait histograms' bucket bounds, in seconds (5 ms to an hour): the
+#: metrics export them, the Prometheus rules export reads them
+RUNTIME_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+)
 
 
 class Sampler:
