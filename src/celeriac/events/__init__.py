@@ -190,7 +190,7 @@ class Events:
         """Send a task event if task events are on in this process."""
         dispatcher = self.tasks
         if dispatcher is not None and dispatcher.enabled:
-            dispatcher.send(type, **fields)
+            dispatcher.put(type, fields)
 
     def flush(self, timeout: float = 5.0) -> None:
         """Write what this process's dispatchers hold (before it exits)."""

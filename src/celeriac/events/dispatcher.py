@@ -108,20 +108,25 @@ class EventDispatcher:
         if not self.enabled or (self.groups and group_from(type) not in self.groups):
             return
         if Event is _Event:  # the usual case: the keyword dict is the event (no copy)
-            fields["type"] = type
-            if "timestamp" not in fields:
-                fields["timestamp"] = time.time()
-            event = fields
+            self.put(type, fields)
         else:
-            event = Event(type, fields)
+            self.put(type, Event(type, fields))
+
+    def put(self, type: str, event: dict[str, Any]) -> None:
+        """Buffer ``event`` (a dict this dispatcher may keep and change) as an event of
+        ``type``: :meth:`send` without its checks, for senders that made them."""
+        event["type"] = type
+        if "timestamp" not in event:
+            event["timestamp"] = time.time()
         buffer = self._buffer
         buffer.append(stamp(event, self.hostname, self.clock, self._pid))
-        if len(buffer) > self.buffer_limit:
+        size = len(buffer)
+        if size > self.buffer_limit:
             buffer.popleft()
             self._dropped(1)
         if self._thread is None:
             self._start()
-        elif len(buffer) >= BATCH:
+        elif size == BATCH:  # a batch is full: the writer goes at once, not at its interval
             self._wake.set()
 
     def publish(self, type: str, fields: dict[str, Any], *args: Any, **kwargs: Any) -> None:
@@ -167,7 +172,8 @@ class EventDispatcher:
                 continue
             try:
                 self._write(batch)
-                pause = self.flush_interval
+                # more than a batch came meanwhile: the next one goes at once
+                pause = 0.0 if len(self._buffer) >= BATCH else self.flush_interval
             except Exception as exc:
                 self._buffer.extendleft(reversed(batch))
                 excess = len(self._buffer) - self.buffer_limit

@@ -9,6 +9,8 @@ import time
 import weakref
 from typing import Any
 
+import orjson
+
 from ..utils import safe_repr
 
 #: the task events, in the order of a task's life
@@ -94,22 +96,29 @@ def _fallback(value: Any) -> Any:
     return repr(value)
 
 
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, default=_fallback, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):  # an int beyond 64 bits, nesting too deep
+        return json.dumps(value, default=_fallback, separators=(",", ":")).encode()
+
+
 def encode(event: dict[str, Any]) -> bytes:
     """``event`` as JSON; a value JSON cannot hold is written as its ``repr``."""
-    return json.dumps(event, default=_fallback, separators=(",", ":")).encode()
+    return _dumps(event)
 
 
 def encode_batch(events: list[dict[str, Any]]) -> bytes:
     """Events as one JSON array: one entry of an event log."""
-    return json.dumps(events, default=_fallback, separators=(",", ":")).encode()
+    return _dumps(events)
 
 
 def decode(body: bytes) -> list[dict[str, Any]]:
     """The events in an entry of an event log (a JSON array of them, or one object); what
     is not a JSON object with a ``type`` is left out."""
     try:
-        found = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        found = orjson.loads(body)
+    except (ValueError, UnicodeDecodeError):  # orjson.JSONDecodeError is a ValueError
         return []
     items = found if isinstance(found, list) else [found]
     return [e for e in items if isinstance(e, dict) and isinstance(e.get("type"), str)]
