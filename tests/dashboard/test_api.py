@@ -302,3 +302,45 @@ def test_alerts_fire_and_are_acknowledged_from_the_api(
     assert ok(d.post("/api/dash/alert/nope/silence", json={"minutes": 5}), 404)["error"]
     lines = [r.getMessage() for r in caplog.records if r.name == "celeriac.dashboard.audit"]
     assert f"user=anonymous action=alert.acknowledge target={alert['id']}" in lines
+
+
+def test_the_database_schedule_is_edited_from_the_api(
+    memory_app: Celery, dashboard: Start, tmp_path: Path
+) -> None:
+    from celeriac.beat.database import PeriodicTasks
+
+    app = memory_app
+    app.conf.beat_scheduler = "db"
+    app.conf.beat_db_url = f"sqlite:///{tmp_path}/schedule.db"
+
+    @app.task(name="dash.tick")
+    def tick(n: int) -> int:
+        return n
+
+    table = PeriodicTasks(app)
+    try:
+        table.add("every-minute", "dash.tick", 60.0, [1])
+    finally:
+        table.close()
+    d = dashboard(app)
+    found = ok(d.get("/api/dash/schedules"))
+    assert found["editable"] is True
+    [entry] = found["entries"]
+    assert entry["name"] == "every-minute" and entry["enabled"] is True
+    ok(d.post("/api/dash/schedule/every-minute/disable"))
+    assert ok(d.get("/api/dash/schedules"))["entries"][0]["enabled"] is False
+    ok(d.post("/api/dash/schedule/every-minute/enable"))
+    edited = {"args": [7], "cron": "*/5 * * * *"}
+    ok(d.post("/api/dash/schedule/every-minute/edit", json=edited))
+    [entry] = ok(d.get("/api/dash/schedules"))["entries"]
+    assert entry["enabled"] is True and entry["args"] == [7] and "5" in entry["schedule"]
+    run = ok(d.post("/api/dash/schedule/every-minute/run"))
+    assert app.AsyncResult(run["task_id"]).id == run["task_id"]
+    assert ok(d.post("/api/dash/schedule/nope/run"), 404)["error"]
+
+    app.conf.beat_scheduler = "file"  # the app's beat_schedule: shown, not changed here
+    app.conf.beat_schedule = {"tick": {"task": "dash.tick", "schedule": 30.0, "args": [2]}}
+    read_only = dashboard(app)
+    found = ok(read_only.get("/api/dash/schedules"))
+    assert found["editable"] is False and found["entries"][0]["name"] == "tick"
+    assert "read-only" in ok(read_only.post("/api/dash/schedule/tick/disable"), 409)["error"]
