@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import socket
 import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +19,7 @@ from celeriac.brokers.base import Outgoing
 from celeriac.brokers.sqlite import SQLiteBroker
 from celeriac.connections.sqlite import sqlite_path
 from celeriac.exceptions import ImproperlyConfigured, OperationalError
+from conftest import wait_until
 
 
 def test_url_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,3 +120,30 @@ def test_worker_deletes_expired_results(sqlite_app: Celery, tmp_path: Path) -> N
     finally:
         worker.stop()
         thread.join(10)
+
+
+def test_a_publish_rings_the_waiting_consumers_doorbells(tmp_path: Path) -> None:
+    """An idle fetch waits on a doorbell (a unix socket per process) that every publish
+    rings, instead of only polling the file; a doorbell left by a killed process is removed
+    by the next ring."""
+    url = f"sqlite:///{tmp_path}/bells.db"
+    consumer, producer = SQLiteBroker(url), SQLiteBroker(url)
+    bells = consumer._bell.directory
+    got: list[Any] = []
+    waiting = threading.Thread(target=lambda: got.extend(consumer.fetch(["q"], 1, 60.0)))
+    try:
+        waiting.start()
+        wait_until(lambda: os.path.isdir(bells) and os.listdir(bells))
+        [listening] = os.listdir(bells)
+        stale = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        stale.bind(os.path.join(bells, "1-dead"))  # as a SIGKILLed worker leaves it
+        stale.close()
+        producer._bell.REFRESH = 0.0  # list the directory at every ring
+        producer.publish([Outgoing(b"{}", "q")])
+        waiting.join(30)
+        assert [d.queue for d in got] == ["q"]
+        assert os.listdir(bells) == [listening]  # the dead one was removed by the ring
+    finally:
+        consumer.close()
+        producer.close()
+    assert not os.path.exists(os.path.join(bells, listening))  # close() removes its own

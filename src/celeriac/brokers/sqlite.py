@@ -6,20 +6,25 @@ its ``visible_at`` is when it is next due (its eta, or the deadline of its lease
 messages, expired leases and released messages are all found by the same query. Each claim
 writes a fresh random lease token into the row, and settling a delivery matches on
 ``(id, lease)``, so a holder whose lease expired cannot touch the message once it is claimed
-again. An idle ``fetch`` polls ``PRAGMA data_version`` (a counter in shared memory that moves
-when another connection commits) and wakes at the next due time.
+again. An idle ``fetch`` waits on a doorbell that every publish rings (a unix datagram
+socket per waiting process, in a directory of the temporary directory named after the
+file), polls ``PRAGMA data_version`` (a counter in shared memory that moves when another
+connection commits) in case a commit rang nothing, and wakes at the next due time.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import secrets
+import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from ..connections.sqlite import SQLiteDatabase, poll_intervals
-from ..utils.io import Waker
+from ..utils.io import Doorbell, Waker
 from .base import (
     DeadLetter,
     Delivery,
@@ -55,6 +60,10 @@ CREATE TABLE IF NOT EXISTS celeriac_dead_letters (
 );
 CREATE INDEX IF NOT EXISTS celeriac_dead_letters_queue ON celeriac_dead_letters (queue, id);
 """
+
+#: the longest pause between two polls of an idle fetch, with a doorbell and without one
+BELL_POLL = 0.05
+POLL = 0.02
 
 _INSERT = (
     "INSERT INTO celeriac_messages (queue, priority, visible_at, body, published_at) "
@@ -100,6 +109,14 @@ def _next_due_sql(n_queues: int) -> str:
     return f"SELECT MIN(t) FROM ({per_queue})"
 
 
+def _bell_directory(path: str) -> str:
+    """Where the waiting processes of the SQLite file ``path`` keep their doorbells: short
+    enough for a unix socket's path, whatever the file's."""
+    digest = hashlib.sha1(os.path.realpath(path).encode(), usedforsecurity=False).hexdigest()
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return os.path.join(tempfile.gettempdir(), f"celeriac-{uid}-{digest[:16]}")
+
+
 def _tag(delivery: Delivery) -> tuple[int, str]:
     row_id, lease = delivery.tag
     return int(row_id), str(lease)
@@ -116,6 +133,7 @@ class SQLiteBroker:
         self.visibility_timeout = visibility_timeout(options)
         self._db = SQLiteDatabase(url, SCHEMA, options)
         self._waker = Waker()
+        self._bell = Doorbell(_bell_directory(self._db.path))
 
     def publish(self, messages: Sequence[Outgoing]) -> None:
         """Insert ``messages`` in one transaction."""
@@ -134,6 +152,7 @@ class SQLiteBroker:
         ]
         with self._db.errors(), self._db.transaction() as conn:
             conn.executemany(_INSERT, rows)
+        self._bell.ring()
 
     def fetch(
         self,
@@ -185,9 +204,9 @@ class SQLiteBroker:
     def _wait_for_change(self, version: int, seconds: float) -> None:
         """Sleep up to ``seconds``, returning early on another connection's commit or wakeup."""
         end = time.monotonic() + seconds
-        for interval in poll_intervals():
+        for interval in poll_intervals(cap=BELL_POLL if self._bell.socket() else POLL):
             left = end - time.monotonic()
-            if left <= 0 or self._waker.wait(min(interval, left)):
+            if left <= 0 or self._waker.wait(min(interval, left), self._bell):
                 return
             if self._db.data_version() != version:
                 return
@@ -312,4 +331,5 @@ class SQLiteBroker:
 
     def close(self) -> None:
         """Close this process's connections (they reopen when the broker is used again)."""
+        self._bell.close()
         self._db.close()

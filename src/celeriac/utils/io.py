@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import select
 import socket
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,12 +90,20 @@ class Waker:
         woken, self.woken = self.woken, False
         return woken
 
-    def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for a wakeup; whether one came (the flag stays
-        set until :meth:`consume`)."""
+    def wait(self, timeout: float, bell: Doorbell | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for a wakeup (the flag stays set until
+        :meth:`consume`), or for ``bell`` to ring; whether either came."""
         reader = self.reader()
-        if not self.woken and wait_readable([reader], timeout):
+        if self.woken:
+            return True
+        own = bell.socket() if bell is not None else None
+        ready = wait_readable([reader] if own is None else [reader, own], timeout)
+        if reader.fileno() in ready:
             self.drain()
+        if own is not None and own.fileno() in ready:
+            assert bell is not None
+            bell.drain()
+            return True
         return self.woken
 
     def drain(self) -> None:
@@ -112,3 +123,94 @@ class Waker:
             if sock is not None:
                 sock.close()
         self._reader = self._writer = None
+
+
+class Doorbell:
+    """Wakes the waiting processes of one machine at once, for a store they otherwise poll
+    (an SQLite file). Each waiting process binds a unix datagram socket in ``directory``
+    (:meth:`socket`, which :meth:`Waker.wait` also waits on); :meth:`ring` sends a byte to
+    every one, never blocking, and removes those whose process is gone. Without unix
+    sockets it does nothing, and the waiters poll as before."""
+
+    #: seconds a listing of the directory is used before it is read again
+    REFRESH = 0.5
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self._pid = 0
+        self._sock: socket.socket | None = None
+        self._path = ""
+        self._sender: socket.socket | None = None
+        self._sender_pid = 0
+        self._names: list[str] = []
+        self._listed = float("-inf")
+
+    def socket(self) -> socket.socket | None:
+        """This process's bell, bound on first use (a forked child binds its own)."""
+        pid = os.getpid()
+        if self._pid != pid:
+            self._pid, self._sock = pid, None
+            if hasattr(socket, "AF_UNIX"):
+                path = os.path.join(self.directory, f"{pid}-{secrets.token_hex(4)}")
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                try:
+                    os.makedirs(self.directory, mode=0o700, exist_ok=True)
+                    sock.bind(path)
+                except OSError:  # a path too long, a directory not ours: poll instead
+                    sock.close()
+                else:
+                    sock.setblocking(False)
+                    self._sock, self._path = sock, path
+                    self._listed = float("-inf")
+        return self._sock
+
+    def ring(self) -> None:
+        """Wake every process waiting on this bell (but this one)."""
+        now = time.monotonic()
+        if now - self._listed > self.REFRESH:
+            try:
+                self._names = os.listdir(self.directory)
+            except OSError:
+                self._names = []
+            self._listed = now
+        if not self._names:
+            return
+        pid = os.getpid()
+        if self._sender is None or self._sender_pid != pid:
+            self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._sender.setblocking(False)
+            self._sender_pid = pid
+        for name in list(self._names):
+            path = os.path.join(self.directory, name)
+            if path == self._path:
+                continue
+            try:
+                self._sender.sendto(b"\0", path)
+            except (ConnectionRefusedError, FileNotFoundError) as exc:  # its process is gone
+                if isinstance(exc, ConnectionRefusedError):
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+                with contextlib.suppress(ValueError):
+                    self._names.remove(name)
+            except OSError:
+                pass  # full: it is rung already
+
+    def drain(self) -> None:
+        """Read the rings that came."""
+        sock = self._sock
+        try:
+            while sock is not None and sock.recv(64):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def close(self) -> None:
+        """Stop listening: this process's socket is closed and removed."""
+        if self._sock is not None and self._pid == os.getpid():
+            self._sock.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self._path)
+            with contextlib.suppress(OSError):  # the last one out removes the directory
+                os.rmdir(self.directory)
+        self._sock = None
+        self._pid = 0
