@@ -155,6 +155,8 @@ class Doorbell:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 try:
                     os.makedirs(self.directory, mode=0o700, exist_ok=True)
+                    if hasattr(os, "getuid") and os.stat(self.directory).st_uid != os.getuid():
+                        raise PermissionError(f"{self.directory} belongs to another user")
                     sock.bind(path)
                 except OSError:  # a path too long, a directory not ours: poll instead
                     sock.close()
