@@ -32,7 +32,8 @@ BULK_LIMIT = 10_000
 GRAPH_LIMIT = 60
 #: the longest window a series can be asked for, in minutes (a week)
 SERIES_LIMIT = 7 * 24 * 60
-_DATABASE_SCHEDULERS = {"db", "database", "django", "celeriac.beat.database:DatabaseStore"}
+#: the schedules edited here (the Django schedule is edited in the Django admin)
+_DATABASE_SCHEDULERS = {"db", "database", "celeriac.beat.database:DatabaseStore"}
 #: the time column of each state in a task's timeline, in the order of a task's life
 TIMELINE = (
     ("sent", "SENT"),
@@ -508,7 +509,8 @@ def schedule_action(d: Dashboard, call: Call) -> Any:
         raise ApiError(
             409,
             "the schedule is not the database schedule (beat_scheduler = 'db'): its entries "
-            "are read-only here; change them in the app's beat_schedule",
+            "are read-only here; change them in the app's beat_schedule, or in the Django "
+            "admin with the Django schedule",
         )
     table = PeriodicTasks(d.app)
     try:
