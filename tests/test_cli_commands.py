@@ -462,7 +462,7 @@ def test_migrate_rewrites_a_projects_imports(tmp_path: Path) -> None:
     assert (tmp_path / ".venv/lib/celery_stuff.py").read_text() == "from celery import Celery\n"
     out = done.stdout
     assert "celeriac.result has no NoSuchThing" in out
-    assert "django_celery_beat" in out and "beat -S db" in out
+    assert "django_celery_beat" in out and "beat -S django" in out
     assert "import flower" in out and "celeriac inspect" in out
     for name in ("proj/celery.py", "proj/tasks.py"):  # what was rewritten still parses
         ast.parse((tmp_path / name).read_text())

@@ -458,6 +458,6 @@ def test_a_celery_only_scheduler_stops_beat_with_what_to_use(project: Project) -
         env=project.env,
     )  # fmt: skip
     assert beat.returncode == 1
-    assert "use celeriac's database schedule instead (-S db" in beat.stderr
+    assert "use celeriac's Django scheduler instead (-S django" in beat.stderr
     custom = run_cli("-A", "proj", "beat", "--scheduler", "no.such:Scheduler", env=project.env)
     assert custom.returncode == 1 and "cannot import scheduler 'no.such:Scheduler'" in custom.stderr

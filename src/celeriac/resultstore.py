@@ -167,6 +167,9 @@ class ResultStore:
             meta["queue"] = request.delivery_info.get("routing_key")
             meta["parent_id"] = request.parent_id
             meta["root_id"] = request.root_id
+            periodic = (request.headers or {}).get("periodic_task_name")
+            if periodic:  # sent by a beat (django-celery-beat's header)
+                meta["periodic_task_name"] = periodic
             if self.app.conf.result_extended:
                 meta["args"], meta["kwargs"] = list(request.args), dict(request.kwargs)
         expires_in = self.expires_in

@@ -90,7 +90,29 @@ RPC_SKIPS = {
     },
 }
 
+# Django's backends need Django configured, which lasts for the whole process: they run in a
+# process of their own, started by tests/djresults/test_results_contract.py with
+# CELERIAC_CONTRACT_DJANGO=sqlite|postgresql (see djangoresults.py), and skip elsewhere.
+_DJANGO = os.environ.get("CELERIAC_CONTRACT_DJANGO", "")
+if _DJANGO:
+    import djangoresults
+
+    djangoresults.configure(_DJANGO)
+
+
+def _django(kind: str) -> Callable[[], None]:
+    def prepare() -> None:
+        if not _DJANGO:
+            pytest.skip("runs in its own process: tests/djresults/test_results_contract.py")
+        djangoresults.empty(kind)
+
+    return prepare
+
+
 BACKENDS: dict[str, Kind] = {
+    "django-db": Kind(lambda tmp: "django-db://", True, _django("db")),
+    # the local-memory cache: one process's (the contract's fork test does not apply)
+    "django-cache": Kind(lambda tmp: "django-cache://", False, _django("cache")),
     "memory": Kind(_memory_url, False, cleanup=lambda url, made: MemoryBackend.reset(url)),
     "sqlite": Kind(lambda tmp: f"sqlite:///{tmp}/results.db", cross_process=True),
     "redis": _service(REDIS_BACKEND),
@@ -200,6 +222,8 @@ PAIRS = [
     ("redis", "redis"),
     ("amqp", "postgresql"),
     ("postgresql", "postgresql"),
+    ("sqlite", "django-db"),
+    ("redis", "django-cache"),
     *((name, "sqlite") for name in _extra("CELERIAC_CONTRACT_BROKERS")),
     *(("sqlite", name) for name in _extra("CELERIAC_CONTRACT_BACKENDS")),
 ]

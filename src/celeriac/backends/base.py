@@ -210,6 +210,8 @@ def create_backend(url: str, options: dict[str, Any] | None = None) -> ResultBac
     """Create the result backend for ``url`` (Celery's ``db+``/``cache+`` prefixes and a
     SQLAlchemy driver name, ``db+postgresql+psycopg2://``, work): the class the
     ``celeriac.backends`` entry point of its scheme names."""
+    if "://" not in url and url in plugins.entry_points(plugins.BACKENDS):
+        url += "://"  # a bare name, as Celery's "django-db"
     if url.startswith("db+"):
         name, sep, rest = url.removeprefix("db+").partition("://")
         url = name.partition("+")[0] + sep + rest

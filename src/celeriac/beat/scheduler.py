@@ -2,7 +2,8 @@
 
 ``file`` (the default; Celery's ``celery.beat:PersistentScheduler`` names it too) keeps run
 state in a file (``-s`` / ``beat_schedule_filename``); ``db`` keeps the entries in SQL tables
-(:mod:`.database`). A dotted path names a class whose instances are a
+(:mod:`.database`); ``django`` in a Django project's models, edited in its admin
+(``celeriac.contrib.django.schedules``). A dotted path names a class whose instances are a
 :class:`~celeriac.beat.service.Store` (made with the app), or a subclass of Celery's scheduler API
 (:class:`celeriac.beat.Scheduler`, see :mod:`.classic`). Celery's other schedulers cannot
 run here, and say what to use instead.
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
     from ..app import Celeriac
 
 _FILE = {"file", "celery.beat:PersistentScheduler", "celery.beat.PersistentScheduler"}
-_DATABASE = {"db", "database", "django", "celeriac.beat.database:DatabaseStore"}
+_DATABASE = {"db", "database", "celeriac.beat.database:DatabaseStore"}
+_DJANGO = "celeriac.contrib.django.schedules:DatabaseScheduler"
 _DJANGO_CELERY_BEAT = "django_celery_beat"
 
 
@@ -39,10 +41,13 @@ def open_store(app: Celeriac, scheduler: str | None = None, schedule: str | None
     elif name.startswith(_DJANGO_CELERY_BEAT):
         raise ImproperlyConfigured(
             f"scheduler {name!r} is django-celery-beat's, which runs on Celery only: use "
-            "celeriac's database schedule instead (-S db, or beat_scheduler = 'db'; its "
-            "entries are edited with `celeriac schedule`, see docs/scheduling.md)"
+            "celeriac's Django scheduler instead (-S django, or CELERY_BEAT_SCHEDULER = "
+            "'django', with celeriac.contrib.django.schedules in INSTALLED_APPS; `manage.py "
+            "import_django_celery_beat` copies django-celery-beat's rows; see docs/django.md)"
         )
     else:
+        if name == "django":
+            name = _DJANGO
         cls = plugins.import_path(name, "scheduler")
     if isinstance(cls, type) and issubclass(cls, Scheduler):
         classic: Store = cls(app=app, schedule_filename=schedule)

@@ -30,10 +30,13 @@ from .base import EXIT_USAGE, CLIError
 
 #: What replaces the Celery add-ons a project may import (see docs/coming-from-celery.md).
 ADDONS = {
-    "django_celery_beat": "the database schedule is built in: `celeriac beat -S db` and "
-    "`celeriac schedule ...` (docs/scheduling.md); no Django models or admin pages for it",
-    "django_celery_results": "results are kept by the broker's own store or any result "
-    "backend URL (postgresql://... can be the project's database); `django-db` is not there",
+    "django_celery_beat": "the app `celeriac.contrib.django.schedules` (the same models: "
+    "`from celeriac.contrib.django.schedules.models import PeriodicTask`, an admin, "
+    "`celeriac beat -S django`, `manage.py import_django_celery_beat`; docs/django.md); "
+    "without Django, `celeriac beat -S db` and `celeriac schedule ...` (docs/scheduling.md)",
+    "django_celery_results": "the app `celeriac.contrib.django.results` with "
+    "CELERY_RESULT_BACKEND = 'django-db' (the same TaskResult and GroupResult fields; "
+    "docs/django.md)",
     "flower": "`celeriac dashboard` (Flower's HTTP API and options; the `dashboard` "
     "extra), and `celeriac inspect ...`, `celeriac status`, `celeriac control ...` "
     "(docs/monitoring.md)",

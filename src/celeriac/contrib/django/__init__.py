@@ -19,10 +19,10 @@ import importlib.util
 import os
 from typing import TYPE_CHECKING, Any
 
-from .. import signals
+from ... import signals
 
 if TYPE_CHECKING:
-    from ..app import Celeriac
+    from ...app import Celeriac
 
 _installed = False
 
