@@ -46,7 +46,9 @@ def test_interval_entry_runs_when_due(app: Celery) -> None:
     app.conf.beat_schedule = {"ping": {"task": "proj.ping", "schedule": 10.0, "args": [1]}}
     beat = Beat(app)
     beat.tick(at(0))
-    assert [(m.task, m.args) for m in sent(app)] == [("proj.ping", [1])]  # never run: at once
+    [first] = sent(app)  # never run: at once, named after its entry
+    assert (first.task, first.args) == ("proj.ping", [1])
+    assert first.headers["periodic_task_name"] == "ping"
     beat.tick(at(5))
     assert sent(app) == []
     beat.tick(at(10))

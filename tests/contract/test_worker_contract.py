@@ -491,3 +491,20 @@ def test_a_retry_that_runs_at_once_is_not_overwritten_by_its_retry_state(app: Ce
     finally:
         signals.after_task_publish.disconnect(linger)
         signals.task_retry.disconnect(on_retry)
+
+
+def test_a_beat_run_records_the_name_of_its_entry(app: Celery) -> None:
+    """Beat sends each run with the ``periodic_task_name`` header (as Celery's beat does);
+    the result records it (django-db shows it in the admin)."""
+
+    @app.task
+    def ping() -> str:
+        return "pong"
+
+    with worker(app, hostname="beatrun@%h"):
+        result = ping.apply_async(headers={"periodic_task_name": "every-minute"})
+        assert result.get(timeout=15) == "pong"
+        assert app.results.meta(result.id)["periodic_task_name"] == "every-minute"
+        plain = ping.delay()
+        assert plain.get(timeout=15) == "pong"
+        assert "periodic_task_name" not in app.results.meta(plain.id)

@@ -265,9 +265,13 @@ class Beat:
             if send is not None:
                 task_id = send(entry, task_id)
             else:
-                self.app.send_task(
-                    entry.task, entry.args, entry.kwargs, task_id=task_id, **entry.options
-                )
+                options = dict(entry.options)
+                # the entry's name travels with the run (results record it, as Celery's do)
+                options["headers"] = {
+                    **(options.get("headers") or {}),
+                    "periodic_task_name": entry.name,
+                }
+                self.app.send_task(entry.task, entry.args, entry.kwargs, task_id=task_id, **options)
         except Exception:
             if backend is not None:
                 backend.delete_value(claim)
