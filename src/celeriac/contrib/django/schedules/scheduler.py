@@ -27,9 +27,8 @@ logger = logging.getLogger("celeriac.beat")
 
 def setup_django() -> None:
     """``django.setup()`` unless done: beat opens its store before it imports the tasks."""
-    from django.apps import apps
-
     import django
+    from django.apps import apps
 
     if not apps.ready:
         django.setup()
