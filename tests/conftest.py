@@ -48,7 +48,34 @@ def run_cli(
     )
 
 
-class WorkerProcess:
+class Captured:
+    """A process in a session of its own, its output (stdout and stderr) read by a thread."""
+
+    def __init__(self, cmd: Sequence[str], **options: Any) -> None:
+        self.proc = subprocess.Popen(
+            list(cmd),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+            **options,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+
+class WorkerProcess(Captured):
     """``celeriac -A proj worker`` (or ``beat``) in a subprocess, with its output collected."""
 
     READY = {"worker": " ready: ", "beat": "beat: starting"}
@@ -64,28 +91,7 @@ class WorkerProcess:
     ) -> None:
         self.command = command
         cmd = [*prefix, sys.executable, "-m", "celeriac", "-A", app, command, "-l", "info"]
-        cmd += args
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
+        super().__init__([*cmd, *args], cwd=cwd, env=env)
 
     def wait_ready(self, timeout: float = 30.0) -> WorkerProcess:
         ready = self.READY[self.command]

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from conftest import Captured
 from services import IN_CI, free_port
 
 pytest.importorskip("django")
@@ -102,32 +102,11 @@ def test_the_compose_file_is_valid(tmp_path: Path) -> None:
     assert compose_queues == procfile_queues == QUEUES
 
 
-class Stack:
+class Stack(Captured):
     """``honcho start`` in the project, its output collected."""
 
     def __init__(self, project: Path, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [_program("honcho", BIN), "start"],
-            cwd=project,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
+        super().__init__([_program("honcho", BIN), "start"], cwd=project, env=env)
 
     def find(self, pattern: str) -> list[str]:
         assert self.proc.poll() is None, f"honcho stopped:\n{self.output[-6000:]}"
