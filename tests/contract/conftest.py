@@ -90,9 +90,9 @@ RPC_SKIPS = {
     },
 }
 
-# Django's backends need Django configured, which lasts for the whole process: they run in a
-# process of their own, started by tests/djresults/test_results_contract.py with
-# CELERIAC_CONTRACT_DJANGO=sqlite|postgresql (see djangoresults.py), and skip elsewhere.
+# Django's backends need Django configured, which lasts for the whole process: they are
+# contract members only in a process of their own, started by tests/djresults/ with
+# CELERIAC_CONTRACT_DJANGO=sqlite|postgresql (see djangoresults.py).
 _DJANGO = os.environ.get("CELERIAC_CONTRACT_DJANGO", "")
 if _DJANGO:
     import djangoresults
@@ -101,18 +101,10 @@ if _DJANGO:
 
 
 def _django(kind: str) -> Callable[[], None]:
-    def prepare() -> None:
-        if not _DJANGO:
-            pytest.skip("runs in its own process: tests/djresults/test_results_contract.py")
-        djangoresults.empty(kind)
-
-    return prepare
+    return lambda: djangoresults.empty(kind)
 
 
 BACKENDS: dict[str, Kind] = {
-    "django-db": Kind(lambda tmp: "django-db://", True, _django("db")),
-    # the local-memory cache: one process's (the contract's fork test does not apply)
-    "django-cache": Kind(lambda tmp: "django-cache://", False, _django("cache")),
     "memory": Kind(_memory_url, False, cleanup=lambda url, made: MemoryBackend.reset(url)),
     "sqlite": Kind(lambda tmp: f"sqlite:///{tmp}/results.db", cross_process=True),
     "redis": _service(REDIS_BACKEND),
@@ -136,6 +128,10 @@ def _extra(variable: str) -> dict[str, Kind]:
 
 BROKERS.update(_extra("CELERIAC_CONTRACT_BROKERS"))
 BACKENDS.update(_extra("CELERIAC_CONTRACT_BACKENDS"))
+if _DJANGO:
+    BACKENDS["django-db"] = Kind(lambda tmp: "django-db://", True, _django("db"))
+    # the local-memory cache: one process's (the contract's fork test does not apply)
+    BACKENDS["django-cache"] = Kind(lambda tmp: "django-cache://", False, _django("cache"))
 
 #: The visibility timeout of brokers made by ``make_broker(short_lease=True)``.
 SHORT_LEASE = 0.5
@@ -222,8 +218,7 @@ PAIRS = [
     ("redis", "redis"),
     ("amqp", "postgresql"),
     ("postgresql", "postgresql"),
-    ("sqlite", "django-db"),
-    ("redis", "django-cache"),
+    *((("sqlite", "django-db"), ("redis", "django-cache")) if _DJANGO else ()),
     *((name, "sqlite") for name in _extra("CELERIAC_CONTRACT_BROKERS")),
     *(("sqlite", name) for name in _extra("CELERIAC_CONTRACT_BACKENDS")),
 ]

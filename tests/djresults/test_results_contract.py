@@ -2,8 +2,8 @@
 and ``django-cache``, and the canvas contract on PostgreSQL (the worker and canvas contracts
 on SQLite: test_results_worker_contract.py).
 Django configured stays configured for the whole process, so each run is a pytest process of
-its own (tests/djangoresults.py), and the entries in tests/contract/conftest.py skip
-elsewhere."""
+its own (tests/djangoresults.py), the only one where tests/contract/conftest.py lists
+them."""
 
 from __future__ import annotations
 
