@@ -183,6 +183,14 @@ def targets(rows: list[Row]) -> list[dict[str, Any]]:
             1,
             False,
         ),
+        (
+            "idle worker PSS ≤ Dramatiq's",
+            main("idle worker PSS"),
+            main("idle worker PSS", "dramatiq"),
+            "x",
+            1,
+            False,
+        ),
     ]
     found = []
     for name, measured, reference, unit, bound, higher in checks:
@@ -265,7 +273,7 @@ PANELS = [
     (MAIN, "drain", "drain, c=2, start-up included, tasks/s"),
     (MAIN, "results round trips", "results, round trips/s"),
     (MAIN, "latency p50", "latency p50, ms (lower is better)"),
-    (MAIN, "idle worker RSS", "idle worker RSS, MB (lower is better)"),
+    (MAIN, "idle worker PSS", "idle worker PSS, MB (lower is better)"),
     (BROKERS, "drain", "celeriac drain by broker, tasks/s"),
     (SWEEP, "drain", "celeriac drain by pool, tasks/s"),
 ]

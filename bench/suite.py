@@ -151,7 +151,12 @@ class Suite:
             f"== latency: an idle worker (c=2), {self.scale.latency_tasks} tasks one at a "
             "time; idle worker memory"
         )
-        figures = {**LATENCY, "idle worker RSS": ("rss_mb", "MB")}
+        figures = {
+            **LATENCY,
+            "idle worker RSS": ("rss_mb", "MB"),
+            # shared pages counted once, shared among the processes that map them
+            "idle worker PSS": ("pss_mb", "MB"),
+        }
         self.each("latency", workloads.latency, figures, self.scale.latency_budget + 400)
 
     def results(self) -> None:
@@ -215,6 +220,8 @@ class Suite:
         figures = {
             "idle worker RSS": ("idle_rss_mb", "MB"),
             f"RSS after {n:,} tasks": ("after_rss_mb", "MB"),
+            "idle worker PSS": ("idle_pss_mb", "MB"),
+            f"PSS after {n:,} tasks": ("after_pss_mb", "MB"),
         }
         measure = partial(workloads.memory, system, self.scale)
         self.measure(MEMORY, system, "memory", measure, figures, self._limit(4))
