@@ -94,6 +94,8 @@ RPC_SKIPS = {
 # contract members only in a process of their own, started by tests/djresults/ with
 # CELERIAC_CONTRACT_DJANGO=sqlite|postgresql (see djangoresults.py).
 _DJANGO = os.environ.get("CELERIAC_CONTRACT_DJANGO", "")
+#: the backends whose contract runs in that process of its own only
+OWN_PROCESS_BACKENDS = ("django-db", "django-cache")
 if _DJANGO:
     import djangoresults
 
@@ -128,7 +130,7 @@ def _extra(variable: str) -> dict[str, Kind]:
 
 BROKERS.update(_extra("CELERIAC_CONTRACT_BROKERS"))
 BACKENDS.update(_extra("CELERIAC_CONTRACT_BACKENDS"))
-if _DJANGO:
+if _DJANGO:  # OWN_PROCESS_BACKENDS
     BACKENDS["django-db"] = Kind(lambda tmp: "django-db://", True, _django("db"))
     # the local-memory cache: one process's (the contract's fork test does not apply)
     BACKENDS["django-cache"] = Kind(lambda tmp: "django-cache://", False, _django("cache"))
