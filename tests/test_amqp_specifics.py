@@ -81,6 +81,27 @@ def test_a_lost_connection_is_replaced_and_its_leases_are_void(make: Maker) -> N
     assert broker.queue_length(Q) == 0  # usable again after close()
 
 
+def test_a_large_fetch_from_one_queue_takes_a_batch_in_priority_order(make: Maker) -> None:
+    """A fetch of many from one queue takes them in one push (a consumer with a prefetch
+    window of that size, cancelled once they came): never more than asked, in the queue's
+    priority order, and the rest stays for the next fetch; waiting afterwards still works."""
+    broker = make()
+    broker.publish([Outgoing(f"p{n % 3}-{n}".encode(), Q, priority=n % 3) for n in range(30)])
+    wait_until(lambda: broker.queue_length(Q) == 30)
+    first = broker.fetch([Q], 16, 5.0)
+    assert len(first) == 16
+    priorities = [d.priority for d in first]
+    assert priorities == sorted(priorities, reverse=True) and priorities[:10] == [2] * 10
+    rest = broker.fetch([Q], 16, 5.0, acks=first)
+    assert len(rest) == 14 and {d.priority for d in rest} == {0, 1}
+    bodies = {d.body for d in first + rest}
+    assert len(bodies) == 30  # each once
+    broker.publish([Outgoing(b"later", Q)])
+    [late] = broker.fetch([Q], 16, 5.0, acks=rest)  # a wait, with the usual consumers
+    broker.ack(late)
+    assert broker.queue_length(Q) == 0
+
+
 def test_a_long_delay_does_not_block_a_short_one(make: Maker) -> None:
     broker = make()
     now = time.time()
