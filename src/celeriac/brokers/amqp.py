@@ -14,6 +14,7 @@ is acked; settling deletes that queue.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -538,10 +539,28 @@ class AMQPBroker:
                 self._drop(lease)
 
     def ack_many(self, deliveries: Sequence[Delivery]) -> None:
-        """:meth:`ack` each (each is a hand-off to the I/O thread, not a network round trip:
-        AMQP acknowledgements have no reply)."""
-        for delivery in deliveries:
-            self.ack(delivery)
+        """:meth:`ack` each. Those of one connection go in one hand-off to its I/O thread
+        (AMQP acknowledgements have no reply), their leases locked until then, so that no
+        sweep requeues one meanwhile; parked ones are removed one by one."""
+        if len(deliveries) <= 1:
+            for delivery in deliveries:
+                self.ack(delivery)
+            return
+        with contextlib.ExitStack() as held:
+            batches: dict[Link, list[_Lease]] = {}
+            for delivery in deliveries:
+                lease = held.enter_context(self._holding(delivery))
+                if lease is None:
+                    continue
+                if lease.parked or lease.link is None:
+                    self._finish(lease)
+                    self._drop(lease)
+                else:
+                    batches.setdefault(lease.link, []).append(lease)
+            for link, leases in batches.items():
+                link.call(link.settle(acks=[lease.tag for lease in leases]))
+                for lease in leases:
+                    self._drop(lease)
 
     def release(self, delivery: Delivery, delay: float | None = None) -> None:
         """Requeue the message in its place (nack) or, with ``delay``, through the ladder. A
