@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import djsite
 from services import _postgres, require_service
 
 POSTGRES_DJANGO = _postgres("celeriac_test_django")
@@ -32,14 +33,7 @@ def _database(kind: str) -> dict[str, Any]:
         require_service("postgresql")
         POSTGRES_DJANGO.prepare()
         schema = POSTGRES_DJANGO.url.rpartition("search_path%3D")[2]
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": "test",
-            "USER": "postgres",
-            "HOST": "127.0.0.1",
-            "PORT": "5432",
-            "OPTIONS": {"options": f"-c search_path={schema}"},
-        }
+        return djsite.postgres(schema)
     raise ValueError(f"CELERIAC_CONTRACT_DJANGO must be sqlite or postgresql, not {kind!r}")
 
 

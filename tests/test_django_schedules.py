@@ -27,6 +27,7 @@ from services import SLOT, _postgres, free_port, service_up
 pytest.importorskip("django")
 
 PROJECT = Path(__file__).resolve().parent / "djbeat"
+TESTS = PROJECT.parent
 SENT = re.compile(r"beat: sent (\S+) \((\S+)\) as \S+\[([\w-]+)\]")
 
 
@@ -40,7 +41,9 @@ class Site:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "site_beat.settings",
             "DJBEAT_DATA": str(tmp_path),
-            "PYTHONPATH": os.pathsep.join([str(PROJECT), os.environ.get("PYTHONPATH", "")]),
+            "PYTHONPATH": os.pathsep.join(
+                [str(PROJECT), str(TESTS), os.environ.get("PYTHONPATH", "")]
+            ),
         }
         if database == "postgresql":
             service = _postgres("djbeat")

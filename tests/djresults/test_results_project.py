@@ -28,6 +28,7 @@ pytest.importorskip("django")
 httpx = pytest.importorskip("httpx")
 
 PROJECT = Path(__file__).resolve().parent / "resultsproj"
+TESTS = PROJECT.parent.parent
 POSTGRES_PROJECT = _postgres("celeriac_test_djresults")
 
 
@@ -37,7 +38,7 @@ def _env(data: Path, db: str) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "resultsproj.settings",
         "RESULTSPROJ_DATA": str(data),
         "RESULTSPROJ_DB": db,
-        "PYTHONPATH": os.pathsep.join([str(PROJECT), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(PROJECT), str(TESTS), os.environ.get("PYTHONPATH", "")]),
     }
 
 

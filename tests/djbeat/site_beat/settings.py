@@ -6,6 +6,9 @@ PostgreSQL schema instead of SQLite; DJBEAT_BROKER / DJBEAT_BACKEND: the broker 
 
 import os
 
+import djsite
+from djsite import ADMIN_APPS
+
 DATA = os.environ["DJBEAT_DATA"]
 
 SECRET_KEY = "test-only"
@@ -13,58 +16,12 @@ DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 USE_TZ = True
 TIME_ZONE = "UTC"
-INSTALLED_APPS = [
-    "django.contrib.admin",
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "celeriac.contrib.django.schedules",
-    "ticks",
-]
-MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-]
-TEMPLATES = [
-    {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "APP_DIRS": True,
-        "OPTIONS": {
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-            ]
-        },
-    }
-]
+INSTALLED_APPS = [*ADMIN_APPS, "celeriac.contrib.django.schedules", "ticks"]
+MIDDLEWARE = djsite.MIDDLEWARE
+TEMPLATES = djsite.TEMPLATES
 ROOT_URLCONF = "site_beat.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
-
-if os.environ.get("DJBEAT_PG_SCHEMA"):
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": "test",
-            "USER": "postgres",
-            "HOST": "127.0.0.1",
-            "PORT": "5432",
-            "OPTIONS": {"options": f"-c search_path={os.environ['DJBEAT_PG_SCHEMA']}"},
-            "TEST": {"NAME": "test"},
-        }
-    }
-else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.path.join(DATA, "site.db"),
-            "OPTIONS": {"timeout": 30},
-        }
-    }
+DATABASES = {"default": djsite.database(DATA, os.environ.get("DJBEAT_PG_SCHEMA"))}
 
 CELERY_BROKER_URL = os.environ.get("DJBEAT_BROKER", f"sqlite:///{os.path.join(DATA, 'broker.db')}")
 CELERY_RESULT_BACKEND = os.environ.get("DJBEAT_BACKEND") or None
