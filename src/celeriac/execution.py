@@ -264,11 +264,17 @@ class TaskRun:
                 request=req,
             )
 
+    @property
+    def sends_events(self) -> bool:
+        """Whether this run's task events are sent (the worker sends them, not eager)."""
+        dispatcher = self.app.events.tasks
+        return dispatcher is not None and dispatcher.enabled and not self.request.is_eager
+
     def event(self, type: str, **fields: Any) -> None:
         """Send a task event about this run when the worker sends task events."""
-        events = self.app.events
-        if events.tasks is not None and not self.request.is_eager:
-            events.send_task_event(type, uuid=self.request.id, **fields)
+        if self.sends_events:
+            fields["uuid"] = self.request.id
+            self.app.events.send_task_event(type, **fields)
 
     def call(self) -> Any:
         """Run the task's function; through the task's class's ``__call__`` when it has its
@@ -312,11 +318,12 @@ class TaskRun:
                 return self.failed(exc)
         task.on_success(retval, str(req.id), req.args, req.kwargs)
         signals.task_success.send(sender=task, result=retval)
-        self.event(
-            "task-succeeded",
-            result=safe_repr(retval, 1024),
-            runtime=time.monotonic() - self.started,
-        )
+        if self.sends_events:
+            self.event(
+                "task-succeeded",
+                result="None" if retval is None else safe_repr(retval, 1024),
+                runtime=time.monotonic() - self.started,
+            )
         _request_hook(task, req, "on_success", (False, retval, time.monotonic() - self.started))
         workflow.send_continuation(self.app, req, retval)
         if req.chord and not req.is_eager:

@@ -252,7 +252,8 @@ class Producer:
         if self.app.conf.task_send_sent_event:
             with self.app.events.default_dispatcher() as events:
                 for msg in messages:
-                    events.send("task-sent", **task_fields(msg.to_dict()))
+                    fields = task_fields(msg if isinstance(msg, Message) else msg.to_dict())
+                    events.send("task-sent", **fields)
         if signals.task_sent.has_receivers():
             for msg in messages:
                 data = msg.to_dict()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import OperationalError
 from ..utils import safe_repr
-from .event import Event, LamportClock, encode_batch, group_from, stamp
+from .event import UTCOFFSET, Event, LamportClock, encode_batch, group_from
 from .event import Event as _Event
 
 if TYPE_CHECKING:
@@ -115,11 +115,17 @@ class EventDispatcher:
     def put(self, type: str, event: dict[str, Any]) -> None:
         """Buffer ``event`` (a dict this dispatcher may keep and change) as an event of
         ``type``: :meth:`send` without its checks, for senders that made them."""
+        # what every sent event carries (inline: this runs several times for every task)
         event["type"] = type
         if "timestamp" not in event:
             event["timestamp"] = time.time()
+        if "hostname" not in event:
+            event["hostname"] = self.hostname
+        event["pid"] = self._pid
+        event["clock"] = self.clock.forward()
+        event["utcoffset"] = UTCOFFSET
         buffer = self._buffer
-        buffer.append(stamp(event, self.hostname, self.clock, self._pid))
+        buffer.append(event)
         size = len(buffer)
         if size > self.buffer_limit:
             buffer.popleft()

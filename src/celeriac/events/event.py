@@ -67,7 +67,7 @@ def utcoffset() -> int:
     return -int((local.tm_gmtoff or 0) // 3600)
 
 
-_UTCOFFSET = utcoffset()
+UTCOFFSET = utcoffset()
 
 
 def Event(type: str, _fields: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
@@ -100,6 +100,10 @@ def _fallback(value: Any) -> Any:
 
 
 def _dumps(value: Any) -> bytes:
+    try:  # keys other than strings are rare and make every dump slower: only when needed
+        return orjson.dumps(value, default=_fallback)
+    except (TypeError, orjson.JSONEncodeError):
+        pass
     try:
         return orjson.dumps(value, default=_fallback, option=orjson.OPT_NON_STR_KEYS)
     except (TypeError, orjson.JSONEncodeError):  # an int beyond 64 bits, nesting too deep
@@ -127,17 +131,6 @@ def decode(body: bytes) -> list[dict[str, Any]]:
     return [e for e in items if isinstance(e, dict) and isinstance(e.get("type"), str)]
 
 
-def stamp(
-    event: dict[str, Any], hostname: str, clock: LamportClock, pid: int | None = None
-) -> dict[str, Any]:
-    """Add what every sent event carries: hostname, pid, clock, utcoffset, timestamp."""
-    event.setdefault("hostname", hostname)
-    event["pid"] = pid or os.getpid()
-    event["clock"] = clock.forward()
-    event["utcoffset"] = _UTCOFFSET
-    return event
-
-
 def task_fields(message: Any) -> dict[str, Any]:
     """What ``task-sent`` and ``task-received`` tell of a task message (a Message, or its
     ``to_dict()``): the arguments themselves in ``payload`` (so that a monitor can send the
@@ -155,27 +148,32 @@ def task_fields(message: Any) -> dict[str, Any]:
             "priority": get("priority"),
             "sent_at": get("sent_at"),
         }
-        optional = {k: get(k) for k in ("eta", "expires", "root_id", "parent_id")}
-    else:
-        fields = {
-            "uuid": message.id,
-            "name": message.task,
-            "payload": {"args": message.args, "kwargs": message.kwargs},
-            "retries": message.retries,
-            "queue": message.queue,
-            "priority": message.priority,
-            "sent_at": message.sent_at,
-        }
-        optional = {
-            "eta": message.eta,
-            "expires": message.expires,
-            "root_id": message.root_id,
-            "parent_id": message.parent_id,
-        }
-    for key, value in optional.items():
-        if value is not None:
-            fields[key] = value
+        for key in _OPTIONAL:
+            value = get(key)
+            if value is not None:
+                fields[key] = value
+        return fields
+    fields = {
+        "uuid": message.id,
+        "name": message.task,
+        "payload": {"args": message.args, "kwargs": message.kwargs},
+        "retries": message.retries,
+        "queue": message.queue,
+        "priority": message.priority,
+        "sent_at": message.sent_at,
+    }
+    if message.eta is not None:
+        fields["eta"] = message.eta
+    if message.expires is not None:
+        fields["expires"] = message.expires
+    if message.root_id is not None:
+        fields["root_id"] = message.root_id
+    if message.parent_id is not None:
+        fields["parent_id"] = message.parent_id
     return fields
+
+
+_OPTIONAL = ("eta", "expires", "root_id", "parent_id")
 
 
 def with_celery_fields(event: dict[str, Any]) -> dict[str, Any]:

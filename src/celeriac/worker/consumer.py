@@ -380,8 +380,9 @@ class Consumer:
             request = self._request(message, job.delivery_info)
             signals.task_received.send(sender=self.worker, request=request)
         logger.info("Task %s[%s] received", message.task, message.id)
-        if self.app.events.tasks is not None:
-            self.app.events.send_task_event("task-received", **task_fields(message))
+        events = self.app.events.tasks
+        if events is not None and events.enabled:
+            events.put("task-received", task_fields(message))
         try:
             self._admit(job)
         except Exception:
