@@ -113,6 +113,7 @@ DEFAULTS: dict[str, Any] = {
     "worker_result_cleanup_interval": 300.0,
     "worker_shutdown_timeout": None,
     "worker_queue_order": "round_robin",  # or "priority": earlier -Q queues drained first
+    "worker_asyncio_loop": "auto",  # the asyncio pool's loop: uvloop when installed, or "asyncio"
     "worker_state_db": None,
     # Prometheus metrics served by the worker's main process (None: not served); the address
     # is this host only unless set (e.g. "0.0.0.0"): needs the ``metrics`` extra

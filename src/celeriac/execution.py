@@ -201,8 +201,8 @@ class Request:
 _request_classes: dict[type, type[Request] | None] = {}
 
 
-def _custom_request(task: Task, context: Context) -> Request | None:
-    """The task's own ``Request`` for this run, or None when it has none."""
+def _request_class(task: Task) -> type[Request] | None:
+    """The task's own ``Request`` class, or None when it has none."""
     kind = type(task)
     if kind not in _request_classes:
         cls = getattr(kind, "Request", None)
@@ -213,7 +213,26 @@ def _custom_request(task: Task, context: Context) -> Request | None:
                 f"{task.name}.Request must subclass celeriac.worker.request.Request: {cls!r}"
             )
         _request_classes[kind] = None if cls is Request else cls
-    cls = _request_classes[kind]
+    return _request_classes[kind]
+
+
+def _plain_on_success(task: Task) -> bool:
+    """Has the task neither an ``on_success`` hook of its own nor its own ``Request``? (The
+    base hook is known by name: task.py imports this module, not the other way round.)"""
+    hook = getattr(task.on_success, "__func__", None)
+    return (
+        getattr(hook, "__qualname__", None) == "Task.on_success"
+        and getattr(hook, "__module__", None) == _TASK_MODULE
+        and _request_class(task) is None
+    )
+
+
+_TASK_MODULE = __name__.rpartition(".")[0] + ".task"
+
+
+def _custom_request(task: Task, context: Context) -> Request | None:
+    """The task's own ``Request`` for this run, or None when it has none."""
+    cls = _request_class(task)
     return None if cls is None else cls(context, task)
 
 
@@ -305,6 +324,15 @@ class TaskRun:
         return outcome
 
     # -- outcomes -------------------------------------------------------------------------
+
+    def succeeds_quietly(self) -> bool:
+        """Would :meth:`succeeded` call no code but celeriac's own and make no round trip
+        (no result to store, no continuation to send, no ``on_success`` hook, ``task_success``
+        receiver or custom ``Request``)? Then an event loop can run it in place."""
+        req = self.request
+        return not (req.callbacks or req.chain or req.chord or self.stores_results) and (
+            _plain_on_success(self.task) and not signals.task_success.has_receivers()
+        )
 
     def succeeded(self, retval: Any) -> Outcome:
         req, task = self.request, self.task
@@ -589,14 +617,17 @@ async def execute_async(
     except TASK_ERRORS as exc:
         outcome = await asyncio.to_thread(run.guarded, run.failed, exc)
     else:
-        outcome = await asyncio.to_thread(run.guarded, run.succeeded, retval)
+        if run.succeeds_quietly():  # nothing that could block the loop: no thread hop
+            outcome = run.guarded(run.succeeded, retval)
+        else:
+            outcome = await asyncio.to_thread(run.guarded, run.succeeded, retval)
     return run.guarded(lambda o: run.end(o, retval), outcome)
 
 
 async def _limited(coro: Any, soft: float | None, hard: float | None) -> Any:
-    limit = min(x for x in (soft, hard, float("inf")) if x)
-    if limit == float("inf"):
+    if not soft and not hard:  # the usual case
         return await coro
+    limit = min(x for x in (soft, hard) if x)
     try:
         return await asyncio.wait_for(coro, limit)
     except TimeoutError:
