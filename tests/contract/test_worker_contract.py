@@ -508,3 +508,22 @@ def test_a_beat_run_records_the_name_of_its_entry(app: Celery) -> None:
         plain = ping.delay()
         assert plain.get(timeout=15) == "pong"
         assert "periodic_task_name" not in app.results.meta(plain.id)
+
+
+def test_solo_pool_runs_prefetched_jobs_back_to_back(app: Celery) -> None:
+    """The solo pool runs its jobs in the consumer's own thread: between two prefetched jobs
+    it does not wait for room in the prefetch window (a wait of up to 0.5 s each)."""
+    app.conf.worker_prefetch_multiplier = 16
+    ran: list[int] = []
+
+    @app.task
+    def note(i: int) -> None:
+        ran.append(i)
+
+    for i in range(40):
+        note.delay(i)
+    started = time.monotonic()
+    with worker(app, pool="solo", concurrency=1):
+        wait_until(lambda: len(ran) == 40, timeout=30)
+        took = time.monotonic() - started
+    assert took < 5, f"40 tasks took {took:.1f} s"  # one wait per job took about 17 s

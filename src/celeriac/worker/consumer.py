@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from .worker import Worker
 
 logger = logging.getLogger("celeriac.worker")
+#: how many messages of a fetch are decoded before the first of them start
+RECEIVE_SLICE = 256
 
 
 class Consumer:
@@ -194,9 +196,15 @@ class Consumer:
         return all(self.worker.broker.queue_length(q) == 0 for q in self.worker.queues)
 
     def _receive(self, deliveries: list[Delivery]) -> None:
-        """Decode what a fetch brought and start, skip or dead-letter each message. Nothing
-        in a message stops the worker: one that breaks an assumption of celeriac's own code
-        is dead-lettered with the error."""
+        """Decode what a fetch brought and start, skip or dead-letter each message, a slice
+        at a time: the first jobs start while the rest of a large fetch is still decoded."""
+        for start in range(0, len(deliveries), RECEIVE_SLICE):
+            self._receive_slice(deliveries[start : start + RECEIVE_SLICE])
+
+    def _receive_slice(self, deliveries: list[Delivery]) -> None:
+        """Decode and start, skip or dead-letter each message. Nothing in a message stops
+        the worker: one that breaks an assumption of celeriac's own code is dead-lettered
+        with the error."""
         candidates: list[tuple[Delivery, Message]] = []
         for d in deliveries:
             try:
@@ -527,11 +535,13 @@ class Consumer:
 
     def _wake_consumer(self, room: int) -> None:
         """Wake the consumer if, with ``room`` free, it would fetch (see :meth:`run`): not
-        for every finished task."""
+        for every finished task, except in the solo pool, whose jobs the consumer's own
+        thread runs (between two jobs it must not wait)."""
         if (
             room >= self.fetch_batch
             or self.worker.pool is None
             or not self.worker.pool.has_pending()
+            or self.worker.pool_name == "solo"
         ):
             self.room.set()
 
