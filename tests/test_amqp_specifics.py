@@ -102,6 +102,21 @@ def test_a_large_fetch_from_one_queue_takes_a_batch_in_priority_order(make: Make
     assert broker.queue_length(Q) == 0
 
 
+def test_pushed_messages_of_any_size_arrive_whole(make: Maker) -> None:
+    """Deliveries are read frame by frame by the connection's own reader: an empty body, one
+    split over several frames (larger than frame_max) and small ones, in one push; the
+    acknowledgements of a batch go out together."""
+    broker = make()
+    bodies = [b"", b"x" * 300_000, *(f"m{n}".encode() * 50 for n in range(10)), b"y" * 131_064]
+    broker.publish([Outgoing(body, Q, message_id=f"id{n}") for n, body in enumerate(bodies)])
+    wait_until(lambda: broker.queue_length(Q) == len(bodies))
+    got = broker.fetch([Q], 32, 5.0)
+    assert [d.body for d in got] == bodies
+    broker.ack_many(got)
+    assert broker.fetch([Q], 32, 0.2) == []
+    assert broker.queue_length(Q) == 0
+
+
 def test_a_long_delay_does_not_block_a_short_one(make: Maker) -> None:
     broker = make()
     now = time.time()

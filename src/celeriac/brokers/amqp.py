@@ -14,7 +14,7 @@ is acked; settling deletes that queue.
 
 from __future__ import annotations
 
-import contextlib
+import itertools
 import logging
 import math
 import os
@@ -130,6 +130,9 @@ class AMQPBroker:
         self._dlq_lock = threading.Lock()
         self._link: Link | None = None
         self._leases: dict[str, _Lease] = {}
+        # lease tokens: random per process (they name lease queues on the server), then counted
+        self._token_prefix = secrets.token_hex(6)
+        self._tokens = itertools.count(1)
         self._seen: OrderedDict[str, tuple[int, bool]] = OrderedDict()
         self._sweep: tuple[float, Link | None] = (math.inf, None)
         self._woken = False  # a plain flag: wakeup() may run in a signal handler
@@ -370,7 +373,7 @@ class AMQPBroker:
             count = known[0] + 1 if known[1] else max(count, known[0] + 1)
         self._remember(mid, count, exact=False)
         lease = _Lease(
-            token=secrets.token_hex(8),
+            token=f"{self._token_prefix}{next(self._tokens):x}",
             queue=raw.queue,
             body=raw.body,
             priority=raw.priority,
@@ -471,11 +474,17 @@ class AMQPBroker:
             yield lease if self._leases.get(lease.token) is lease else None
 
     def _drop(self, lease: _Lease, exact: bool = True) -> None:
+        self._drop_many([lease], exact)
+
+    def _drop_many(self, leases: Sequence[_Lease], exact: bool = True) -> None:
         with self._lock:
-            if self._leases.get(lease.token) is lease:
-                del self._leases[lease.token]
-            self._remember(lease.mid, lease.count, exact)
-            self.declared_queues.discard(park_queue(lease.token))
+            current = self._leases
+            for lease in leases:
+                if current.get(lease.token) is lease:
+                    del current[lease.token]
+                self._remember(lease.mid, lease.count, exact)
+                if lease.parked:
+                    self.declared_queues.discard(park_queue(lease.token))
 
     def _finish(self, lease: _Lease) -> None:
         """Remove the leased message from where it is held (unparked: ack it)."""
@@ -546,12 +555,19 @@ class AMQPBroker:
             for delivery in deliveries:
                 self.ack(delivery)
             return
-        with contextlib.ExitStack() as held:
+        self._check_pid()
+        current = self._leases
+        held: list[_Lease] = []  # locked (as _holding does) until the end
+        try:
             batches: dict[Link, list[_Lease]] = {}
             for delivery in deliveries:
-                lease = held.enter_context(self._holding(delivery))
+                lease = current.get(str(delivery.tag))
                 if lease is None:
                     continue
+                lease.mutex.acquire()
+                held.append(lease)
+                if current.get(lease.token) is not lease:
+                    continue  # its lease ran out meanwhile
                 if lease.parked or lease.link is None:
                     self._finish(lease)
                     self._drop(lease)
@@ -559,8 +575,10 @@ class AMQPBroker:
                     batches.setdefault(lease.link, []).append(lease)
             for link, leases in batches.items():
                 link.call(link.settle(acks=[lease.tag for lease in leases]))
-                for lease in leases:
-                    self._drop(lease)
+                self._drop_many(leases)
+        finally:
+            for lease in held:
+                lease.mutex.release()
 
     def release(self, delivery: Delivery, delay: float | None = None) -> None:
         """Requeue the message in its place (nack) or, with ``delay``, through the ladder. A

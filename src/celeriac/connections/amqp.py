@@ -18,6 +18,7 @@ import logging
 import math
 import socket
 import ssl
+import struct
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -30,6 +31,8 @@ from ..exceptions import ImproperlyConfigured, OperationalError
 
 try:
     import pika
+    from pika import exceptions as pika_errors
+    from pika import frame as pika_frame
     from pika import spec
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installation
     raise ImproperlyConfigured("amqp:// URLs need pika: pip install 'celeriac[amqp]'") from exc
@@ -467,6 +470,10 @@ class Link:
     def _on_work_open(self, channel: Any) -> None:
         self.work = channel
         self._watch(channel)
+        if _Reader.fits(self._conn, channel):  # deliveries to it are read by a _Reader
+            reader = _Reader(self._conn)
+            reader.channels[channel.channel_number] = channel
+            self._conn._on_data_available = reader
         # consumers (only used to wait) take one message each; basic.get ignores prefetch
         channel.basic_qos(
             prefetch_count=1,
@@ -803,8 +810,11 @@ class Link:
 
         def start(done: Done) -> None:
             channel = self.pub if pub else self.work
-            for tag in acks:
-                channel.basic_ack(tag)
+            if len(acks) > 1 and hasattr(self._conn, "_adapter_emit_data"):
+                _send_acks(self._conn, channel, acks)
+            else:
+                for tag in acks:
+                    channel.basic_ack(tag)
             for tag in requeue:
                 channel.basic_nack(tag, requeue=True)
             done(None)
@@ -819,6 +829,129 @@ class Link:
 
 
 _UNKNOWN = object()
+
+# frame type, channel, size (13), method (basic.ack), delivery tag, flags (not multiple), end
+_ACK = struct.Struct(">BHLIQBB")
+
+
+def _send_acks(conn: Any, channel: Any, tags: Sequence[int]) -> None:
+    """``channel.basic_ack(tag)`` for each of ``tags``, the frames marshalled together and
+    handed to the transport in one write (pika marshals and writes each one by itself)."""
+    if not channel.is_open or conn.is_closed:
+        channel.basic_ack(tags[0])  # raises pika's error for the state it is in
+        return
+    number, method = channel.channel_number, spec.Basic.Ack.INDEX
+    pack, end = _ACK.pack, spec.FRAME_END
+    data = b"".join([pack(spec.FRAME_METHOD, number, 13, method, tag, 0, end) for tag in tags])
+    conn.bytes_sent += len(data)
+    conn.frames_sent += len(tags)
+    conn._adapter_emit_data(data)
+
+
+# -- reading frames -----------------------------------------------------------------------------
+
+_FRAME = struct.Struct(">BHL")  # type, channel, size; the payload and FRAME_END follow
+_METHOD_ID = struct.Struct(">I")
+_CONTENT = struct.Struct(">HHQ")  # a content header: class, weight, body size
+_DELIVER = spec.Basic.Deliver.INDEX
+#: what pika's connection and channels must have for :class:`_Reader` to stand in (else
+#: pika reads every frame itself)
+_READER_NEEDS = (
+    ("_frame_buffer", "bytes_received", "frames_received", "_process_frame"),
+    ("_consumers", "_cancelled", "_consumers_with_noack"),
+)
+
+
+class _Reader:
+    """Reads the connection's incoming frames in place of pika's own loop, which is most of
+    the I/O thread's time when messages stream in: for each of a delivery's three frames pika
+    copies what is left of its buffer, looks for callbacks registered on the frame and hands
+    it through the channel to a content assembler. Here a ``basic.deliver`` to one of
+    ``channels`` and its content frames are decoded in place and the message goes straight
+    to its consumer (as pika's channel does: a delivery to a cancelled consumer is rejected,
+    which requeues it); every other frame still goes through pika's ``_process_frame``."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.channels: dict[int, Any] = {}  # channel number -> pika channel read here
+        # channel number -> [delivery method, properties, body size, fragments, received]
+        self.content: dict[int, list[Any]] = {}
+
+    @staticmethod
+    def fits(conn: Any, channel: Any) -> bool:
+        """Does this pika have the internals the reader relies on?"""
+        conn_needs, channel_needs = _READER_NEEDS
+        return all(hasattr(conn, n) for n in conn_needs) and all(
+            hasattr(channel, n) for n in channel_needs
+        )
+
+    def __call__(self, data: bytes) -> None:
+        conn = self.conn
+        buf = conn._frame_buffer + data if conn._frame_buffer else data
+        size_all = len(buf)
+        pos = 0
+        try:
+            while size_all - pos >= 8:
+                kind, number, size = _FRAME.unpack_from(buf, pos)
+                end = pos + size + 8
+                if end > size_all:
+                    break
+                if buf[end - 1] != spec.FRAME_END:
+                    raise pika_errors.InvalidFrameError("Invalid FRAME_END marker")
+                start, pos = pos, end
+                content = self.content.get(number)
+                if content is not None:
+                    conn.frames_received += 1
+                    self._content(number, content, kind, buf, start + 7, end - 1)
+                elif (
+                    kind == spec.FRAME_METHOD
+                    and number in self.channels
+                    and _METHOD_ID.unpack_from(buf, start + 7)[0] == _DELIVER
+                ):
+                    conn.frames_received += 1
+                    method = spec.Basic.Deliver().decode(buf, start + 11)
+                    self.content[number] = [method, None, 0, [], 0]
+                else:
+                    _, value = pika_frame.decode_frame(buf[start:end])
+                    if value is not None:
+                        conn._process_frame(value)
+        finally:
+            conn._frame_buffer = buf[pos:] if pos < size_all else b""
+            conn.bytes_received += pos
+
+    def _content(
+        self, number: int, content: list[Any], kind: int, buf: bytes, start: int, end: int
+    ) -> None:
+        """A content frame of the delivery under way on channel ``number``."""
+        if kind == spec.FRAME_HEADER and content[1] is None:
+            content[2] = _CONTENT.unpack_from(buf, start)[2]
+            content[1] = spec.BasicProperties().decode(buf, start + 12)
+        elif kind == spec.FRAME_BODY and content[1] is not None:
+            content[3].append(buf[start:end])
+            content[4] += end - start
+        else:
+            del self.content[number]
+            raise pika_errors.UnexpectedFrameError(f"frame of type {kind} inside a delivery")
+        if content[4] >= content[2]:
+            del self.content[number]
+            if content[4] > content[2]:
+                raise pika_errors.BodyTooLongError(content[4], content[2])
+            method, props, _, fragments, _ = content
+            body = fragments[0] if len(fragments) == 1 else b"".join(fragments)
+            self._deliver(self.channels[number], method, props, body)
+
+    @staticmethod
+    def _deliver(channel: Any, method: Any, props: Any, body: bytes) -> None:
+        tag = method.consumer_tag
+        if tag in channel._cancelled:
+            if channel.is_open and tag not in channel._consumers_with_noack:
+                channel.basic_reject(method.delivery_tag)
+            return
+        consumer = channel._consumers.get(tag)
+        if consumer is None:
+            logger.error("unexpected delivery to consumer %r", tag)
+            return
+        consumer(channel, method, props, body)
 
 
 def _guarded(fn: Callable[[], None]) -> None:
