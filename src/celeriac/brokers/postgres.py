@@ -8,6 +8,12 @@ released messages are all found by one query. A claim is one ``UPDATE`` over row
 ``FOR UPDATE SKIP LOCKED``, writing a fresh lease token; settling matches ``(id, lease)``, so
 a holder whose lease expired cannot touch the message once it is claimed again.
 
+A publish commits durably (one statement; a large batch is a ``COPY`` in one transaction).
+Claims and acknowledgements commit without waiting for the WAL to reach the disk
+(``synchronous_commit`` off for just those transactions): a server crash may forget the last
+fraction of a second of them, and those messages are then delivered again, as after a
+worker's crash (at-least-once). Other sessions see them at once, crash or not.
+
 Publishing and releasing ``NOTIFY`` a channel per queue (named after the schema and the
 queue). An idle ``fetch`` has ``LISTEN``\\ed on those channels on its own connection before it
 looked for work, and waits in ``select`` on that connection's socket and on a socket pair that
@@ -88,11 +94,36 @@ WITH inserted AS (
 SELECT pg_notify(c, '') FROM unnest(%(channels)s::text[]) AS c
 """
 
+# One message: plain parameters, nothing to build arrays of.
+_PUBLISH_ONE = """
+WITH inserted AS (
+    INSERT INTO celeriac_messages (queue, priority, visible_at, published_at, body)
+    VALUES (%s, %s, %s, %s, %b)
+)
+SELECT pg_notify(%s, '')
+"""
+
+# A large batch goes in by COPY (binary), in one transaction with its notifications: the rows
+# get their ids in the order they are written, so FIFO holds within it.
+_COPY = (
+    "COPY celeriac_messages (queue, priority, visible_at, published_at, body) "
+    "FROM STDIN (FORMAT BINARY)"
+)
+_COPY_TYPES = ["text", "int2", "float8", "float8", "bytea"]
+_NOTIFY = "SELECT pg_notify(c, '') FROM unnest(%s::text[]) AS c"
+COPY_FROM = 64  # messages in one publish from which COPY beats one INSERT of arrays
+
+# Claims and acknowledgements commit without waiting for the WAL flush: the statement sets
+# synchronous_commit off for its own transaction (set_config(..., true) lasts until its
+# commit). A server crash may forget the last of them; the messages are then delivered again,
+# as after a worker's crash (at-least-once). Publishing waits for the flush, as it must.
+_ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"
+
 # Per queue, the first LIMIT due rows in (priority, id) order straight from the index, locked
 # and skipping rows other claimers hold; then the best LIMIT of those, earlier queues first
 # among equal priorities. The CTE is materialised so the locking scan runs exactly once.
-_CLAIM = """
-WITH picked AS MATERIALIZED (
+_CLAIM = f"""
+WITH async_commit AS MATERIALIZED ({_ASYNC_COMMIT}), picked AS MATERIALIZED (
     SELECT c.id
     FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS q(name, qi)
     CROSS JOIN LATERAL (
@@ -107,7 +138,7 @@ WITH picked AS MATERIALIZED (
 )
 UPDATE celeriac_messages AS m
 SET lease = %(lease)s, visible_at = %(until)s, deliveries = m.deliveries + 1
-FROM picked
+FROM picked, async_commit
 WHERE m.id = picked.id
 RETURNING m.id, m.queue, m.priority, m.body, m.deliveries
 """
@@ -118,6 +149,12 @@ FROM unnest(%s::text[]) AS q(name)
 CROSS JOIN LATERAL (
     SELECT visible_at FROM celeriac_messages WHERE queue = q.name ORDER BY visible_at LIMIT 1
 ) AS d
+"""
+
+_ACK = f"""
+DELETE FROM celeriac_messages AS m
+USING unnest(%s::bigint[], %s::text[]) AS t(id, lease), ({_ASYNC_COMMIT}) AS async_commit
+WHERE m.id = t.id AND m.lease = t.lease
 """
 
 _EXTEND = """
@@ -212,19 +249,42 @@ class PostgresBroker:
         self._listener: _Listener | None = None
         self._fetching = False
         self._waker = Waker()
+        self._channels: dict[tuple[str, str], str] = {}  # (schema, queue) -> channel
 
     # -- helpers --------------------------------------------------------------------------
 
     def _channel(self, queue: str) -> str:
-        return channel_name("q", self._db.schema(), queue)
+        key = (self._db.schema(), queue)
+        channel = self._channels.get(key)
+        if channel is None:
+            if len(self._channels) >= 1024:  # queues named on the fly: keep it bounded
+                self._channels.clear()
+            channel = self._channels[key] = channel_name("q", *key)
+        return channel
 
     # -- publishing -----------------------------------------------------------------------
 
     def publish(self, messages: Sequence[Outgoing]) -> None:
-        """Insert ``messages`` and notify their queues, in one statement."""
+        """Insert ``messages`` and notify their queues, in one transaction: one statement,
+        or for a large batch a COPY and the notifications."""
         if not messages:
             return
         now = time.time()
+        if len(messages) == 1:
+            m = messages[0]
+            one = (
+                m.queue,
+                min(max(int(m.priority), 0), 9),
+                now if m.eta is None else float(m.eta),
+                now,
+                bytes(m.body),
+                self._channel(m.queue),
+            )
+            self._db.call(lambda conn: conn.execute(_PUBLISH_ONE, one))
+            return
+        if len(messages) >= COPY_FROM:
+            self._db.call(lambda conn: self._copy(conn, messages, now))
+            return
         params = {
             "now": now,
             "queues": [m.queue for m in messages],
@@ -234,6 +294,18 @@ class PostgresBroker:
             "channels": [self._channel(q) for q in dict.fromkeys(m.queue for m in messages)],
         }
         self._db.call(lambda conn: conn.execute(_PUBLISH, params))
+
+    def _copy(self, conn: Connection, messages: Sequence[Outgoing], now: float) -> None:
+        channels = [self._channel(q) for q in dict.fromkeys(m.queue for m in messages)]
+        with conn.transaction():
+            with conn.cursor().copy(_COPY) as copy:
+                copy.set_types(_COPY_TYPES)
+                write = copy.write_row
+                for m in messages:
+                    priority = min(max(int(m.priority), 0), 9)
+                    visible = now if m.eta is None else float(m.eta)
+                    write((m.queue, priority, visible, now, bytes(m.body)))
+            conn.execute(_NOTIFY, (channels,))
 
     # -- fetching -------------------------------------------------------------------------
 
@@ -369,13 +441,7 @@ class PostgresBroker:
         if not deliveries:
             return
         ids, leases = zip(*(_tag(d) for d in deliveries), strict=True)
-        self._db.call(
-            lambda conn: conn.execute(
-                "DELETE FROM celeriac_messages AS m USING unnest(%s::bigint[], %s::text[]) "
-                "AS t(id, lease) WHERE m.id = t.id AND m.lease = t.lease",
-                (list(ids), list(leases)),
-            )
-        )
+        self._db.call(lambda conn: conn.execute(_ACK, (list(ids), list(leases))))
 
     def release(self, delivery: Delivery, delay: float | None = None) -> None:
         """Make the message due again (after ``delay`` seconds); its id keeps its place."""
