@@ -8,11 +8,14 @@ orchestrator polls and clears key by key (the database itself is never flushed).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import redis
 
 REDIS_HOST = "127.0.0.1"
-REDIS_PORT = 6379
+# another Redis server (BENCH_REDIS_PORT), with BENCH_SLOT in systems/celeriac.py, keeps a
+# bench run apart from another one on the same machine
+REDIS_PORT = int(os.environ.get("BENCH_REDIS_PORT") or 6379)
 COUNTER_DB = 15
 
 # One Redis database per system; nothing else on the machine uses these.
@@ -24,7 +27,12 @@ DB = {
     "huey": 7,
     "arq": 8,
     "taskiq": 9,
+    "saq": 10,
+    "streaq": 11,
 }
+
+# The asyncio workload's task sleeps this long (asyncio.sleep), then counts.
+ASYNCIO_SLEEP = 0.1
 
 
 def redis_url(db: int) -> str:
@@ -44,9 +52,35 @@ def stamps_key(name: str | None = None) -> str:
     return f"bench:{name or tag()}:stamps"
 
 
+def seen_key(name: str | None = None) -> str:
+    """A bit per task argument, set by the task that ran it (the scale-out workload)."""
+    return f"bench:{name or tag()}:seen"
+
+
+def twice_key(name: str | None = None) -> str:
+    """How many runs found their bit already set: tasks run more than once."""
+    return f"bench:{name or tag()}:twice"
+
+
+def shares_key(name: str | None = None) -> str:
+    """Tasks run by each worker process (by pid): how the workers shared a queue."""
+    return f"bench:{name or tag()}:shares"
+
+
 def counter_client() -> redis.Redis:
     """A client of the counter database (its own connection pool, safe across fork)."""
     return redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=COUNTER_DB)
+
+
+def async_counter_client() -> Any:
+    """An asyncio client of the counter database for the async tasks. redis-py's asyncio
+    pool holds 100 connections by default and fails a command beyond them: enough
+    connections for the asyncio workload's 500 tasks counting at once."""
+    import redis.asyncio
+
+    return redis.asyncio.Redis(
+        host=REDIS_HOST, port=REDIS_PORT, db=COUNTER_DB, max_connections=1_000
+    )
 
 
 def results_enabled() -> bool:

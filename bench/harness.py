@@ -21,6 +21,7 @@ TMP = BENCH / ".tmp"
 LOGS = TMP / "logs"
 STARTED = time.monotonic()
 POLL = 0.002  # seconds between reads of a completion counter
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Failed(Exception):
@@ -123,6 +124,10 @@ class Worker:
             pass
         self._log.close()
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) used so far by the worker and all its descendants."""
+        return sum(process_cpu(pid) for pid in [self.proc.pid, *descendants(self.proc.pid)])
+
     def memory(self) -> dict[str, float]:
         """RSS and PSS in MB of the worker process and all its descendants."""
         pids = [self.proc.pid, *descendants(self.proc.pid)]
@@ -159,6 +164,27 @@ def descendants(root: int) -> list[int]:
         found.extend(children)
         frontier.extend(children)
     return found
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user and system, waited-for children included) of a process; 0 if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(value) for value in fields[11:15]) / CLOCK_TICKS
+
+
+def redis_pid() -> int | None:
+    """The local redis-server's process, for its CPU time; None when it is not here."""
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
+        except OSError:
+            continue
+        if cmdline.startswith(b"redis-server") and f":{common.REDIS_PORT}".encode() in cmdline:
+            return int(entry.name)
+    return None
 
 
 def _status_kb(pid: int, field: str) -> int:

@@ -14,6 +14,22 @@ BROKERS = "celeriac on each broker"
 SWEEP = "celeriac drain on Redis by pool and concurrency"
 MEMORY = "celeriac worker memory"
 EVENTS = "celeriac with events off and on (Redis)"
+SCALEOUT = "celeriac scale-out: four workers of concurrency 1 against one, on one queue"
+SCALEOUT_BROKERS = {
+    "celeriac": "Redis",
+    "celeriac-postgres": "PostgreSQL",
+    "celeriac-amqp": "RabbitMQ",
+}
+SCALEOUT_POOL = "solo"  # the pool of the target's rows (the other's rows are for comparison)
+ASYNCIO = "asyncio: tasks that sleep 0.1 s, one worker at concurrency 500 (Redis)"
+ASYNCIO_RATE = "asyncio sleep"  # the section's rows: tasks/s, and the share of the ideal
+ASYNCIO_SHARE = "asyncio sleep, of ideal"
+ASYNCIO_PEERS = {"arq": "arq", "taskiq": "Taskiq", "saq": "SAQ", "streaq": "streaq"}
+RABBITMQ = "celeriac and Celery on RabbitMQ (one worker, concurrency 2)"
+#: sections whose rows are compared with a celeriac system other than "celeriac" (Redis)
+POSTGRES = "celeriac and the PostgreSQL task queues (one worker, concurrency 2)"
+POSTGRES_PEERS = {"pgqueuer": "PgQueuer", "procrastinate": "Procrastinate"}
+OURS = {RABBITMQ: "celeriac-amqp", POSTGRES: "celeriac-postgres"}
 RATIO_NOTE = (
     "celeriac ÷ peer = celeriac's median divided by the peer's median for the same workload: "
     "for throughputs above 1 means celeriac is faster; for latencies and memory below 1 "
@@ -63,6 +79,8 @@ class Row:
 def fmt(value: float | None) -> str:
     if value is None:
         return "—"
+    if isinstance(value, int):  # a count (the scale-out's tasks run twice or lost)
+        return f"{value:,}"
     if value >= 100:
         return f"{value:,.0f}"
     if value >= 10:
@@ -83,9 +101,13 @@ def median_of(rows: list[Row], section: str, workload: str, system: str) -> floa
 
 
 def ratio(rows: list[Row], row: Row) -> str:
-    if row.section != MAIN or row.system == "celeriac" or row.status != "ok":
+    compared = row.section in (MAIN, ASYNCIO) or row.section in OURS
+    ours_name = OURS.get(row.section, "celeriac")
+    if not compared or row.system == ours_name or row.status != "ok":
         return ""
-    ours = median_of(rows, MAIN, row.workload, "celeriac")
+    if row.unit == "%":  # a share, of the ideal: the ratio is the rate row's
+        return ""
+    ours = median_of(rows, row.section, row.workload, ours_name)
     theirs = row.median
     if ours is None or not theirs:
         return ""
@@ -165,6 +187,38 @@ def targets(rows: list[Row]) -> list[dict[str, Any]]:
     enq_share, floor_ref = (statistics.median(paired), 1.0) if paired else (enq, floor)
     pipelined = median_of(rows, FLOOR, "pipelined INCR", "redis-py")
     sqlite = median_of(rows, BROKERS, "drain", "celeriac-sqlite")
+
+    def events(figure: str) -> float | None:
+        return median_of(rows, EVENTS, figure, "celeriac")
+
+    def aio(system: str = "celeriac") -> float | None:
+        return median_of(rows, ASYNCIO, ASYNCIO_RATE, system)
+
+    def rabbit(workload: str, system: str = "celeriac-amqp") -> float | None:
+        return median_of(rows, RABBITMQ, workload, system)
+
+    def pg_vs_peers(workload: str, higher: bool) -> tuple[float | None, float | None]:
+        """celeriac's median on PostgreSQL and the best of the peers' (None: not measured)."""
+        theirs = [median_of(rows, POSTGRES, workload, peer) for peer in POSTGRES_PEERS]
+        best = [value for value in theirs if value is not None]
+        pick = max if higher else min
+        ours = median_of(rows, POSTGRES, workload, "celeriac-postgres")
+        return ours, (pick(best) if best else None)
+
+    peers_named = " and ".join(POSTGRES_PEERS.values())
+
+    def scaled(system: str) -> float | None:
+        return median_of(rows, SCALEOUT, f"4 ÷ 1 ({SCALEOUT_POOL})", system)
+
+    def spoiled() -> int | None:
+        """Tasks run twice or lost in every scale-out run (None: none measured)."""
+        counted = [
+            sum(row.samples)
+            for row in rows
+            if row.section == SCALEOUT and row.key in ("twice", "lost") and row.status == "ok"
+        ]
+        return int(sum(counted)) if counted else None
+
     checks: list[tuple[str, float | None, float | None, str, float, bool]] = [
         # (name, measured, reference, unit shown, bound, higher is better)
         ("enqueue ≥ 4x Celery", enq, main("enqueue", "celery"), "x", 4, True),
@@ -175,6 +229,58 @@ def targets(rows: list[Row]) -> list[dict[str, Any]]:
         ("latency p50 ≤ 0.5 ms", main("latency p50"), 1, "ms", 0.5, False),
         ("latency p99 ≤ 2 ms", main("latency p99"), 1, "ms", 2, False),
         ("SQLite drain ≥ 2,000 tasks/s", sqlite, 1, "tasks/s", 2_000, True),
+        *(
+            (f"{label}: 4 workers ≥ 1.8x one (c=1)", scaled(system), 1, "x", 1.8, True)
+            for system, label in SCALEOUT_BROKERS.items()
+        ),
+        ("scale-out: no task run twice or lost", spoiled(), 1, "tasks", 0, False),
+        (
+            "RabbitMQ drain ≥ 5x Celery on RabbitMQ",
+            rabbit("drain"),
+            rabbit("drain", "celery-amqp"),
+            "x",
+            5,
+            True,
+        ),
+        (
+            "RabbitMQ enqueue ≥ 2x Celery with confirms",
+            rabbit("enqueue"),
+            rabbit("enqueue", "celery-amqp-confirm"),
+            "x",
+            2,
+            True,
+        ),
+        (
+            "RabbitMQ enqueue ≥ Celery's default (no confirms)",
+            rabbit("enqueue"),
+            rabbit("enqueue", "celery-amqp"),
+            "x",
+            1,
+            True,
+        ),
+        *(
+            (f"PostgreSQL {workload} ≥ {peers_named}", *pg_vs_peers(workload, True), "x", 1, True)
+            for workload in ("enqueue", "bulk enqueue", "drain")
+        ),
+        *(
+            (f"PostgreSQL {workload} ≤ {peers_named}", *pg_vs_peers(workload, False), "x", 1, False)
+            for workload in ("latency p50", "latency p99")
+        ),
+        ("drain with events ≥ 90% of without", events("drain on/off"), 1, "%", 0.9, True),
+        ("drain CPU with events ≤ 110% of without", events("drain CPU on/off"), 1, "%", 1.1, False),
+        ("enqueue with task-sent ≥ 90% of without", events("enqueue on/off"), 1, "%", 0.9, True),
+        (
+            "asyncio sleep ≥ 80% of ideal (c / 0.1 s)",
+            median_of(rows, ASYNCIO, ASYNCIO_SHARE, "celeriac"),
+            100,
+            "%",
+            0.8,
+            True,
+        ),
+        *(
+            (f"asyncio sleep ≥ 3x {label}", aio(), aio(peer), "x", 3, True)
+            for peer, label in ASYNCIO_PEERS.items()
+        ),
         (
             "idle worker RSS ≤ Celery's",
             main("idle worker RSS"),
@@ -199,6 +305,8 @@ def targets(rows: list[Row]) -> list[dict[str, Any]]:
             continue
         value = measured / reference
         shown = f"{value * 100:.0f}%" if unit == "%" else f"{fmt(value)} {unit}".strip()
+        if unit == "tasks":
+            shown = f"{value:,.0f} tasks"
         met = value >= bound if higher else value <= bound
         found.append({"target": name, "measured": shown, "value": value, "met": met})
     return found

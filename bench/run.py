@@ -35,6 +35,12 @@ REQUIREMENTS = [
     "huey>=2.5",
     "taskiq>=0.11",
     "taskiq-redis>=1.0",
+    "saq>=0.26",
+    "streaq>=7.0",
+    # Taskiq's worker and celeriac's asyncio pool run on uvloop when it is installed
+    "uvloop>=0.19",
+    "pgqueuer[asyncpg]>=1.6",
+    "procrastinate>=3.10",
     "click>=8.0",
     "redis[hiredis]>=5.0",
     "matplotlib>=3.7",
@@ -43,7 +49,7 @@ WITHOUT_DEPS = ["arq>=0.26"]
 CELERIAC = f"{ROOT}[redis,amqp,postgres]"
 
 WORKLOADS = ["floor", "enqueue", "bulk", "drain", "latency", "results", "brokers", "sweep",
-             "memory", "events"]  # fmt: skip
+             "memory", "events", "asyncio", "rabbitmq", "postgres", "scaleout"]  # fmt: skip
 
 
 # -- the environment ------------------------------------------------------------------------

@@ -22,8 +22,26 @@ import common
 import report
 import workloads
 from harness import BENCH, TMP, Failed, NotApplicable, progress, time_limit
-from report import BROKERS, EVENTS, FLOOR, MAIN, MEMORY, SWEEP, Row
+from report import (
+    ASYNCIO,
+    ASYNCIO_RATE,
+    ASYNCIO_SHARE,
+    BROKERS,
+    EVENTS,
+    FLOOR,
+    MAIN,
+    MEMORY,
+    POSTGRES,
+    RABBITMQ,
+    SCALEOUT,
+    SCALEOUT_BROKERS,
+    SCALEOUT_POOL,
+    SWEEP,
+    Row,
+)
 from systems import CELERIAC_BROKERS, PEERS, System, make
+from systems import POSTGRES as POSTGRES_SYSTEMS
+from systems import RABBITMQ as RABBITMQ_SYSTEMS
 from workloads import Scale
 
 Measure = Callable[[], dict[str, Any]]
@@ -66,6 +84,35 @@ class Suite:
             row.runs.append(run)
             progress(f"{where}: {summary(run)} ({took:.1f} s)")
         return row
+
+    def alternate(
+        self, title: str, systems: list[System], fn: Callable[..., dict[str, Any]], limit: float
+    ) -> list[Row]:
+        """As :meth:`repeat` for several systems taking turns (A B C A B C ...), so that a
+        drift of the machine's speed falls on each of them alike; one row per system."""
+        rows = [Row("", title, "", "", system.label, "") for system in systems]
+        for attempt in range(1, self.scale.repeat + 1):
+            for system, row in zip(systems, rows, strict=True):
+                if row.status != "ok":
+                    continue
+                started = time.monotonic()
+                try:
+                    with time_limit(limit):
+                        run = fn(system, self.scale)
+                except NotApplicable as exc:
+                    row.status, row.reason = "n/a", str(exc)
+                except Failed as exc:
+                    row.status, row.reason = "failed", str(exc)
+                except Exception as exc:  # a broken peer must not stop the suite
+                    row.status, row.reason = "failed", f"{type(exc).__name__}: {exc}"[:300]
+                took = time.monotonic() - started
+                where = f"{title:<22} {system.label:<20} run {attempt}/{self.scale.repeat}"
+                if row.status != "ok":
+                    progress(f"{where}: {row.status}: {row.reason} ({took:.1f} s)")
+                    continue
+                row.runs.append(run)
+                progress(f"{where}: {summary(run)} ({took:.1f} s)")
+        return rows
 
     def record(
         self,
@@ -184,6 +231,54 @@ class Suite:
             finally:
                 system.cleanup()
 
+    def rabbitmq(self, chosen: list[str]) -> None:
+        """celeriac against Celery on RabbitMQ, unconfirmed (its default) and with
+        ``confirm_publish``: enqueue, bulk and drain, the systems taking turns."""
+        progress(
+            "== RabbitMQ: celeriac and Celery (default, and with confirm_publish): enqueue, "
+            "bulk, drain; each on a fresh vhost, the systems taking turns"
+        )
+        names = [name for name in RABBITMQ_SYSTEMS if name in chosen] or RABBITMQ_SYSTEMS
+        systems = [make(name) for name in names]
+        plan: list[tuple[str, Callable[[System, Scale], dict[str, Any]], str, float]] = [
+            ("enqueue", workloads.enqueue, "enqueue", self._limit()),
+            ("bulk enqueue", workloads.bulk, "bulk enqueue", self._limit()),
+            ("drain", workloads.drain, "drain", self._limit(3)),
+        ]
+        try:
+            for title, fn, figure, limit in plan:
+                rows = self.alternate(title, systems, fn, limit)
+                for system, series in zip(systems, rows, strict=True):
+                    self.record(RABBITMQ, system, series, {figure: RATE})
+        finally:
+            for system in systems:
+                system.cleanup()
+
+    def postgres(self, chosen: list[str]) -> None:
+        """celeriac's PostgreSQL broker against PgQueuer and Procrastinate: enqueue, bulk,
+        drain and latency, each system on a fresh schema of its own, taking turns."""
+        progress(
+            "== PostgreSQL: celeriac, PgQueuer and Procrastinate: enqueue, bulk, drain, "
+            "latency; each on a fresh schema, the systems taking turns"
+        )
+        names = [name for name in POSTGRES_SYSTEMS if name in chosen] or POSTGRES_SYSTEMS
+        systems = [make(name) for name in names]
+        plan: list[tuple[str, Callable[[System, Scale], dict[str, Any]], dict[str, Any], float]]
+        plan = [
+            ("enqueue", workloads.enqueue, {"enqueue": RATE}, self._limit()),
+            ("bulk enqueue", workloads.bulk, {"bulk enqueue": RATE}, self._limit()),
+            ("drain", workloads.drain, {"drain": RATE}, self._limit(3)),
+            ("latency", workloads.latency, LATENCY, self.scale.latency_budget + 400),
+        ]
+        try:
+            for title, fn, figures, limit in plan:
+                rows = self.alternate(title, systems, fn, limit)
+                for system, series in zip(systems, rows, strict=True):
+                    self.record(POSTGRES, system, series, figures)
+        finally:
+            for system in systems:
+                system.cleanup()
+
     def sweep(self) -> None:
         progress("== celeriac drain on Redis: pools prefork/threads/asyncio x concurrency 1-8")
         system = make("celeriac")
@@ -206,12 +301,28 @@ class Suite:
             "drain, events off": ("drain_off", "tasks/s"),
             "drain, events on (-E)": ("drain_on", "tasks/s"),
             "drain on/off": ("drain_ratio", "x"),
+            "drain CPU, events off": ("cpu_off_s", "s"),
+            "drain CPU, events on": ("cpu_on_s", "s"),
+            "drain CPU on/off": ("cpu_ratio", "x"),
             "enqueue": ("enqueue_off", "tasks/s"),
             "enqueue with task-sent": ("enqueue_on", "tasks/s"),
             "enqueue on/off": ("enqueue_ratio", "x"),
         }
         measure = partial(workloads.events, system, self.scale)
         self.measure(EVENTS, system, "events", measure, figures, self._limit(8))
+
+    def asyncio(self) -> None:
+        scale = self.scale
+        progress(
+            f"== asyncio: {scale.asyncio_tasks:,} queued tasks that sleep 0.1 s, then one "
+            f"worker at concurrency {scale.asyncio_concurrency} (ideal "
+            f"{scale.asyncio_concurrency / common.ASYNCIO_SLEEP:,.0f} tasks/s, start-up included)"
+        )
+        figures = {ASYNCIO_RATE: RATE, ASYNCIO_SHARE: ("of_ideal", "%")}
+        for system in self.systems:
+            if system.asyncio:
+                measure = partial(workloads.asyncio_sleep, system, scale)
+                self.measure(ASYNCIO, system, "asyncio", measure, figures, self._limit(3))
 
     def memory(self) -> None:
         n = self.scale.memory_tasks
@@ -226,6 +337,36 @@ class Suite:
         measure = partial(workloads.memory, system, self.scale)
         self.measure(MEMORY, system, "memory", measure, figures, self._limit(4))
 
+    def scaleout(self) -> None:
+        n = self.scale.scaleout_tasks
+        progress(
+            f"== celeriac scale-out on Redis, PostgreSQL and RabbitMQ: {n:,} queued, drained by "
+            "one worker (c=1), then by four side by side; -P solo, then -P prefork"
+        )
+        limit = 2 * (self.scale.step_timeout + self.scale.scaleout_budget) + 120
+        for name in SCALEOUT_BROKERS:
+            system = make(name)
+            try:
+                for pool in (SCALEOUT_POOL, "prefork"):
+                    figures = {
+                        f"1 worker ({pool})": ("one", "tasks/s"),
+                        f"4 workers ({pool})": ("four", "tasks/s"),
+                        f"4 ÷ 1 ({pool})": ("value", "x"),
+                        f"4 ÷ 1, start-up included ({pool})": ("started_ratio", "x"),
+                        f"ran twice, all runs ({pool})": ("twice", "tasks"),
+                        f"lost, all runs ({pool})": ("lost", "tasks"),
+                    }
+                    measure = partial(workloads.scaleout, system, self.scale, pool)
+                    label = f"celeriac ({getattr(system, 'broker', 'redis')})"
+                    self.measure(
+                        SCALEOUT, system, f"scaleout {pool}", measure, figures, limit, label
+                    )
+            finally:
+                system.cleanup()
+        for row in self.rows:  # a task run twice or lost in any run counts: the sum
+            if row.section == SCALEOUT and row.key in ("twice", "lost") and row.samples:
+                row.samples = [int(sum(row.samples))]
+
     def _copy_from_main(self, section: str, label: str) -> None:
         for workload in ("enqueue", "drain", "latency p50", "latency p99"):
             row = report.find(self.rows, MAIN, workload, "celeriac")
@@ -237,19 +378,28 @@ class Suite:
 
 
 def summary(run: dict[str, Any]) -> str:
+    if "four" in run:
+        return (
+            f"1 worker {run['one']:,.0f}/s, 4 workers {run['four']:,.0f}/s: "
+            f"{run['value']:.2f}x ({run['started_ratio']:.2f}x with start-up), "
+            f"{run['twice']} run twice, {run['lost']} lost"
+        )
     if "p50" in run:
         return f"p50 {run['p50']:.2f} ms, p99 {run['p99']:.2f} ms ({run['count']} tasks)"
     if "drain_ratio" in run:
         return (
             f"drain {run['drain_off']:,.0f} -> {run['drain_on']:,.0f}/s with events "
-            f"({run['drain_ratio']:.2f}x), enqueue {run['enqueue_off']:,.0f} -> "
-            f"{run['enqueue_on']:,.0f}/s with task-sent ({run['enqueue_ratio']:.2f}x)"
+            f"({run['drain_ratio']:.2f}x; CPU {run['cpu_ratio']:.2f}x), "
+            f"enqueue {run['enqueue_off']:,.0f} -> {run['enqueue_on']:,.0f}/s "
+            f"with task-sent ({run['enqueue_ratio']:.2f}x)"
         )
     if "after_rss_mb" in run:
         return f"idle {run['idle_rss_mb']:.1f} MB, after {run['after_rss_mb']:.1f} MB RSS"
     text = f"{run['value']:,.1f}/s"
     if "first_task_s" in run:
         text += f" (first task after {run['first_task_s']:.2f} s)"
+    if "of_ideal" in run:
+        text += f", {run['of_ideal']:.0f}% of ideal"
     if "done" in run:
         text += f" ({run['done']} round trips)"
     return text
@@ -304,8 +454,9 @@ def machine() -> dict[str, Any]:
 
 def configuration(systems: list[System]) -> dict[str, Any]:
     config = {s.name: {"version": s.version(), **s.config()} for s in systems}
-    for broker in CELERIAC_BROKERS:
-        system = make(f"celeriac-{broker}")
+    others = RABBITMQ_SYSTEMS + POSTGRES_SYSTEMS
+    for name in dict.fromkeys([f"celeriac-{broker}" for broker in CELERIAC_BROKERS] + others):
+        system = make(name)
         config[system.name] = {"version": system.version(), **system.config()}
     return config
 
@@ -373,7 +524,17 @@ def run_suite(args: argparse.Namespace, names: list[str]) -> int:
     suite = Suite(scale, systems)
     try:
         for name in selected:
-            if name in ("brokers", "sweep", "memory", "events") and "celeriac" not in chosen:
+            celeriac_only = ("brokers", "sweep", "memory", "events", "scaleout")
+            if name in celeriac_only and "celeriac" not in chosen:
+                continue
+            if name == "rabbitmq":
+                wanted = {"celeriac", "celery", *RABBITMQ_SYSTEMS}
+                if wanted & set(chosen):
+                    suite.rabbitmq(chosen)
+                continue
+            if name == "postgres":
+                if {"celeriac", *POSTGRES_SYSTEMS} & set(chosen):
+                    suite.postgres(chosen)
                 continue
             getattr(suite, name)()
     finally:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from systems.base import NotAvailable, System
 
-PEERS = ["celery", "dramatiq", "rq", "huey", "arq", "taskiq"]
+PEERS = ["celery", "dramatiq", "rq", "huey", "arq", "taskiq", "saq", "streaq"]
 CELERIAC_BROKERS = ["sqlite", "amqp", "postgres"]
+#: the rabbitmq workload's systems: celeriac and Celery (unconfirmed, then confirmed) on RabbitMQ
+RABBITMQ = ["celeriac-amqp", "celery-amqp", "celery-amqp-confirm"]
+#: the postgres workload's systems: celeriac and the task queues built on PostgreSQL alone
+POSTGRES = ["celeriac-postgres", "pgqueuer", "procrastinate"]
 
 
 def make(name: str) -> System:
@@ -14,6 +18,10 @@ def make(name: str) -> System:
         from systems.celeriac import Celeriac
 
         return Celeriac(name.partition("-")[2] or "redis")
+    if name.startswith("celery-amqp"):
+        from systems.celery_amqp import CeleryAMQP
+
+        return CeleryAMQP(name)
     if name == "celery":
         from systems.celery import CelerySystem
 
@@ -38,7 +46,23 @@ def make(name: str) -> System:
         from systems.taskiq import Taskiq
 
         return Taskiq()
+    if name == "saq":
+        from systems.saq import Saq
+
+        return Saq()
+    if name == "streaq":
+        from systems.streaq import Streaq
+
+        return Streaq()
+    if name == "pgqueuer":
+        from systems.pgqueuer import PgQueuer
+
+        return PgQueuer()
+    if name == "procrastinate":
+        from systems.procrastinate import Procrastinate
+
+        return Procrastinate()
     raise KeyError(f"unknown system {name!r}")
 
 
-__all__ = ["CELERIAC_BROKERS", "PEERS", "NotAvailable", "System", "make"]
+__all__ = ["CELERIAC_BROKERS", "PEERS", "POSTGRES", "RABBITMQ", "NotAvailable", "System", "make"]

@@ -24,6 +24,7 @@ class Arq(AsyncSystem):
     label = "arq"
     dist = "arq"
     concurrency_note = "one process, max_jobs=2"
+    asyncio = True
 
     def config(self) -> dict[str, Any]:
         return {
@@ -47,6 +48,9 @@ class Arq(AsyncSystem):
 
             self._redis = await create_pool(SETTINGS["redis_settings"])
         return self._redis
+
+    async def send_task(self, task: str, i: int) -> Any:
+        return await (await self._pool()).enqueue_job(task, i)
 
     async def send_incr(self, i: int) -> Any:
         return await (await self._pool()).enqueue_job("incr", i)

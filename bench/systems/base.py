@@ -32,6 +32,7 @@ class System:
     label = ""  # shown in the table
     dist = ""  # distribution name, for the version
     concurrency_note = ""  # how "one worker with concurrency 2" maps onto this system
+    asyncio = False  # it has the asyncio workload's task, ``asleep`` (async def)
 
     @property
     def db(self) -> int:
@@ -106,14 +107,24 @@ class System:
         self.send_batch(n)
         return time.perf_counter() - started
 
+    def task_sender(self, task: str) -> Callable[[int], Any]:
+        """A function sending one task named ``task`` (``incr``; ``asleep`` where the
+        system has it) with an int argument."""
+        if task == "incr":
+            return self.incr_sender()
+        raise NotAvailable(f"no {task} task")
+
     def fill(self, n: int, task: str = "incr") -> None:
         """Queue ``n`` counting tasks, untimed (the batch API where there is one)."""
-        try:
-            self.send_batch(n)
-        except NotAvailable:
-            send = self.incr_sender()
-            for i in range(n):
-                send(i)
+        if task == "incr":
+            try:
+                self.send_batch(n)
+                return
+            except NotAvailable:
+                pass
+        send = self.task_sender(task)
+        for i in range(n):
+            send(i)
 
     def latency(self, n: int, budget: float) -> list[float]:
         """Send up to ``n`` stamp tasks one at a time, each after the previous one started;
@@ -162,6 +173,30 @@ class AsyncSystem(System):
 
     async def send_stamp(self, sent: float) -> Any:
         raise NotImplementedError
+
+    async def send_task(self, task: str, i: int) -> Any:
+        """Send one task named ``task`` (see ``System.task_sender``)."""
+        if task == "incr":
+            return await self.send_incr(i)
+        raise NotAvailable(f"no {task} task")
+
+    def task_sender(self, task: str) -> Callable[[int], Any]:
+        return lambda i: self.run(self.send_task(task, i))
+
+    def fill(self, n: int, task: str = "incr") -> None:
+        """As ``System.fill``; single sends run inside one coroutine."""
+        if task == "incr":
+            try:
+                self.send_batch(n)
+                return
+            except NotAvailable:
+                pass
+
+        async def loop() -> None:
+            for i in range(n):
+                await self.send_task(task, i)
+
+        self.run(loop())
 
     def incr_sender(self) -> Callable[[int], Any]:
         return lambda i: self.run(self.send_incr(i))

@@ -20,9 +20,11 @@ SETTINGS: dict[str, Any] = {
 }
 
 TMP = Path(__file__).resolve().parent.parent / ".tmp"
-SQLITE_FILE = TMP / "celeriac.db"
-AMQP_VHOST = "celeriac-bench"
-PG_SCHEMA = "celeriac_bench"
+# BENCH_SLOT=name: a vhost, schema and SQLite file of the run's own (see common.REDIS_PORT)
+SLOT = "".join(c for c in os.environ.get("BENCH_SLOT", "").lower() if c.isalnum())
+SQLITE_FILE = TMP / (f"celeriac-{SLOT}.db" if SLOT else "celeriac.db")
+AMQP_VHOST = f"celeriac-bench-{SLOT}" if SLOT else "celeriac-bench"
+PG_SCHEMA = f"celeriac_bench_{SLOT}" if SLOT else "celeriac_bench"
 
 URLS = {
     "redis": common.redis_url(common.DB["celeriac"]),
@@ -42,6 +44,7 @@ class Celeriac(CeleryAPI):
 
     dist = "celeriac"
     concurrency_note = "prefork pool, -c 2 (one parent and two child processes)"
+    asyncio = True  # -P asyncio
 
     def __init__(self, broker: str = "redis") -> None:
         self.broker = broker
@@ -69,11 +72,17 @@ class Celeriac(CeleryAPI):
         }
 
     def worker_command(
-        self, concurrency: int = 2, pool: str | None = None, results: bool = False
+        self,
+        concurrency: int = 2,
+        pool: str | None = None,
+        results: bool = False,
+        name: str | None = None,
     ) -> list[str]:
+        """``name``: the node name (``-n``), for several workers side by side."""
         return [
             str(BIN / "celeriac"), "-A", "tasks.celeriac_tasks", "worker",
             "-c", str(concurrency), "-P", pool or "prefork", "-q", "-l", "WARNING",
+            *(["-n", name] if name else []),
         ]  # fmt: skip
 
     # -- lifecycle on each broker ---------------------------------------------------------

@@ -16,6 +16,7 @@ class Taskiq(AsyncSystem):
     label = "Taskiq"
     dist = "taskiq"
     concurrency_note = "--workers 1 --max-async-tasks 2 (a parent and one worker process)"
+    asyncio = True
 
     def config(self) -> dict[str, Any]:
         return {
@@ -42,6 +43,9 @@ class Taskiq(AsyncSystem):
             await taskiq_tasks.broker.startup()
             self._up = True
         return taskiq_tasks
+
+    async def send_task(self, task: str, i: int) -> Any:
+        return await getattr(await self._started(), task).kiq(i)
 
     async def send_incr(self, i: int) -> Any:
         return await (await self._started()).incr.kiq(i)

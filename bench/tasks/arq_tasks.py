@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
 from typing import Any
 
-import redis.asyncio
 from arq import func
 
 import common
 from systems.arq import SETTINGS
 
-COUNTER = redis.asyncio.Redis(host=common.REDIS_HOST, port=common.REDIS_PORT, db=common.COUNTER_DB)
+COUNTER = common.async_counter_client()
 DONE = common.done_key()
 STAMPS = common.stamps_key()
 
 
 async def incr(ctx: dict[str, Any], i: int) -> None:
+    await COUNTER.incr(DONE)
+
+
+async def asleep(ctx: dict[str, Any], i: int) -> None:
+    await asyncio.sleep(common.ASYNCIO_SLEEP)
     await COUNTER.incr(DONE)
 
 
@@ -31,7 +37,13 @@ async def echo(ctx: dict[str, Any], i: int) -> int:
 
 class WorkerSettings:
     # keep_result=0: no result is stored for the jobs whose result nobody reads.
-    functions = [func(incr, keep_result=0), func(stamp, keep_result=0), echo]
+    functions = [
+        func(incr, keep_result=0),
+        func(asleep, keep_result=0),
+        func(stamp, keep_result=0),
+        echo,
+    ]
     redis_settings = SETTINGS["redis_settings"]
-    max_jobs = SETTINGS["max_jobs"]
+    # 2 unless the workload says otherwise (the asyncio workload: 500)
+    max_jobs = int(os.environ.get("BENCH_CONCURRENCY", SETTINGS["max_jobs"]))
     poll_delay = SETTINGS["poll_delay"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any
@@ -28,16 +29,39 @@ def incr(i: int) -> None:
     COUNTER.incr(DONE)
 
 
-@app.task
-async def aincr(i: int) -> None:
+def _acounter() -> Any:
     global ACOUNTER
     if ACOUNTER is None:
-        import redis.asyncio
+        ACOUNTER = common.async_counter_client()
+    return ACOUNTER
 
-        ACOUNTER = redis.asyncio.Redis(
-            host=common.REDIS_HOST, port=common.REDIS_PORT, db=common.COUNTER_DB
-        )
-    await ACOUNTER.incr(DONE)
+
+@app.task
+async def aincr(i: int) -> None:
+    await _acounter().incr(DONE)
+
+
+@app.task
+async def asleep(i: int) -> None:
+    """The asyncio workload's task: a sleep, then the count."""
+    await asyncio.sleep(common.ASYNCIO_SLEEP)
+    await _acounter().incr(DONE)
+
+
+# the scale-out workload's task: sets its argument's bit, counts the run and the runs of its
+# process; a run whose bit was already set counts as a task run twice. One round trip, as
+# incr's INCR.
+MARK = COUNTER.register_script(
+    "if redis.call('SETBIT', KEYS[1], ARGV[1], 1) == 1 then redis.call('INCR', KEYS[3]) end "
+    "redis.call('HINCRBY', KEYS[4], ARGV[2], 1) "
+    "return redis.call('INCR', KEYS[2])"
+)
+MARK_KEYS = [common.seen_key(), DONE, common.twice_key(), common.shares_key()]
+
+
+@app.task
+def mark(i: int) -> None:
+    MARK(keys=MARK_KEYS, args=[i, os.getpid()])
 
 
 @app.task

@@ -6,9 +6,9 @@ A result backend is attached only in the processes of the results workload
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-import redis.asyncio
 from taskiq_redis import ListQueueBroker, RedisAsyncResultBackend
 
 import common
@@ -18,13 +18,19 @@ broker = ListQueueBroker(url=URL)
 if common.results_enabled():
     broker = broker.with_result_backend(RedisAsyncResultBackend(redis_url=URL))
 
-COUNTER = redis.asyncio.Redis(host=common.REDIS_HOST, port=common.REDIS_PORT, db=common.COUNTER_DB)
+COUNTER = common.async_counter_client()
 DONE = common.done_key()
 STAMPS = common.stamps_key()
 
 
 @broker.task
 async def incr(i: int) -> None:
+    await COUNTER.incr(DONE)
+
+
+@broker.task
+async def asleep(i: int) -> None:
+    await asyncio.sleep(common.ASYNCIO_SLEEP)
     await COUNTER.incr(DONE)
 
 

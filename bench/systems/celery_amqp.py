@@ -1,0 +1,131 @@
+"""Celery on RabbitMQ (kombu's py-amqp transport), prefork pool, results off.
+
+Two systems: ``celery-amqp`` with Celery's defaults (a publish is written to the socket and
+not confirmed) and ``celery-amqp-confirm`` with ``broker_transport_options={"confirm_publish":
+True}``, where each publish waits for RabbitMQ's confirm: the guarantee celeriac's RabbitMQ
+broker always gives. Each runs on a vhost of its own, made anew before each run with
+``rabbitmqctl``; completion counters are in Redis as for every system.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import common
+from systems.base import BIN, CeleryAPI, NotAvailable
+
+NAMES = ["celery-amqp", "celery-amqp-confirm"]
+QUEUE = "celery-bench"  # task_default_queue (prefixed: the fallback shares the default vhost)
+
+
+def vhost(name: str) -> str:
+    return f"{name}-bench"
+
+
+def url(name: str, fallback: bool = False) -> str:
+    return "amqp://guest:guest@127.0.0.1:5672/" + ("/" if fallback else vhost(name))
+
+
+def settings(name: str, fallback: bool = False) -> dict[str, Any]:
+    """Celery's settings for system ``name`` (applied by tasks/celery_amqp_tasks.py)."""
+    conf: dict[str, Any] = {
+        "broker_url": url(name, fallback),
+        "broker_connection_retry_on_startup": True,
+        "task_default_queue": QUEUE,
+        "task_ignore_result": True,
+        # as on Redis: Celery's optimizing guide for many short tasks (the default is 4)
+        "worker_prefetch_multiplier": 64,
+    }
+    if name == "celery-amqp-confirm":
+        conf["broker_transport_options"] = {"confirm_publish": True}
+    return conf
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+class CeleryAMQP(CeleryAPI):
+    tasks_module = "tasks.celery_amqp_tasks"
+    canvas_module = "celery"
+
+    dist = "celery"
+    concurrency_note = "prefork pool, -c 2 (one parent and two child processes)"
+
+    def __init__(self, name: str = "celery-amqp") -> None:
+        if name not in NAMES:
+            raise KeyError(name)
+        self.name = name
+        confirm = name == "celery-amqp-confirm"
+        self.label = "Celery (amqp, confirms)" if confirm else "Celery (amqp)"
+        self.fallback = False
+
+    @property
+    def db(self) -> int:
+        return common.DB["celery"]  # not flushed: nothing of this system is in Redis
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        if self.fallback:
+            env["BENCH_CELERY_AMQP_FALLBACK"] = "1"
+        return env
+
+    def config(self) -> dict[str, Any]:
+        shown = {**settings(self.name, self.fallback)}
+        shown["broker_url"] = shown["broker_url"].replace("guest:guest@", "")
+        return {
+            "broker": shown["broker_url"],
+            "settings": shown,
+            "transport": "kombu pyamqp (py-amqp)",
+            "publish": "confirmed (confirm_publish: each publish waits for the broker's ack)"
+            if self.name == "celery-amqp-confirm"
+            else "unconfirmed (Celery's default)",
+            "results": "off (task_ignore_result, no result backend)",
+            "prefetch": "worker_prefetch_multiplier 64, as on Redis (default 4)",
+            "worker": " ".join(self.worker_command()[1:]),
+            "concurrency": self.concurrency_note,
+            "bulk": "group(...).apply_async()",
+        }
+
+    def worker_command(
+        self, concurrency: int = 2, pool: str | None = None, results: bool = False
+    ) -> list[str]:
+        return [
+            str(BIN / "celery"), "-A", self.tasks_module, "worker",
+            "-P", pool or "prefork", "-c", str(concurrency), "-l", "WARNING",
+        ]  # fmt: skip
+
+    def round_tripper(self) -> Any:
+        raise NotAvailable("results off on RabbitMQ")
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """A fresh vhost; without rabbitmqctl, the default vhost with the queue purged."""
+        self.clear_counters()
+        if not self.fallback:
+            try:
+                self._drop_vhost()
+                _rabbitmqctl("add_vhost", vhost(self.name))
+                _rabbitmqctl("set_permissions", "-p", vhost(self.name), "guest", ".*", ".*", ".*")
+                return
+            except (OSError, subprocess.SubprocessError):
+                self.fallback = True
+        from kombu import Connection
+
+        with Connection(url(self.name, fallback=True)) as conn:
+            channel = conn.default_channel
+            channel.queue_declare(QUEUE, durable=True)
+            channel.queue_purge(QUEUE)
+
+    def cleanup(self) -> None:
+        self.clear_counters()
+        if not self.fallback:
+            self._drop_vhost()
+
+    def _drop_vhost(self) -> None:
+        try:
+            _rabbitmqctl("delete_vhost", vhost(self.name))
+        except (OSError, subprocess.SubprocessError):
+            pass
