@@ -66,23 +66,8 @@ class Suite:
         """Run ``measure`` scale.repeat times; a failure or n/a ends the series."""
         row = Row("", title, "", "", label, "")
         for attempt in range(1, self.scale.repeat + 1):
-            started = time.monotonic()
-            try:
-                with time_limit(limit):
-                    run = measure()
-            except NotApplicable as exc:
-                row.status, row.reason = "n/a", str(exc)
-            except Failed as exc:
-                row.status, row.reason = "failed", str(exc)
-            except Exception as exc:  # a broken peer must not stop the suite
-                row.status, row.reason = "failed", f"{type(exc).__name__}: {exc}"[:300]
-            took = time.monotonic() - started
-            where = f"{title:<22} {label:<20} run {attempt}/{self.scale.repeat}"
-            if row.status != "ok":
-                progress(f"{where}: {row.status}: {row.reason} ({took:.1f} s)")
-                return row
-            row.runs.append(run)
-            progress(f"{where}: {summary(run)} ({took:.1f} s)")
+            if not self._attempt(row, attempt, measure, limit):
+                break
         return row
 
     def alternate(
@@ -93,26 +78,31 @@ class Suite:
         rows = [Row("", title, "", "", system.label, "") for system in systems]
         for attempt in range(1, self.scale.repeat + 1):
             for system, row in zip(systems, rows, strict=True):
-                if row.status != "ok":
-                    continue
-                started = time.monotonic()
-                try:
-                    with time_limit(limit):
-                        run = fn(system, self.scale)
-                except NotApplicable as exc:
-                    row.status, row.reason = "n/a", str(exc)
-                except Failed as exc:
-                    row.status, row.reason = "failed", str(exc)
-                except Exception as exc:  # a broken peer must not stop the suite
-                    row.status, row.reason = "failed", f"{type(exc).__name__}: {exc}"[:300]
-                took = time.monotonic() - started
-                where = f"{title:<22} {system.label:<20} run {attempt}/{self.scale.repeat}"
-                if row.status != "ok":
-                    progress(f"{where}: {row.status}: {row.reason} ({took:.1f} s)")
-                    continue
-                row.runs.append(run)
-                progress(f"{where}: {summary(run)} ({took:.1f} s)")
+                if row.status == "ok":
+                    self._attempt(row, attempt, partial(fn, system, self.scale), limit)
         return rows
+
+    def _attempt(self, row: Row, attempt: int, measure: Measure, limit: float) -> bool:
+        """One run of ``measure`` into ``row`` (the row's workload as its title and the
+        system's label), with a progress line; whether it went well."""
+        started = time.monotonic()
+        try:
+            with time_limit(limit):
+                run = measure()
+        except NotApplicable as exc:
+            row.status, row.reason = "n/a", str(exc)
+        except Failed as exc:
+            row.status, row.reason = "failed", str(exc)
+        except Exception as exc:  # a broken peer must not stop the suite
+            row.status, row.reason = "failed", f"{type(exc).__name__}: {exc}"[:300]
+        took = time.monotonic() - started
+        where = f"{row.workload:<22} {row.label:<20} run {attempt}/{self.scale.repeat}"
+        if row.status != "ok":
+            progress(f"{where}: {row.status}: {row.reason} ({took:.1f} s)")
+            return False
+        row.runs.append(run)
+        progress(f"{where}: {summary(run)} ({took:.1f} s)")
+        return True
 
     def record(
         self,
