@@ -45,6 +45,6 @@ class CelerySystem(CeleryAPI):
         self, concurrency: int = 2, pool: str | None = None, results: bool = False
     ) -> list[str]:
         return [
-            str(BIN / "celery"), "-A", "tasks.celery_tasks", "worker",
+            str(BIN / "celery"), "-A", self.tasks_module, "worker",
             "-P", pool or "prefork", "-c", str(concurrency), "-l", "WARNING",
         ]  # fmt: skip

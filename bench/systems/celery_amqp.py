@@ -13,7 +13,8 @@ import subprocess
 from typing import Any
 
 import common
-from systems.base import BIN, CeleryAPI, NotAvailable
+from systems.base import NotAvailable
+from systems.celery import CelerySystem
 
 NAMES = ["celery-amqp", "celery-amqp-confirm"]
 QUEUE = "celery-bench"  # task_default_queue (prefixed: the fallback shares the default vhost)
@@ -46,12 +47,10 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
 
 
-class CeleryAMQP(CeleryAPI):
-    tasks_module = "tasks.celery_amqp_tasks"
-    canvas_module = "celery"
+class CeleryAMQP(CelerySystem):
+    """Celery on RabbitMQ: its worker command and producer side are Celery's on Redis."""
 
-    dist = "celery"
-    concurrency_note = "prefork pool, -c 2 (one parent and two child processes)"
+    tasks_module = "tasks.celery_amqp_tasks"
 
     def __init__(self, name: str = "celery-amqp") -> None:
         if name not in NAMES:
@@ -87,14 +86,6 @@ class CeleryAMQP(CeleryAPI):
             "concurrency": self.concurrency_note,
             "bulk": "group(...).apply_async()",
         }
-
-    def worker_command(
-        self, concurrency: int = 2, pool: str | None = None, results: bool = False
-    ) -> list[str]:
-        return [
-            str(BIN / "celery"), "-A", self.tasks_module, "worker",
-            "-P", pool or "prefork", "-c", str(concurrency), "-l", "WARNING",
-        ]  # fmt: skip
 
     def round_tripper(self) -> Any:
         raise NotAvailable("results off on RabbitMQ")
