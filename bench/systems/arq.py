@@ -10,8 +10,13 @@ import common
 from systems.base import BIN, AsyncSystem, NotAvailable
 
 SETTINGS: dict[str, Any] = {
+    # arq's own pool: redis-py's asyncio pool fails a command beyond 100 connections, fewer
+    # than the asyncio workload's 500 jobs finishing at once
     "redis_settings": RedisSettings(
-        host=common.REDIS_HOST, port=common.REDIS_PORT, database=common.DB["arq"]
+        host=common.REDIS_HOST,
+        port=common.REDIS_PORT,
+        database=common.DB["arq"],
+        max_connections=1_000,
     ),
     "max_jobs": 2,
     # arq polls its queue (no blocking pop); the default pause between polls is 0.5 s
