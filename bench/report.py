@@ -106,8 +106,8 @@ def median_of(rows: list[Row], section: str, workload: str, system: str) -> floa
 def ratio(rows: list[Row], row: Row) -> str:
     compared = row.section in (MAIN, ASYNCIO) or row.section in OURS
     ours_name = OURS.get(row.section, "celeriac")
-    if not compared or row.system == ours_name or row.status != "ok":
-        return ""
+    if not compared or row.system.startswith("celeriac") or row.status != "ok":
+        return ""  # no ratio of celeriac to itself (another broker or setting)
     if row.unit == "%":  # a share, of the ideal: the ratio is the rate row's
         return ""
     ours = median_of(rows, row.section, row.workload, ours_name)
@@ -256,6 +256,14 @@ def targets(rows: list[Row]) -> list[dict[str, Any]]:
         (
             "RabbitMQ enqueue ≥ Celery's default (no confirms)",
             rabbit("enqueue"),
+            rabbit("enqueue", "celery-amqp"),
+            "x",
+            1,
+            True,
+        ),
+        (
+            "RabbitMQ enqueue, confirm_publish off, ≥ Celery's default",
+            rabbit("enqueue", "celeriac-amqp-unconfirmed"),
             rabbit("enqueue", "celery-amqp"),
             "x",
             1,

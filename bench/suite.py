@@ -40,7 +40,7 @@ from report import (
     SWEEP,
     Row,
 )
-from systems import CELERIAC_BROKERS, PEERS, System, make
+from systems import CELERIAC_BROKERS, PEERS, PUBLISH_ONLY, System, make
 from systems import POSTGRES as POSTGRES_SYSTEMS
 from systems import RABBITMQ as RABBITMQ_SYSTEMS
 from workloads import Scale
@@ -238,8 +238,9 @@ class Suite:
         ]
         try:
             for title, fn, figure, limit in plan:
-                rows = self.alternate(title, systems, fn, limit)
-                for system, series in zip(systems, rows, strict=True):
+                taking = [s for s in systems if figure != "drain" or s.name not in PUBLISH_ONLY]
+                rows = self.alternate(title, taking, fn, limit)
+                for system, series in zip(taking, rows, strict=True):
                     self.record(RABBITMQ, system, series, {figure: RATE})
         finally:
             for system in systems:

@@ -454,3 +454,49 @@ def test_a_queue_celery_declared_is_used_as_it_is(make: Maker, caplog: Any) -> N
     assert [d.body for d in got] == [b"low", b"high", b"later"]  # the order they came
     broker.ack_many(got)
     assert broker.queue_length(queue) == 0
+
+
+def test_publishing_without_waiting_for_confirms(make: Maker, caplog: Any) -> None:
+    """``confirm_publish=False`` (Celery's default): a publish returns once its message is
+    handed to the connection; the confirms are still awaited in the background, a refusal is
+    logged, and closing waits for them."""
+    with pytest.raises(ValueError, match="expected True or False"):
+        make(confirm_publish="perhaps")
+    broker = make(confirm_publish="false")
+    assert broker.confirm_publish is False
+    for n in range(200):
+        broker.publish([Outgoing(f"m{n}".encode(), Q)])
+    assert broker._link.wait_confirms(10)
+    assert broker.queue_length(Q) == 200
+    got = broker.fetch([Q], 200, 5.0)
+    assert len(got) == 200
+    broker.ack_many(got)
+    link = broker._link
+    link.call(link.delete(Q))  # unroutable from now on: its confirm reports a refusal
+    with caplog.at_level("ERROR", logger="celeriac.brokers.amqp"):
+        broker.publish([Outgoing(b"lost", Q)])
+        wait_until(lambda: any("without waiting" in r.getMessage() for r in caplog.records))
+    assert any("could not be routed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_producer_that_does_not_wait_for_confirms_waits_for_them_at_exit(
+    make: Maker, tmp_path: Path
+) -> None:
+    """A script that publishes without waiting for confirms and exits at once loses
+    nothing: at exit the broker waits for its confirms."""
+    broker = make()
+    broker.publish([Outgoing(b"declare", Q)])  # declared here, so the cleanup deletes it
+    broker.ack_many(broker.fetch([Q], 1, 5.0))
+    script = tmp_path / "produce.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from celeriac.brokers.base import Outgoing, create_broker
+            broker = create_broker({AMQP.url!r}, {{"confirm_publish": False}})
+            for n in range(300):
+                broker.publish([Outgoing(b"x" * 2000, {Q!r})])
+            """
+        )
+    )
+    subprocess.run([sys.executable, str(script)], check=True, timeout=60)
+    assert broker.queue_length(Q) == 300

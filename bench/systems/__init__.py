@@ -6,8 +6,11 @@ from systems.base import NotAvailable, System
 
 PEERS = ["celery", "dramatiq", "rq", "huey", "arq", "taskiq", "saq", "streaq"]
 CELERIAC_BROKERS = ["sqlite", "amqp", "postgres"]
-#: the rabbitmq workload's systems: celeriac and Celery (unconfirmed, then confirmed) on RabbitMQ
-RABBITMQ = ["celeriac-amqp", "celery-amqp", "celery-amqp-confirm"]
+#: the rabbitmq workload's systems: celeriac (confirmed, its default, then unconfirmed) and
+#: Celery (unconfirmed, its default, then confirmed) on RabbitMQ
+RABBITMQ = ["celeriac-amqp", "celeriac-amqp-unconfirmed", "celery-amqp", "celery-amqp-confirm"]
+#: systems the rabbitmq workload measures publishing only (their worker is another's)
+PUBLISH_ONLY = ["celeriac-amqp-unconfirmed"]
 #: the postgres workload's systems: celeriac and the task queues built on PostgreSQL alone
 POSTGRES = ["celeriac-postgres", "pgqueuer", "procrastinate"]
 

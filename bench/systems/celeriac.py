@@ -47,14 +47,20 @@ class Celeriac(CeleryAPI):
     asyncio = True  # -P asyncio
 
     def __init__(self, broker: str = "redis") -> None:
-        self.broker = broker
-        self.url = URLS[broker]
         self.name = "celeriac" if broker == "redis" else f"celeriac-{broker}"
         self.label = "celeriac" if broker == "redis" else f"celeriac ({broker})"
+        # amqp-unconfirmed: RabbitMQ with confirm_publish off (publishing does not wait)
+        self.unconfirmed = broker == "amqp-unconfirmed"
+        if self.unconfirmed:
+            broker, self.label = "amqp", "celeriac (amqp, no confirms)"
+        self.broker = broker
+        self.url = URLS[broker]
         self.amqp_fallback = False
 
     def env(self) -> dict[str, str]:
         env = {**super().env(), "BENCH_CELERIAC_BROKER": self.url}
+        if self.unconfirmed:
+            env["BENCH_CELERIAC_UNCONFIRMED"] = "1"
         source = os.environ.get("BENCH_CELERIAC_SRC")
         if source:  # another checkout's src/, to compare before and after a change
             env["PYTHONPATH"] = os.pathsep.join([source, str(Path(__file__).parent.parent)])
@@ -62,9 +68,12 @@ class Celeriac(CeleryAPI):
 
     def config(self) -> dict[str, Any]:
         shown = self.url if self.broker != "amqp" else self.url.replace("guest:guest@", "")
+        settings = SETTINGS
+        if self.unconfirmed:
+            settings = {**SETTINGS, "broker_transport_options": {"confirm_publish": False}}
         return {
             "broker": shown,
-            "settings": SETTINGS,
+            "settings": settings,
             "results": "kept in the broker's store, for the results workload's task only",
             "prefetch": "worker_prefetch_multiplier 64, as Celery's here (the default is 4)",
             "worker": " ".join(self.worker_command()[1:]),

@@ -14,6 +14,8 @@ from systems.celeriac import SETTINGS
 
 app = Celery("bench", broker=os.environ.get("BENCH_CELERIAC_BROKER", common.redis_url(3)))
 app.conf.update(SETTINGS)
+if os.environ.get("BENCH_CELERIAC_UNCONFIRMED"):  # celeriac-amqp-unconfirmed
+    app.conf.broker_transport_options = {"confirm_publish": False}
 if os.environ.get("BENCH_CELERIAC_EVENTS"):  # the events workload: every event on
     app.conf.worker_send_task_events = True
     app.conf.task_send_sent_event = True

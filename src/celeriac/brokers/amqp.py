@@ -2,9 +2,10 @@
 ``pyamqp://``; the vhost is URL-encoded and ``//`` means ``/``). Needs pika.
 
 Queues are durable, with ``x-max-priority`` 9; messages are persistent and publishing waits
-for confirms. ``fetch`` takes queue heads with ``basic.get`` (priorities hold across queues)
-and, when nothing is ready, waits on one-message consumers cancelled before it returns, so
-nothing is prefetched beyond what was asked. Delays go through a ladder of TTL queues (see
+for confirms (unless the transport option ``confirm_publish`` is False). ``fetch`` takes
+queue heads with ``basic.get`` (priorities hold across queues) and, when nothing is ready,
+waits on one-message consumers cancelled before it returns, so nothing is prefetched beyond
+what was asked. Delays go through a ladder of TTL queues (see
 :mod:`celeriac._amqp`). Leases are kept by this client: the I/O thread requeues a delivery
 not extended in time, and settling checks the lease token. A delivery held past ``park_after``
 (RabbitMQ closes channels holding one past ``consumer_timeout``) is *parked*: a copy waits in
@@ -14,6 +15,7 @@ is acked; settling deletes that queue.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import logging
 import math
@@ -23,6 +25,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -76,6 +79,16 @@ H_REASON = "x-celeriac-reason"
 H_DEAD_AT = "x-celeriac-dead-at"
 _SEEN_MAX = 10_000
 _inherited: list[Any] = []  # a forked child's copies of its parent's connections, never used
+# brokers that publish without waiting for confirms: at exit, each waits for them
+_unconfirming: weakref.WeakSet[AMQPBroker] = weakref.WeakSet()
+
+
+@atexit.register
+def _wait_confirms_at_exit() -> None:
+    for broker in list(_unconfirming):
+        link = broker._link
+        if link is not None and broker._pid == os.getpid():
+            link.wait_confirms(broker._timeout)
 
 
 @dataclass(eq=False)
@@ -120,7 +133,12 @@ class AMQPBroker:
         self._where = safe_url(url)
         self._params = connection_parameters(url, options)
         self._timeout = float(options.get("operation_timeout", DEFAULT_OPERATION_TIMEOUT))
+        #: False: ``publish`` returns once the messages are handed to the connection, before
+        #: RabbitMQ confirms them (Celery's default; a crash may lose what was unconfirmed)
+        self.confirm_publish = _flag(options.get("confirm_publish", True))
         self._reset()
+        if not self.confirm_publish:
+            _unconfirming.add(self)
 
     def _reset(self) -> None:
         """Fresh per-process state (also in a forked child: the parent's is left alone)."""
@@ -223,7 +241,7 @@ class AMQPBroker:
                 self.declared_queues.update(rungs)
             link.call(sequence(steps))
             link.declared.update(marks)
-        link.call(link.publish(items))
+        link.call(link.publish(items, self.confirm_publish))
 
     def _rungs(self, queue: str) -> list[tuple[int, str]]:
         """The levels and names of all rungs of ``queue``, highest first, about to be
@@ -755,6 +773,8 @@ class AMQPBroker:
         with self._connect_lock:
             link, self._link = self._link, None
         if link is not None:
+            if not self.confirm_publish:
+                link.wait_confirms(self._timeout)
             link.close()
         with self._lock:
             self._leases.clear()
@@ -765,6 +785,18 @@ class AMQPBroker:
             for sock in (reader, writer):
                 if sock is not None:
                     sock.close()
+
+
+def _flag(value: Any) -> bool:
+    """A yes/no transport option: a bool, or one of the usual words."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"broker_transport_options: expected True or False, got {value!r}")
 
 
 def _number(value: Any) -> float | None:

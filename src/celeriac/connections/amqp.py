@@ -20,6 +20,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -537,6 +538,14 @@ class Link:
             pending, self._pending = list(self._pending), set()
         error = OperationalError(f"{self.where}: {reason}")
         self._opened.set(error)
+        unwaited = sum(1 for b in list(self._unconfirmed.values()) if b.done == self._unwaited)
+        if unwaited:
+            logger.error(
+                "%s: %d message(s) published without waiting for confirms were not confirmed "
+                "before the connection ended; they may be lost",
+                self.where,
+                unwaited,
+            )
         for reply in pending:
             reply.set(error)
         try:
@@ -575,21 +584,40 @@ class Link:
     def delete(self, queue: str) -> Step:
         return lambda done: self.pub.queue_delete(queue, callback=done)
 
-    def publish(self, items: Sequence[Item]) -> Step:
+    def publish(self, items: Sequence[Item], confirmed: bool = True) -> Step:
         """Publish ``items`` (mandatory, so an unroutable one fails); done when all are
-        confirmed."""
+        confirmed, or (``confirmed=False``) once they are handed to the connection, their
+        confirms still awaited here: a refusal is logged, and :meth:`wait_confirms` waits
+        for them."""
 
         def start(done: Done) -> None:
             if not items:
                 done(None)
                 return
-            batch = _Batch(len(items), done)
+            batch = _Batch(len(items), done if confirmed else self._unwaited)
             for exchange, key, body, props in items:
                 self.pub.basic_publish(exchange, key, body, props, mandatory=True)
                 self._published += 1
                 self._unconfirmed[self._published] = batch
+            if not confirmed:
+                done(None)
 
         return start
+
+    def _unwaited(self, failure: BaseException | None) -> None:
+        """The confirms of a publish nobody waited for came: a refusal is all there is to tell."""
+        if failure is not None:
+            logger.error("%s (published without waiting for its confirm)", failure)
+
+    def wait_confirms(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until every message published on this link is
+        confirmed; whether they all were (False also when the link ended first)."""
+        deadline = time.monotonic() + timeout
+        while self._unconfirmed:
+            if not self.alive or time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
+        return True
 
     def _on_return(self, _channel: Any, method: Any, _props: Any, _body: bytes) -> None:
         # the message's confirm follows: fail the batches it covers, and declare again
