@@ -403,8 +403,11 @@ def asyncio_sleep(system: System, scale: Scale) -> dict[str, Any]:
     env = {"BENCH_CONCURRENCY": str(concurrency)}  # read by the peers' worker settings
     run = drain(system, sized, concurrency, "asyncio", env=env, task="asleep")
     ideal = concurrency / common.ASYNCIO_SLEEP
+    # from the first task counted to the last, an ideal worker runs all but one round of
+    # ``concurrency`` tasks: counting those gives the ideal rate for an ideal worker
     counted = run["value"] * run["seconds"]
-    run["steady"] = (counted - 1) / max(run["seconds"] - run["first_task_s"], 1e-9)
+    steady_s = max(run["seconds"] - run["first_task_s"], 1e-9)
+    run["steady"] = max(counted - concurrency, 1) / steady_s
     run["ideal"] = ideal
     run["of_ideal"] = run["steady"] / ideal * 100
     return run

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import common
+from systems import postgres
 from systems.base import BIN, CeleryAPI
+from systems.rabbitmq import drop_vhost, fresh_vhost
 
 # Applied by tasks/celeriac_tasks.py. Results are off except for the results workload's
 # task (``echo``), which opts back in and keeps them in the broker's own store.
@@ -30,12 +31,8 @@ URLS = {
     "redis": common.redis_url(common.DB["celeriac"]),
     "sqlite": f"sqlite:///{SQLITE_FILE}",
     "amqp": f"amqp://guest:guest@127.0.0.1:5672/{AMQP_VHOST}",
-    "postgres": (f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{PG_SCHEMA}"),
+    "postgres": postgres.schema_url(PG_SCHEMA),
 }
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
 
 
 class Celeriac(CeleryAPI):
@@ -106,7 +103,7 @@ class Celeriac(CeleryAPI):
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{SQLITE_FILE}{suffix}").unlink(missing_ok=True)
         elif self.broker == "postgres":
-            self._sql(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE", f"CREATE SCHEMA {PG_SCHEMA}")
+            postgres.fresh_schema(PG_SCHEMA)
         elif self.broker == "amqp":
             self._fresh_vhost()
 
@@ -115,38 +112,20 @@ class Celeriac(CeleryAPI):
         if self.broker == "redis":
             super().cleanup()
         elif self.broker == "postgres":
-            self._sql(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
+            postgres.fresh_schema(PG_SCHEMA, create=False)
         elif self.broker == "amqp" and not self.amqp_fallback:
-            try:
-                _rabbitmqctl("delete_vhost", AMQP_VHOST)
-            except (OSError, subprocess.SubprocessError):
-                pass
+            drop_vhost(AMQP_VHOST)
         elif self.broker == "sqlite":
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{SQLITE_FILE}{suffix}").unlink(missing_ok=True)
 
-    def _sql(self, *statements: str) -> None:
-        import psycopg
-
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
-            for statement in statements:
-                conn.execute(statement)  # type: ignore[arg-type]
-
     def _fresh_vhost(self) -> None:
         """A vhost of its own, made anew each run; without rabbitmqctl, the default vhost
         with the queue purged (the queue name is already prefixed: celeriac-bench)."""
-        if not self.amqp_fallback:
-            try:
-                _rabbitmqctl("delete_vhost", AMQP_VHOST)
-            except (OSError, subprocess.SubprocessError):
-                pass
-            try:
-                _rabbitmqctl("add_vhost", AMQP_VHOST)
-                _rabbitmqctl("set_permissions", "-p", AMQP_VHOST, "guest", ".*", ".*", ".*")
-                return
-            except (OSError, subprocess.SubprocessError):
-                self.amqp_fallback = True
-                self.url = "amqp://guest:guest@127.0.0.1:5672//"
+        if not self.amqp_fallback and fresh_vhost(AMQP_VHOST):
+            return
+        self.amqp_fallback = True
+        self.url = "amqp://guest:guest@127.0.0.1:5672//"
         from celeriac import Celery
 
         app = Celery("bench-purge", broker=self.url)

@@ -9,12 +9,12 @@ broker always gives. Each runs on a vhost of its own, made anew before each run 
 
 from __future__ import annotations
 
-import subprocess
 from typing import Any
 
 import common
 from systems.base import NotAvailable
 from systems.celery import CelerySystem
+from systems.rabbitmq import drop_vhost, fresh_vhost
 
 NAMES = ["celery-amqp", "celery-amqp-confirm"]
 QUEUE = "celery-bench"  # task_default_queue (prefixed: the fallback shares the default vhost)
@@ -41,10 +41,6 @@ def settings(name: str, fallback: bool = False) -> dict[str, Any]:
     if name == "celery-amqp-confirm":
         conf["broker_transport_options"] = {"confirm_publish": True}
     return conf
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
 
 
 class CeleryAMQP(CelerySystem):
@@ -95,14 +91,9 @@ class CeleryAMQP(CelerySystem):
     def prepare(self) -> None:
         """A fresh vhost; without rabbitmqctl, the default vhost with the queue purged."""
         self.clear_counters()
-        if not self.fallback:
-            try:
-                self._drop_vhost()
-                _rabbitmqctl("add_vhost", vhost(self.name))
-                _rabbitmqctl("set_permissions", "-p", vhost(self.name), "guest", ".*", ".*", ".*")
-                return
-            except (OSError, subprocess.SubprocessError):
-                self.fallback = True
+        if not self.fallback and fresh_vhost(vhost(self.name)):
+            return
+        self.fallback = True
         from kombu import Connection
 
         with Connection(url(self.name, fallback=True)) as conn:
@@ -113,10 +104,4 @@ class CeleryAMQP(CelerySystem):
     def cleanup(self) -> None:
         self.clear_counters()
         if not self.fallback:
-            self._drop_vhost()
-
-    def _drop_vhost(self) -> None:
-        try:
-            _rabbitmqctl("delete_vhost", vhost(self.name))
-        except (OSError, subprocess.SubprocessError):
-            pass
+            drop_vhost(vhost(self.name))

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from systems.base import BIN, AsyncSystem
-from systems.postgres import DSN, execute
+from systems.postgres import DSN, fresh_schema
 
 SCHEMA = "pgqueuer_bench"
 # dequeue batch and the worker's cap; PgQueuer wants the cap at least twice the batch
@@ -49,7 +49,7 @@ class PgQueuer(AsyncSystem):
     def prepare(self) -> None:
         """A fresh schema with PgQueuer's tables, made by its own ``pgq install``."""
         self.clear_counters()
-        execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        fresh_schema(SCHEMA, create=False)  # `pgq install` makes it
         subprocess.run(
             [str(BIN / "pgq"), "--pg-dsn", DSN, "--schema", SCHEMA, "install"],
             check=True,
@@ -59,7 +59,7 @@ class PgQueuer(AsyncSystem):
 
     def cleanup(self) -> None:
         self.clear_counters()
-        execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        fresh_schema(SCHEMA, create=False)
 
     # -- producer side --------------------------------------------------------------------
 

@@ -17,3 +17,10 @@ def execute(*statements: str) -> None:
     with psycopg.connect(DSN, autocommit=True) as conn:
         for statement in statements:
             conn.execute(statement)  # type: ignore[arg-type]
+
+
+def fresh_schema(schema: str, create: bool = True) -> None:
+    """Drop ``schema`` with all it holds, and (``create``) make it anew, empty."""
+    execute(
+        f"DROP SCHEMA IF EXISTS {schema} CASCADE", *([f"CREATE SCHEMA {schema}"] if create else [])
+    )

@@ -8,7 +8,7 @@ from typing import Any
 
 from harness import BENCH, env_for
 from systems.base import BIN, AsyncSystem
-from systems.postgres import execute, schema_url
+from systems.postgres import fresh_schema, schema_url
 
 SCHEMA = "procrastinate_bench"
 URL = schema_url(SCHEMA)
@@ -45,7 +45,7 @@ class Procrastinate(AsyncSystem):
     def prepare(self) -> None:
         """A fresh schema with Procrastinate's tables, applied by its own CLI."""
         self.clear_counters()
-        execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE", f"CREATE SCHEMA {SCHEMA}")
+        fresh_schema(SCHEMA)
         subprocess.run(
             [str(BIN / "procrastinate"), "--app", APP, "schema", "--apply"],
             cwd=BENCH,
@@ -57,7 +57,7 @@ class Procrastinate(AsyncSystem):
 
     def cleanup(self) -> None:
         self.clear_counters()
-        execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        fresh_schema(SCHEMA, create=False)
 
     # -- producer side --------------------------------------------------------------------
 
