@@ -479,6 +479,20 @@ def test_publishing_without_waiting_for_confirms(make: Maker, caplog: Any) -> No
     assert any("could not be routed" in r.getMessage() for r in caplog.records)
 
 
+def test_moving_a_message_waits_for_its_copy_even_without_confirm_publish(make: Maker) -> None:
+    """A release with a delay publishes a copy, then acknowledges the original: the copy is
+    confirmed first whatever ``confirm_publish`` says, or a lost copy would lose the task."""
+    broker = make(confirm_publish=False)
+    broker.publish([Outgoing(b"job", Q)])
+    assert broker._link.wait_confirms(10)
+    [d] = broker.fetch([Q], 1, 5.0)
+    broker.release(d, delay=0.3)
+    assert not broker._link._unconfirmed
+    [again] = broker.fetch([Q], 1, 5.0)
+    assert again.body == b"job"
+    broker.ack(again)
+
+
 def test_a_producer_that_does_not_wait_for_confirms_waits_for_them_at_exit(
     make: Maker, tmp_path: Path
 ) -> None:

@@ -232,16 +232,18 @@ class AMQPBroker:
             link.call(link.declare(dead_letter_queue(queue)))
         return self._connection()
 
-    def _send(self, link: Link, items: Sequence[Item]) -> None:
-        """Publish ``items`` and wait for their confirms, first declaring (once per
-        connection) the ladder exchanges and the rungs the delayed ones pass through."""
+    def _send(self, link: Link, items: Sequence[Item], confirmed: bool = True) -> None:
+        """Publish ``items`` and wait for their confirms (``confirmed``), first declaring
+        (once per connection) the ladder exchanges and the rungs the delayed ones pass
+        through. A message moved (its copy published, then the original acknowledged) is
+        always confirmed first."""
         steps, marks, rungs = ladder_steps(link, items)
         if steps:
             with self._lock:
                 self.declared_queues.update(rungs)
             link.call(sequence(steps))
             link.declared.update(marks)
-        link.call(link.publish(items, self.confirm_publish))
+        link.call(link.publish(items, confirmed))
 
     def _rungs(self, queue: str) -> list[tuple[int, str]]:
         """The levels and names of all rungs of ``queue``, highest first, about to be
@@ -275,7 +277,7 @@ class AMQPBroker:
                 headers[H_ETA] = repr(float(m.eta or 0.0))
             props = properties(m.priority, headers, m.message_id)
             items.append(route(m.queue, bytes(m.body), props, delay))
-        self._send(link, items)
+        self._send(link, items, self.confirm_publish)
 
     def _copy(self, lease: _Lease, delay: float = 0.0, **headers: Any) -> Item:
         """A fresh message for ``lease`` (never its AMQP headers: RabbitMQ would see a
