@@ -7,6 +7,8 @@ import asyncio
 import importlib.util
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -70,6 +72,17 @@ class Reports:
             time.sleep(0.01)
 
 
+@contextmanager
+def started(app: Celery, concurrency: int, reports: Reports) -> Iterator[AsyncioPool]:
+    """A started pool, stopped afterwards."""
+    pool = AsyncioPool(app, concurrency, reports, "host")
+    pool.start()
+    try:
+        yield pool
+    finally:
+        pool.stop()
+
+
 def job(app: Celery, number: int, task: str, *args: Any) -> Job:
     message = Message(id=f"id-{number}", task=task, args=list(args))
     delivery = Delivery(body=b"", queue="celery", priority=0, tag=number)
@@ -79,15 +92,11 @@ def job(app: Celery, number: int, task: str, *args: Any) -> Job:
 def test_runs_at_most_concurrency_and_reports_acks_in_batches() -> None:
     probe, reports = Probe(), Reports()
     app = make_app(probe)
-    pool = AsyncioPool(app, 5, reports, "host")
-    pool.start()
-    try:
+    with started(app, 5, reports) as pool:
         for number in range(40):
             pool.submit(job(app, number, "wait", 0.02))
         reports.wait_for(40)
         assert pool.join(5)
-    finally:
-        pool.stop()
     assert probe.most == 5
     done = reports.jobs()
     assert sorted(j.id for j, _ in done) == list(range(40))
@@ -100,14 +109,10 @@ def test_runs_at_most_concurrency_and_reports_acks_in_batches() -> None:
 def test_failure_is_settled_and_slot_freed() -> None:
     probe, reports = Probe(), Reports()
     app = make_app(probe)
-    pool = AsyncioPool(app, 1, reports, "host")
-    pool.start()
-    try:
+    with started(app, 1, reports) as pool:
         pool.submit(job(app, 1, "boom"))
         pool.submit(job(app, 2, "wait", 0.0))
         reports.wait_for(2)
-    finally:
-        pool.stop()
     states = {j.id: outcome.state for j, outcome in reports.jobs()}
     assert states == {1: "FAILURE", 2: "SUCCESS"}
 
@@ -115,9 +120,7 @@ def test_failure_is_settled_and_slot_freed() -> None:
 def test_resize_starts_waiting_jobs_and_cancel_pending_takes_them_back() -> None:
     probe, reports = Probe(), Reports()
     app = make_app(probe)
-    pool = AsyncioPool(app, 1, reports, "host")
-    pool.start()
-    try:
+    with started(app, 1, reports) as pool:
         for number in range(6):
             pool.submit(job(app, number, "wait", 0.2))
         time.sleep(0.05)
@@ -129,8 +132,6 @@ def test_resize_starts_waiting_jobs_and_cancel_pending_takes_them_back() -> None
         assert sorted(j.id for j in taken) == [3, 4, 5]
         reports.wait_for(3)
         assert pool.join(5)
-    finally:
-        pool.stop()
     assert probe.most == 3
     with pytest.raises(ValueError):
         pool.resize(0)
@@ -171,11 +172,7 @@ def test_on_success_hook_runs_off_the_loop() -> None:
         return 1
 
     reports = Reports()
-    pool = AsyncioPool(app, 2, reports, "host")
-    pool.start()
-    try:
+    with started(app, 2, reports) as pool:
         pool.submit(job(app, 1, "hooked"))
         reports.wait_for(1)
-    finally:
-        pool.stop()
     assert seen and seen[0] != "celeriac-asyncio"
