@@ -122,6 +122,10 @@ class System:
                 return
             except NotAvailable:
                 pass
+        self.send_each(n, task)
+
+    def send_each(self, n: int, task: str) -> None:
+        """Send ``n`` tasks named ``task`` one at a time (``fill`` without a batch API)."""
         send = self.task_sender(task)
         for i in range(n):
             send(i)
@@ -183,14 +187,8 @@ class AsyncSystem(System):
     def task_sender(self, task: str) -> Callable[[int], Any]:
         return lambda i: self.run(self.send_task(task, i))
 
-    def fill(self, n: int, task: str = "incr") -> None:
-        """As ``System.fill``; single sends run inside one coroutine."""
-        if task == "incr":
-            try:
-                self.send_batch(n)
-                return
-            except NotAvailable:
-                pass
+    def send_each(self, n: int, task: str) -> None:
+        """As ``System.send_each``, inside one coroutine."""
 
         async def loop() -> None:
             for i in range(n):
