@@ -54,7 +54,7 @@ from ..connections.amqp import (
     sequence,
 )
 from ..exceptions import OperationalError
-from ..utils import safe_repr
+from ..utils import safe_repr, yes_or_no
 from ..utils.io import wait_readable
 from ..utils.urls import safe_url
 from .base import (
@@ -790,15 +790,11 @@ class AMQPBroker:
 
 
 def _flag(value: Any) -> bool:
-    """A yes/no transport option: a bool, or one of the usual words."""
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower()
-    if word in ("1", "true", "yes", "on"):
-        return True
-    if word in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"broker_transport_options: expected True or False, got {value!r}")
+    """A yes/no transport option."""
+    flag = yes_or_no(value)
+    if flag is None:
+        raise ValueError(f"broker_transport_options: expected True or False, got {value!r}")
+    return flag
 
 
 def _number(value: Any) -> float | None:

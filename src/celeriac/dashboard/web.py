@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from ..exceptions import OperationalError
 from ..monitor.ingest import Redactor
+from ..utils import yes_or_no
 from .config import DashboardConfig
 from .security import ANONYMOUS, audit, redact_row
 
@@ -176,9 +177,7 @@ class Call:
         value = self.get(name)
         if value is None or value == "":
             return default
-        if isinstance(value, bool):
-            return value
-        return str(value).strip().lower() in ("1", "true", "yes", "on")
+        return yes_or_no(value) is True
 
     def audit(self, action: str, target: str, **details: Any) -> None:
         audit(self.user, action, target, **details)

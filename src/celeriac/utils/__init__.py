@@ -28,6 +28,19 @@ class gc_paused:
             gc.enable()
 
 
+def yes_or_no(value: object) -> bool | None:
+    """A yes/no value: a bool, or one of the usual words (``1``, ``true``, ``yes``, ``on``
+    and their opposites, any case); None when it is neither."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    return None
+
+
 def safe_repr(value: object, limit: int | None = None) -> str:
     """``repr(value)``, cut to ``limit`` characters; never raises (a value whose
     ``__repr__`` fails is shown by its type)."""
