@@ -119,6 +119,7 @@ def drain(
     run = {
         "value": count / seconds,
         "seconds": seconds,
+        "count": count,
         "first_task_s": first - started,
         "worker_cpu_s": cpu,  # the worker's processes, start-up included
     }
@@ -405,9 +406,8 @@ def asyncio_sleep(system: System, scale: Scale) -> dict[str, Any]:
     ideal = concurrency / common.ASYNCIO_SLEEP
     # from the first task counted to the last, an ideal worker runs all but one round of
     # ``concurrency`` tasks: counting those gives the ideal rate for an ideal worker
-    counted = run["value"] * run["seconds"]
     steady_s = max(run["seconds"] - run["first_task_s"], 1e-9)
-    run["steady"] = max(counted - concurrency, 1) / steady_s
+    run["steady"] = max(run["count"] - concurrency, 1) / steady_s
     run["ideal"] = ideal
     run["of_ideal"] = run["steady"] / ideal * 100
     return run
