@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import difflib
 import importlib
 import importlib.util
 import os
@@ -74,6 +73,8 @@ def cmd_migrate(app: Celeriac, args: argparse.Namespace) -> int:
             "imports; Celery's migrate, which moves messages between brokers, is not in celeriac)",
             EXIT_USAGE,
         )
+    import difflib
+
     results = [migrate_file(path) for path in python_files(args.path)]
     changed = [r for r in results if r.new != r.old]
     for r in changed:

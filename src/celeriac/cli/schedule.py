@@ -8,8 +8,6 @@ import sys
 from typing import Any
 
 from ..app import Celeriac
-from ..beat.database import PeriodicTasks
-from ..schedules import clocked, crontab, schedule, solar
 from .base import CLIError, json_arg
 
 
@@ -47,6 +45,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_schedule(app: Celeriac, args: argparse.Namespace) -> int:
+    from ..beat.database import PeriodicTasks  # beat's modules only for this command
+
     tasks = PeriodicTasks(app, args.db)
     try:
         if args.action == "list":
@@ -81,6 +81,8 @@ def cmd_schedule(app: Celeriac, args: argparse.Namespace) -> int:
 
 
 def _schedule(args: argparse.Namespace, app: Celeriac) -> Any:
+    from ..schedules import clocked, crontab, schedule, solar
+
     if args.every is not None:
         return schedule(args.every, app=app)
     if args.cron:

@@ -4,7 +4,6 @@ dashboard``)."""
 from __future__ import annotations
 
 import argparse
-import code
 import platform
 import sys
 from typing import Any
@@ -95,6 +94,8 @@ def cmd_shell(app: Celeriac, args: argparse.Namespace) -> int:
             print(banner)
             start_ipython(argv=[], user_ns=namespace)
             return 0
+    import code
+
     code.interact(banner=banner, local=namespace, exitmsg="")
     return 0
 

@@ -11,8 +11,6 @@ from typing import Any
 
 from .. import __version__, signals
 from ..app import Celeriac
-from ..beat import Beat
-from ..beat.scheduler import open_store
 from ..utils.log import setup_logging
 from ..utils.urls import safe_url
 from ..worker import Worker
@@ -169,6 +167,9 @@ def cmd_worker(app: Celeriac, args: argparse.Namespace) -> int:
 
 
 def cmd_beat(app: Celeriac, args: argparse.Namespace) -> int:
+    from ..beat import Beat
+    from ..beat.scheduler import open_store
+
     logfile = daemon.expand_path(args.logfile) if args.logfile else None
     store = open_store(app, args.scheduler, args.schedule)  # a bad one stops here, first
     daemon.prepare(None, args.pidfile, args.detach, args.uid, args.gid, args.umask)

@@ -20,8 +20,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import signals, subscriptions
-from ..beat import Beat
-from ..beat.scheduler import open_store
 from ..brokers.base import Broker
 from ..config import not_needed
 from ..exceptions import (
@@ -252,6 +250,9 @@ class Worker:
         """``-B``: run beat in this process, in a thread of its own."""
         if not self.embed_beat:
             return None
+        from ..beat import Beat
+        from ..beat.scheduler import open_store
+
         self.beat = Beat(self.app, open_store(self.app, *self.beat_store))
         signals.beat_embedded_init.send(sender=self.beat)
         thread = threading.Thread(target=self.beat.run, name="celeriac-beat", daemon=True)
