@@ -102,6 +102,87 @@ def test_a_large_fetch_from_one_queue_takes_a_batch_in_priority_order(make: Make
     assert broker.queue_length(Q) == 0
 
 
+def test_acknowledgements_cover_only_what_was_finished(make: Maker) -> None:
+    """Runs of finished deliveries are acknowledged with one multiple ack, which never
+    covers a delivery still held or given back: what was not acknowledged comes back when
+    the connection ends, and only that."""
+    from celeriac.connections import amqp
+
+    broker = make()
+    broker.publish([Outgoing(f"m{n}".encode(), Q) for n in range(8)])
+    wait_until(lambda: broker.queue_length(Q) == 8)
+    got = broker.fetch([Q], 8, 5.0)
+    assert [d.body for d in got] == [f"m{n}".encode() for n in range(8)]
+    sent: list[tuple[int, list[int]]] = []
+    real = amqp._send_acks
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            amqp,
+            "_send_acks",
+            lambda c, ch, upto, tags: (sent.append((upto, list(tags))), real(c, ch, upto, tags)),
+        )
+        broker.ack_many([got[1], got[2], got[4]])  # m0 still held: no run to cover
+        broker.release(got[3])  # given back
+        broker.ack_many([got[0], got[6]])  # m0..m4 settled: one frame up to m4's tag
+    assert [(upto > 0, len(tags)) for upto, tags in sent] == [(False, 3), (True, 1)]
+    broker.close()  # m3 (given back), m5 and m7 (held) are back in the queue
+    other = make()
+    wait_until(lambda: other.queue_length(Q) == 3)
+    back = other.fetch([Q], 8, 5.0)
+    assert sorted(d.body for d in back) == [b"m3", b"m5", b"m7"]
+    other.ack_many(back)
+
+
+def test_the_run_a_multiple_ack_covers() -> None:
+    from celeriac.connections.amqp import _Unsettled
+
+    unsettled = _Unsettled()
+    for tag in range(1, 11):
+        unsettled.add(tag)
+    assert unsettled.acks([2, 3]) == (0, [2, 3])  # 1 is held
+    unsettled.drop([1])  # requeued
+    assert unsettled.acks([4, 6]) == (4, [6])  # 1-4 settled; 5 is held
+    assert unsettled.acks([5, 7, 8]) == (8, [])
+    assert unsettled.acks([10]) == (0, [10])
+    assert unsettled.acks([9]) == (9, [])
+
+
+def test_a_worker_s_fetches_stream_from_one_consumer(make: Maker, monkeypatch: Any) -> None:
+    """With a worker's prefetch window (``prefetch``), fetches from one queue take what a
+    consumer kept open received, and RabbitMQ sends more as deliveries are acknowledged.
+    What it holds while nobody takes goes back to the queue, where another consumer gets
+    it, and its delivery count is not raised by having been held."""
+    from celeriac.connections import amqp
+
+    monkeypatch.setattr(amqp, "STREAM_IDLE", 0.3)
+    broker = make()
+    broker.publish([Outgoing(f"m{n}".encode(), Q) for n in range(12)])
+    wait_until(lambda: broker.queue_length(Q) == 12)
+    broker.prefetch(4)
+    taken: list[Any] = []
+    while len(taken) < 4:
+        taken += broker.fetch([Q], 4 - len(taken), 5.0)
+    assert [d.body for d in taken] == [b"m0", b"m1", b"m2", b"m3"]
+    stream = broker._link._stream
+    assert stream is not None and not stream.ended
+    more = broker.fetch([Q], 2, 5.0, acks=taken[:2])  # two acknowledged: two come
+    while len(more) < 2:
+        more += broker.fetch([Q], 2 - len(more), 5.0)
+    assert [d.body for d in more] == [b"m4", b"m5"]
+    broker.ack_many(taken[2:] + more)  # four acknowledged: four more stream in, untaken
+    wait_until(lambda: stream.ended, timeout=5)  # ... so the stream ends, giving them back
+    broker.prefetch(0)
+    back = broker.fetch([Q], 2, 5.0)  # a claim, as without a window
+    assert [d.body for d in back] == [b"m6", b"m7"]
+    assert [d.delivery_count for d in back] == [1, 1]  # held, then given back: not delivered
+    broker.ack_many(back)
+    other = make()
+    elsewhere = other.fetch([Q], 12, 5.0)
+    assert [d.body for d in elsewhere] == [f"m{n}".encode() for n in range(8, 12)]
+    other.ack_many(elsewhere)
+    assert broker.queue_length(Q) == 0
+
+
 def test_pushed_messages_of_any_size_arrive_whole(make: Maker) -> None:
     """Deliveries are read frame by frame by the connection's own reader: an empty body, one
     split over several frames (larger than frame_max) and small ones, in one push; the

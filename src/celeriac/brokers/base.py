@@ -126,6 +126,11 @@ class Broker(Protocol):
         Blocks up to ``timeout`` seconds when nothing is due, waking early when a message
         arrives (without busy polling where the technology allows it). May return fewer."""
 
+    # A broker may also have ``prefetch(window: int) -> None``: a worker calls it before
+    # each fetch with the messages it keeps unacknowledged at most (0: none promised), and
+    # a broker that pushes messages (RabbitMQ) may then keep a consumer open with that
+    # window instead of claiming on each fetch.
+
     def extend(self, deliveries: Sequence[Delivery]) -> None:
         """Renew the leases of deliveries still being worked on."""
 

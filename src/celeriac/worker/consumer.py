@@ -49,6 +49,7 @@ class Consumer:
         # the consumer thread touches it. They stay in flight (leases renewed) but do not take
         # prefetch room, so other tasks keep running.
         self._held: list[tuple[float, int, Job]] = []
+        self._streaming = False  # the broker streams messages in as they are acknowledged
         self.max_held = self.max_inflight * 10
         self._inflight: dict[int, Job] = {}
         self.lock = threading.Lock()  # guards the in-flight jobs
@@ -96,8 +97,9 @@ class Consumer:
             with self.lock:
                 room = self._room_left()
             # Fetch in batches: while the pool still has work waiting, wait until half the
-            # prefetch window is free, so one broker round trip brings several messages.
-            refill = room >= self.fetch_batch or not self.worker.pool.has_pending()
+            # prefetch window is free, so one broker round trip brings several messages
+            # (unless the broker streams them in: taking costs no round trip).
+            refill = room >= self._batch() or not self.worker.pool.has_pending()
             if room <= 0 or not refill or len(self._held) >= self.max_held:
                 self.room.wait(min(0.5, until_held))
                 self.room.clear()
@@ -174,6 +176,13 @@ class Consumer:
         (a queue is drained before the next is touched), and ``"round_robin"`` rotates which
         queue is preferred on each fetch."""
         broker, queues = self.worker.broker, self.worker.queues
+        prefetch = getattr(broker, "prefetch", None)  # a broker that streams (RabbitMQ)
+        if prefetch is not None:
+            # from one queue only, and not while messages held outside the window (for their
+            # rate limits) would take its room
+            window = self.max_inflight if len(queues) == 1 and not self._held else 0
+            prefetch(window)
+            self._streaming = window > 0
         if len(queues) == 1:
             return broker.fetch(queues, room, timeout, acks)
         if self.worker.queue_order == "priority":
@@ -503,6 +512,10 @@ class Consumer:
                     job.acked = True
                     self._inflight.pop(job.id, None)
                 room = self._room_left()
+            # a streaming broker sends a message in for each one acknowledged: send them in
+            # runs (one frame for many), not one by one
+            if self._streaming and self.worker.settlements.owed()[0] >= self._ack_run():
+                self.worker.settlements.flush_acks()
             self._wake_consumer(room)
         for job, outcome in rest:
             self._settle(job, outcome)
@@ -533,12 +546,19 @@ class Consumer:
             room = self._room_left()
         self._wake_consumer(room)
 
+    def _ack_run(self) -> int:
+        return max(1, self.max_inflight // 8)
+
+    def _batch(self) -> int:
+        """The room the consumer waits for before it fetches."""
+        return self.fetch_batch
+
     def _wake_consumer(self, room: int) -> None:
         """Wake the consumer if, with ``room`` free, it would fetch (see :meth:`run`): not
         for every finished task, except in the solo pool, whose jobs the consumer's own
         thread runs (between two jobs it must not wait)."""
         if (
-            room >= self.fetch_batch
+            room >= self._batch()
             or self.worker.pool is None
             or not self.worker.pool.has_pending()
             or self.worker.pool_name == "solo"
