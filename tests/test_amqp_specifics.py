@@ -115,12 +115,13 @@ def test_acknowledgements_cover_only_what_was_finished(make: Maker) -> None:
     assert [d.body for d in got] == [f"m{n}".encode() for n in range(8)]
     sent: list[tuple[int, list[int]]] = []
     real = amqp._send_acks
+
+    def spy(conn: Any, channel: Any, upto: int, tags: list[int]) -> None:
+        sent.append((upto, list(tags)))
+        real(conn, channel, upto, tags)
+
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            amqp,
-            "_send_acks",
-            lambda c, ch, upto, tags: (sent.append((upto, list(tags))), real(c, ch, upto, tags)),
-        )
+        patch.setattr(amqp, "_send_acks", spy)
         broker.ack_many([got[1], got[2], got[4]])  # m0 still held: no run to cover
         broker.release(got[3])  # given back
         broker.ack_many([got[0], got[6]])  # m0..m4 settled: one frame up to m4's tag
