@@ -544,7 +544,7 @@ class AMQPBroker:
             link = self._connection()
             link.call(link.delete(park_queue(lease.token)))
         elif lease.link is not None:
-            lease.link.call(lease.link.settle(acks=[lease.tag]))
+            lease.link.post(lease.link.settle(acks=[lease.tag]))
 
     def extend(self, deliveries: Sequence[Delivery]) -> None:
         """Push the lease deadlines of ``deliveries`` still held to now + visibility_timeout,
@@ -600,9 +600,10 @@ class AMQPBroker:
                 self._drop(lease)
 
     def ack_many(self, deliveries: Sequence[Delivery]) -> None:
-        """:meth:`ack` each. Those of one connection go in one hand-off to its I/O thread
-        (AMQP acknowledgements have no reply), their leases locked until then, so that no
-        sweep requeues one meanwhile; parked ones are removed one by one."""
+        """:meth:`ack` each. Those of one connection go in one hand-off to its I/O thread,
+        not waited for (AMQP acknowledgements have no reply), their leases locked until they
+        are dropped, so that no sweep requeues one meanwhile; parked ones are removed one by
+        one."""
         if len(deliveries) <= 1:
             for delivery in deliveries:
                 self.ack(delivery)
@@ -626,7 +627,7 @@ class AMQPBroker:
                 else:
                     batches.setdefault(lease.link, []).append(lease)
             for link, leases in batches.items():
-                link.call(link.settle(acks=[lease.tag for lease in leases]))
+                link.post(link.settle(acks=[lease.tag for lease in leases]))
                 self._drop_many(leases)
         finally:
             for lease in held:

@@ -285,6 +285,9 @@ class _Unsettled:
         self._order.append(tag)
         self._live.add(tag)
 
+    def holds(self, tag: int) -> bool:
+        return tag in self._live
+
     def drop(self, tags: Sequence[int]) -> None:
         """``tags`` are settled (their frames written before any later ack)."""
         self._live.difference_update(tags)
@@ -503,6 +506,13 @@ class Link:
         finally:
             with self._lock:
                 self._pending.discard(reply)
+
+    def post(self, step: Step) -> None:
+        """Run ``step`` in the I/O thread without waiting for it (for steps with no answer
+        to wait for, such as acknowledgements); if the link ends first, it never runs."""
+        if not self.alive:
+            raise self.error()
+        self._post(partial(_guarded, partial(step, _ignore)))
 
     def later(self, delay: float, fn: Callable[[], None]) -> None:
         """Run ``fn`` in the I/O thread after ``delay`` seconds (never if the link ends)."""
@@ -1038,8 +1048,9 @@ class Link:
                     self.pub.basic_nack(tag, requeue=True)
             else:
                 self._requeue(requeue)  # first: a multiple ack after it must not cover them
-                if acks:
-                    upto, rest = self._unsettled.acks(acks)
+                live = [tag for tag in acks if self._unsettled.holds(tag)]  # never twice
+                if live:
+                    upto, rest = self._unsettled.acks(live)
                     _send_acks(self._conn, self.work, upto, rest)
             done(None)
 
@@ -1185,6 +1196,10 @@ class _Reader:
             logger.error("unexpected delivery to consumer %r", tag)
             return
         consumer(channel, method, props, body)
+
+
+def _ignore(_value: Any) -> None:
+    pass
 
 
 def _guarded(fn: Callable[[], None]) -> None:
