@@ -178,9 +178,11 @@ class Consumer:
         broker, queues = self.worker.broker, self.worker.queues
         prefetch = getattr(broker, "prefetch", None)  # a broker that streams (RabbitMQ)
         if prefetch is not None:
-            # from one queue only, and not while messages held outside the window (for their
-            # rate limits) would take its room
-            window = self.max_inflight if len(queues) == 1 and not self._held else 0
+            # from one queue only; not while messages held outside the window (for their
+            # rate limits) would take its room, nor in burst mode, which stops when the
+            # queue looks empty (a stream's messages on their way are not in it)
+            streams = len(queues) == 1 and not self._held and not self.worker.burst
+            window = self.max_inflight if streams else 0
             prefetch(window)
             self._streaming = window > 0
         if len(queues) == 1:
