@@ -30,9 +30,10 @@ import time
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ..connections.amqp import (
@@ -317,9 +318,13 @@ class AMQPBroker:
         try:
             link = self._ready(names)
             window = self._window
+            more: Callable[[float], Claim]
             if window and len(names) == 1:
-                return self._fetch_streamed(link, names[0], min(limit, window), window, deadline)
-            claim = link.call(link.claim(names, limit))
+                more = partial(self._take, link, names[0], min(limit, window), window)
+                claim = more(0.0)
+            else:
+                more = partial(self._wait, link, names, limit)
+                claim = link.call(link.claim(names, limit))
             while True:
                 got = self._leased(link, claim)
                 if got:
@@ -330,7 +335,7 @@ class AMQPBroker:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return []
-                claim = self._wait(link, names, limit, remaining)
+                claim = more(remaining)
         except OperationalError:
             if link is not None and link.closing:
                 return []  # close() from another thread
@@ -345,23 +350,15 @@ class AMQPBroker:
         instead of claiming with a round trip or more per fetch."""
         self._window = max(int(window), 0)
 
-    def _fetch_streamed(
-        self, link: Link, queue: str, limit: int, window: int, deadline: float
-    ) -> list[Delivery]:
+    def _take(self, link: Link, queue: str, limit: int, window: int, seconds: float) -> Claim:
+        """What the stream of ``queue`` holds, waiting up to ``seconds`` for an arrival
+        first (into an empty stream: after the last take found it empty)."""
         reader = self._wake_sockets()[0]
-        while True:
-            stream = link.live_stream(queue, window) or link.call(link.stream(queue, window))
-            drain(reader)  # before taking: an arrival after the take wakes the wait below
-            got = self._leased(link, Claim(stream.take(limit), link.given_back()))
-            if got:
-                return got
-            if self._woken:
-                self._woken = False
-                return []
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return []
-            wait_readable([reader.fileno()], remaining)
+        if seconds > 0:
+            wait_readable([reader.fileno()], seconds)
+        stream = link.live_stream(queue, window) or link.call(link.stream(queue, window))
+        drain(reader)  # before taking: an arrival after the take wakes the next wait
+        return Claim(stream.take(limit), link.given_back())
 
     def _wait(self, link: Link, names: list[str], limit: int, seconds: float) -> Claim:
         """Consume until a message arrives, ``seconds`` pass or wakeup() is called."""
