@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""celeriac's benchmark suite: celeriac against Celery, Dramatiq, RQ, Huey, arq and Taskiq.
+"""celeriac's benchmark suite: celeriac against Celery and nine other task queues.
 
     python3 bench/run.py            # the full suite (make bench); results in bench/results/
     python3 bench/run.py --quick    # a tiny smoke run; results in bench/.tmp/quick/
