@@ -938,12 +938,15 @@ class Link:
                     self._notify()
 
             def consuming(_frame: Any) -> None:
+                if stream.ended:  # ended before it began: no consumer for it
+                    done(stream)
+                    return
                 stream.tag = self.work.basic_consume(
                     queue, delivered, callback=lambda _: done(stream)
                 )
 
             self.work.basic_qos(prefetch_count=window, callback=consuming)
-            self._conn.ioloop.call_later(STREAM_IDLE, partial(_guarded, self._check_stream))
+            self._check_later(stream, STREAM_IDLE)
 
         return start
 
@@ -954,19 +957,21 @@ class Link:
             return stream if stream.window == window else None
         return None
 
-    def _check_stream(self) -> None:
-        """End the stream if what it holds waited long for a taker (a timer while one
-        runs): given back, other consumers can have it."""
-        stream = self._stream
-        if stream is None or not self.alive:
+    def _check_later(self, stream: Stream, delay: float) -> None:
+        self._conn.ioloop.call_later(delay, partial(_guarded, partial(self._check, stream)))
+
+    def _check(self, stream: Stream) -> None:
+        """End ``stream`` if what it holds waited long for a taker (a timer while it runs):
+        given back, other consumers can have it."""
+        if stream is not self._stream or not self.alive:
             return
         idle = time.monotonic() - stream.taken_at
-        if idle >= STREAM_IDLE and stream.holding():
+        if idle < STREAM_IDLE:
+            self._check_later(stream, STREAM_IDLE - idle)
+        elif stream.holding():
             self._end_stream(lambda: None)
-        elif idle >= STREAM_IDLE:
-            self._conn.ioloop.call_later(STREAM_IDLE, partial(_guarded, self._check_stream))
         else:
-            self._conn.ioloop.call_later(STREAM_IDLE - idle, partial(_guarded, self._check_stream))
+            self._check_later(stream, STREAM_IDLE)
 
     def _end_stream(self, then: Callable[[], None]) -> None:
         """Cancel the stream's consumer and give back what it holds (deliveries still on

@@ -97,9 +97,8 @@ class Consumer:
             with self.lock:
                 room = self._room_left()
             # Fetch in batches: while the pool still has work waiting, wait until half the
-            # prefetch window is free, so one broker round trip brings several messages
-            # (unless the broker streams them in: taking costs no round trip).
-            refill = room >= self._batch() or not self.worker.pool.has_pending()
+            # prefetch window is free, so one broker round trip brings several messages.
+            refill = room >= self.fetch_batch or not self.worker.pool.has_pending()
             if room <= 0 or not refill or len(self._held) >= self.max_held:
                 self.room.wait(min(0.5, until_held))
                 self.room.clear()
@@ -514,9 +513,10 @@ class Consumer:
                     job.acked = True
                     self._inflight.pop(job.id, None)
                 room = self._room_left()
-            # a streaming broker sends a message in for each one acknowledged: send them in
-            # runs (one frame for many), not one by one
-            if self._streaming and self.worker.settlements.owed()[0] >= self._ack_run():
+            # a streaming broker sends a message in for each one acknowledged: send them now,
+            # in runs of an eighth of the window (one frame for many), not with the next fetch
+            owed = self.worker.settlements.owed()[0]
+            if self._streaming and owed >= max(1, self.max_inflight // 8):
                 self.worker.settlements.flush_acks()
             self._wake_consumer(room)
         for job, outcome in rest:
@@ -548,19 +548,12 @@ class Consumer:
             room = self._room_left()
         self._wake_consumer(room)
 
-    def _ack_run(self) -> int:
-        return max(1, self.max_inflight // 8)
-
-    def _batch(self) -> int:
-        """The room the consumer waits for before it fetches."""
-        return self.fetch_batch
-
     def _wake_consumer(self, room: int) -> None:
         """Wake the consumer if, with ``room`` free, it would fetch (see :meth:`run`): not
         for every finished task, except in the solo pool, whose jobs the consumer's own
         thread runs (between two jobs it must not wait)."""
         if (
-            room >= self._batch()
+            room >= self.fetch_batch
             or self.worker.pool is None
             or not self.worker.pool.has_pending()
             or self.worker.pool_name == "solo"
