@@ -22,6 +22,23 @@ def _connect(port: int, timeout: float = 10) -> socket.socket:
             time.sleep(0.05)
 
 
+def _taken_before_a_free_port() -> socket.socket:
+    """A listening socket on a port whose next one is free (another process's connection
+    may hold any port)."""
+    while True:
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        probe = socket.socket()
+        try:
+            probe.bind(("127.0.0.1", taken.getsockname()[1] + 1))
+            return taken
+        except OSError:
+            taken.close()
+        finally:
+            probe.close()
+
+
 def _read_until(conn: socket.socket, marker: bytes) -> bytes:
     data = b""
     while marker not in data:
@@ -70,9 +87,7 @@ def test_a_client_debugs_the_stopped_frame_and_the_task_goes_on(
 def test_it_binds_to_this_machine_and_takes_the_next_free_port(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen(1)
+    taken = _taken_before_a_free_port()
     port = taken.getsockname()[1]
     monkeypatch.setenv("CELERY_RDB_PORT", str(port))
     monkeypatch.delenv("CELERY_RDB_HOST", raising=False)
