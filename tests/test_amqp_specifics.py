@@ -142,6 +142,7 @@ def test_the_run_a_multiple_ack_covers() -> None:
     for tag in range(1, 11):
         unsettled.add(tag)
     assert unsettled.acks([2, 3]) == (0, [2, 3])  # 1 is held
+    assert unsettled.acks([3]) == (0, [])  # settled already: never acknowledged twice
     unsettled.drop([1])  # requeued
     assert unsettled.acks([4, 6]) == (4, [6])  # 1-4 settled; 5 is held
     assert unsettled.acks([5, 7, 8]) == (8, [])

@@ -285,9 +285,6 @@ class _Unsettled:
         self._order.append(tag)
         self._live.add(tag)
 
-    def holds(self, tag: int) -> bool:
-        return tag in self._live
-
     def drop(self, tags: Sequence[int]) -> None:
         """``tags`` are settled (their frames written before any later ack)."""
         self._live.difference_update(tags)
@@ -295,8 +292,9 @@ class _Unsettled:
     def acks(self, tags: Sequence[int]) -> tuple[int, list[int]]:
         """Settle ``tags``: ``(upto, rest)``, one multiple ack of ``upto`` (0: none) for those
         up to it (every other tag up to it is settled already) and one ack each for the
-        rest."""
+        rest. Tags settled already are left out: a delivery is never acknowledged twice."""
         live, order = self._live, self._order
+        tags = [tag for tag in tags if tag in live]
         live.difference_update(tags)
         settled = 0
         while order and order[0] not in live:
@@ -337,6 +335,9 @@ class Stream:
 
     def holding(self) -> bool:
         return bool(self._buffer)
+
+    def serves(self, queue: str, window: int) -> bool:
+        return not self.ended and self.queue == queue and self.window == window
 
     def end(self) -> list[Raw]:
         """End it; the messages it held, to give back."""
@@ -923,7 +924,7 @@ class Link:
         def start(done: Done) -> None:
             current = self._stream
             if current is not None:
-                if current.queue == queue and current.window == window:
+                if current.serves(queue, window):
                     done(current)
                 else:
                     self._end_stream(lambda: start(done))
@@ -953,9 +954,7 @@ class Link:
     def live_stream(self, queue: str, window: int) -> Stream | None:
         """The stream :meth:`stream` would give, if it runs now (any thread)."""
         stream = self._stream
-        if stream is not None and not stream.ended and stream.queue == queue:
-            return stream if stream.window == window else None
-        return None
+        return stream if stream is not None and stream.serves(queue, window) else None
 
     def _check_later(self, stream: Stream, delay: float) -> None:
         self._conn.ioloop.call_later(delay, partial(_guarded, partial(self._check, stream)))
@@ -1053,9 +1052,8 @@ class Link:
                     self.pub.basic_nack(tag, requeue=True)
             else:
                 self._requeue(requeue)  # first: a multiple ack after it must not cover them
-                live = [tag for tag in acks if self._unsettled.holds(tag)]  # never twice
-                if live:
-                    upto, rest = self._unsettled.acks(live)
+                upto, rest = self._unsettled.acks(acks)
+                if upto or rest:
                     _send_acks(self._conn, self.work, upto, rest)
             done(None)
 
