@@ -508,3 +508,17 @@ def test_a_projects_options_in_each_form_celery_took() -> None:
     assert calls == [parser]  # the function is given the parser once, and only that one
     with pytest.raises(CLIError, match="not an option celeriac can read"):
         add_user_options(argparse.ArgumentParser(), ["--nope"])
+
+
+def test_the_worker_command_imports_only_what_a_worker_needs() -> None:
+    """Beat's modules, the shell's and migrate's come only with their commands (or ``-B``):
+    every module a prefork worker imports is memory its children share or copy."""
+    import sys
+
+    code = (
+        "import sys, celeriac.cli, celeriac.worker.worker\n"
+        "print(sorted(m for m in sys.modules if m.startswith('celeriac.beat')"
+        " or m in ('code', 'difflib')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
