@@ -201,12 +201,14 @@ def targets(rows: list[Row]) -> list[dict[str, Any]]:
         return median_of(rows, RABBITMQ, workload, system)
 
     def pg_vs_peers(workload: str, higher: bool) -> tuple[float | None, float | None]:
-        """celeriac's median on PostgreSQL and the best of the peers' (None: not measured)."""
+        """celeriac's median on PostgreSQL and the best of the peers' (None: not measured,
+        also when one peer's figure is missing: the target names both)."""
         theirs = [median_of(rows, POSTGRES, workload, peer) for peer in POSTGRES_PEERS]
-        best = [value for value in theirs if value is not None]
         pick = max if higher else min
         ours = median_of(rows, POSTGRES, workload, "celeriac-postgres")
-        return ours, (pick(best) if best else None)
+        if any(value is None for value in theirs):
+            return ours, None
+        return ours, pick(value for value in theirs if value is not None)
 
     peers_named = " and ".join(POSTGRES_PEERS.values())
 
