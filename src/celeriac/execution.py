@@ -254,6 +254,9 @@ class TaskRun:
         self.request = request
         self.started = 0.0
         self._token: Any = None
+        # this process's task-event dispatcher, looked up once per run (None: task events
+        # are off, or the run is eager); whether it is enabled is asked at each event
+        self._events = None if request.is_eager else app.events.tasks
 
     @property
     def stores_results(self) -> bool:
@@ -286,14 +289,15 @@ class TaskRun:
     @property
     def sends_events(self) -> bool:
         """Whether this run's task events are sent (the worker sends them, not eager)."""
-        dispatcher = self.app.events.tasks
-        return dispatcher is not None and dispatcher.enabled and not self.request.is_eager
+        events = self._events
+        return events is not None and events.enabled
 
     def event(self, type: str, **fields: Any) -> None:
         """Send a task event about this run when the worker sends task events."""
-        if self.sends_events:
+        events = self._events
+        if events is not None and events.enabled:
             fields["uuid"] = self.request.id
-            self.app.events.send_task_event(type, **fields)
+            events.put(type, fields)
 
     def call(self) -> Any:
         """Run the task's function; through the task's class's ``__call__`` when it has its
@@ -346,11 +350,15 @@ class TaskRun:
                 return self.failed(exc)
         task.on_success(retval, str(req.id), req.args, req.kwargs)
         signals.task_success.send(sender=task, result=retval)
-        if self.sends_events:
-            self.event(
+        events = self._events
+        if events is not None and events.enabled:
+            events.put(
                 "task-succeeded",
-                result="None" if retval is None else safe_repr(retval, 1024),
-                runtime=time.monotonic() - self.started,
+                {
+                    "uuid": req.id,
+                    "result": "None" if retval is None else safe_repr(retval, 1024),
+                    "runtime": time.monotonic() - self.started,
+                },
             )
         _request_hook(task, req, "on_success", (False, retval, time.monotonic() - self.started))
         workflow.send_continuation(self.app, req, retval)

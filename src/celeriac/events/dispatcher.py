@@ -156,11 +156,13 @@ class EventDispatcher:
                 self._thread.start()
 
     def _take(self) -> list[dict[str, Any]]:
+        # popped one by one (each pop atomic): an event put meanwhile is never lost
         buffer, batch = self._buffer, list[dict[str, Any]]()
+        append, pop = batch.append, buffer.popleft
         try:
-            while len(batch) < BATCH:
-                batch.append(buffer.popleft())
-        except IndexError:
+            for _ in range(min(len(buffer), BATCH)):
+                append(pop())
+        except IndexError:  # the oldest dropped meanwhile (past the buffer's limit)
             pass
         return batch
 

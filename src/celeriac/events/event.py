@@ -8,6 +8,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -44,20 +45,22 @@ class LamportClock:
     that receives an event moves its clock past the event's."""
 
     def __init__(self, initial: int = 0) -> None:
-        self.value = initial
-        self._ticks = itertools.count(initial + 1)
+        #: the next value: a count's own ``__next__``, atomic and called without a Python
+        #: frame (every sent event takes one)
+        self.forward: Callable[[], int] = itertools.count(initial + 1).__next__
         self._lock = threading.Lock()
         _clocks.add(self)
 
-    def forward(self) -> int:
-        # next() of a count is atomic: no lock on the path every sent event takes
-        self.value = value = next(self._ticks)
-        return value
+    @property
+    def value(self) -> int:
+        """The clock's value. Reading it moves the clock on by one: values may be skipped,
+        never repeated, which is all a logical clock promises."""
+        return self.forward() - 1
 
     def adjust(self, other: int) -> int:
         with self._lock:
-            self.value = value = max(self.value, int(other)) + 1
-            self._ticks = itertools.count(value + 1)
+            value = max(self.value, int(other)) + 1
+            self.forward = itertools.count(value + 1).__next__
             return value
 
 
