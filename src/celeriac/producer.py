@@ -250,10 +250,11 @@ class Producer:
                     routing_key=msg.queue,
                 )
         if self.app.conf.task_send_sent_event:
-            with self.app.events.default_dispatcher() as events:
+            events = self.app.events.shared_dispatcher()
+            if events.enabled:  # as send() would check, once for all the messages
                 for msg in messages:
                     fields = task_fields(msg if isinstance(msg, Message) else msg.to_dict())
-                    events.send("task-sent", **fields)
+                    events.put("task-sent", fields)
         if signals.task_sent.has_receivers():
             for msg in messages:
                 data = msg.to_dict()

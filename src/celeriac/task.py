@@ -344,8 +344,7 @@ class Task:
         if events.tasks is not None and events.tasks.enabled:  # in order with the task's own
             events.tasks.send(type_, uuid=req.id, **fields)
             return
-        with events.default_dispatcher(hostname=req.hostname) as dispatcher:
-            dispatcher.send(type_, uuid=req.id, **fields)
+        events.shared_dispatcher(hostname=req.hostname).send(type_, uuid=req.id, **fields)
 
     def delay_on_commit(self, *args: Any, **kwargs: Any) -> None:
         """:meth:`delay` once the current Django database transaction commits (at once

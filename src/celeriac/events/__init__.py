@@ -159,16 +159,20 @@ class Events:
     def State(self, **kwargs: Any) -> State:
         return State(**kwargs)
 
-    @contextlib.contextmanager
-    def default_dispatcher(
-        self, hostname: str | None = None, enabled: bool = True, buffer_while_offline: bool = False
-    ) -> Iterator[EventDispatcher]:
+    def shared_dispatcher(self, hostname: str | None = None) -> EventDispatcher:
         """This process's shared dispatcher (created once, kept open)."""
         if self._default is None:
             with self._lock:
                 if self._default is None:
                     self._default = self.Dispatcher(hostname=hostname)
-        yield self._default
+        return self._default
+
+    @contextlib.contextmanager
+    def default_dispatcher(
+        self, hostname: str | None = None, enabled: bool = True, buffer_while_offline: bool = False
+    ) -> Iterator[EventDispatcher]:
+        """Celery's form of :meth:`shared_dispatcher`."""
+        yield self.shared_dispatcher(hostname)
 
     # -- the worker's side --------------------------------------------------------------------
 
