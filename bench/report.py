@@ -204,11 +204,10 @@ def targets(rows: list[Row]) -> list[dict[str, Any]]:
         """celeriac's median on PostgreSQL and the best of the peers' (None: not measured,
         also when one peer's figure is missing: the target names both)."""
         theirs = [median_of(rows, POSTGRES, workload, peer) for peer in POSTGRES_PEERS]
+        known = [value for value in theirs if value is not None]
         pick = max if higher else min
         ours = median_of(rows, POSTGRES, workload, "celeriac-postgres")
-        if any(value is None for value in theirs):
-            return ours, None
-        return ours, pick(value for value in theirs if value is not None)
+        return ours, (pick(known) if len(known) == len(theirs) else None)
 
     peers_named = " and ".join(POSTGRES_PEERS.values())
 

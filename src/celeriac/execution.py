@@ -39,6 +39,7 @@ from .utils import safe_repr, safe_str
 
 if TYPE_CHECKING:
     from .app import Celeriac
+    from .events import EventDispatcher
     from .task import Task
 
 logger = logging.getLogger("celeriac.worker")
@@ -286,16 +287,15 @@ class TaskRun:
                 request=req,
             )
 
-    @property
-    def sends_events(self) -> bool:
-        """Whether this run's task events are sent (the worker sends them, not eager)."""
+    def _dispatcher(self) -> EventDispatcher | None:
+        """Where this run's task events go now (None: they are not sent)."""
         events = self._events
-        return events is not None and events.enabled
+        return events if events is not None and events.enabled else None
 
     def event(self, type: str, **fields: Any) -> None:
         """Send a task event about this run when the worker sends task events."""
-        events = self._events
-        if events is not None and events.enabled:
+        events = self._dispatcher()
+        if events is not None:
             fields["uuid"] = self.request.id
             events.put(type, fields)
 
@@ -350,8 +350,8 @@ class TaskRun:
                 return self.failed(exc)
         task.on_success(retval, str(req.id), req.args, req.kwargs)
         signals.task_success.send(sender=task, result=retval)
-        events = self._events
-        if events is not None and events.enabled:
+        events = self._dispatcher()
+        if events is not None:  # the result's repr only when it is sent
             events.put(
                 "task-succeeded",
                 {
