@@ -67,7 +67,10 @@ def produce(
     except subprocess.TimeoutExpired:
         raise Failed(f"producer '{action}' timed out after {timeout:.0f} s") from None
     if done.returncode != 0:
-        raise Failed(f"producer '{action}' failed: {_tail(done.stderr)}")
+        LOGS.mkdir(parents=True, exist_ok=True)
+        kept = LOGS / f"{name}-producer-{action}.log"
+        kept.write_text(done.stderr)
+        raise Failed(f"producer '{action}' failed (its output: {kept}): {_tail(done.stderr)}")
     try:
         return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
     except (IndexError, json.JSONDecodeError):

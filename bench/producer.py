@@ -54,7 +54,8 @@ def run(name: str, action: str, args: list[str]) -> dict[str, Any]:
         system.fill(n, *args[1:])
         return {}
     if action == "latency":
-        return {"delays": system.latency(n, float(args[1]))}
+        delays, error = system.latency(n, float(args[1]))
+        return {"delays": delays, "error": error}
     if action == "results":
         try:
             done, seconds = system.results(n, float(args[1]))

@@ -183,14 +183,21 @@ def latency(system: System, scale: Scale) -> dict[str, Any]:
     finally:
         counter.close()
     delays = [seconds * 1000 for seconds in out["delays"]]
+    error = out.get("error")
     if len(delays) < 2:
-        raise Failed(f"only {len(delays)} task(s) started within {scale.latency_budget:.0f} s")
+        ended = f": the producer failed ({error})" if error else ""
+        raise Failed(
+            f"only {len(delays)} task(s) started within {scale.latency_budget:.0f} s{ended}"
+        )
     cuts = statistics.quantiles(delays, n=100, method="inclusive")
     run = {"p50": cuts[49], "p99": cuts[98], "count": len(delays), "delays_ms": delays, **memory}
     if len(delays) < scale.latency_tasks:
         run["note_on"] = ["p50", "p99"]
         run["note"] = (
-            f"{len(delays)}/{scale.latency_tasks} tasks in the {scale.latency_budget:.0f} s budget"
+            f"{len(delays)}/{scale.latency_tasks} tasks, then the producer failed ({error})"
+            if error
+            else f"{len(delays)}/{scale.latency_tasks} tasks in the {scale.latency_budget:.0f} s "
+            "budget"
         )
     return run
 

@@ -430,6 +430,24 @@ def test_celerys_module_paths() -> None:
     assert Context(id="x").id == "x"
 
 
+def test_celerys_django_task_class() -> None:
+    """``Celery(task_cls=DjangoTask)`` (Celery 5.4's Django task class), by class and by
+    path: its tasks send on commit, as every task does."""
+    from celeriac.contrib.django.task import DjangoTask
+
+    for task_cls in (DjangoTask, "celeriac.contrib.django.task:DjangoTask"):
+        app = Celery("django-task", broker="memory://", task_cls=task_cls, set_as_current=False)
+        app.conf.task_always_eager = True
+
+        @app.task
+        def double(x: int) -> int:
+            return 2 * x
+
+        assert isinstance(double, DjangoTask)
+        assert double.delay(2).get() == 4
+        double.delay_on_commit(3)  # no Django transaction here: sent at once
+
+
 def test_settings_are_shown_with_secrets_masked() -> None:
     app = Celery("shown", broker="redis://:hunter2@127.0.0.1:6379/0", set_as_current=False)
     shown = app.conf.masked()

@@ -12,6 +12,7 @@ import asyncio
 import importlib
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from importlib import metadata
 from pathlib import Path
@@ -130,21 +131,26 @@ class System:
         for i in range(n):
             send(i)
 
-    def latency(self, n: int, budget: float) -> list[float]:
+    def latency(self, n: int, budget: float) -> tuple[list[float], str | None]:
         """Send up to ``n`` stamp tasks one at a time, each after the previous one started;
-        returns the enqueue-to-start delays in seconds, as written by the tasks."""
+        returns the enqueue-to-start delays in seconds, as written by the tasks, and the
+        error that ended the run early, if one did (what it measured until then stands)."""
         send = self.stamp_sender()
         counters = common.counter_client()
         key = common.stamps_key()
         delays: list[float] = []
         deadline = time.monotonic() + budget
-        while len(delays) < n and time.monotonic() < deadline:
-            send(time.time())
-            popped = counters.blpop([key], timeout=max(1.0, deadline - time.monotonic()))
-            if popped is None:
-                break
-            delays.append(float(popped[1]))
-        return delays
+        try:
+            while len(delays) < n and time.monotonic() < deadline:
+                send(time.time())
+                popped = counters.blpop([key], timeout=max(1.0, deadline - time.monotonic()))
+                if popped is None:
+                    break
+                delays.append(float(popped[1]))
+        except Exception as exc:  # a peer's client failing mid-run
+            traceback.print_exc()
+            return delays, f"{type(exc).__name__}: {exc}"[:200]
+        return delays, None
 
     def results(self, n: int, budget: float) -> tuple[int, float]:
         """Up to ``n`` send-and-wait round trips within ``budget`` seconds (after one warm-up
