@@ -68,6 +68,19 @@ def test_errors_name_the_server_without_its_password() -> None:
     assert "s3cret" not in str(raised.value)
 
 
+def test_a_failed_connection_is_reported_once_by_its_cause(caplog: Any) -> None:
+    """The cause pika wraps in three layers is the error's text, and pika's own ERROR lines
+    for the attempt go to DEBUG (the worker logs the failure once, and when it retries)."""
+    broker = create_broker("amqp://guest:guest@127.0.0.1:1//", {"connect_timeout": 2})
+    with caplog.at_level("INFO"), pytest.raises(OperationalError) as raised:
+        broker.queue_length(Q)
+    assert "ConnectionRefusedError" in str(raised.value)
+    assert not [r for r in caplog.records if r.name.startswith("pika") and r.levelname == "ERROR"]
+    with caplog.at_level("DEBUG", logger="pika"), pytest.raises(OperationalError):
+        broker.queue_length(Q)
+    assert any(r.name.startswith("pika") and "failed" in r.getMessage() for r in caplog.records)
+
+
 def test_a_lost_connection_is_replaced_and_its_leases_are_void(make: Maker) -> None:
     broker = make()
     broker.publish([Outgoing(b"job", Q)])

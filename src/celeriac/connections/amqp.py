@@ -40,6 +40,38 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installa
 
 logger = logging.getLogger("celeriac.brokers.amqp")
 
+#: pika's ERROR lines for a connection that could not be made: the broker reports the same
+#: failure once, with the URL (password masked) and when it tries again, so these are logged
+#: at DEBUG
+_CONNECT_FAILURES = (
+    "Full-stack connection workflow failed",
+    "Self-initiated stack bring-up failed",
+    "Connection closed while",
+    "Socket failed to connect",
+    "Address resolution failed",
+)
+_CONNECT_LOGGERS = (
+    "pika.adapters.utils.connection_workflow",  # only ever connects
+    "pika.adapters.utils.io_services_utils",
+    "pika.adapters.utils.selector_ioloop_adapter",
+    "pika.adapters.base_connection",
+    "pika.connection",
+)
+
+
+def _connect_failure_at_debug(record: logging.LogRecord) -> bool:
+    if record.levelno != logging.ERROR or not (
+        record.name == _CONNECT_LOGGERS[0]
+        or (isinstance(record.msg, str) and record.msg.startswith(_CONNECT_FAILURES))
+    ):
+        return True
+    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+for _name in _CONNECT_LOGGERS:
+    logging.getLogger(_name).addFilter(_connect_failure_at_debug)
+
 Done = Callable[[Any], None]
 Step = Callable[[Done], None]
 #: (exchange, routing key, body, properties) of one message to publish
@@ -1213,7 +1245,15 @@ def _guarded(fn: Callable[[], None]) -> None:
 
 
 def describe(exc: BaseException) -> str:
-    """A one-line description of a pika (or socket) error."""
+    """A one-line description of a pika (or socket) error: of the error a failed connection
+    attempt wraps (pika nests it in two or three layers), else of the error itself."""
+    while True:
+        inner = getattr(exc, "exception", None) or (getattr(exc, "exceptions", None) or [None])[-1]
+        if inner is None and exc.args and isinstance(exc.args[0], BaseException):
+            inner = exc.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
     code = getattr(exc, "reply_code", None)
     text = getattr(exc, "reply_text", None)
     if code is not None:

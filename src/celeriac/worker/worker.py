@@ -298,11 +298,10 @@ class Worker:
                 attempt += 1
                 if not conf.broker_connection_retry_on_startup or (retries and attempt > retries):
                     raise
+                url, why = safe_url(self.broker.url), str(exc)
+                why = why.removeprefix(f"{url}: ")  # the brokers' errors name their URL first
                 logger.error(
-                    "Cannot connect to %s: %s. Trying again in %.0f seconds...",
-                    safe_url(self.broker.url),
-                    exc,
-                    delay,
+                    "Cannot connect to %s: %s. Trying again in %.0f seconds...", url, why, delay
                 )
                 if self.sleep(delay):
                     raise
