@@ -45,6 +45,24 @@ def prefork_project(request: pytest.FixtureRequest, project: Project) -> Project
     return project
 
 
+def test_the_parent_is_told_before_each_fork(prefork_project: Project) -> None:
+    """``worker_before_create_process`` in the parent before each child is forked (on both
+    kinds of prefork pool), then ``worker_process_init`` in the child."""
+    project = prefork_project
+    worker = project.worker("-c", "2")
+    assert project.send("add", 1, 1).get(timeout=20) == 2
+    wait_until(lambda: len(project.runs("child")) == 2)
+    forks, children = project.runs("fork"), project.runs("child")
+    assert [pid for pid, _ in forks] == [str(worker.proc.pid)] * 2
+    fed = project.env.get("CELERIAC_TEST_PREFORK") in ("queue", "datagrams")
+    assert {pool for _, pool in forks} == {"FedPool" if fed else "ConsumingPool"}
+    assert [parent for _, parent in children] == [str(worker.proc.pid)] * 2
+    lines = project.runs_file.read_text().splitlines()
+    assert lines.index(next(x for x in lines if x.startswith("fork"))) < lines.index(
+        next(x for x in lines if x.startswith("child"))
+    )
+
+
 def test_a_long_task_does_not_hold_up_short_ones(prefork_project: Project) -> None:
     project = prefork_project
     project.worker("-c", "2")

@@ -145,6 +145,16 @@ after_setup_task_logger = Signal("after_setup_task_logger")
 beat_init = Signal("beat_init")
 beat_embedded_init = Signal("beat_embedded_init")
 user_preload_options = Signal("user_preload_options")
+#: in a prefork worker's parent, just before it forks a child (``sender``: the pool), to close
+#: what must not be shared across a fork (a gRPC channel, a client's connection pool)
+worker_before_create_process = Signal("worker_before_create_process")
+#: Celery's eventlet pool's signals: celeriac has no eventlet pool (``-P eventlet`` runs the
+#: threads pool, and says so at start), so they are never sent; modules that connect to them
+#: still import
+eventlet_pool_started = Signal("eventlet_pool_started")
+eventlet_pool_preshutdown = Signal("eventlet_pool_preshutdown")
+eventlet_pool_postshutdown = Signal("eventlet_pool_postshutdown")
+eventlet_pool_apply = Signal("eventlet_pool_apply")
 
 __all__ = [
     "Signal",
@@ -156,6 +166,10 @@ __all__ = [
     "before_task_publish",
     "celeryd_after_setup",
     "celeryd_init",
+    "eventlet_pool_apply",
+    "eventlet_pool_postshutdown",
+    "eventlet_pool_preshutdown",
+    "eventlet_pool_started",
     "heartbeat_sent",
     "import_modules",
     "setup_logging",
@@ -171,6 +185,7 @@ __all__ = [
     "task_success",
     "task_unknown",
     "user_preload_options",
+    "worker_before_create_process",
     "worker_init",
     "worker_process_init",
     "worker_process_shutdown",

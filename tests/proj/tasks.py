@@ -5,6 +5,7 @@ import os
 import signal
 import time
 
+from celeriac import signals
 from celeriac.exceptions import SoftTimeLimitExceeded
 
 from . import app
@@ -23,6 +24,16 @@ def _record(*fields):
             os.write(fd, line.encode())
         finally:
             os.close(fd)
+
+
+@signals.worker_before_create_process.connect
+def _before_fork(sender=None, **kwargs):
+    _record("fork", os.getpid(), type(sender).__name__)
+
+
+@signals.worker_process_init.connect
+def _child_started(**kwargs):
+    _record("child", os.getpid(), os.getppid())
 
 
 @app.task

@@ -376,6 +376,7 @@ class ConsumingPool(Pool):
             fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         os.set_blocking(reader, False)
         self.slots.set(index)
+        signals.worker_before_create_process.send(sender=self)
         process = self._ctx.Process(
             target=_child_main,
             args=(self.worker, self, index, writer, os.getpid()),

@@ -296,6 +296,7 @@ class FedPool(Pool):
         reader, writer = os.pipe()
         os.set_blocking(reader, False)
         self._queue.clear(index)
+        signals.worker_before_create_process.send(sender=self)
         proc = self._ctx.Process(
             target=_child_main,
             args=(
