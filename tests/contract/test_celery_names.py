@@ -150,3 +150,28 @@ def test_app_loader_is_celerys(app: Celery, tmp_path: Any, monkeypatch: Any) -> 
     assert "loader_tasks_mod" in app.loader.task_modules
     app.loader.on_worker_init()
     app.loader.on_task_init("id", None)
+
+
+def test_many_tasks_through_celerys_pooled_connection_and_producer(app: Celery) -> None:
+    """Celery's ways of publishing many tasks through one connection or producer; celeriac's
+    producer publishes either way. A producer's own ``publish`` says what to use instead."""
+
+    @app.task
+    def double(x: int) -> int:
+        return 2 * x
+
+    results = []
+    with app.connection_for_write() as conn:
+        results += [double.apply_async((1,), connection=conn)]
+    with app.pool.acquire(block=True) as conn:
+        results += [double.apply_async((2,), connection=conn)]
+    with app.connection_or_acquire() as conn:
+        results += [double.apply_async((3,), connection=conn)]
+    with app.producer_pool.acquire(block=True) as producer:
+        results += [double.apply_async((4,), producer=producer)]
+    with app.producer_or_acquire() as producer:
+        results += [double.apply_async((5,), producer=producer)]
+        with pytest.raises(NotImplementedError, match=r"apply_async"):
+            producer.publish({"raw": 1}, routing_key="celery")
+    with worker(app):
+        assert [r.get(timeout=20) for r in results] == [2, 4, 6, 8, 10]

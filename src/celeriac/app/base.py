@@ -40,7 +40,13 @@ from ..signals import Signal
 from ..subscriptions import subscribers
 from ..task import Task, build_task_class
 from ..utils.time import get_timezone
-from .connection import Connection
+from .connection import (
+    Connection,
+    PooledProducer,
+    ResourcePool,
+    connection_or_acquire,
+    producer_or_acquire,
+)
 from .loader import AppLoader
 
 logger = logging.getLogger("celeriac.app")
@@ -429,6 +435,24 @@ class Celeriac:
         return Connection(self, url)
 
     connection_for_read = connection_for_write = broker_connection = connection
+
+    @property
+    def pool(self) -> ResourcePool[Connection]:
+        """Celery's connection pool: ``with app.pool.acquire(block=True) as conn:``."""
+        return ResourcePool(self.connection)
+
+    @property
+    def producer_pool(self) -> ResourcePool[PooledProducer]:
+        """Celery's producer pool: ``app.producer_pool.acquire(block=True)``."""
+        return ResourcePool(lambda: PooledProducer(self.connection()))
+
+    def producer_or_acquire(self, producer: PooledProducer | None = None) -> Any:
+        """``with app.producer_or_acquire() as producer: t.apply_async(producer=producer)``."""
+        return producer_or_acquire(self, producer)
+
+    def connection_or_acquire(self, connection: Connection | None = None, **kw: Any) -> Any:
+        """``with app.connection_or_acquire() as conn: t.apply_async(connection=conn)``."""
+        return connection_or_acquire(self, connection, **kw)
 
     @property
     def control(self) -> Any:

@@ -3,13 +3,18 @@
 celeriac's broker connects and reconnects by itself, so this object is a handle on the
 app's broker: a context manager that code written for Celery can open, check and close
 (``with app.connection() as conn: app.events.Receiver(conn, ...)``, or a health check's
-``app.connection().ensure_connection(max_retries=3)``).
+``app.connection().ensure_connection(max_retries=3)``). Celery's pools (``app.pool``,
+``app.producer_pool``, ``app.producer_or_acquire()``) give such handles too, for code that
+publishes many tasks through one connection (``apply_async(connection=conn)`` or
+``producer=producer``; celeriac's producer publishes either way).
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..exceptions import OperationalError
 from ..utils.urls import safe_url
@@ -70,3 +75,68 @@ class Connection:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class PooledProducer:
+    """Celery's producer, as ``app.producer_pool`` and ``app.producer_or_acquire()`` give it:
+    a handle to pass as ``apply_async(producer=...)``."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def publish(self, *args: Any, **kwargs: Any) -> None:
+        """Not offered: celeriac writes its own task messages."""
+        raise NotImplementedError(
+            "celeriac writes its task messages itself: send them with task.apply_async(...) "
+            "or app.send_task(name, args, kwargs); to publish raw messages, use your broker's "
+            "own client"
+        )
+
+    def release(self) -> None:
+        """Nothing to give back."""
+
+    close = release
+
+    def __enter__(self) -> PooledProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+R = TypeVar("R", Connection, PooledProducer)
+
+
+class ResourcePool(Generic[R]):
+    """``app.pool`` (connections) and ``app.producer_pool`` (producers): ``acquire`` gives a
+    handle, as from a pool that never runs dry."""
+
+    limit: int | None = None
+
+    def __init__(self, make: Callable[[], R]) -> None:
+        self._make: Callable[[], R] = make
+
+    def acquire(self, block: bool = False, timeout: float | None = None) -> R:
+        return self._make()
+
+    def release(self, resource: R) -> None:
+        resource.release()
+
+    def force_close_all(self) -> None:
+        """Nothing to close: the broker's connections are the app's."""
+
+
+@contextmanager
+def producer_or_acquire(
+    app: Celeriac, producer: PooledProducer | None = None
+) -> Iterator[PooledProducer]:
+    """``producer``, or one from the app's producer pool for the block."""
+    yield producer if producer is not None else PooledProducer(Connection(app))
+
+
+@contextmanager
+def connection_or_acquire(
+    app: Celeriac, connection: Connection | None = None, **_: Any
+) -> Iterator[Connection]:
+    """``connection``, or one from the app's pool for the block."""
+    yield connection if connection is not None else Connection(app)
