@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import types
 import warnings
 from typing import Any
@@ -542,3 +543,43 @@ def test_child_tasks_inherit_the_parents_priority_when_asked() -> None:
     assert parent.apply(priority=7).get() == [0, 2]
     app.conf.task_inherit_parent_priority = True
     assert parent.apply(priority=7).get() == [7, 2]
+
+
+def test_on_configure_as_a_signal_or_a_subclass_method() -> None:
+    """Celery's two ways of running code as the app is configured (Sentry set-ups use both):
+    ``@app.on_configure.connect`` and a subclass's ``on_configure`` method; both run once,
+    before ``on_after_configure``."""
+    seen: list[str] = []
+
+    class SentryCelery(Celery):
+        def on_configure(self) -> None:
+            seen.append(f"method:{self.main}")
+
+    app = SentryCelery("by-method", broker="memory://", set_as_current=False)
+    other = Celery("by-signal", broker="memory://", set_as_current=False)
+    other.on_configure.connect(lambda sender=None, **kw: seen.append(f"signal:{sender.main}"))
+    for each in (app, other):
+        each.on_after_configure.connect(lambda sender=None, **kw: seen.append("after"))
+        each.finalize()
+        each.finalize()
+    assert seen == ["method:by-method", "after", "signal:by-signal", "after"]
+
+
+def test_on_after_fork_is_sent_in_a_forked_child() -> None:
+    app = Celery("forks", broker="memory://", set_as_current=False)
+    read, write = os.pipe()
+
+    def tell(sender: Any = None, **kw: Any) -> None:
+        os.write(write, sender.main.encode())
+
+    app.on_after_fork.connect(tell)
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os._exit(0)
+        os.waitpid(pid, 0)
+    finally:
+        app.on_after_fork.disconnect(tell)  # later forks in this process must not write
+        os.close(write)
+    assert os.read(read, 100) == b"forks"
+    os.close(read)

@@ -68,6 +68,10 @@ class TaskRegistry(dict[str, Task]):
 class Celeriac:
     """A celeriac application. ``Celery`` is the same class, for drop-in use."""
 
+    #: sent (``sender``: the app) when the app is finalized, before ``on_after_configure``;
+    #: a subclass may define ``on_configure(self)`` as a method instead, as in Celery 3
+    on_configure: Any = None
+
     def __init__(
         self,
         main: str | None = None,
@@ -115,8 +119,13 @@ class Celeriac:
         self.producer = Producer(self)
         self._event_subscribers: dict[str, set[str]] = {}
         self.results = ResultStore(self)
+        if self.on_configure is None:
+            self.on_configure = Signal("on_configure")
         self.on_after_configure = Signal("on_after_configure")
         self.on_after_finalize = Signal("on_after_finalize")
+        #: sent in a forked child (``sender``: the app), once its inherited connections are set
+        #: aside
+        self.on_after_fork = Signal("on_after_fork")
         self._control: Any = None
         self._events: Events | None = None
         self._loader: Any = None
@@ -245,6 +254,10 @@ class Celeriac:
             if self._finalized:
                 return
             self._finalized = True
+            if isinstance(self.on_configure, Signal):
+                self.on_configure.send(sender=self)
+            else:  # a subclass's method
+                self.on_configure()
             self.on_after_configure.send(sender=self, source=self.conf)
             for make in list(_shared_task_makers):
                 make(self)
@@ -404,6 +417,7 @@ class Celeriac:
         self._backend = None
         self._backend_resolved = False
         self._conn_lock = threading.Lock()
+        self.on_after_fork.send(sender=self)
 
     def close(self) -> None:
         """Close broker, backend and event-log connections."""
