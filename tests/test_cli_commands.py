@@ -392,6 +392,25 @@ def test_flower_says_what_to_use(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 1 and "Flower is a Celery add-on" in err and "celeriac -A proj dashboard" in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "instead"),
+    [
+        (["amqp", "queue.declare", "q"], "rabbitmqadmin"),
+        (["list", "bindings"], "celeriac -A proj queues"),
+        (["graph", "bootsteps"], "inspect stats"),
+        (["logtool", "stats", "worker.log"], "events --dump"),
+        (["upgrade", "settings", "proj/settings.py", "--django"], "old upper-case setting names"),
+        (["migrate", "redis://127.0.0.1/1", "redis://127.0.0.1/2"], "moves messages between"),
+    ],
+)
+def test_celerys_other_commands_say_what_to_use(
+    capsys: pytest.CaptureFixture[str], argv: list[str], instead: str
+) -> None:
+    code, _, err = _run(capsys, *argv)
+    assert code in (1, 2) and instead in err
+    assert "celeriac has no" in err or "not in celeriac" in err
+
+
 # -- migrate -------------------------------------------------------------------------------
 
 

@@ -62,11 +62,19 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     m.add_argument("path", help="a project directory or a Python file")
+    m.add_argument("celerys_destination", nargs="*", help=argparse.SUPPRESS)
     m.add_argument("-n", "--dry-run", action="store_true", help="show the diff, change nothing")
     m.set_defaults(func=cmd_migrate)
 
 
 def cmd_migrate(app: Celeriac, args: argparse.Namespace) -> int:
+    if args.celerys_destination:  # Celery's ``migrate SOURCE DESTINATION``
+        raise CLIError(
+            "celeriac migrate PATH rewrites a project's imports from Celery to celeriac; "
+            "Celery's migrate SOURCE DESTINATION, which moves messages between brokers, is "
+            "not in celeriac: drain the old broker with a worker of the old project instead",
+            EXIT_USAGE,
+        )
     if not os.path.exists(args.path):
         raise CLIError(
             f"no such file or directory: {args.path} (celeriac migrate rewrites a project's "

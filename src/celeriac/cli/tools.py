@@ -1,5 +1,6 @@
-"""``celeriac shell``, ``celeriac report``, and ``flower`` (which points to ``celeriac
-dashboard``)."""
+"""``celeriac shell``, ``celeriac report``, ``flower`` (which points to ``celeriac
+dashboard``), and Celery's other commands celeriac has no counterpart for, each refused with
+what to use instead."""
 
 from __future__ import annotations
 
@@ -37,6 +38,44 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     for name in FLOWER_OPTIONS:
         f.add_argument(f"--{name}", nargs="?", help=argparse.SUPPRESS)
     f.set_defaults(func=cmd_flower)
+
+    for name, (what, instead) in CELERY_ONLY.items():
+        c = sub.add_parser(name, parents=[common], help=f"(Celery's: {what}; not in celeriac)")
+        c.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        c.set_defaults(func=_not_in_celeriac, what=(name, what, instead))
+
+
+#: Celery's commands celeriac has no counterpart for: what each does there, and what to use
+CELERY_ONLY = {
+    "amqp": (
+        "an AMQP administration shell",
+        "Use RabbitMQ's rabbitmqadmin or management UI; `celeriac -A proj queues` shows depth, "
+        "in-flight and dead letters per queue, `celeriac -A proj purge -Q NAME` empties one.",
+    ),
+    "list": (
+        "`list bindings`, the AMQP bindings",
+        "celeriac declares its queues itself: `celeriac -A proj queues` lists them.",
+    ),
+    "graph": (
+        "bootstep and worker graphs",
+        "`celeriac -A proj status` and `celeriac -A proj inspect stats` show the workers.",
+    ),
+    "logtool": (
+        "worker log analysis",
+        "Task history is in the dashboard (`celeriac -A proj dashboard`) and in "
+        "`celeriac -A proj events --dump`.",
+    ),
+    "upgrade": (
+        "renaming old settings",
+        "None is needed: celeriac reads the old upper-case setting names and the new ones "
+        "alike; `celeriac migrate PATH` rewrites a project's imports.",
+    ),
+}
+
+
+def _not_in_celeriac(app: Celeriac, args: argparse.Namespace) -> int:
+    name, what, instead = args.what
+    raise CLIError(f"celeriac has no {name} command (in Celery: {what}). {instead}")
 
 
 def shell_namespace(app: Celeriac, with_tasks: bool = True) -> dict[str, Any]:
