@@ -358,6 +358,7 @@ def test_events_dumps_shows_and_photographs_the_cluster(project: Project, tmp_pa
     store_url = f"sqlite:///{tmp_path}/events.db"
     live = events_process(project, "-F", "0.2", "--store", store_url)
     camera = events_process(project, "-c", "proj.camera.Camera", "-F", "0.2")
+    polaroid = events_process(project, "-c", "proj.camera.DumpCam", "-F", "0.2")
     ok = project.send("add", 1, 2)
     assert ok.get(timeout=20) == 3
 
@@ -370,7 +371,10 @@ def test_events_dumps_shows_and_photographs_the_cluster(project: Project, tmp_pa
     wait_until(lambda: ok.id in live.output and "SUCCESS" in live.output)
     wait_until(lambda: '"SUCCESS"' in (tmp_path / "camera.txt").read_text()
                if (tmp_path / "camera.txt").exists() else False)  # fmt: skip
-    for p in (dump, live, camera):
+    shots = tmp_path / "camera.txt.polaroid"  # clear_after: only what is new in each
+    wait_until(lambda: shots.exists() and '["SUCCESS"]' in shots.read_text())
+    wait_until(lambda: shots.read_text().splitlines()[-1] == "[]")
+    for p in (dump, live, camera, polaroid):
         p.signal(signal.SIGINT)
         assert p.wait() == 0
     lines = dumped()
@@ -385,6 +389,27 @@ def test_events_dumps_shows_and_photographs_the_cluster(project: Project, tmp_pa
         assert any(w["hostname"].startswith("ev@") for w in store.workers())
     finally:
         store.close()
+
+
+def test_a_polaroid_is_held_to_its_maxrate_and_cleans_up() -> None:
+    from celeriac.events.snapshot import Polaroid
+    from celeriac.events.state import State
+
+    shots: list[int] = []
+
+    class Counting(Polaroid):
+        def on_shutter(self, state: State) -> None:
+            shots.append(len(state.tasks))
+
+        def on_cleanup(self) -> None:
+            shots.append(-1)
+
+    state = State()
+    state.event({"type": "task-received", "uuid": "a", "timestamp": 1.0, "name": "t"})
+    with Counting(state, maxrate="1/s", cleanup_freq=0.0) as camera:
+        camera.capture()
+        camera.capture()  # too soon after the first: no photograph, the clean-up is due
+    assert shots == [1, -1, -1]
 
 
 def test_flower_says_what_to_use(capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,8 @@
 import json
 import os
 
+from celeriac.events.snapshot import Polaroid
+
 
 class Camera:
     def __init__(self, state, freq=1.0, maxrate=None):
@@ -13,3 +15,13 @@ class Camera:
         with open(os.environ["CELERIAC_TEST_CAMERA"], "a") as f:
             states = sorted(t.state for t in state.tasks.values())
             f.write(json.dumps({"workers": sorted(state.workers), "states": states}) + "\n")
+
+
+class DumpCam(Polaroid):
+    """Celery's documented camera: each photograph shows what happened since the last."""
+
+    clear_after = True
+
+    def on_shutter(self, state):
+        with open(os.environ["CELERIAC_TEST_CAMERA"] + ".polaroid", "a") as f:
+            f.write(json.dumps(sorted(t.state for t in state.tasks.values())) + "\n")

@@ -85,13 +85,17 @@ def cmd_events(app: Celeriac, args: argparse.Namespace) -> int:
             now = time.monotonic()
             if (live or camera is not None) and now - shown >= args.frequency:
                 shown = now
-                if camera is not None:
+                if hasattr(camera, "capture"):  # a Polaroid takes its own photograph
+                    camera.capture()
+                elif camera is not None:
                     camera.on_shutter(state)
                 else:
                     _show(out, render(state, receiver.cursor))
     finally:
         if camera is not None and hasattr(camera, "cleanup"):
             camera.cleanup()
+        if camera is not None and hasattr(camera, "cancel"):
+            camera.cancel()
         receiver.close()
         if keeper is not None:
             keeper.join(10)

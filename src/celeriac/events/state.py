@@ -298,9 +298,17 @@ class State:
             self.tasks.clear()
             self.event_count = self.task_count = 0
 
-    def freeze_while(self, fun: Callable[..., V], *args: Any, **kwargs: Any) -> V:
+    def freeze_while(
+        self, fun: Callable[..., V], *args: Any, clear_after: bool = False, **kwargs: Any
+    ) -> V:
+        """``fun(*args, **kwargs)`` with no event applied meanwhile; then, with
+        ``clear_after``, an empty state."""
         with self._lock:
-            return fun(*args, **kwargs)
+            try:
+                return fun(*args, **kwargs)
+            finally:
+                if clear_after:
+                    self.clear()
 
     # -- queries ------------------------------------------------------------------------------
 
