@@ -85,12 +85,12 @@ def cmd_events(app: Celeriac, args: argparse.Namespace) -> int:
             now = time.monotonic()
             if (live or camera is not None) and now - shown >= args.frequency:
                 shown = now
-                if hasattr(camera, "capture"):  # a Polaroid takes its own photograph
-                    camera.capture()
-                elif camera is not None:
-                    camera.on_shutter(state)
-                else:
+                if camera is None:
                     _show(out, render(state, receiver.cursor))
+                elif hasattr(camera, "capture"):  # a Polaroid takes its own photograph
+                    camera.capture()
+                else:
+                    camera.on_shutter(state)
     finally:
         if camera is not None and hasattr(camera, "cleanup"):
             camera.cleanup()
