@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from ..exceptions import OperationalError
 from ..utils.urls import safe_url
@@ -23,7 +23,23 @@ if TYPE_CHECKING:
     from .base import Celeriac
 
 
-class Connection:
+class _Handle:
+    """What Celery's pooled resources do that a handle needs: a block, and a release that
+    gives nothing back (the broker's connections are the app's)."""
+
+    def release(self) -> None:
+        """Nothing to give back."""
+
+    close = release
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class Connection(_Handle):
     """A handle on the app's broker."""
 
     def __init__(self, app: Celeriac, url: str | None = None) -> None:
@@ -65,19 +81,8 @@ class Connection:
         except OperationalError:
             return False
 
-    def release(self) -> None:
-        """Nothing to give back: the broker's connections are the app's."""
 
-    close = release
-
-    def __enter__(self) -> Connection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-class PooledProducer:
+class PooledProducer(_Handle):
     """Celery's producer, as ``app.producer_pool`` and ``app.producer_or_acquire()`` give it:
     a handle to pass as ``apply_async(producer=...)``."""
 
@@ -91,17 +96,6 @@ class PooledProducer:
             "or app.send_task(name, args, kwargs); to publish raw messages, use your broker's "
             "own client"
         )
-
-    def release(self) -> None:
-        """Nothing to give back."""
-
-    close = release
-
-    def __enter__(self) -> PooledProducer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 R = TypeVar("R", Connection, PooledProducer)
