@@ -1251,7 +1251,7 @@ def describe(exc: BaseException) -> str:
         inner = getattr(exc, "exception", None) or (getattr(exc, "exceptions", None) or [None])[-1]
         if inner is None and exc.args and isinstance(exc.args[0], BaseException):
             inner = exc.args[0]
-        if not isinstance(inner, BaseException):
+        if not isinstance(inner, BaseException) or inner is exc:
             break
         exc = inner
     code = getattr(exc, "reply_code", None)

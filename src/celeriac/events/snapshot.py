@@ -9,7 +9,6 @@ more often than ``--maxrate`` allows, then clears the state if ``clear_after`` i
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -17,11 +16,10 @@ from ..rates import parse_rate
 from ..signals import Signal
 from .state import State
 
-logger = logging.getLogger("celeriac.events")
-
 
 class Polaroid:
-    """A camera: subclass it and define ``on_shutter(self, state)``."""
+    """A camera: subclass it and define ``on_shutter(self, state)``. ``timer`` and ``app``
+    are accepted as Celery's are (``celeriac events`` times the photographs itself)."""
 
     #: empty the state after each photograph (each shows only what happened since the last)
     clear_after = False
@@ -69,6 +67,7 @@ class Polaroid:
             self.cleanup()
 
     def cleanup(self) -> None:
+        """Run the clean-up now (``cleanup_signal``, then :meth:`on_cleanup`)."""
         self._last_cleanup = time.monotonic()
         self.cleanup_signal.send(sender=self.state)
         self.on_cleanup()
