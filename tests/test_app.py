@@ -583,3 +583,35 @@ def test_on_after_fork_is_sent_in_a_forked_child() -> None:
         os.close(write)
     assert os.read(read, 100) == b"forks"
     os.close(read)
+
+
+def test_a_test_pushes_a_request_of_its_own(memory_app: Celery) -> None:
+    """``task.push_request(...)`` / ``pop_request()``, Celery's way for a unit test to run a
+    bound task's body with a request, and ``self.MaxRetriesExceededError`` in a task."""
+    from celeriac.exceptions import MaxRetriesExceededError
+
+    @memory_app.task(bind=True)
+    def seen(self: Any, x: int) -> Any:
+        return (self.request.id, self.request.retries, x)
+
+    seen.push_request(id="abc", retries=1)
+    seen.push_request({"id": "def"}, retries=5)
+    try:
+        assert seen.run(3) == ("def", 5, 3)
+        seen.pop_request()
+        assert seen.run(4) == ("abc", 1, 4)
+    finally:
+        seen.pop_request()
+    assert seen.request.id is None and seen.request.called_directly
+    with pytest.raises(IndexError, match="push_request"):
+        seen.pop_request()
+
+    @memory_app.task(bind=True, max_retries=1, default_retry_delay=0)
+    def flaky(self: Any) -> Any:
+        try:
+            raise self.retry()
+        except self.MaxRetriesExceededError:
+            return ("exhausted", self.request.retries)
+
+    assert flaky.MaxRetriesExceededError is MaxRetriesExceededError
+    assert flaky.apply().get() == ("exhausted", 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import functools
 import inspect
@@ -12,7 +13,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from . import states
 from ._state import Context, current_request, get_current_app
 from .canvas import Signature, chain, chunks, group, maybe_signature, tail, xmap, xstarmap
-from .exceptions import Ignore, ImproperlyConfigured, MaxRetriesExceededError, Retry
+from .exceptions import (
+    Ignore,
+    ImproperlyConfigured,
+    MaxRetriesExceededError,
+    OperationalError,
+    Retry,
+)
 from .execution import execute_eagerly, store_retry
 from .keys import CHORD_ADDED_COUNT, CHORD_ADDED_KEY
 from .rates import parse_rate
@@ -25,9 +32,19 @@ if TYPE_CHECKING:
     from .result import AsyncResult, EagerResult
 
 
+#: the requests :meth:`Task.push_request` set, to be reset by ``pop_request`` in turn
+_pushed: contextvars.ContextVar[tuple[contextvars.Token[Context | None], ...]] = (
+    contextvars.ContextVar("celeriac_pushed_requests", default=())
+)
+
+
 class Task:
     """A task type. ``@app.task`` makes a subclass whose ``run`` is the decorated function,
     and registers one instance of it. Class attributes are the task's options."""
+
+    #: Celery's names for these errors on the task (``except self.MaxRetriesExceededError:``)
+    MaxRetriesExceededError = MaxRetriesExceededError
+    OperationalError = OperationalError
 
     name: ClassVar[str] = ""
     app: ClassVar[Celeriac]
@@ -92,6 +109,21 @@ class Task:
         if req is not None and req.task is self:
             return req
         return Context(task=self, called_directly=True)
+
+    def push_request(self, *args: Any, **fields: Any) -> None:
+        """Make :attr:`request` a request with these fields (a dict, keywords or both) until
+        :meth:`pop_request`, in this thread: Celery's way for a test to run a bound task's
+        body with a request of its own (``task.push_request(retries=2); task.run(...)``)."""
+        context = Context(**{**dict(*args), **fields, "task": self})
+        _pushed.set((*_pushed.get(), current_request.set(context)))
+
+    def pop_request(self) -> None:
+        """Undo the last :meth:`push_request`."""
+        pushed = _pushed.get()
+        if not pushed:
+            raise IndexError("pop_request() without a push_request() before it")
+        current_request.reset(pushed[-1])
+        _pushed.set(pushed[:-1])
 
     # -- calling ------------------------------------------------------------------------
 
