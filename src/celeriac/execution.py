@@ -32,7 +32,7 @@ from .exceptions import (
     Terminated,
     TimeLimitExceeded,
 )
-from .message import Message
+from .message import Message, shown_name
 from .plugins import import_path
 from .result import EagerResult
 from .utils import safe_repr, safe_str
@@ -367,7 +367,7 @@ class TaskRun:
         if trace.isEnabledFor(logging.INFO):  # the repr can cost more than the task
             trace.info(
                 "Task %s[%s] succeeded in %.4fs: %s",
-                task.name,
+                shown_name(task.name, req.headers),
                 req.id,
                 time.monotonic() - self.started,
                 safe_repr(retval, 200),
@@ -470,7 +470,7 @@ class TaskRun:
         _request_hook(task, req, "on_retry", einfo)
         trace.info(
             "Task %s[%s] retry: Retry %s: %s",
-            task.name,
+            shown_name(task.name, req.headers),
             req.id,
             retry.humanize(),
             safe_repr(reason),
@@ -481,12 +481,13 @@ class TaskRun:
         req, task = self.request, self.task
         einfo = ExceptionInfo(exc)
         self._record_failure(exc, einfo)
+        name = shown_name(task.name, req.headers)
         if isinstance(exc, task.throws):  # expected: one line, no traceback
-            trace.info("Task %s[%s] raised expected: %s", task.name, req.id, safe_repr(exc))
+            trace.info("Task %s[%s] raised expected: %s", name, req.id, safe_repr(exc))
         else:
             trace.error(
                 "Task %s[%s] raised unexpected: %s\n%s",
-                task.name,
+                name,
                 req.id,
                 safe_repr(exc),
                 einfo.traceback,

@@ -170,6 +170,12 @@ def _check_fields(msg: Message) -> None:
         raise InvalidTaskError("message kwargs has a key that is not a string")
 
 
+def shown_name(task: str, headers: dict[str, Any] | None) -> str:
+    """The name log lines give an invocation: the ``shadow`` it was sent with (Celery's
+    ``apply_async(shadow=...)``), else its task's."""
+    return (headers or {}).get("shadow") or task
+
+
 _NUMBERS = ("eta", "expires", "soft_time_limit", "time_limit", "sent_at")
 _LIMITS = ("soft_time_limit", "time_limit")
 _STRINGS = ("root_id", "parent_id", "group_id", "origin")

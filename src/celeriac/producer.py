@@ -101,9 +101,13 @@ class Producer:
         ignore_result: bool | None = None,
         serializer: str | None = None,
         task: Task | None = None,
+        shadow: str | None = None,
         **options: Any,
     ) -> Message:
-        """Resolve routing and options into a :class:`Message` (not yet sent)."""
+        """Resolve routing and options into a :class:`Message` (not yet sent). A ``shadow``
+        name travels in the headers, for the worker's log lines."""
+        if shadow:
+            headers = {**(headers or {}), "shadow": str(shadow)}
         if task is None:
             task = self.app.tasks.get(name)
         conf = self.app.conf

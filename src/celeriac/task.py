@@ -152,6 +152,8 @@ class Task:
             return self.apply(
                 args, kwargs, task_id=task_id, link=link, link_error=link_error, **options
             )
+        if "shadow" not in options and type(self).shadow_name is not Task.shadow_name:
+            options["shadow"] = self.shadow_name(args, kwargs, options)
         return self.app.send_task(
             self.name,
             args,
@@ -162,6 +164,11 @@ class Task:
             task=self,
             **options,
         )
+
+    def shadow_name(self, args: Any, kwargs: Any, options: dict[str, Any]) -> str | None:
+        """The name the worker's log lines give this invocation (None: the task's own), when
+        ``apply_async`` is given no ``shadow``; override it for names of your own."""
+        return None
 
     def apply(
         self,

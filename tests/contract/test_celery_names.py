@@ -175,3 +175,31 @@ def test_many_tasks_through_celerys_pooled_connection_and_producer(app: Celery) 
             producer.publish({"raw": 1}, routing_key="celery")
     with worker(app):
         assert [r.get(timeout=20) for r in results] == [2, 4, 6, 8, 10]
+
+
+class Shadowed(Task):
+    def shadow_name(self, args: Any, kwargs: Any, options: dict[str, Any]) -> str:
+        return f"report-for-{args[0]}"
+
+
+def test_a_shadow_name_is_what_the_log_lines_show(app: Celery, caplog: Any) -> None:
+    """``apply_async(shadow=...)`` and a class's ``shadow_name``: the worker's log lines name
+    the invocation so; everything else (routing, events, results) keeps the task's name."""
+
+    @app.task(base=Shadowed)
+    def report(customer: int) -> int:
+        return customer
+
+    @app.task
+    def plain(x: int) -> int:
+        return x
+
+    results = [report.delay(7), plain.apply_async((1,), shadow="nightly-plain"), plain.delay(2)]
+    with caplog.at_level(logging.INFO), worker(app):
+        assert [r.get(timeout=20) for r in results] == [7, 1, 2]
+        wait_until(lambda: sum("succeeded in" in r.getMessage() for r in caplog.records) >= 3)
+    lines = [r.getMessage() for r in caplog.records]
+    for name, result in (("report-for-7", results[0]), ("nightly-plain", results[1])):
+        assert f"Task {name}[{result.id}] received" in lines
+        assert any(line.startswith(f"Task {name}[{result.id}] succeeded in") for line in lines)
+    assert f"Task {plain.name}[{results[2].id}] received" in lines

@@ -22,7 +22,7 @@ from ..brokers.base import Delivery, dead_letter_queue
 from ..events.event import task_fields
 from ..exceptions import InvalidTaskError, OperationalError, WorkerLostError
 from ..execution import ACK, DEAD_LETTER, REQUEUE, Outcome, make_request
-from ..message import Message
+from ..message import Message, shown_name
 from ..utils import safe_repr, safe_str
 from ..utils.urls import safe_url
 from .pools.base import Job, Pool
@@ -397,7 +397,7 @@ class Consumer:
         if signals.task_received.has_receivers():
             request = self._request(message, job.delivery_info)
             signals.task_received.send(sender=self.worker, request=request)
-        logger.info("Task %s[%s] received", message.task, message.id)
+        logger.info("Task %s[%s] received", shown_name(message.task, message.headers), message.id)
         events = self.app.events.tasks
         if events is not None and events.enabled:
             events.put("task-received", task_fields(message))
