@@ -50,8 +50,9 @@ _CONNECT_FAILURES = (
     "Socket failed to connect",
     "Address resolution failed",
 )
+_WORKFLOW_LOGGER = "pika.adapters.utils.connection_workflow"  # only ever connects
 _CONNECT_LOGGERS = (
-    "pika.adapters.utils.connection_workflow",  # only ever connects
+    _WORKFLOW_LOGGER,
     "pika.adapters.utils.io_services_utils",
     "pika.adapters.utils.selector_ioloop_adapter",
     "pika.adapters.base_connection",
@@ -61,7 +62,7 @@ _CONNECT_LOGGERS = (
 
 def _connect_failure_at_debug(record: logging.LogRecord) -> bool:
     if record.levelno != logging.ERROR or not (
-        record.name == _CONNECT_LOGGERS[0]
+        record.name == _WORKFLOW_LOGGER
         or (isinstance(record.msg, str) and record.msg.startswith(_CONNECT_FAILURES))
     ):
         return True
