@@ -172,8 +172,10 @@ def _check_fields(msg: Message) -> None:
 
 def shown_name(task: str, headers: dict[str, Any] | None) -> str:
     """The name log lines give an invocation: the ``shadow`` it was sent with (Celery's
-    ``apply_async(shadow=...)``), else its task's."""
-    return (headers or {}).get("shadow") or task
+    ``apply_async(shadow=...)``), else its task's (also for a shadow that is not a name: a
+    message's headers come from whoever sent it)."""
+    shadow = (headers or {}).get("shadow")
+    return shadow if isinstance(shadow, str) and 0 < len(shadow) <= 200 else task
 
 
 _NUMBERS = ("eta", "expires", "soft_time_limit", "time_limit", "sent_at")

@@ -195,11 +195,15 @@ def test_a_shadow_name_is_what_the_log_lines_show(app: Celery, caplog: Any) -> N
         return x
 
     results = [report.delay(7), plain.apply_async((1,), shadow="nightly-plain"), plain.delay(2)]
+    # a shadow header that is not a name (headers come from whoever sent the message)
+    results += [plain.apply_async((3,), headers={"shadow": {"x": 1}})]
+    results += [plain.apply_async((4,), headers={"shadow": "n" * 10_000})]
     with caplog.at_level(logging.INFO), worker(app):
-        assert [r.get(timeout=20) for r in results] == [7, 1, 2]
-        wait_until(lambda: sum("succeeded in" in r.getMessage() for r in caplog.records) >= 3)
+        assert [r.get(timeout=20) for r in results] == [7, 1, 2, 3, 4]
+        wait_until(lambda: sum("succeeded in" in r.getMessage() for r in caplog.records) >= 5)
     lines = [r.getMessage() for r in caplog.records]
     for name, result in (("report-for-7", results[0]), ("nightly-plain", results[1])):
         assert f"Task {name}[{result.id}] received" in lines
         assert any(line.startswith(f"Task {name}[{result.id}] succeeded in") for line in lines)
-    assert f"Task {plain.name}[{results[2].id}] received" in lines
+    for result in results[2:]:
+        assert f"Task {plain.name}[{result.id}] received" in lines
