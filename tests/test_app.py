@@ -88,11 +88,18 @@ def test_task_names_and_registry() -> None:
     def other():
         return 1
 
+    def plain(x: int) -> int:
+        return -x
+
+    registered = app.task(plain, name="by.call", bind=False)  # Celery's call form
     assert add.name.endswith(".add")
     assert app.tasks["custom.name"] is other
+    assert app.tasks["by.call"] is registered and registered(2) == -2
     assert add(2, 3) == 5
     with pytest.raises(NotRegistered):
         app.tasks["missing"]
+    with pytest.raises(TypeError, match="takes a function"):
+        app.task("not.a.function")
 
 
 def test_other_task_options_become_attributes_as_in_celery() -> None:
@@ -183,9 +190,14 @@ def test_shared_task_binds_to_the_current_app() -> None:
     def mul(x, y):
         return x * y
 
+    def div(x: int, y: int) -> float:
+        return x / y
+
+    halve = shared_task(div, name="shared.div")  # Celery's call form
     app = Celery("shared", broker="memory://shared")
     assert mul.apply((3, 4)).get() == 12
     assert mul.name in app.tasks
+    assert halve.apply((3, 2)).get() == 1.5 and "shared.div" in app.tasks
 
 
 def test_priority_must_be_0_to_9() -> None:

@@ -11,7 +11,7 @@ def add(x, y):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import states
 from ._state import get_current_app, get_current_task
@@ -36,6 +36,31 @@ from .utils.ids import new_id as uuid
 __version__ = "0.1.0"
 
 
+class version_info_t(NamedTuple):
+    """A version as Celery gives its own: ``(major, minor, micro, releaselevel, serial)``."""
+
+    major: int
+    minor: int
+    micro: int
+    releaselevel: str
+    serial: str
+
+
+#: the Celery release whose API celeriac speaks, so that a project's
+#: ``celery.VERSION >= (4, 1)`` takes its branch for current Celery; celeriac's own release
+#: is ``__version__``
+VERSION = version_info = version_info_t(5, 5, 0, "", "")
+SERIES = "celeriac"
+VERSION_BANNER = f"{__version__} (celeriac, Celery {VERSION.major}.{VERSION.minor} API)"
+
+
+def maybe_patch_concurrency(
+    argv: Any = None, short_opts: Any = None, long_opts: Any = None, patches: Any = None
+) -> None:
+    """Celery's eventlet/gevent monkey-patching hook: celeriac runs ``-P gevent`` and
+    ``-P eventlet`` on its threads pool, so there is nothing to patch."""
+
+
 def __getattr__(name: str) -> Any:
     if name == "current_app":
         return get_current_app()
@@ -45,6 +70,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "SERIES",
+    "VERSION",
+    "VERSION_BANNER",
     "AsyncResult",
     "Broadcast",
     "Celeriac",
@@ -63,12 +91,15 @@ __all__ = [
     "current_app",
     "current_task",
     "group",
+    "maybe_patch_concurrency",
     "maybe_signature",
     "shared_task",
     "signature",
     "states",
     "subtask",
     "uuid",
+    "version_info",
+    "version_info_t",
     "xmap",
     "xstarmap",
 ]

@@ -105,6 +105,11 @@ def encode_reply(request_id: str, hostname: str, answer: Any) -> bytes:
     return json_dumps({"reply_to": request_id, "answer": {hostname: answer}})
 
 
+def flatten_reply(replies: Iterable[Mapping[str, Any]] | None) -> dict[str, Any]:
+    """Workers' replies, a list of ``{hostname: answer}``, as one ``{hostname: answer}``."""
+    return {host: answer for reply in replies or () for host, answer in reply.items()}
+
+
 def reply_to(request_id: str, body: bytes) -> dict[str, Any] | None:
     """The ``{hostname: reply}`` in ``body`` if it is a reply to ``request_id``."""
     try:
@@ -533,8 +538,7 @@ class Inspect:
             timeout=self.timeout,
             limit=self.limit,
         )
-        merged = {host: answer for reply in replies or () for host, answer in reply.items()}
-        return merged or None
+        return flatten_reply(replies) or None
 
     def ping(self) -> dict[str, Any] | None:
         return self._ask("ping")

@@ -24,6 +24,24 @@ class BackendError(CeleriacError):
     :class:`OperationalError`, a subclass, for driver errors)."""
 
 
+class BackendGetMetaError(BackendError):
+    """A task's state could not be read (Celery's name); ``task_id`` names the task."""
+
+    def __init__(self, *args: Any, task_id: str = "", **kwargs: Any) -> None:
+        super().__init__(*args)
+        self.task_id = task_id
+
+
+class BackendStoreError(BackendError):
+    """A task's state could not be stored (Celery's name); ``state`` and ``task_id`` say
+    which."""
+
+    def __init__(self, *args: Any, state: str = "", task_id: str = "", **kwargs: Any) -> None:
+        super().__init__(*args)
+        self.state = state
+        self.task_id = task_id
+
+
 class ImproperlyConfigured(CeleriacError):
     """A setting, URL or app path is wrong."""
 
@@ -37,6 +55,11 @@ class NotRegistered(CeleriacError, KeyError):
 
     def __str__(self) -> str:
         return f"task {self.args[0]!r} is not registered" if self.args else "task not registered"
+
+
+class AlreadyRegistered(CeleriacError):
+    """A task of that name is already registered (Celery's name; registering again
+    replaces the task, as in Celery)."""
 
 
 class TimeoutError(CeleriacError, builtins.TimeoutError):
@@ -179,8 +202,33 @@ class WorkerTerminate(SystemExit):
     """Raised to stop a worker cold (see :class:`WorkerShutdown`)."""
 
 
+class CeleryCommandException(CeleriacError):
+    """A command failed; ``exit_code`` is the status to exit with."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
 class CeleryWarning(UserWarning):
     """Base of the warnings with Celery's names."""
+
+
+class DuplicateTaskNameWarning(CeleryWarning):
+    """Two callables were registered under one task name."""
+
+
+class FixupWarning(CeleryWarning):
+    """A framework integration could not be set up."""
+
+
+class NotConfigured(CeleryWarning):
+    """No configuration was found."""
+
+
+class SecurityWarning(CeleryWarning):
+    """A setting weakens security."""
 
 
 class AlwaysEagerIgnored(CeleryWarning):
@@ -197,6 +245,13 @@ class CPendingDeprecationWarning(PendingDeprecationWarning):
 
 class CDeprecationWarning(DeprecationWarning):
     """A Celery feature that is going away."""
+
+
+def reraise(tp: type[BaseException] | None, value: BaseException, tb: Any = None) -> None:
+    """Raise ``value`` again, with the traceback ``tb`` when one is given."""
+    if tb is not None and value.__traceback__ is not tb:
+        raise value.with_traceback(tb)
+    raise value
 
 
 def _describe(exc: BaseException) -> str:

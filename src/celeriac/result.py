@@ -11,15 +11,13 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import states
 from ._state import current_request, get_current_app
-from .exceptions import (
-    TaskRevokedError,
-    TimeoutError,
-)
+from .exceptions import IncompleteStream, TaskRevokedError, TimeoutError
 from .keys import GROUP_KEY
 from .resultstore import exception_from_meta
 from .serialization import json_dumps, json_loads
@@ -55,7 +53,14 @@ def _refuse_join_in_task() -> None:
         )
 
 
-class AsyncResult:
+class ResultBase:
+    """Base class of every result (Celery's ``celery.result.ResultBase``)."""
+
+    #: the result of the task before this one in a chain
+    parent: Any = None
+
+
+class AsyncResult(ResultBase):
     """The result of a sent task, read from the result backend.
 
     ``isComplete``/``isSuccessful``/``getResult``/``getException`` in the course outline are
@@ -347,6 +352,35 @@ class AsyncResult:
             timeout=1.0 if timeout is None else timeout,
         )
 
+    def exists(self) -> bool:
+        """Has the result backend anything for this task? (A PENDING state cannot tell a
+        task waiting to run from an id never sent or a result forgotten or expired.)"""
+        return bool(self.app.results.metas([self.id]))
+
+    def as_list(self) -> list[str]:
+        """This task's id, then its parents' up the chain."""
+        return [self.id, *(self.parent.as_list() if self.parent is not None else ())]
+
+    def iterdeps(self, intermediate: bool = False) -> Iterator[tuple[Any, AsyncResult]]:
+        """Yield ``(parent, result)`` for this result and its children, breadth first.
+        A result with children to follow that has not finished raises
+        :class:`~celeriac.exceptions.IncompleteStream`, unless ``intermediate``."""
+        queue: deque[tuple[Any, AsyncResult]] = deque([(None, self)])
+        while queue:
+            parent, node = queue.popleft()
+            yield parent, node
+            if node.ready():
+                queue.extend((node, child) for child in node.children)
+            elif not intermediate:
+                raise IncompleteStream()
+
+    def get_leaf(self) -> Any:
+        """The value of the last result reached by :meth:`iterdeps`."""
+        value = None
+        for _, node in self.iterdeps():
+            value = node.get()
+        return value
+
     def collect(self, **kwargs: Any) -> Any:
         """Yield ``(result, value)`` for this result and its children, depth first."""
         yield self, self.get(**kwargs)
@@ -435,7 +469,7 @@ class EagerResult(AsyncResult):
         self._cache = {**self._get_meta(), "status": states.REVOKED}
 
 
-class ResultSet:
+class ResultSet(ResultBase):
     """Several results handled as one: ``get()``/``join()`` return their values in order."""
 
     def __init__(self, results: Iterable[Any], app: Celeriac | None = None, **kwargs: Any) -> None:

@@ -9,8 +9,24 @@ from typing import Any
 
 import pytest
 
-from celeriac import Celery, Task, signals, states
-from celeriac.exceptions import SoftTimeLimitExceeded
+import celeriac
+from celeriac import Celery, Task, chain, group, signals, states
+from celeriac.app.control import flatten_reply
+from celeriac.events.state import heartbeat_expires
+from celeriac.exceptions import (
+    BackendError,
+    BackendGetMetaError,
+    BackendStoreError,
+    CeleryCommandException,
+    CeleryWarning,
+    DuplicateTaskNameWarning,
+    IncompleteStream,
+    SoftTimeLimitExceeded,
+    reraise,
+)
+from celeriac.result import ResultBase
+from celeriac.utils.log import LOG_LEVELS, ColorFormatter, LoggingProxy, mlevel
+from celeriac.worker import WorkController, Worker
 from celeriac.worker.request import Request
 from conftest import wait_until
 
@@ -207,3 +223,87 @@ def test_a_shadow_name_is_what_the_log_lines_show(app: Celery, caplog: Any) -> N
         assert any(line.startswith(f"Task {name}[{result.id}] succeeded in") for line in lines)
     for result in results[2:]:
         assert f"Task {plain.name}[{result.id}] received" in lines
+
+
+def test_a_results_graph_as_celery_walks_it(app: Celery) -> None:
+    """``as_list``, ``iterdeps``, ``get_leaf`` and ``exists`` on a chain's results, and
+    ``ResultBase`` as the base of every result."""
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task(bind=True)
+    def spawn(self: Task, x: int) -> int:
+        add.delay(x, 1)  # a child of this task
+        return x
+
+    last = chain(add.s(1, 1), add.s(2), add.s(3)).apply_async()
+    assert last.as_list() == [last.id, last.parent.id, last.parent.parent.id]
+    assert issubclass(type(last), ResultBase)
+    assert issubclass(type(group([add.s(1, 1)]).freeze()), ResultBase)
+    never_sent = app.AsyncResult("no-such-task")
+    parent = spawn.delay(5)
+    with worker(app):
+        assert last.get(timeout=20) == 7
+        parent.get(timeout=20)
+        wait_until(lambda: parent.children and parent.children[0].ready(), timeout=20)
+    assert last.exists() and not never_sent.exists()
+    assert never_sent.state == states.PENDING
+    walked = list(parent.iterdeps())
+    assert [node.id for _, node in walked] == [parent.id, parent.children[0].id]
+    assert walked[0][0] is None and walked[1][0] is parent
+    assert parent.get_leaf() == 6
+    pending = app.AsyncResult("still-pending")
+    with pytest.raises(IncompleteStream):
+        list(pending.iterdeps())
+    assert list(pending.iterdeps(intermediate=True)) == [(None, pending)]
+
+
+def test_celerys_version_and_error_names() -> None:
+    assert celeriac.VERSION >= (4, 1) and celeriac.version_info.major == 5
+    assert celeriac.__version__ in celeriac.VERSION_BANNER
+    celeriac.maybe_patch_concurrency()  # nothing to patch: gevent/eventlet run on threads
+    err = BackendStoreError("too big", state=states.SUCCESS, task_id="t1")
+    assert isinstance(err, BackendError) and (err.state, err.task_id) == ("SUCCESS", "t1")
+    assert BackendGetMetaError("down", task_id="t2").task_id == "t2"
+    assert CeleryCommandException("no", exit_code=2).exit_code == 2
+    assert issubclass(DuplicateTaskNameWarning, CeleryWarning)
+    try:
+        raise ValueError("first")
+    except ValueError as exc:
+        tb = exc.__traceback__
+    with pytest.raises(ValueError, match="first") as caught:
+        reraise(ValueError, ValueError("first"), tb)
+    assert caught.value.__traceback__ is not None
+    assert flatten_reply([{"a@h": {"ok": 1}}, {"b@h": {"ok": 2}}]) == {
+        "a@h": {"ok": 1},
+        "b@h": {"ok": 2},
+    }
+    assert heartbeat_expires(100.0, freq=2.0) == 104.0
+    assert WorkController is Worker
+
+
+def test_celerys_logging_helpers() -> None:
+    assert mlevel("info") == logging.INFO and mlevel(10) == 10 and mlevel("FATAL") == 50
+    assert LOG_LEVELS["WARNING"] == 30 and LOG_LEVELS[30] == "WARNING"
+    with pytest.raises(ValueError, match="unknown log level"):
+        mlevel("loud")
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    log = logging.getLogger("celeriac.test.proxy")
+    handler = Keep()
+    log.addHandler(handler)
+    try:
+        proxy = LoggingProxy(log, "ERROR")
+        print("line one\n\nline two", file=proxy)
+    finally:
+        log.removeHandler(handler)
+    assert [(r.levelno, r.getMessage()) for r in records] == [(40, "line one"), (40, "line two")]
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", None, None)
+    assert ColorFormatter("%(message)s").format(record) == "\033[31mboom\033[0m"
+    assert ColorFormatter("%(message)s", use_color=False).format(record) == "boom"

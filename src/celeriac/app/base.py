@@ -180,7 +180,7 @@ class Celeriac:
     # -- tasks ----------------------------------------------------------------------------
 
     @overload
-    def task(self, fun: Callable[..., Any]) -> Task: ...
+    def task(self, fun: Callable[..., Any], **options: Any) -> Task: ...
     @overload
     def task(self, *, name: str | None = None, **options: Any) -> Callable[..., Task]: ...
 
@@ -190,11 +190,7 @@ class Celeriac:
         def decorate(fun: Callable[..., Any]) -> Task:
             return self._task_from_fun(fun, **options)
 
-        if len(args) == 1 and callable(args[0]) and not options:
-            return decorate(args[0])
-        if args:
-            raise TypeError("@app.task takes only keyword options")
-        return decorate
+        return _decorated(args, decorate)
 
     def _task_from_fun(self, fun: Callable[..., Any], **options: Any) -> Task:
         name = options.get("name") or self.gen_task_name(fun.__name__, fun.__module__)
@@ -596,9 +592,16 @@ def shared_task(*args: Any, **options: Any) -> Any:
                 make(app)
         return _SharedTaskProxy(fun, options)
 
-    if len(args) == 1 and callable(args[0]) and not options:
+    return _decorated(args, decorate)
+
+
+def _decorated(args: tuple[Any, ...], decorate: Callable[[Callable[..., Any]], Any]) -> Any:
+    """``@task``, ``@task(**options)`` and ``task(fun, **options)``, as Celery takes them."""
+    if not args:
+        return decorate
+    if len(args) == 1 and callable(args[0]):
         return decorate(args[0])
-    return decorate
+    raise TypeError(f"@task takes a function and keyword options, not {args!r}")
 
 
 class _SharedTaskProxy:

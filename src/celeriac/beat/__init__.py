@@ -4,7 +4,7 @@ Entries come from ``app.conf.beat_schedule`` and ``app.add_periodic_task`` (kept
 run state in a file), or from SQL tables editable while beat runs (:mod:`.database`).
 """
 
-from .classic import PersistentScheduler, ScheduleEntry, Scheduler
+from .classic import PersistentScheduler, ScheduleEntry, Scheduler, SchedulingError
 from .entry import Entry
 from .service import Beat, FileStore, Store
 
@@ -15,5 +15,6 @@ __all__ = [
     "PersistentScheduler",
     "ScheduleEntry",
     "Scheduler",
+    "SchedulingError",
     "Store",
 ]

@@ -34,7 +34,7 @@ from .service import FileStore
 if TYPE_CHECKING:
     from ..app import Celeriac
 
-__all__ = ["PersistentScheduler", "ScheduleEntry", "Scheduler"]
+__all__ = ["PersistentScheduler", "ScheduleEntry", "Scheduler", "SchedulingError"]
 
 #: Celery's hooks that decide what is due; celeriac's beat does that itself
 _NOT_HONOURED = ("is_due", "apply_entry", "reserve", "populate_heap", "should_sync")
@@ -42,6 +42,11 @@ _NOT_HONOURED = ("is_due", "apply_entry", "reserve", "populate_heap", "should_sy
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+class SchedulingError(Exception):
+    """Celery's error for a periodic task that could not be sent. celeriac's beat does not
+    raise it: a send that fails is logged and tried again at the next tick."""
 
 
 class ScheduleEntry:

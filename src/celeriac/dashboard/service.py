@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..control import flatten_reply
 from ..monitor.alerts import Alerts
 from ..monitor.ingest import Ingester
 from ..monitor.metrics import Metrics, MetricsFeeder
@@ -144,7 +145,7 @@ class DashboardService:
             replies = control.broadcast(
                 command, destination=alive, reply=True, timeout=timeout, limit=len(alive)
             )
-            return {host: answer for reply in replies or () for host, answer in reply.items()}
+            return flatten_reply(replies)
 
         stats, memory, queues = ask("stats"), ask("memsample"), ask("active_queues")
         for hostname in set(stats) | set(memory):

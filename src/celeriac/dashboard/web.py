@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..control import flatten_reply
 from ..exceptions import OperationalError
 from ..monitor.ingest import Redactor
 from ..utils import yes_or_no
@@ -255,8 +256,7 @@ def ask(
         replies = control.broadcast(
             command, arguments, destination, reply=True, timeout=wait, limit=expected
         )
-        merged = {host: answer for reply in replies or () for host, answer in reply.items()}
-        return merged or None
+        return flatten_reply(replies) or None
 
     futures = {}
     for item in commands:

@@ -11,9 +11,19 @@ from typing import Any, TypeVar
 
 from .. import states
 
-#: a worker whose last heartbeat is older than ``freq * HEARTBEAT_EXPIRE`` seconds is offline
-HEARTBEAT_EXPIRE = 2.0
+#: a worker whose last heartbeat is older than this percentage of its heartbeat interval is
+#: offline (Celery's name and value)
+HEARTBEAT_EXPIRE_WINDOW = 200
 DEFAULT_FREQ = 2.0
+
+
+def heartbeat_expires(
+    timestamp: float, freq: float | None = 60, expire_window: float = HEARTBEAT_EXPIRE_WINDOW
+) -> float:
+    """When a worker whose last heartbeat was at ``timestamp``, sent every ``freq`` seconds,
+    counts as offline."""
+    return float(timestamp) + float(freq or DEFAULT_FREQ) * expire_window / 100
+
 
 #: the state each task event records
 TASK_STATES = {
@@ -133,7 +143,7 @@ class Worker:
     def heartbeat_expires(self) -> float | None:
         if not self.heartbeats:
             return None
-        return self.heartbeats[-1] + float(self.freq or DEFAULT_FREQ) * HEARTBEAT_EXPIRE
+        return heartbeat_expires(self.heartbeats[-1], self.freq)
 
     @property
     def alive(self) -> bool:

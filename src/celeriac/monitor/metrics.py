@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..events.state import DEFAULT_FREQ, HEARTBEAT_EXPIRE, LRU
+from ..events.state import DEFAULT_FREQ, LRU, heartbeat_expires
 from ..routing import app_queues
 from .series import RUNTIME_BUCKETS
 
@@ -305,7 +305,7 @@ class Metrics:
 
     def _forget_expired(self, now: float) -> None:
         for hostname, worker in list(self._workers.items()):
-            if worker.last + worker.freq * HEARTBEAT_EXPIRE < now:
+            if heartbeat_expires(worker.last, worker.freq) < now:
                 del self._workers[hostname]
 
     # -- collected at each scrape --------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import states
 from ..events.event import with_celery_fields
-from ..events.state import DEFAULT_FREQ, HEARTBEAT_EXPIRE, TASK_STATES, state_wins
+from ..events.state import TASK_STATES, heartbeat_expires, state_wins
 
 #: a task's columns, in storage order
 TASK_COLUMNS = (
@@ -266,7 +266,7 @@ def worker_alive(row: dict[str, Any], now: float) -> bool:
     last = row.get("last_heartbeat")
     if last is None or row.get("offline_at") is not None:
         return False
-    return now < last + float(row.get("freq") or DEFAULT_FREQ) * HEARTBEAT_EXPIRE
+    return now < heartbeat_expires(last, row.get("freq"))
 
 
 def is_lost(task: dict[str, Any], worker: dict[str, Any] | None, now: float) -> bool:

@@ -6,13 +6,37 @@ and id (``%(task_name)s``, ``%(task_id)s``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import multiprocessing
 import sys
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from .. import signals
 from .._state import current_request
 
 _configured = False
+_in_sighandler = False
+
+#: level names to numbers and numbers to names, as Celery's (``FATAL`` is ``CRITICAL``)
+LOG_LEVELS: dict[Any, Any] = {
+    **logging.getLevelNamesMapping(),
+    **{n: logging.getLevelName(n) for n in (10, 20, 30, 40, 50)},
+}
+
+_COLORS = {logging.DEBUG: "\033[34m", logging.WARNING: "\033[33m", logging.ERROR: "\033[31m"}
+_COLORS[logging.CRITICAL] = "\033[35m"
+
+
+def mlevel(level: str | int) -> int:
+    """A log level as a number, given its name (any case) or number."""
+    if isinstance(level, str) and not level.isdigit():
+        number = LOG_LEVELS.get(level.upper())
+        if not isinstance(number, int):
+            raise ValueError(f"unknown log level {level!r}")
+        return number
+    return int(level)
 
 
 def add_task_context(record: logging.LogRecord) -> None:
@@ -31,7 +55,21 @@ class TaskContextFilter(logging.Filter):
         return True
 
 
-class TaskFormatter(logging.Formatter):
+class ColorFormatter(logging.Formatter):
+    """A formatter that colours a record by its level (blue debug, yellow warning, red
+    error, magenta critical) when ``use_color``."""
+
+    def __init__(self, fmt: str | None = None, use_color: bool = True) -> None:
+        super().__init__(fmt)
+        self.use_color = use_color
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        color = _COLORS.get(record.levelno) if self.use_color else None
+        return f"{color}{text}\033[0m" if color else text
+
+
+class TaskFormatter(ColorFormatter):
     """A formatter whose format may name ``%(task_name)s`` and ``%(task_id)s`` (``???``
     outside a task), as Celery's ``TaskFormatter(fmt)``.
 
@@ -42,8 +80,8 @@ class TaskFormatter(logging.Formatter):
     def __init__(
         self, fmt: str | None = None, task_fmt: str | None = None, use_color: bool = False
     ) -> None:
-        super().__init__(fmt)
-        self._task = logging.Formatter(task_fmt) if task_fmt else None
+        super().__init__(fmt, use_color)
+        self._task = ColorFormatter(task_fmt, use_color) if task_fmt else None
 
     def format(self, record: logging.LogRecord) -> str:
         if not hasattr(record, "task_id"):
@@ -66,7 +104,74 @@ def get_task_logger(name: str) -> logging.Logger:
 
 
 def get_logger(name: str) -> logging.Logger:
+    """The logger of that name (Celery's ``get_logger``)."""
     return logging.getLogger(name)
+
+
+#: the logger of celeriac's own records
+base_logger = logger = get_logger("celeriac")
+
+
+def get_multiprocessing_logger() -> logging.Logger:
+    """The :mod:`multiprocessing` package's logger."""
+    return multiprocessing.get_logger()
+
+
+def reset_multiprocessing_logger() -> None:
+    """Celery's hook to reset billiard's logger after a fork: nothing to reset here."""
+
+
+def set_in_sighandler(value: bool) -> None:
+    """Record whether a signal handler is running (see :func:`in_sighandler`)."""
+    global _in_sighandler
+    _in_sighandler = value
+
+
+@contextlib.contextmanager
+def in_sighandler() -> Iterator[None]:
+    """Mark the block as running inside a signal handler."""
+    set_in_sighandler(True)
+    try:
+        yield
+    finally:
+        set_in_sighandler(False)
+
+
+class LoggingProxy:
+    """A file-like object whose writes become records of ``logger`` at ``loglevel``
+    (``sys.stdout = LoggingProxy(logger)``), a record per line, blank lines dropped."""
+
+    mode = "w"
+    name = None
+    closed = False
+    encoding = "utf-8"
+
+    def __init__(self, logger: logging.Logger, loglevel: str | int | None = None) -> None:
+        self.logger = logger
+        self.loglevel = mlevel(loglevel if loglevel is not None else logging.WARNING)
+
+    def write(self, data: str) -> int:
+        if not self.closed:
+            for line in str(data).splitlines():
+                if line.strip():
+                    self.logger.log(self.loglevel, line.rstrip())
+        return len(data)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        """Records are written at once: nothing is buffered."""
+
+    def close(self) -> None:
+        self.closed = True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> None:
+        return None
 
 
 def setup_logging(
@@ -81,9 +186,7 @@ def setup_logging(
     receiver of the ``setup_logging`` signal takes this over (nothing is configured here),
     and ``after_setup_logger`` / ``after_setup_task_logger`` follow a configuration."""
     global _configured
-    level = logging.getLevelName(loglevel.upper()) if isinstance(loglevel, str) else loglevel
-    if not isinstance(level, int):
-        raise ValueError(f"unknown log level {loglevel!r}")
+    level = mlevel(loglevel)
     settings = {"loglevel": level, "logfile": logfile, "format": fmt, "colorize": False}
     if signals.setup_logging.has_receivers():
         if not _configured:

@@ -1,5 +1,5 @@
 """The worker: consumer, pools and executor."""
 
-from .worker import Worker
+from .worker import WorkController, Worker
 
-__all__ = ["Worker"]
+__all__ = ["WorkController", "Worker"]

@@ -13,7 +13,6 @@ import gc
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from ..exceptions import (
 from ..execution import Outcome
 from ..routing import Broadcast, leave_broadcasts, private_queue
 from ..serialization import content_types
+from ..utils.nodenames import NODENAME_DEFAULT, host_format, nodename
 from ..utils.urls import safe_url
 from .consumer import Consumer
 from .events import WorkerEvents
@@ -65,13 +65,10 @@ class ColdShutdown(BaseException):
 
 
 def expand_hostname(name: str | None) -> str:
-    """``-n`` value with ``%h`` (host), ``%n`` (short host), ``%d`` (domain) expanded."""
-    host = socket.gethostname()
-    short, _, domain = host.partition(".")
-    name = name or "celeriac@%h"
-    if "@" not in name:
-        name = f"{name}@%h"
-    return name.replace("%h", host).replace("%n", short).replace("%d", domain)
+    """``-n`` value with ``%h`` (host), ``%n`` (short host), ``%d`` (domain) expanded; a
+    name without ``@`` is put on this host (``w1``: ``w1@host``)."""
+    name = name or nodename(NODENAME_DEFAULT, "%h")
+    return host_format(name if "@" in name else nodename(name, "%h"))
 
 
 class Worker:
@@ -430,3 +427,7 @@ def _queue_list(value: Sequence[str] | str | None) -> list[str]:
         return []
     items = value.split(",") if isinstance(value, str) else list(value)
     return [q.strip() for q in items if q and q.strip()]
+
+
+#: Celery's name for the worker (the sender of ``worker_ready``, ``worker_init`` ...)
+WorkController = Worker
