@@ -3,15 +3,12 @@ pid file, detaching from the terminal, a umask, another user and group."""
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import errno
-import grp
 import os
-import pwd
-import socket
 import sys
 
+from ..platforms import LockFailed, drop_privileges, lock_pidfile
+from ..utils.nodenames import gethostname, host_format, nodesplit
 from .base import CLIError
 
 
@@ -19,65 +16,18 @@ def expand_path(path: str, hostname: str | None = None) -> str:
     """``%h`` (node name), ``%n`` (its name part), ``%d`` (its domain), ``%i`` (the process
     index: 0, every process of a worker logs to one file), ``%I`` (the index with its
     separator: empty, as in Celery's main process) and ``%%``."""
-    node = hostname or socket.gethostname()
-    name, _, host = node.partition("@")
-    host = host or node
-    return (
-        path.replace("%%", "\0")
-        .replace("%h", node)
-        .replace("%n", name if "@" in node else host.partition(".")[0])
-        .replace("%d", host.partition(".")[2])
-        .replace("%i", "0")
-        .replace("%I", "")
-        .replace("\0", "%")
-    )
+    node = hostname or gethostname()
+    name, host = nodesplit(node)
+    return host_format(path, host, name, h=node)
 
 
 def write_pidfile(path: str) -> None:
     """Write this process's id to ``path``, removed at exit. A pid file naming a live
     process stops start-up (another instance runs); a stale one is replaced."""
-    path = os.path.abspath(path)
-    with contextlib.suppress(FileNotFoundError, ValueError):
-        with open(path) as f:
-            other = int(f.read().strip() or 0)
-        if other and other != os.getpid() and alive(other):
-            raise CLIError(f"pid file {path} names a running process ({other}): is it running?")
-        os.unlink(path)
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except OSError as exc:
-        raise CLIError(f"cannot create pid file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w") as f:
-        f.write(f"{os.getpid()}\n")
-    pid = os.getpid()
-
-    def remove() -> None:
-        if os.getpid() == pid:  # not in forked children
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-
-    atexit.register(remove)
-
-
-def alive(pid: int) -> bool:
-    """Is process ``pid`` running (perhaps as another user)?"""
-    try:
-        os.kill(pid, 0)
-    except OSError as exc:
-        return exc.errno == errno.EPERM
-    return True
-
-
-def drop_privileges(uid: str | None, gid: str | None) -> None:
-    """Run as ``uid`` and ``gid`` (names or numbers) from now on."""
-    if gid:
-        os.setgid(int(gid) if gid.isdigit() else grp.getgrnam(gid).gr_gid)
-    if uid:
-        user = pwd.getpwuid(int(uid)) if uid.isdigit() else pwd.getpwnam(uid)
-        if not gid:
-            os.setgid(user.pw_gid)
-        os.initgroups(user.pw_name, os.getgid())
-        os.setuid(user.pw_uid)
+        lock_pidfile(path)
+    except LockFailed as exc:
+        raise CLIError(str(exc)) from None
 
 
 def detach() -> None:

@@ -33,9 +33,10 @@ from typing import Any
 
 from .. import __version__
 from ..app import Celeriac
+from ..platforms import alive
 from ..worker.worker import expand_hostname
 from .base import EXIT_USAGE, CLIError
-from .daemon import alive, expand_path
+from .daemon import expand_path
 
 ACTIONS = (
     "start",
