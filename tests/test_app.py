@@ -627,3 +627,19 @@ def test_a_test_pushes_a_request_of_its_own(memory_app: Celery) -> None:
 
     assert flaky.MaxRetriesExceededError is MaxRetriesExceededError
     assert flaky.apply().get() == ("exhausted", 1)
+
+
+def test_store_eager_result_per_task_or_from_the_setting(memory_app: Celery) -> None:
+    @memory_app.task(store_eager_result=True)
+    def kept() -> int:
+        return 1
+
+    @memory_app.task
+    def dropped() -> int:
+        return 2
+
+    first, second = kept.apply(), dropped.apply()
+    assert memory_app.AsyncResult(first.id).state == states.SUCCESS
+    assert memory_app.AsyncResult(second.id).state == states.PENDING
+    memory_app.conf.task_store_eager_result = True
+    assert memory_app.AsyncResult(dropped.apply().id).get(timeout=5) == 2

@@ -83,12 +83,12 @@ class ExceptionInfo:
 
 def stores_results(app: Celeriac, request: Context) -> bool:
     """Is ``request``'s outcome stored? (A chord's header members always store: the join
-    reads their results.)"""
-    return (
-        (not request.ignore_result or bool(request.chord))
-        and not request.is_eager
-        and app.results.enabled
-    )
+    reads their results; an eager run stores only with ``store_eager_result``.)"""
+    if not app.results.enabled:
+        return False
+    if request.is_eager:
+        return not request.ignore_result
+    return not request.ignore_result or bool(request.chord)
 
 
 def store_retry(app: Celeriac, task: Task, request: Context, retry: Retry) -> None:
@@ -685,10 +685,16 @@ def execute_eagerly(
     )
     if throw is None:
         throw = app.conf.task_eager_propagates
+    store = task.store_eager_result
+    if store is None:
+        store = app.conf.task_store_eager_result
+    ignored = task.ignore_result
+    if ignored is None:
+        ignored = app.conf.task_ignore_result
     while True:
         request = make_request(task, message, "eager", {"is_eager": True}, is_eager=True)
         request.args = args  # as given, as Celery's hooks and signals see them
-        request.ignore_result = not app.conf.task_store_eager_result
+        request.ignore_result = bool(ignored) or not store
         run = TaskRun(app, task, request)
         retval: Any = None
         error: BaseException | None = None

@@ -65,6 +65,8 @@ class Task:
     retry_when: ClassVar[Any] = None
     ignore_result: ClassVar[bool | None] = None
     store_errors_even_if_ignored: ClassVar[bool] = False
+    #: store the results of ``apply()`` and eager calls (None: ``task_store_eager_result``)
+    store_eager_result: ClassVar[bool | None] = None
     acks_late: ClassVar[bool | None] = None
     acks_on_failure_or_timeout: ClassVar[bool | None] = None
     reject_on_worker_lost: ClassVar[bool | None] = None
