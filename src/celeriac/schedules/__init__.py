@@ -23,10 +23,10 @@ Conventions
 """
 
 from .base import NEVER, BaseSchedule, schedstate, schedule_from_dict
-from .cron import crontab
+from .cron import ParseException, crontab, crontab_parser
 from .interval import maybe_schedule, schedule
 from .once import clocked
 from .sun import solar
 
-__all__ = ["NEVER", "BaseSchedule", "clocked", "crontab", "maybe_schedule", "schedstate"]
-__all__ += ["schedule", "schedule_from_dict", "solar"]
+__all__ = ["NEVER", "BaseSchedule", "ParseException", "clocked", "crontab", "crontab_parser"]
+__all__ += ["maybe_schedule", "schedstate", "schedule", "schedule_from_dict", "solar"]

@@ -5,30 +5,29 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..utils.time import DAY_NAMES, MONTH_NAMES
 from .base import MINUTE, BaseSchedule, resolve_wall, tz_name, until
 
 if TYPE_CHECKING:
     from ..app import Celeriac
 
-_DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August"]
-_MONTHS += ["September", "October", "November", "December"]
 
-
-def _names(words: list[str], first: int) -> dict[str, int]:
+def _names(words: Sequence[str], first: int) -> dict[str, int]:
     return {w.lower()[:size]: i + first for i, w in enumerate(words) for size in (3, len(w))}
 
 
-#: field -> (low, high, names -> numbers)
-_FIELDS: dict[str, tuple[int, int, dict[str, int]]] = {
-    "minute": (0, 59, {}),
-    "hour": (0, 23, {}),
-    "day_of_week": (0, 7, _names(_DAYS, 0)),
-    "day_of_month": (1, 31, {}),
-    "month_of_year": (1, 12, _names(_MONTHS, 1)),
+_DAY_NAMES = _names(DAY_NAMES, 0)
+_MONTH_NAMES = _names(MONTH_NAMES, 1)
+#: field -> crontab_parser arguments (how many values, the first)
+_FIELDS: dict[str, tuple[int, int]] = {
+    "minute": (60, 0),
+    "hour": (24, 0),
+    "day_of_week": (7, 0),
+    "day_of_month": (31, 1),
+    "month_of_year": (12, 1),
 }
 _MAX_DAYS = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 _SHORTCUTS = {
@@ -43,66 +42,108 @@ _SHORTCUTS = {
 CronField = str | int | Iterable[int]
 
 
-def _parse_field(name: str, value: CronField) -> tuple[frozenset[int], str]:
-    """One crontab field -> (set of values, canonical text)."""
-    low, high, names = _FIELDS[name]
-    top = 6 if name == "day_of_week" else high  # 7 (Sunday again) only when written
+class ParseException(ValueError):
+    """A crontab field that cannot be read (from :class:`crontab_parser` and :class:`crontab`)."""
 
-    def number(token: str) -> int:
-        token = token.strip().lower()
-        if token in names:
-            return names[token]
-        if not token.isdigit():
-            raise ValueError(f"crontab {name}: invalid value {token!r}")
-        return check(int(token))
 
-    def check(n: int) -> int:
-        if not low <= n <= high:
-            raise ValueError(f"crontab {name}: {n} is out of range {low}-{high}")
+class crontab_parser:
+    """One cron field's text -> the set of values it matches, as Celery's parser:
+    ``crontab_parser(60).parse("*/15") == {0, 15, 30, 45}``.
+
+    ``max_`` is how many values the field has and ``min_`` the first: ``(60)`` minutes,
+    ``(24)`` hours, ``(7)`` days of the week (``sun``..``sat`` too), ``(31, 1)`` days of the
+    month, ``(12, 1)`` months (``jan``..``dec`` too).  The syntax is :class:`crontab`'s; bad
+    text raises :class:`ParseException` (a ``ValueError``)."""
+
+    ParseException = ParseException
+
+    def __init__(self, max_: int = 60, min_: int = 0) -> None:
+        self.max_, self.min_ = max_, min_
+        self.top = min_ + max_ - 1  # where `*` and wrapping ranges end
+        self.high = self.top  # the highest value that may be written
+        self.names = {(7, 0): _DAY_NAMES, (12, 1): _MONTH_NAMES}.get((max_, min_), {})
+        self.field = "field"
+
+    def _fail(self, message: str) -> ValueError:  # a ParseException
+        return ParseException(f"crontab {self.field}: {message}")
+
+    def check(self, n: int) -> int:
+        """``n`` if the field allows it, else :class:`ParseException`."""
+        if not self.min_ <= n <= self.high:
+            raise self._fail(f"{n} is out of range {self.min_}-{self.high}")
         return n
 
-    if isinstance(value, bool):
-        raise ValueError(f"crontab {name}: invalid value {value!r}")
-    if isinstance(value, int):
-        values = {check(value)}
-        text = str(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        values = set()
-        for part in text.split(","):
+    def _number(self, token: str) -> int:
+        token = token.strip().lower()
+        if token in self.names:
+            return self.names[token]
+        if not token.isdigit():
+            raise self._fail(f"invalid value {token!r}")
+        return self.check(int(token))
+
+    def parse(self, spec: str) -> set[int]:
+        """``*``, numbers or names, ``a-b`` (wrapping, e.g. ``fri-mon``), steps (``*/15``,
+        ``1-10/2``, ``5/10`` = 5-max/10) and comma lists of those -> the values."""
+        values: set[int] = set()
+        for part in spec.strip().split(","):
             base, slash, step_text = part.strip().partition("/")
             step = 1
             if slash:
                 if not step_text.strip().isdigit() or int(step_text) == 0:
-                    raise ValueError(f"crontab {name}: invalid step in {part.strip()!r}")
+                    raise self._fail(f"invalid step in {part.strip()!r}")
                 step = int(step_text)
             start_text, dash, end_text = base.partition("-")
             if base.strip() == "*":
-                span = list(range(low, top + 1))
+                span = list(range(self.min_, self.top + 1))
             elif dash:
-                first, last = number(start_text), number(end_text)
+                first, last = self._number(start_text), self._number(end_text)
                 if last >= first:
                     span = list(range(first, last + 1))
                 else:  # wraps around, e.g. fri-mon or 22-2
-                    span = list(range(first, top + 1)) + list(range(low, last + 1))
+                    span = list(range(first, self.top + 1)) + list(range(self.min_, last + 1))
             else:
-                first = number(base)
-                span = list(range(first, top + 1)) if slash else [first]
+                first = self._number(base)
+                span = list(range(first, self.top + 1)) if slash else [first]
             values.update(span[::step])
+        return values
+
+
+def _field_parser(name: str) -> crontab_parser:
+    parser = crontab_parser(*_FIELDS[name])
+    parser.field = name
+    if name == "day_of_week":
+        parser.high = 7  # Sunday again, only when written
+    return parser
+
+
+_PARSERS = {name: _field_parser(name) for name in _FIELDS}
+
+
+def _parse_field(name: str, value: CronField) -> tuple[frozenset[int], str]:
+    """One crontab field -> (set of values, canonical text); :class:`ParseException` if bad."""
+    parser = _PARSERS[name]
+    if isinstance(value, bool):
+        raise parser._fail(f"invalid value {value!r}")
+    if isinstance(value, int):
+        values = {parser.check(value)}
+        text = str(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        values = parser.parse(text)
     else:
         items = list(value) if isinstance(value, Iterable) else [value]
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
-            raise ValueError(f"crontab {name}: invalid value {value!r}")
-        values = {check(v) for v in items}
+            raise parser._fail(f"invalid value {value!r}")
+        values = {parser.check(v) for v in items}
         text = ",".join(str(v) for v in sorted(values))
     if name == "day_of_week" and 7 in values:
         values = (values - {7}) | {0}
     if not values or not text:
-        raise ValueError(f"crontab {name}: empty value {value!r}")
+        raise parser._fail(f"empty value {value!r}")
     return frozenset(values), text
 
 
-def _runs(values: list[int], words: list[str] | None, first: int) -> str:
+def _runs(values: list[int], words: Sequence[str] | None, first: int) -> str:
     """[1, 2, 3, 5] -> "Monday-Wednesday, Friday" (or "1-3, 5" without words)."""
     groups: list[list[int]] = []
     for v in values:
@@ -126,7 +167,8 @@ class crontab(BaseSchedule):
     (``*/15``, ``1-10/2``, ``5/10`` = 5-max/10), comma lists of those, an int or an iterable of
     ints.  Days: ``sun``..``sat`` (0-6, 7 is also Sunday); months: ``jan``..``dec`` (1-12);
     names are case-insensitive.  ``day_of_month`` and ``day_of_week`` must *both* match.
-    See the module docstring for daylight-saving rules.  Invalid fields raise ``ValueError``."""
+    See the module docstring for daylight-saving rules.  Invalid fields raise
+    :class:`ParseException` (a ``ValueError``)."""
 
     type_name = "crontab"
     _ORDER = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
@@ -249,12 +291,12 @@ class crontab(BaseSchedule):
             hour = "every hour" if len(hours) == 24 else f"hour {t['hour']}"
             when = f"at minute {t['minute']} of {hour}"
         if len(self.day_of_week) < 7:
-            when += " on " + _runs(sorted(self.day_of_week), _DAYS, 0)
+            when += " on " + _runs(sorted(self.day_of_week), DAY_NAMES, 0)
         if len(self._days) < 31:
             plural = "s" if len(self._days) > 1 else ""
             when += f" on day{plural} {_runs(self._days, None, 1)} of the month"
         if len(self._months) < 12:
-            when += " in " + _runs(self._months, _MONTHS, 1)
+            when += " in " + _runs(self._months, MONTH_NAMES, 1)
         return when
 
     def _fields(self) -> dict[str, Any]:
