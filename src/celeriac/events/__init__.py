@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import threading
 import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..eventlogs.base import LATEST, EventLog, create_event_log
+from ..utils.nodenames import default_nodename
 from .dispatcher import EventDispatcher
 from .event import TASK_EVENTS, WORKER_EVENTS, Event, LamportClock, decode, encode, group_from
 from .receiver import EventReceiver
@@ -58,7 +58,8 @@ CONTROL_MAX_AGE = 300.0
 
 
 def default_hostname() -> str:
-    return f"celeriac@{socket.gethostname()}"
+    """``celeriac@<this host>``."""
+    return default_nodename()
 
 
 class Events:

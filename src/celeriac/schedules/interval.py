@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
+from ..utils.time import delta_resolution
 from .base import BaseSchedule, LastRun, resolve_wall, schedstate, schedule_from_dict, until
 
 if TYPE_CHECKING:
@@ -53,13 +54,7 @@ class schedule(BaseSchedule):
         nxt = (when.astimezone(dt.UTC) + self.run_every).astimezone(self.tz)
         if not self.relative:
             return nxt
-        wall = nxt.replace(tzinfo=None, microsecond=0)
-        if self.seconds >= 86400:
-            wall = wall.replace(hour=0, minute=0, second=0)
-        elif self.seconds >= 3600:
-            wall = wall.replace(minute=0, second=0)
-        elif self.seconds >= 60:
-            wall = wall.replace(second=0)
+        wall = delta_resolution(nxt.replace(tzinfo=None, microsecond=0), self.run_every)
         rounded = resolve_wall(wall, self.tz)
         return rounded if until(rounded, when) > 0 else nxt
 
