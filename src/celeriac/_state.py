@@ -60,6 +60,27 @@ class Context:
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if k != "task"}
 
+    def as_execution_options(self) -> dict[str, Any]:
+        """This invocation's ``apply_async`` options: its id, place in its workflow, links,
+        limits and headers (Celery's ``request.as_execution_options()``)."""
+        soft, hard = self.timelimit or (None, None)
+        return {
+            "task_id": self.id,
+            "root_id": self.root_id,
+            "parent_id": self.parent_id,
+            "group_id": self.group,
+            "group_index": self.group_index,
+            "chord": self.chord,
+            "chain": self.chain,
+            "link": self.callbacks,
+            "link_error": self.errbacks,
+            "expires": self.expires,
+            "soft_time_limit": soft,
+            "time_limit": hard,
+            "headers": self.headers,
+            "ignore_result": self.ignore_result,
+        }
+
     def __repr__(self) -> str:
         return f"<Context {self.as_dict()!r}>"
 

@@ -228,6 +228,32 @@ class Task:
         """Immutable signature: ignores the result of a parent in a chain."""
         return self.signature(args, kwargs, immutable=True)
 
+    def signature_from_request(
+        self,
+        request: Context | None = None,
+        args: Any = None,
+        kwargs: dict[str, Any] | None = None,
+        queue: str | None = None,
+        **extra_options: Any,
+    ) -> Signature:
+        """A signature that sends the running invocation (or ``request``) again as it was
+        sent: the same id, workflow, links, limits, priority and queue, with ``args``,
+        ``kwargs``, ``queue`` and ``extra_options`` in place of its own where given."""
+        request = self.request if request is None else request
+        options = {**request.as_execution_options(), **extra_options}
+        if request.priority is not None:
+            options.setdefault("priority", request.priority)
+        queue = queue or (request.delivery_info or {}).get("routing_key")
+        if queue:
+            options["queue"] = queue
+        return self.signature(
+            request.args if args is None else args,
+            request.kwargs if kwargs is None else kwargs,
+            **{k: v for k, v in options.items() if v is not None},
+        )
+
+    subtask_from_request = signature_from_request
+
     def map(self, it: Any) -> Signature:
         """One task calling this one on each item: ``[task(x) for x in it]``."""
         return xmap(self.s(), it, app=self.app)

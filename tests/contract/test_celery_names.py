@@ -20,6 +20,7 @@ from celeriac.exceptions import (
     CeleryCommandException,
     CeleryWarning,
     DuplicateTaskNameWarning,
+    Ignore,
     IncompleteStream,
     SoftTimeLimitExceeded,
     reraise,
@@ -307,3 +308,22 @@ def test_celerys_logging_helpers() -> None:
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", None, None)
     assert ColorFormatter("%(message)s").format(record) == "\033[31mboom\033[0m"
     assert ColorFormatter("%(message)s", use_color=False).format(record) == "boom"
+
+
+def test_a_task_sends_its_own_invocation_again_from_its_request(app: Celery) -> None:
+    """``signature_from_request``: a custom re-queue (the same id, queue and priority) with
+    new arguments; the first run ignores itself so the second one's result is the task's."""
+
+    @app.task(bind=True)
+    def requeue(self: Task, n: int) -> int:
+        if n == 0:
+            again = self.signature_from_request(args=(1,), countdown=0)
+            assert again.options["task_id"] == self.request.id
+            assert again.options["queue"] == "celery" and again.options["priority"] == 7
+            again.apply_async()
+            raise Ignore()
+        return 10 * n
+
+    result = requeue.apply_async((0,), priority=7)
+    with worker(app):
+        assert result.get(timeout=20) == 10
