@@ -643,3 +643,19 @@ def test_store_eager_result_per_task_or_from_the_setting(memory_app: Celery) -> 
     assert memory_app.AsyncResult(second.id).state == states.PENDING
     memory_app.conf.task_store_eager_result = True
     assert memory_app.AsyncResult(dropped.apply().id).get(timeout=5) == 2
+
+
+def test_add_defaults_fills_only_what_nothing_else_sets() -> None:
+    """Flask's ``celery.add_defaults(app.config)``: old or new names, under everything else."""
+    flask_config = {"BROKER_URL": "memory://flask", "CELERY_DEFAULT_QUEUE": "web", "DEBUG": True}
+    app = Celery("flasky")
+    app.conf.task_default_queue = "set-on-the-app"
+    app.add_defaults(flask_config)
+    assert app.conf.broker_url == "memory://flask"
+    assert app.conf.task_default_queue == "set-on-the-app"
+    app.config_from_object({"broker_url": "memory://later"})
+    assert app.conf.broker_url == "memory://later"
+    lazy = Celery("lazy")
+    lazy.config_from_object({"result_expires": 9})
+    lazy.conf.add_defaults(lambda: {"result_expires": 1, "task_default_priority": 4})
+    assert (lazy.conf.result_expires, lazy.conf.task_default_priority) == (9, 4)

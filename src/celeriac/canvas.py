@@ -14,7 +14,6 @@ travels inside the messages: a chain's remaining steps in ``chain``, a chord's b
 from __future__ import annotations
 
 import copy
-import itertools
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -24,7 +23,7 @@ from .keys import CHORD_SIZE_KEY
 from .message import Encoded, Message, splicer
 from .result import AsyncResult, GroupResult
 from .routing import MapRouter
-from .utils import gc_paused
+from .utils import functional, gc_paused
 from .utils.ids import new_id, new_ids
 
 if TYPE_CHECKING:
@@ -1078,7 +1077,7 @@ class chunks(Signature):
         task = Signature.from_dict(self.kwargs["task"], app=self._app)
         items = iter(self.kwargs["it"])
         n = self.kwargs["n"]
-        parts = iter(lambda: list(itertools.islice(items, n)), [])
+        parts = functional.chunks(items, n)
         return group(*(xstarmap(task, part, app=self._app) for part in parts), app=self._app)
 
     def _build(

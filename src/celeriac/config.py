@@ -617,10 +617,18 @@ class Settings(dict[str, Any]):
 
     # -- configuration sources --------------------------------------------------------------
 
-    def add_source(self, obj: Any, namespace: str | None = None) -> None:
+    def add_defaults(self, obj: Any) -> None:
+        """Celery's ``conf.add_defaults(mapping)``: read settings from ``obj`` (as
+        :meth:`add_source`, or a function returning it), where nothing else sets them."""
+        if callable(obj) and not isinstance(obj, Mapping | type):
+            obj = obj()
+        self.add_source(obj, lowest=True)
+
+    def add_source(self, obj: Any, namespace: str | None = None, lowest: bool = False) -> None:
         """Read settings from ``obj`` (a module, class, object or mapping) from now on, when
         they are asked for. Only ``NAMESPACE_``-prefixed names with ``namespace`` (Django's
-        ``CELERY_BROKER_URL``); what it holds takes over from what was set on the app."""
+        ``CELERY_BROKER_URL``); what it holds takes over from what was set on the app and
+        from the earlier sources, unless ``lowest`` (then it comes after all of them)."""
         if isinstance(obj, str):
             obj = _import_object(obj)
         found = settings_from_object(obj, namespace=namespace)
@@ -637,15 +645,15 @@ class Settings(dict[str, Any]):
             else:
                 refuse_unsupported(name, found[key])
                 keys.setdefault(name, []).append(prefix + key)
-        explicit = self._explicit - keys.keys()
-        for name in keys.keys() & DEFAULTS.keys():
+        explicit = self._explicit if lowest else self._explicit - keys.keys()
+        for name in keys.keys() & DEFAULTS.keys() - explicit:
             dict.__setitem__(self, name, _copy(DEFAULTS[name]))
         for name in DEFAULTS:
             own = prefix + name.upper() if prefix else name
             if own not in keys.setdefault(name, []):
                 keys[name].append(own)
         read = obj.get if isinstance(obj, Mapping) else functools.partial(getattr, obj)
-        sources = [(read, keys), *self._sources]
+        sources = [*self._sources, (read, keys)] if lowest else [(read, keys), *self._sources]
         plan = {
             name: tuple((r, key) for r, names in sources for key in names[name])
             for name in DEFAULTS.keys() - explicit

@@ -22,12 +22,12 @@ process: importing ``importlib.metadata`` would cost every worker and producer a
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 import sys
 from typing import Any
 
 from .exceptions import ImproperlyConfigured
+from .utils.imports import symbol_by_name
 from .utils.urls import safe_url, scheme
 
 BROKERS = "celeriac.brokers"
@@ -89,19 +89,14 @@ def load(group: str, name: str, what: str) -> Any:
     if target is None:
         known = ", ".join(sorted(entry_points(group))) or "none"
         raise ImproperlyConfigured(f"no {what} named {name!r} (installed: {known})")
-    module, _, attr = target.partition(":")
-    obj: Any = importlib.import_module(module.strip())
-    for part in attr.strip().split("."):
-        obj = getattr(obj, part)
-    return obj
+    return symbol_by_name(target.replace(" ", ""))
 
 
 def import_path(path: str, what: str) -> Any:
     """The object a dotted path names (``"proj.routers.route"`` or ``"proj.routers:route"``),
     with an error saying ``what`` could not be imported when it cannot."""
-    module, _, attr = path.replace(":", ".").rpartition(".")
     try:
-        return getattr(importlib.import_module(module), attr)
+        return symbol_by_name(path)
     except (ImportError, AttributeError, ValueError) as exc:
         raise ImproperlyConfigured(f"cannot import {what} {path!r}: {exc}") from None
 

@@ -28,6 +28,7 @@ from ..config import DEFAULT_BROKER_URL, Settings, redis_backend_options
 from ..control import Control
 from ..events import Events
 from ..exceptions import ImproperlyConfigured, NotRegistered
+from ..local import Proxy
 from ..message import Encoded, Message
 from ..producer import Producer
 from ..result import AsyncResult, GroupResult
@@ -39,6 +40,7 @@ from ..routing import (
 from ..signals import Signal
 from ..subscriptions import subscribers
 from ..task import Task, build_task_class
+from ..utils.imports import symbol_by_name
 from ..utils.time import get_timezone
 from .connection import (
     Connection,
@@ -159,6 +161,11 @@ class Celeriac:
             if silent:
                 return
             raise
+
+    def add_defaults(self, fun_or_mapping: Any) -> None:
+        """Settings used where nothing else sets them: a mapping, a module or object, or a
+        function returning one (Flask's ``celery.add_defaults(app.config)``)."""
+        self.conf.add_defaults(fun_or_mapping)
 
     def config_from_envvar(self, variable_name: str, silent: bool = False, **kw: Any) -> None:
         """Load settings from the module named by an environment variable."""
@@ -573,8 +580,8 @@ def _resolve_task_cls(task_cls: type[Task] | str | None) -> type[Task]:
     if task_cls is None:
         return Task
     if isinstance(task_cls, str):
-        module, _, attr = task_cls.replace(":", ".").rpartition(".")
-        return getattr(importlib.import_module(module), attr)
+        cls: type[Task] = symbol_by_name(task_cls)
+        return cls
     return task_cls
 
 
@@ -604,46 +611,26 @@ def _decorated(args: tuple[Any, ...], decorate: Callable[[Callable[..., Any]], A
     raise TypeError(f"@task takes a function and keyword options, not {args!r}")
 
 
-class _SharedTaskProxy:
+class _SharedTaskProxy(Proxy):
     """Stands for a shared task: the current app's task, the very instance its workers run
     (so ``task.request``, ``task.retry`` and ``mock.patch`` of its attributes work), found
     once per app."""
 
     def __init__(self, fun: Callable[..., Any], options: dict[str, Any]) -> None:
+        super().__init__(self._current_task, name=fun.__name__, __doc__=fun.__doc__)
         object.__setattr__(self, "_fun", fun)
         object.__setattr__(self, "_options", options)
         object.__setattr__(self, "_found", (None, None))  # (app, its task)
-        object.__setattr__(self, "__doc__", fun.__doc__)
-        object.__setattr__(self, "__name__", fun.__name__)
         object.__setattr__(self, "__module__", fun.__module__)
         object.__setattr__(self, "__wrapped__", fun)
 
-    def _get_current_object(self) -> Task:
+    def _current_task(self) -> Task:
         app = _state.get_current_app()
         found_app, task = self._found
         if found_app is not app or task is None:
             task = app._task_from_fun(self._fun, **self._options)
             object.__setattr__(self, "_found", (app, task))
         return task
-
-    @property  # type: ignore[misc]
-    def __class__(self) -> type:  # isinstance(proxy, Task) holds, as with Celery's proxy
-        return type(self._get_current_object())
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._get_current_object(), name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._get_current_object(), name, value)
-
-    def __delattr__(self, name: str) -> None:
-        delattr(self._get_current_object(), name)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._get_current_object()(*args, **kwargs)
-
-    def __reduce__(self) -> Any:
-        return self._get_current_object().__reduce__()
 
     def __repr__(self) -> str:
         return f"<@shared_task: {self._fun.__module__}.{self._fun.__name__}>"

@@ -9,12 +9,11 @@ both, so the loader is a thin door onto it: :meth:`AppLoader.import_default_modu
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .. import signals
+from ..utils.imports import import_from_cwd
 
 if TYPE_CHECKING:
     from .base import Celeriac
@@ -60,16 +59,7 @@ class AppLoader:
         self, module: str, imp: Any = None, package: str | None = None
     ) -> ModuleType:
         """Import ``module`` with the working directory first on ``sys.path``."""
-        cwd = os.getcwd()
-        added = cwd not in sys.path
-        if added:
-            sys.path.insert(0, cwd)
-        try:
-            loaded: ModuleType = (imp or importlib.import_module)(module, package=package)
-            return loaded
-        finally:
-            if added:
-                sys.path.remove(cwd)
+        return import_from_cwd(module, imp=imp, package=package)
 
     def config_from_object(self, obj: Any, silent: bool = False) -> None:
         self.app.config_from_object(obj, silent=silent)

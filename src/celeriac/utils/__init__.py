@@ -1,15 +1,39 @@
-"""Small utilities with Celery's module names (``celeriac.utils.log.get_task_logger``)."""
+"""Small utilities with Celery's module names (``celeriac.utils.log.get_task_logger``), and
+the names Celery keeps at ``celery.utils`` for old code (``gen_unique_id``, ``chunks`` ...)."""
 
 from __future__ import annotations
 
 import gc
 import logging
 from collections.abc import Callable
+from functools import cached_property as cached_property
 from time import monotonic, sleep  # (the name ``time`` here is the submodule utils.time)
 
+from .functional import chunks as chunks
+from .functional import memoize as memoize
+from .functional import noop as noop
 from .ids import uuid as uuid  # Celery's celery.utils.uuid
+from .imports import gen_task_name as gen_task_name
+from .imports import import_from_cwd as import_from_cwd
+from .imports import instantiate as instantiate
+from .imports import qualname, symbol_by_name
+from .nodenames import nodename as nodename
+from .nodenames import nodesplit as nodesplit
+from .nodenames import worker_direct as worker_direct
 
 logger = logging.getLogger("celeriac.worker")
+
+# Celery's old names
+gen_unique_id = uuid
+get_cls_by_name = symbol_by_name
+get_full_cls_name = qualname
+
+#: level name -> number and number -> name, as Celery's (``FATAL`` and ``WARN`` included)
+LOG_LEVELS: dict[str | int, str | int] = {
+    key: value
+    for name, level in logging.getLevelNamesMapping().items()
+    for key, value in ((name, level), (level, logging.getLevelName(level)))
+}
 
 
 class gc_paused:

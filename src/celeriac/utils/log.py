@@ -11,19 +11,14 @@ import logging
 import multiprocessing
 import sys
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from .. import signals
 from .._state import current_request
+from . import LOG_LEVELS as LOG_LEVELS
 
 _configured = False
 _in_sighandler = False
 
-#: level names to numbers and numbers to names, as Celery's (``FATAL`` is ``CRITICAL``)
-LOG_LEVELS: dict[Any, Any] = {
-    **logging.getLevelNamesMapping(),
-    **{n: logging.getLevelName(n) for n in (10, 20, 30, 40, 50)},
-}
 
 _COLORS = {logging.DEBUG: "\033[34m", logging.WARNING: "\033[33m", logging.ERROR: "\033[31m"}
 _COLORS[logging.CRITICAL] = "\033[35m"
