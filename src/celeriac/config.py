@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .exceptions import ImproperlyConfigured
+from .utils.log import DEFAULT_PROCESS_LOG_FMT, DEFAULT_TASK_LOG_FMT
 from .utils.urls import safe_url
 
 
@@ -100,10 +101,8 @@ DEFAULTS: dict[str, Any] = {
     "worker_pool_restarts": False,  # the pool_restart control command reloads and restarts
     "worker_hijack_root_logger": True,
     "worker_log_color": None,
-    "worker_log_format": "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s",
-    "worker_task_log_format": (
-        "[%(asctime)s: %(levelname)s/%(processName)s] %(task_name)s[%(task_id)s]: %(message)s"
-    ),
+    "worker_log_format": DEFAULT_PROCESS_LOG_FMT,
+    "worker_task_log_format": DEFAULT_TASK_LOG_FMT,
     "worker_redirect_stdouts": True,
     "worker_redirect_stdouts_level": "WARNING",
     "worker_send_task_events": False,

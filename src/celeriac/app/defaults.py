@@ -9,6 +9,8 @@ from typing import Any, NamedTuple
 
 from ..config import DEFAULTS
 from ..utils import yes_or_no
+from ..utils.log import DEFAULT_PROCESS_LOG_FMT as DEFAULT_PROCESS_LOG_FMT
+from ..utils.log import DEFAULT_TASK_LOG_FMT as DEFAULT_TASK_LOG_FMT
 
 __all__ = [
     "DEFAULTS",
@@ -26,8 +28,6 @@ __all__ = [
 #: the name of every setting celeriac knows: its own and the rest of Celery's
 SETTING_KEYS: set[str] = set(DEFAULTS)
 
-DEFAULT_PROCESS_LOG_FMT: str = DEFAULTS["worker_log_format"]
-DEFAULT_TASK_LOG_FMT: str = DEFAULTS["worker_task_log_format"]
 DEFAULT_POOL: str = DEFAULTS["worker_pool"]
 DEFAULT_ACCEPT_CONTENT: list[str] = DEFAULTS["accept_content"]
 

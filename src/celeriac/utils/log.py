@@ -17,6 +17,13 @@ from .._state import current_request
 from . import LOG_LEVELS as LOG_LEVELS
 
 _configured = False
+
+#: the worker's log formats (the defaults of ``worker_log_format`` and
+#: ``worker_task_log_format``)
+DEFAULT_PROCESS_LOG_FMT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
+DEFAULT_TASK_LOG_FMT = (
+    "[%(asctime)s: %(levelname)s/%(processName)s] %(task_name)s[%(task_id)s]: %(message)s"
+)
 _in_sighandler = False
 
 
@@ -172,9 +179,8 @@ class LoggingProxy:
 def setup_logging(
     loglevel: str | int = "WARNING",
     logfile: str | None = None,
-    fmt: str = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s",
-    task_fmt: str = "[%(asctime)s: %(levelname)s/%(processName)s] %(task_name)s[%(task_id)s]: "
-    "%(message)s",
+    fmt: str = DEFAULT_PROCESS_LOG_FMT,
+    task_fmt: str = DEFAULT_TASK_LOG_FMT,
     hijack_root: bool = True,
 ) -> None:
     """Configure the root logger for a worker or beat process (once). As in Celery, a
