@@ -67,7 +67,11 @@ def test_every_control_command_on_every_pool_kind(project: Project, pool: str) -
     # a restart of the pool, then the tasks go on
     assert ask("pool_restart", modules=["proj.tasks"], reload=True) == {"ok": "reload started"}
     assert project.send("add", 2, 3).get(timeout=20) == 5
-    # what the worker says of itself
+    # what the worker says of itself: the tasks run, by name (the children's included)
+    # (soft_limited ran until the new limit reached the pool)
+    wait_until(lambda: stats()["total"].get("proj.tasks.add") == 2)
+    assert stats()["total"]["proj.tasks.soft_limited"] >= 1
+    assert stats()["rusage"]["maxrss"] > 0
     conf = ask("conf")
     assert conf["worker_pool_restarts"] is True and "password" not in json.dumps(conf)
     assert "ok" in ask("report")

@@ -83,6 +83,9 @@ def test_control_changes_a_running_workers_queues_limits_and_pool(app: Celery) -
             assert inspect.stats()[host]["pool"]["max-concurrency"] == 2
             gate.set()
             assert add.delay(2, 2).get(timeout=15) == 4
+            runs = {add.name: 2, held.name: 3, slow.name: 1}  # Celery's `total`
+            wait_until(lambda: inspect.stats()[host]["total"] == runs)
+            assert inspect.stats()[host]["rusage"]["utime"] > 0
             # the rest: a heartbeat now, and clear errors for what celeriac does not have
             assert "leases renewed" in _one(control.heartbeat(**ask), host)["ok"]
             assert "not needed" in _one(control.election("id", "topic", **ask), host)["error"]

@@ -38,7 +38,6 @@ class WorkerEvents:
         conf = worker.app.conf
         self.freq = float(conf.event_heartbeat_interval or 0)
         self.task_events = bool(conf.worker_send_task_events)
-        self.processed = 0
         self._dispatcher: EventDispatcher | None = None
         self._beat: Entry | None = None
 
@@ -79,7 +78,7 @@ class WorkerEvents:
                 type,
                 freq=self.freq,
                 active=len(running),
-                processed=self.processed,
+                processed=sum(self.worker.total.values()),
                 loadavg=loadavg(),
                 **SOFTWARE,
                 **fields,

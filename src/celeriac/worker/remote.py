@@ -8,6 +8,7 @@ import contextlib
 import importlib
 import logging
 import os
+import resource
 import sys
 import threading
 import time
@@ -194,6 +195,9 @@ class Remote:
             },
             "prefetch_count": worker.consumer.max_inflight,
             "broker": {"url": safe_url(worker.app.conf.broker_url or "")},
+            "clock": self.handled,
+            "total": dict(worker.total),
+            "rusage": rusage(),
         }
 
     def registered(self, taskinfoitems: list[str] | None = None) -> list[str]:
@@ -568,3 +572,9 @@ def _plain(value: Any) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and _plain(v) for k, v in value.items())
     return False
+
+
+def rusage() -> dict[str, float]:
+    """This process's resource use (``getrusage``: CPU seconds, peak memory in KiB ...)."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return {name[3:]: getattr(used, name) for name in dir(used) if name.startswith("ru_")}

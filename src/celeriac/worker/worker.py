@@ -9,6 +9,7 @@ kept until the broker takes them, and :class:`~celeriac.worker.remote.Remote` (c
 
 from __future__ import annotations
 
+import collections
 import gc
 import logging
 import os
@@ -159,6 +160,8 @@ class Worker:
         self.heartbeat = Heartbeat(self)
         self.remote = Remote(self)
         self.events = WorkerEvents(self)
+        #: how many of each task this worker has run (``inspect stats``' ``total``)
+        self.total: collections.Counter[str] = collections.Counter()
         #: set once the worker consumes (after ``worker_ready``)
         self.ready = threading.Event()
         self.timer = Timer()
@@ -364,7 +367,7 @@ class Worker:
 
     def on_done(self, done: list[tuple[Job, Outcome]]) -> None:
         """The pool's report of finished jobs (see :meth:`Consumer.on_done`)."""
-        self.events.processed += len(done)
+        self.total.update(job.message.task for job, _ in done)
         self.consumer.on_done(done)
 
     def resize_pool(self, concurrency: int) -> None:

@@ -31,6 +31,7 @@ parent kills the children and gives back every message they held.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import logging
@@ -107,14 +108,27 @@ class _Channel:
         self.fd = fd
         self._lock = threading.Lock()
         self._seq = 0
+        #: the tasks run since the last claim was reported, by name (the parent's ``total``)
+        self.ran: collections.Counter[str] = collections.Counter()
 
     def claimed(self, deliveries: Sequence[Delivery], settled: Sequence[Delivery]) -> None:
-        """A fetch acknowledged ``settled`` and claimed ``deliveries`` (numbered here)."""
+        """A fetch acknowledged ``settled`` and claimed ``deliveries`` (numbered here); the
+        tasks run since the last report go with it."""
         for d in deliveries:
             self._seq += 1
             d.seq = self._seq
         fields = [(d.seq, d.body, d.queue, d.priority, d.tag, d.delivery_count) for d in deliveries]
-        self._send(CLAIMED, ([d.seq for d in settled], fields))
+        self._send(CLAIMED, ([d.seq for d in settled], fields, self._take_ran()))
+
+    def count(self, name: str) -> None:
+        """A task of that name ran."""
+        with self._lock:
+            self.ran[name] += 1
+
+    def _take_ran(self) -> dict[str, int]:
+        with self._lock:
+            ran, self.ran = dict(self.ran), collections.Counter()
+        return ran
 
     def finished(self, delivery: Delivery) -> None:
         """Its task finished; the acknowledgement goes with the next fetch."""
@@ -124,7 +138,7 @@ class _Channel:
         self._send(SETTLED, [d.seq for d in deliveries])
 
     def exiting(self, reason: str) -> None:
-        self._send(EXITING, reason)
+        self._send(EXITING, (reason, self._take_ran()))
 
     def _send(self, kind: bytes, payload: Any) -> None:
         with self._lock:
@@ -145,7 +159,7 @@ class _ReportingBroker:
         self, queues: Sequence[str], limit: int, timeout: float, acks: Sequence[Delivery] = ()
     ) -> list[Delivery]:
         got = self._broker.fetch(queues, limit, timeout, acks)
-        if got or acks:
+        if got or acks or self._channel.ran:
             self._channel.claimed(got, acks)
         return got
 
@@ -225,6 +239,7 @@ class _ChildPool(SoloPool):
         if outcome.action == ACK and not acked_early:
             self.channel.finished(job.delivery)  # before the slot says it is not running
         self.slots.set(self.index)
+        self.channel.count(job.message.task)
         self.runtime += (outcome.runtime - self.runtime) * 0.1
         self.ran += 1
         self.retiring = bool(
@@ -286,7 +301,14 @@ def _delivery(fields: tuple[Any, ...]) -> Delivery:
 class _Child:
     """A child process and what its reports say it holds."""
 
-    def __init__(self, process: Any, reports: int, index: int, generation: int = 0) -> None:
+    def __init__(
+        self,
+        process: Any,
+        reports: int,
+        index: int,
+        generation: int,
+        ran: collections.Counter[str],
+    ) -> None:
         self.process = process
         self.reports = reports  # the read end of its report pipe (non-blocking)
         self.index = index
@@ -297,6 +319,7 @@ class _Child:
         self.leaving = False  # asked to stop after its task (pool_shrink, pool_restart)
         self.held: dict[int, tuple[Any, ...]] = {}  # claimed, not settled: by number
         self.finished: set[int] = set()  # held, and finished: acknowledgement not sent yet
+        self.ran = ran  # the worker's count of the tasks run, by name
         self._unread = bytearray()
 
     def read(self) -> None:
@@ -306,12 +329,14 @@ class _Child:
                 self._forget(payload[0])
                 for fields in payload[1]:
                     self.held[fields[0]] = fields
+                self.ran.update(payload[2])
             elif kind == FINISHED:
                 self.finished.add(payload)
             elif kind == SETTLED:
                 self._forget(payload)
             elif kind == EXITING:
-                self.exit_reason = payload
+                self.exit_reason, ran = payload
+                self.ran.update(ran)
 
     def _forget(self, seqs: list[int]) -> None:
         for seq in seqs:
@@ -386,7 +411,7 @@ class ConsumingPool(Pool):
         process.start()
         os.close(writer)
         with self._lock:
-            self._children.append(_Child(process, reader, index, generation))
+            self._children.append(_Child(process, reader, index, generation, self.worker.total))
 
     def _supervise(self) -> None:
         for index in range(self.concurrency):
