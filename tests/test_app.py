@@ -659,3 +659,19 @@ def test_add_defaults_fills_only_what_nothing_else_sets() -> None:
     lazy.config_from_object({"result_expires": 9})
     lazy.conf.add_defaults(lambda: {"result_expires": 1, "task_default_priority": 4})
     assert (lazy.conf.result_expires, lazy.conf.task_default_priority) == (9, 4)
+
+
+def test_celerys_ways_of_reading_the_configuration() -> None:
+    app = Celery("conf", broker="memory://conf", backend="redis://:secret@127.0.0.1/0")
+    app.config_from_object({"task_default_queue": "work", "CELERY_TASK_SERIALIZER": "json"})
+    app.conf.worker_prefetch_multiplier = 1
+    assert app.conf.value_set_for("task_default_queue") and app.conf.value_set_for("broker_url")
+    assert not app.conf.value_set_for("result_expires")
+    changes = app.conf.changes
+    assert changes["task_default_queue"] == "work" and changes["worker_prefetch_multiplier"] == 1
+    assert "result_expires" not in app.conf.without_defaults()
+    assert "secret" not in str(app.conf.table()) and "secret" in str(app.conf.table(censored=False))
+    assert "result_expires" in app.conf.table(with_defaults=True)
+    assert app.conf.get_by_parts("task", "default", "queue") == "work"
+    assert app.conf.first("task_default_rate_limit", "task_default_queue") == "work"
+    assert app.control.discard_all == app.control.purge

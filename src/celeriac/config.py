@@ -698,6 +698,42 @@ class Settings(dict[str, Any]):
             shown[key] = value
         return shown
 
+    def _set_names(self) -> set[str]:
+        """The settings given a value: on the app, or in a configuration source."""
+        names = set(self._explicit)
+        for name, steps in self._plan.items():
+            if any(read(key, _MISSING) is not _MISSING for read, key in steps):
+                names.add(name)
+        return names
+
+    def value_set_for(self, key: str) -> bool:
+        """Was ``key`` (new or old name) given a value, rather than left to its default?"""
+        return (normalise_key(key) or key) in self._set_names()
+
+    def without_defaults(self) -> dict[str, Any]:
+        """The settings given a value (see :meth:`value_set_for`), by name."""
+        return {name: self[name] for name in sorted(self._set_names()) if name in self}
+
+    @property
+    def changes(self) -> dict[str, Any]:
+        """Celery's name for :meth:`without_defaults`."""
+        return self.without_defaults()
+
+    def table(self, with_defaults: bool = False, censored: bool = True) -> dict[str, Any]:
+        """The settings as a dict: those given a value (all with ``with_defaults``), secrets
+        masked unless ``censored=False``."""
+        if censored:
+            return self.masked(with_defaults)
+        return self.resolved() if with_defaults else self.without_defaults()
+
+    def first(self, *keys: str) -> Any:
+        """The value of the first of ``keys`` that is not None."""
+        return next((v for v in (self.get(k) for k in keys) if v is not None), None)
+
+    def get_by_parts(self, *parts: str) -> Any:
+        """``get_by_parts("task", "default", "queue")`` is ``conf["task_default_queue"]``."""
+        return self["_".join(part for part in parts if part)]
+
     def humanize(self, with_defaults: bool = False) -> str:
         """Celery's ``app.conf.humanize()``: :meth:`masked`, one setting per line."""
         shown = self.masked(with_defaults)

@@ -205,6 +205,8 @@ class Control:
         names = list(self.app.queues) or [self.app.conf.task_default_queue]
         return sum(self.app.broker.purge(name) for name in names)
 
+    discard_all = purge  # Celery's old name
+
     def broadcast(
         self,
         command: str,
