@@ -675,3 +675,23 @@ def test_celerys_ways_of_reading_the_configuration() -> None:
     assert app.conf.get_by_parts("task", "default", "queue") == "work"
     assert app.conf.first("task_default_rate_limit", "task_default_queue") == "work"
     assert app.control.discard_all == app.control.purge
+
+
+def test_celerys_signature_helpers(memory_app: Celery) -> None:
+    @memory_app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    sig = add.s(1).set(queue="q", parent_id="p")
+    assert sig.replace(args=(5, 6)).args == [5, 6] and sig.args == [1]
+    assert sig.replace(options={"priority": 3}).options == {"priority": 3}
+    assert sig.replace(kwargs={"y": 2}).kwargs == {"y": 2}
+    assert sig.reprcall(2) == f"{add.name}(2, 1)"
+    assert sig.parent_id == "p" and sig.root_id is None
+    assert sig.AsyncResult("x").id == "x"
+    sig.link(add.s(10))
+    sig.append_to_list_option("link", add.s(10))  # already there: once
+    sig.extend_list_option("link_error", [add.s(0)])
+    assert [s.args for s in sig.flatten_links()] == [[1], [10]]
+    assert len(sig.options["link_error"]) == 1
+    assert sig.replace(args=(2, 2), options={}).apply().get() == 4

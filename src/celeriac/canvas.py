@@ -109,6 +109,20 @@ class Signature(dict[str, Any]):
         return self.options.get("task_id")
 
     @property
+    def parent_id(self) -> str | None:
+        return self.options.get("parent_id")
+
+    @property
+    def root_id(self) -> str | None:
+        return self.options.get("root_id")
+
+    @property
+    def AsyncResult(self) -> Callable[..., Any]:
+        """The result class of the task it calls (the app's for a workflow)."""
+        task = self.app.tasks.get(self.task)
+        return task.AsyncResult if task is not None else self.app.AsyncResult
+
+    @property
     def name(self) -> str:
         """The task's name (as a task's ``name``)."""
         return str(self.task)
@@ -140,6 +154,51 @@ class Signature(dict[str, Any]):
         data = {**self, "args": new_args, "kwargs": new_kwargs, "options": {**self.options, **opts}}
         return Signature.from_dict(data, app=self._app)
 
+    def replace(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Signature:
+        """A copy whose args, kwargs or options, those given, are replaced (not merged as
+        :meth:`clone` does)."""
+        data = {**self, "options": dict(self.options)}
+        if args is not None:
+            data["args"] = list(args)
+        if kwargs is not None:
+            data["kwargs"] = dict(kwargs)
+        if options is not None:
+            data["options"] = dict(options)
+        return Signature.from_dict(data, app=self._app)
+
+    def append_to_list_option(self, key: str, value: Any) -> Any:
+        """Add ``value`` to the list option ``key`` (once); returns ``value``."""
+        items = self.options.setdefault(key, [])
+        if not isinstance(items, list):
+            items = self.options[key] = _as_list(items)
+        if value not in items:
+            items.append(value)
+        return value
+
+    def extend_list_option(self, key: str, value: Iterable[Any]) -> None:
+        """Add each of ``value`` to the list option ``key``."""
+        items = self.options.setdefault(key, [])
+        if not isinstance(items, list):
+            items = self.options[key] = _as_list(items)
+        items.extend(value)
+
+    def flatten_links(self) -> list[Signature]:
+        """This signature and every callback linked below it, depth first."""
+        found: list[Signature] = [self]
+        for link in _as_list(self.options.get("link")):
+            found += Signature.from_dict(link, app=self._app).flatten_links()
+        return found
+
+    def reprcall(self, *args: Any, **kwargs: Any) -> str:
+        """``name(args, kwargs)`` with ``args`` and ``kwargs`` added as a call would."""
+        sig = self.clone(args, kwargs)
+        return repr(sig).rstrip("!")
+
     def set(self, immutable: bool | None = None, **options: Any) -> Signature:
         """Update options in place; returns self so calls chain."""
         if immutable is not None:
@@ -160,12 +219,7 @@ class Signature(dict[str, Any]):
         return self._add_link("link_error", errback)
 
     def _add_link(self, key: str, sig: Signature) -> Signature:
-        links = self.options.setdefault(key, [])
-        if not isinstance(links, list):
-            links = self.options[key] = _as_list(links)
-        if sig not in links:
-            links.append(sig)
-        return sig
+        return self.append_to_list_option(key, sig)
 
     def stamp(
         self, visitor: StampingVisitor | None = None, append_stamps: bool = False, **headers: Any
