@@ -493,6 +493,16 @@ class group(_Composite):
             t.link_error(errback.clone())
         return errback
 
+    def skew(self, start: float = 1.0, stop: float | None = None, step: float = 1.0) -> group:
+        """Spread the members out in time: the first runs ``start`` seconds from now, each
+        next one ``step`` later, none later than ``stop``."""
+        countdown = start
+        for t in self.tasks:
+            t.set(countdown=countdown)
+            if stop is None or countdown + step <= stop:
+                countdown += step
+        return self
+
     def members(self) -> list[Signature]:
         """The members, nested groups flattened into this one (as Celery does:
         ``group(a, group(b, c))`` has three results; a nested group's own options apply to

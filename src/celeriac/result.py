@@ -59,6 +59,43 @@ class ResultBase:
     #: the result of the task before this one in a chain
     parent: Any = None
 
+    def _ready_now(self) -> bool:
+        raise NotImplementedError
+
+    def _wait_ready(self) -> None:
+        raise NotImplementedError
+
+    def then(
+        self,
+        callback: Callable[[Any], Any],
+        on_error: Callable[[BaseException], Any] | None = None,
+        weak: bool = False,
+    ) -> concurrent.futures.Future[Any]:
+        """Celery's promise hook: call ``callback(self)`` once the result is ready
+        (succeeded, failed or revoked; a group's once all its members are): at once if it
+        is, else from a thread that waits for it. Returns a Future of what ``callback``
+        returns; when it raises, the Future holds the exception and ``on_error(exc)`` is
+        called (else it is logged). ``weak`` is accepted."""
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        name = getattr(self, "id", None)
+
+        def fire() -> None:
+            try:
+                self._wait_ready()
+                future.set_result(callback(self))
+            except BaseException as exc:
+                future.set_exception(exc)
+                if on_error is not None:
+                    on_error(exc)
+                else:
+                    logger.exception("callback given to then() of %s raised", name)
+
+        if self._ready_now():
+            fire()
+        else:
+            threading.Thread(target=fire, name=f"then-{name}", daemon=True).start()
+        return future
+
 
 class AsyncResult(ResultBase):
     """The result of a sent task, read from the result backend.
@@ -240,35 +277,12 @@ class AsyncResult(ResultBase):
             self._raise_parent_failure()
         return self._value(meta, propagate)
 
-    def then(
-        self,
-        callback: Callable[[AsyncResult], Any],
-        on_error: Callable[[BaseException], Any] | None = None,
-        weak: bool = False,
-    ) -> concurrent.futures.Future[Any]:
-        """Celery's promise hook: call ``callback(self)`` once the task is ready (succeeded,
-        failed or revoked): at once if it is, else from a thread that waits for it. Returns a
-        Future of what ``callback`` returns; when it raises, the Future holds the exception
-        and ``on_error(exc)`` is called (else it is logged). ``weak`` is accepted."""
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    def _ready_now(self) -> bool:
+        return self._cache is not None or self.ignored
 
-        def fire() -> None:
-            try:
-                if not self.ignored:
-                    self.get(propagate=False, disable_sync_subtasks=False, follow_parents=False)
-                future.set_result(callback(self))
-            except BaseException as exc:
-                future.set_exception(exc)
-                if on_error is not None:
-                    on_error(exc)
-                else:
-                    logger.exception("callback given to then() of %s raised", self.id)
-
-        if self._cache is not None or self.ignored:
-            fire()
-        else:
-            threading.Thread(target=fire, name=f"then-{self.id}", daemon=True).start()
-        return future
+    def _wait_ready(self) -> None:
+        if not self.ignored:
+            self.get(propagate=False, disable_sync_subtasks=False, follow_parents=False)
 
     def _wait(self, timeout: float | None, follow_parents: bool) -> dict[str, Any]:
         """Wait for the meta of a finished task; with ``follow_parents``, looking at the
@@ -512,6 +526,17 @@ class ResultSet(ResultBase):
     @property
     def children(self) -> list[Any]:
         return self.results
+
+    @property
+    def backend(self) -> Any:
+        """The app's result backend."""
+        return self.app.backend
+
+    def _ready_now(self) -> bool:
+        return self.ready()
+
+    def _wait_ready(self) -> None:
+        self.join(propagate=False, disable_sync_subtasks=False)
 
     # -- state ----------------------------------------------------------------------------
 

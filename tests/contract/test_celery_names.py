@@ -327,3 +327,20 @@ def test_a_task_sends_its_own_invocation_again_from_its_request(app: Celery) -> 
     result = requeue.apply_async((0,), priority=7)
     with worker(app):
         assert result.get(timeout=20) == 10
+
+
+def test_a_skewed_group_and_a_callback_once_it_is_done(app: Celery) -> None:
+    @app.task
+    def clock(i: int) -> float:
+        return time.time()
+
+    capped = group(clock.s(i) for i in range(4)).skew(start=1, stop=2, step=1)
+    assert [t.options["countdown"] for t in capped.tasks] == [1, 2, 2, 2]
+    spread = group(clock.s(i) for i in range(3)).skew(start=0, step=1)
+    result = spread.apply_async()
+    assert result.backend is app.backend
+    done = result.then(lambda r: len(r.get()))
+    with worker(app):
+        assert done.result(timeout=20) == 3
+    times = result.get(timeout=5)
+    assert times[2] - times[0] >= 1.5  # countdowns 0 and 2
