@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from celeriac import Celery
+from celeriac import Celery, Task
 from celeriac.beat import Beat, FileStore
 from celeriac.beat.database import DatabaseStore, PeriodicTasks
 from celeriac.exceptions import ImproperlyConfigured
@@ -316,3 +316,34 @@ def test_start_time_expires_and_the_max_active_setting(app: Celery) -> None:
     busy.tick(at(100))
     busy.tick(at(110))
     assert len(sent(app)) == 1  # the setting's max_active: the first run never finished
+
+
+class RepeatedTask(Task):
+    """Celery's periodic-task recipe: the class puts its task in the beat schedule when it
+    is bound to the app."""
+
+    run_every = dt.timedelta(seconds=10)
+    bound: list[str] = []
+
+    @classmethod
+    def on_bound(cls, app: Any) -> None:
+        cls.bound.append(cls.name)
+        app.conf.beat_schedule[cls.name] = {"task": cls.name, "schedule": cls.run_every}
+
+
+def test_a_task_class_adds_itself_to_the_schedule_when_bound(app: Celery) -> None:
+    @app.task(base=RepeatedTask, name="proj.cleanup")
+    def cleanup() -> None:
+        return None
+
+    assert RepeatedTask.bound == []  # bound once the app is configured, as in Celery
+    beat = Beat(app)
+    beat.tick(at(0))
+    assert [m.task for m in sent(app)] == ["proj.cleanup"]
+
+    @app.task(base=RepeatedTask, name="proj.later")
+    def later() -> None:
+        return None
+
+    app.finalize()
+    assert RepeatedTask.bound == ["proj.cleanup", "proj.later"]  # once each

@@ -91,6 +91,11 @@ class Task:
         super().__init_subclass__(**kwargs)
         cls.calls_run = cls.__call__ is Task.__call__
 
+    @classmethod
+    def on_bound(cls, app: Celeriac) -> None:
+        """Called with the app once a task of this class is registered with it and the app
+        is configured (at its finalize, or at once after): a custom Task class's hook."""
+
     def run(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError("tasks must define run()")
 

@@ -210,7 +210,15 @@ class Celeriac:
         self._tasks[name] = task
         if self._finalized:
             self._annotate(task)
+            self._bound(task)
         return task
+
+    def _bound(self, task: Task) -> None:
+        """Call the task class's ``on_bound(app)`` hook, once per task and app (at finalize
+        for the tasks made before, as Celery binds them then)."""
+        if task.__dict__.get("_bound_to") is not self:
+            task.__dict__["_bound_to"] = self
+            type(task).on_bound(self)
 
     def _annotate(self, task: Task) -> None:
         """Apply ``task_annotations`` to ``task``'s class, as Celery does: a dict of task name
@@ -271,6 +279,7 @@ class Celeriac:
                 self._import_related(packages, related)
             for task in list(self._tasks.values()):
                 self._annotate(task)
+                self._bound(task)
             self.on_after_finalize.send(sender=self)
 
     def add_periodic_task(
@@ -377,6 +386,7 @@ class Celeriac:
         self._tasks[instance.name] = instance
         if self._finalized:
             self._annotate(instance)
+            self._bound(instance)
         return instance
 
     # -- connections ----------------------------------------------------------------------
