@@ -260,7 +260,10 @@ class AsyncResult(ResultBase):
 
         Raises the task's exception if it failed and ``propagate`` is true, and
         :class:`~celeriac.exceptions.TimeoutError` after ``timeout`` seconds. Waiting wakes on
-        the backend's notifications (``interval`` is accepted for compatibility).
+        the backend's notifications. As in Celery, ``on_message(meta)`` is called with each
+        state the task reports while it runs (``update_state``, read every ``interval``
+        seconds) and the final one, ``on_interval()`` every ``interval`` seconds of the wait,
+        and ``callback(task_id, result)`` once it is ready.
 
         With ``follow_parents`` (and ``propagate``), a failed parent's exception is raised
         instead, as in Celery: the result of a chain or chord whose earlier step or header
@@ -272,9 +275,17 @@ class AsyncResult(ResultBase):
         follow = propagate and follow_parents and self.parent is not None
         if follow:
             self._raise_parent_failure()
-        meta = self._cache or self._set_cache(self._wait(timeout, follow))
+        on_message, on_interval = kwargs.get("on_message"), kwargs.get("on_interval")
+        meta = self._cache
+        if meta is None:
+            meta = self._set_cache(self._wait(timeout, follow, on_message, on_interval, interval))
+        elif on_message is not None:
+            on_message(meta)
         if follow and meta["status"] in states.PROPAGATE_STATES:
             self._raise_parent_failure()
+        callback = kwargs.get("callback")
+        if callback is not None:
+            callback(self.id, meta["result"])
         return self._value(meta, propagate)
 
     def _ready_now(self) -> bool:
@@ -284,20 +295,50 @@ class AsyncResult(ResultBase):
         if not self.ignored:
             self.get(propagate=False, disable_sync_subtasks=False, follow_parents=False)
 
-    def _wait(self, timeout: float | None, follow_parents: bool) -> dict[str, Any]:
+    def _wait(
+        self,
+        timeout: float | None,
+        follow_parents: bool,
+        on_message: Callable[[dict[str, Any]], Any] | None = None,
+        on_interval: Callable[[], Any] | None = None,
+        interval: float = 0.5,
+    ) -> dict[str, Any]:
         """Wait for the meta of a finished task; with ``follow_parents``, looking at the
-        parents every second meanwhile (a parent revoked or failed stops the wait)."""
-        if not follow_parents:
+        parents every second meanwhile (a parent revoked or failed stops the wait). With
+        ``on_message``, the task's state is read every ``interval`` seconds and each new
+        one passed to it; ``on_interval`` is called every ``interval`` seconds."""
+        watching = on_message is not None or on_interval is not None
+        if not (follow_parents or watching):
             return self.app.results.wait(self.id, timeout)
+        step = max(0.01, float(interval)) if watching else 1.0
         deadline = None if timeout is None else time.monotonic() + timeout
+        seen: Any = None
+
+        def report(meta: dict[str, Any]) -> None:
+            nonlocal seen
+            if on_message is not None and (meta["status"], meta.get("result")) != seen:
+                seen = (meta["status"], meta.get("result"))
+                on_message(meta)
+
         while True:
+            if on_message is not None:
+                meta = self.app.results.meta(self.id)
+                report(meta)
+                if meta["status"] in states.READY_STATES:
+                    return meta
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                return self.app.results.wait(self.id, 1.0 if left is None else min(left, 1.0))
+                meta = self.app.results.wait(self.id, step if left is None else min(left, step))
             except TimeoutError:
-                if left is not None and left <= 1.0:
+                if left is not None and left <= step:
                     raise
-            self._raise_parent_failure()
+            else:
+                report(meta)
+                return meta
+            if on_interval is not None:
+                on_interval()
+            if follow_parents:
+                self._raise_parent_failure()
 
     def _raise_parent_failure(self) -> None:
         """Raise the exception of the first parent (the furthest back first) that failed or

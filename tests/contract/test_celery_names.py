@@ -344,3 +344,32 @@ def test_a_skewed_group_and_a_callback_once_it_is_done(app: Celery) -> None:
         assert done.result(timeout=20) == 3
     times = result.get(timeout=5)
     assert times[2] - times[0] >= 1.5  # countdowns 0 and 2
+
+
+def test_get_reports_progress_to_on_message(app: Celery) -> None:
+    """Celery's progress recipe: ``update_state(state="PROGRESS", meta=...)`` in the task,
+    ``result.get(on_message=...)`` in the caller; ``on_interval`` and ``callback`` too."""
+
+    @app.task(bind=True)
+    def crunch(self: Task, steps: int) -> str:
+        for i in range(steps):
+            self.update_state(state="PROGRESS", meta={"done": i + 1, "of": steps})
+            time.sleep(0.3)
+        return "crunched"
+
+    seen: list[tuple[str, Any]] = []
+    ticks: list[int] = []
+    called: list[tuple[str, Any]] = []
+    result = crunch.delay(3)
+    with worker(app):
+        value = result.get(
+            timeout=20,
+            interval=0.05,
+            on_message=lambda meta: seen.append((meta["status"], meta["result"])),
+            on_interval=lambda: ticks.append(1),
+            callback=lambda task_id, value: called.append((task_id, value)),
+        )
+    assert value == "crunched" and called == [(result.id, "crunched")]
+    progress = [r for s, r in seen if s == "PROGRESS"]
+    assert progress == [{"done": i, "of": 3} for i in range(1, 4)]
+    assert seen[-1] == (states.SUCCESS, "crunched") and ticks
