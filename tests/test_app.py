@@ -15,6 +15,7 @@ from celeriac.config import UnknownSettingWarning
 from celeriac.exceptions import ImproperlyConfigured, MaxRetriesExceededError, NotRegistered
 from celeriac.message import Message
 from celeriac.result import EagerResult
+from celeriac.routing import _topic_match
 
 
 def test_public_surface() -> None:
@@ -695,3 +696,22 @@ def test_celerys_signature_helpers(memory_app: Celery) -> None:
     assert [s.args for s in sig.flatten_links()] == [[1], [10]]
     assert len(sig.options["link_error"]) == 1
     assert sig.replace(args=(2, 2), options={}).apply().get() == 4
+
+
+@pytest.mark.parametrize(
+    ("binding", "key", "matches"),
+    [
+        ("feed.#", "feed", True),
+        ("feed.#", "feed.a.b", True),
+        ("feed.*", "feed.a", True),
+        ("feed.*", "feed.a.b", False),
+        ("*.image", "media.image", True),
+        ("#.image", "image", True),
+        ("#", "", True),
+        ("a.#.z", "a.b.c.z", True),
+        ("a.#.z", "a.b.c", False),
+        ("task.default", "task.other", False),
+    ],
+)
+def test_topic_bindings_match_as_amqp_does(binding: str, key: str, matches: bool) -> None:
+    assert _topic_match(binding.split("."), key.split(".")) is matches

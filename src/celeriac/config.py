@@ -88,7 +88,9 @@ DEFAULTS: dict[str, Any] = {
     "task_annotations": None,
     "task_send_sent_event": False,
     "task_compression": None,
+    # exchanges and routing keys: for the tasks sent by routing key (routing.destination)
     "task_default_exchange": None,
+    "task_default_exchange_type": "direct",
     "task_default_routing_key": None,
     "task_inherit_parent_priority": False,
     # worker
@@ -221,7 +223,7 @@ NOT_NEEDED = "not needed"
 UNSUPPORTED = "unsupported"
 
 _NO_EVENTS = "events go to an event log beside the broker (event_log_url), not to monitor queues"
-_NO_EXCHANGES = "celeriac routes to queues by name: exchanges and routing keys are ignored"
+_NO_EXCHANGES = "results go to the result backend (rpc://: the sender's reply queue)"
 _NO_SUCH_BACKEND = "celeriac has no such result backend (its URL is refused)"
 _BROKER_HOLDS_ETAS = "delays are held by the broker, not by a timer in the worker"
 _CONTROL_IN_BACKEND = "remote control travels in a control log beside the broker, not in queues"
@@ -318,7 +320,6 @@ CELERY_SETTINGS: dict[str, tuple[str, str, Any]] = {
     ),
     "task_default_delivery_mode": (NOT_NEEDED, "messages are always stored durably", 2),
     "task_default_queue_type": (NOT_NEEDED, "celeriac declares its own queues", "classic"),
-    "task_default_exchange_type": (NOT_NEEDED, _NO_EXCHANGES, "direct"),
     "task_protocol": (NOT_NEEDED, "celeriac speaks its own protocol (docs/protocol.md)", 2),
     "task_queue_max_priority": (NOT_NEEDED, "every queue has priorities 0-9", None),
     "task_remote_tracebacks": (
@@ -378,8 +379,6 @@ CELERY_SETTINGS: dict[str, tuple[str, str, Any]] = {
     "result_persistent": (NOT_NEEDED, "results are always stored durably", True),
     "beat_sync_every": (NOT_NEEDED, "beat writes an entry's state after each run", 0),
     "task_compression": (NOT_NEEDED, "messages are sent uncompressed", None),
-    "task_default_exchange": (NOT_NEEDED, _NO_EXCHANGES, None),
-    "task_default_routing_key": (NOT_NEEDED, _NO_EXCHANGES, None),
     "worker_log_color": (NOT_NEEDED, "log lines are not coloured", None),
     "worker_redirect_stdouts": (NOT_NEEDED, "what tasks print goes to the worker's stdout", True),
     "worker_redirect_stdouts_level": (

@@ -21,7 +21,15 @@ from .canvas import maybe_signature
 from .events.event import task_fields
 from .exceptions import OperationalError, QueueNotFound
 from .message import Encoded, Message, celery_shape, clamp_priority
-from .routing import Broadcast, BroadcastTargets, Queue, declared_queues, prepare_routers, route
+from .routing import (
+    Broadcast,
+    BroadcastTargets,
+    Queue,
+    declared_queues,
+    destination,
+    prepare_routers,
+    route,
+)
 from .serialization import get_serializer
 from .utils import gc_paused
 from .utils.ids import new_id
@@ -117,6 +125,11 @@ class Producer:
         explicit = {"queue": queue, "priority": priority}
         routed = self.route(name, args, kwargs, explicit, task)
         queue = queue or routed.get("queue") or (task and task.queue) or conf.task_default_queue
+        queue = getattr(queue, "name", queue)  # a Queue given
+        exchange = options.pop("exchange", None) or routed.get("exchange")
+        routing_key = options.pop("routing_key", None) or routed.get("routing_key")
+        if exchange or routing_key:
+            queue = destination(self.queues, conf, str(queue), exchange, routing_key)
         if priority is None:
             priority = routed.get("priority")
         if priority is None and task is not None:

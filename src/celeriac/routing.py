@@ -18,18 +18,22 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import plugins
-from .exceptions import ImproperlyConfigured
+from .exceptions import ImproperlyConfigured, QueueNotFound
 from .keys import BROADCAST_ALIVE, BROADCAST_MEMBERS, BROADCAST_MEMBERS_TTL
 
 RouterFn = Callable[..., Mapping[str, Any] | str | None]
 
 
 class Exchange:
-    """Accepted for Celery compatibility: celeriac routes straight to queues."""
+    """An AMQP exchange, as far as routing by key needs one: its name and type (``direct``,
+    ``topic`` or ``fanout``). See :func:`destination`."""
 
     def __init__(self, name: str = "", type: str = "direct", **kwargs: Any) -> None:
         self.name = name
         self.type = type
+
+    def __repr__(self) -> str:
+        return f"<Exchange {self.name}({self.type})>"
 
 
 class Queue:
@@ -39,8 +43,8 @@ class Queue:
     (or ``queue_arguments={"x-max-priority": n}``): higher priorities count as this one.
     ``message_ttl`` (seconds, or ``x-message-ttl`` in ms): a message not started within it
     expires (it is recorded REVOKED and moved to the dead-letter queue). ``exchange`` and
-    ``routing_key`` are accepted and ignored. Every queue has its dead-letter queue
-    ``<name>.dlq``."""
+    ``routing_key`` bind it, for the tasks sent by routing key (see :func:`destination`).
+    Every queue has its dead-letter queue ``<name>.dlq``."""
 
     def __init__(
         self,
@@ -120,6 +124,79 @@ class BroadcastTargets:
         ]
         self._cache[queue] = (now, alive)
         return alive
+
+
+def _exchange_of(queue: Queue, conf: Any) -> tuple[str, str]:
+    """(name, type) of the exchange ``queue`` is bound to; a queue declared without one is
+    bound to the default exchange (``task_default_exchange``, else the default queue's
+    name, of type ``task_default_exchange_type``), as in Celery."""
+    exchange = queue.exchange
+    name = getattr(exchange, "name", exchange)
+    if not name:
+        default = conf.task_default_exchange or conf.task_default_queue
+        return str(default), str(conf.task_default_exchange_type or "direct")
+    return str(name), str(getattr(exchange, "type", "direct"))
+
+
+def _topic_match(binding: list[str], key: list[str]) -> bool:
+    """AMQP topic matching on dot-separated words: ``*`` is one word, ``#`` any number."""
+    if not binding:
+        return not key
+    word, rest = binding[0], binding[1:]
+    if word == "#":
+        return any(_topic_match(rest, key[i:]) for i in range(len(key) + 1))
+    return bool(key) and word in ("*", key[0]) and _topic_match(rest, key[1:])
+
+
+def destination(
+    queues: Mapping[str, Queue], conf: Any, queue: str, exchange: Any, routing_key: str | None
+) -> str:
+    """The queue a task sent to ``queue`` with ``exchange`` and ``routing_key`` (either may
+    be None) reaches, as an AMQP broker routes it in Celery.
+
+    A queue on a direct exchange, with no exchange given, is reached by its name: the
+    routing key changes nothing (Celery publishes to it through the default exchange). With
+    an exchange given, or a topic or fanout one, the key decides: the one queue bound to that
+    exchange with a binding that matches it. None or several is
+    :class:`~celeriac.exceptions.QueueNotFound` (an AMQP broker would drop the message, or
+    deliver a copy to each queue: celeriac sends a task to one queue)."""
+    known = dict(queues) or {
+        conf.task_default_queue: Queue(
+            conf.task_default_queue, routing_key=conf.task_default_routing_key
+        )
+    }
+    target = known.get(queue)
+    own_name, own_type = _exchange_of(target, conf) if target is not None else (queue, "direct")
+    if (exchange is None or exchange == "") and (own_type == "direct" or routing_key is None):
+        return queue
+    name = str(getattr(exchange, "name", exchange) or own_name)
+    kind = getattr(exchange, "type", None) or next(
+        (t for n, t in (_exchange_of(q, conf) for q in known.values()) if n == name), "direct"
+    )
+    key = routing_key or (target.routing_key if target is not None else queue)
+    found = [
+        q.name
+        for q in known.values()
+        if _exchange_of(q, conf)[0] == name
+        and (
+            kind == "fanout"
+            or (kind == "topic" and _topic_match(q.routing_key.split("."), key.split(".")))
+            or (kind not in ("fanout", "topic") and q.routing_key == key)
+        )
+    ]
+    if len(found) == 1:
+        return found[0]
+    where = f"exchange {name!r} ({kind}) with routing key {key!r}"
+    if not found:
+        raise QueueNotFound(
+            f"no queue in task_queues is bound to {where}: an AMQP broker would drop the "
+            "task; declare the queue (Queue(name, Exchange(...), routing_key=...)) or give "
+            "queue=..."
+        )
+    raise QueueNotFound(
+        f"{where} reaches the queues {', '.join(found)}: celeriac sends a task to one queue; "
+        "give queue=... or make the bindings distinct"
+    )
 
 
 def declared_queues(setting: Any) -> dict[str, Queue]:

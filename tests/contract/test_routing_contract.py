@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from celeriac import Broadcast, Celery, Queue, signals, states
+from celeriac import Broadcast, Celery, Exchange, Queue, signals, states
 from celeriac.contrib.routers import LeastLoadedRouter
 from celeriac.exceptions import QueueNotFound
 from celeriac.routing import BroadcastTargets
@@ -190,3 +190,52 @@ def test_every_worker_gets_a_copy_from_a_broadcast_queue(app: Celery) -> None:
         for each in nodes:
             each.close()
     assert sorted(ran) == ["a@test", "b@test", "c@test"]
+
+
+def test_routing_by_key_as_an_amqp_broker_routes_in_celery(app: Celery) -> None:
+    """Celery's routing guide: a topic exchange whose bindings pick the queue from the
+    routing key, and a direct exchange given by name; on a direct default exchange a routing
+    key alone changes nothing (Celery publishes to the queue by its name)."""
+    ran: list[tuple[str, str]] = []
+
+    @app.task(bind=True)
+    def job(self: Any, label: str) -> None:
+        ran.append((label, self.request.delivery_info["routing_key"]))
+
+    app.conf.task_default_queue = "default"
+    app.conf.task_default_exchange = "tasks"
+    app.conf.task_default_exchange_type = "topic"
+    app.conf.task_default_routing_key = "task.default"
+    app.conf.task_queues = (
+        Queue("default", routing_key="task.#"),
+        Queue("feeds", routing_key="feed.#"),
+        Queue("images", Exchange("media", type="direct"), routing_key="media.image"),
+        Queue("videos", Exchange("media", type="direct"), routing_key="media.video"),
+    )
+    app.conf.task_routes = {"*.import_feed": {"routing_key": "feed.import"}}
+
+    @app.task(bind=True)
+    def import_feed(self: Any) -> None:
+        ran.append(("routed", self.request.delivery_info["routing_key"]))
+
+    job.apply_async(("topic",), routing_key="feed.sports.news")
+    job.apply_async(("default",))
+    job.apply_async(("direct",), exchange="media", routing_key="media.video")
+    job.apply_async(("object",), exchange=Exchange("media"), routing_key="media.image")
+    import_feed.delay()
+    with pytest.raises(QueueNotFound, match="no queue in task_queues is bound"):
+        job.apply_async(("lost",), routing_key="nothing.matches")
+    with pytest.raises(QueueNotFound, match="no queue"):
+        job.apply_async(("lost",), exchange="media", routing_key="media.audio")
+    with worker(app, queues="default,feeds,images,videos"):
+        wait_until(lambda: len(ran) == 5)
+    assert sorted(ran) == [
+        ("default", "default"),
+        ("direct", "videos"),
+        ("object", "images"),
+        ("routed", "feeds"),
+        ("topic", "feeds"),
+    ]
+    # the default setup (a direct exchange): a routing key alone leaves the queue as it was
+    plain = Celery("plain", broker="memory://routing-plain")
+    assert plain.producer.build_message("t", routing_key="anything").queue == "celery"
