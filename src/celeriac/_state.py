@@ -42,6 +42,10 @@ class Context:
     headers: dict[str, Any] | None = None
     stamped_headers: list[str] | None = None  # the names of the stamps (Signature.stamp)
     stamps: dict[str, Any] | None = None
+    #: what ``apply_async(argsrepr=..., kwargsrepr=...)`` shows of the arguments (None: not
+    #: given)
+    argsrepr: str | None = None
+    kwargsrepr: str | None = None
     origin: str | None = None
     ignore_result: bool = False
     timelimit: tuple[float | None, float | None] = (None, None)

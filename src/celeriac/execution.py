@@ -139,6 +139,8 @@ def make_request(
         headers=message.headers,
         stamped_headers=(message.headers or {}).get("stamped_headers"),
         stamps=(message.headers or {}).get("stamps"),
+        argsrepr=(message.headers or {}).get("argsrepr"),
+        kwargsrepr=(message.headers or {}).get("kwargsrepr"),
         reply_to=message.headers.get("reply_to"),  # rpc://: the sender's reply queue
         origin=message.origin,
         ignore_result=message.ignore_result,

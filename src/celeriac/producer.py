@@ -171,6 +171,10 @@ class Producer:
                 else conf.task_ignore_result
             )
         headers = dict(headers or {})
+        for key in ("argsrepr", "kwargsrepr"):  # what events and logs show of the arguments
+            shown = options.pop(key, None)
+            if shown is not None:
+                headers[key] = str(shown)
         properties = {key: options.pop(key) for key in PROPERTIES if key in options}
         chord = options.pop("chord", None)
         reply_to = options.pop("reply_to", None)

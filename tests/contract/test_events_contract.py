@@ -166,3 +166,32 @@ def test_producers_send_task_sent_when_asked(app: Celery, seen: Seen) -> None:
     assert sent["name"] == add.name and sent["priority"] == 7
     assert sent["eta"] is not None and sent["eta"] > time.time() + 30
     result.revoke()
+
+
+def test_argsrepr_keeps_the_arguments_out_of_the_events(app: Celery, seen: Seen) -> None:
+    """``apply_async(argsrepr=..., kwargsrepr=...)``: task-sent and task-received show those
+    texts, never the arguments; the task gets them in its request."""
+    app.conf.worker_send_task_events = True
+    app.conf.task_send_sent_event = True
+    got: list[tuple[Any, Any]] = []
+
+    @app.task(bind=True)
+    def login(self: Any, user: str, password: str, remember: bool = False) -> str:
+        got.append((self.request.argsrepr, self.request.kwargsrepr))
+        return user
+
+    hidden = login.apply_async(
+        ("ann", "hunter2"), {"remember": True}, argsrepr="('ann', '***')", kwargsrepr="{}"
+    )
+    plain = login.delay("bob", "pw")
+    with worker(app):
+        assert hidden.get(timeout=20) == "ann" and plain.get(timeout=20) == "bob"
+        seen.until(lambda _: {"task-sent", "task-received"} <= set(seen.of(hidden.id)))
+    shown = [e for e in seen.events if e.get("uuid") == hidden.id and "received" in e["type"]]
+    shown += [e for e in seen.events if e.get("uuid") == hidden.id and e["type"] == "task-sent"]
+    for event in shown:
+        assert "hunter2" not in repr(event) and "payload" not in event
+        assert (event["args"], event["kwargs"]) == ("('ann', '***')", "{}")
+    assert ("('ann', '***')", "{}") in got and (None, None) in got
+    received = [e for e in seen.events if e.get("uuid") == plain.id and "received" in e["type"]]
+    assert received[0]["payload"]["args"] == ["bob", "pw"]  # without argsrepr: as before

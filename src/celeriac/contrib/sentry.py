@@ -72,8 +72,9 @@ def _report(
         "root_id": getattr(request, "root_id", None),
         "parent_id": getattr(request, "parent_id", None),
     }
-    if client.options.get("send_default_pii"):
-        task["args"], task["kwargs"] = list(args or ()), dict(kwargs or {})
+    if client.options.get("send_default_pii"):  # what argsrepr/kwargsrepr show, if given
+        task["args"] = getattr(request, "argsrepr", None) or list(args or ())
+        task["kwargs"] = getattr(request, "kwargsrepr", None) or dict(kwargs or {})
     event, hint = event_from_exception(
         exception,
         client_options=client.options,

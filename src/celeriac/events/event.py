@@ -155,7 +155,7 @@ def task_fields(message: Any) -> dict[str, Any]:
             value = get(key)
             if value is not None:
                 fields[key] = value
-        return fields
+        return _shown_as_given(fields, get("headers"))
     fields = {
         "uuid": message.id,
         "name": message.task,
@@ -173,6 +173,21 @@ def task_fields(message: Any) -> dict[str, Any]:
         fields["root_id"] = message.root_id
     if message.parent_id is not None:
         fields["parent_id"] = message.parent_id
+    return _shown_as_given(fields, message.headers)
+
+
+def _shown_as_given(fields: dict[str, Any], headers: Any) -> dict[str, Any]:
+    """With ``apply_async(argsrepr=..., kwargsrepr=...)``, events carry those texts in place
+    of the arguments (Celery's way to keep secrets out of monitors): the arguments
+    themselves are left out, so the task cannot be sent again from a monitor."""
+    if not isinstance(headers, dict) or not ("argsrepr" in headers or "kwargsrepr" in headers):
+        return fields
+    payload = fields.pop("payload")
+    args = payload.get("args")
+    fields["args"] = headers.get("argsrepr") or safe_repr(
+        tuple(args) if isinstance(args, list) else args, 1024
+    )
+    fields["kwargs"] = headers.get("kwargsrepr") or safe_repr(payload.get("kwargs"), 1024)
     return fields
 
 
