@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from celeriac import Celery
 from celeriac.brokers.base import Outgoing
 from celeriac.cli import main
 from celeriac.cli.messages import age
@@ -425,7 +426,6 @@ def test_flower_says_what_to_use(capsys: pytest.CaptureFixture[str]) -> None:
         (["graph", "bootsteps"], "inspect stats"),
         (["logtool", "stats", "worker.log"], "events --dump"),
         (["upgrade", "settings", "proj/settings.py", "--django"], "old upper-case setting names"),
-        (["migrate", "redis://127.0.0.1/1", "redis://127.0.0.1/2"], "moves messages between"),
     ],
 )
 def test_celerys_other_commands_say_what_to_use(
@@ -517,6 +517,23 @@ def test_migrate_rewrites_a_projects_imports(tmp_path: Path) -> None:
 def test_migrate_says_what_it_is_when_given_a_broker_url() -> None:
     done = run_cli("migrate", "amqp://localhost//")
     assert done.returncode == 2 and "rewrites a project's imports" in done.stderr
+    assert "SOURCE_URL DEST_URL" in done.stderr
+
+
+def test_migrate_moves_waiting_tasks_between_brokers(tmp_path: Path) -> None:
+    """Celery's ``migrate SOURCE DEST``, with ``-Q`` and ``-T``."""
+    old, new = f"sqlite:///{tmp_path}/old.db", f"sqlite:///{tmp_path}/new.db"
+    app = Celery("old", broker=old)
+    for queue, name in (("celery", "a"), ("celery", "b"), ("celery", "a"), ("other", "a")):
+        app.send_task(name, queue=queue)
+    done = run_cli("migrate", old, new, "-Q", "celery", "-T", "a")
+    assert done.returncode == 0, done.stderr
+    assert "moved 2 of the 3 waiting tasks" in done.stdout
+    moved = Celery("new", broker=new)
+    assert moved.broker.queue_length("celery") == 2 and app.broker.queue_length("celery") == 1
+    assert app.broker.queue_length("other") == 1
+    app.close()
+    moved.close()
 
 
 def test_a_projects_options_in_each_form_celery_took() -> None:

@@ -9,7 +9,9 @@ Queue, Exchange, Broadcast`` and ``"celery.contrib.pytest"`` in ``pytest_plugins
 Left as they are, and listed: names celeriac does not have, and imports of
 django_celery_beat, django_celery_results and flower, with what replaces them.
 
-(Celery's ``celery migrate`` moves messages between brokers; celeriac has no such command.)
+``celeriac migrate SOURCE_URL DEST_URL [-Q queues] [-T tasks] [--limit N]`` is Celery's
+command: it moves the tasks waiting in the app's queues (or those of ``-Q``) from one broker
+to another (see :mod:`celeriac.app.migrate`).
 """
 
 from __future__ import annotations
@@ -61,24 +63,48 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    m.add_argument("path", help="a project directory or a Python file")
-    m.add_argument("celerys_destination", nargs="*", help=argparse.SUPPRESS)
+    m.add_argument("path", help="a project directory or a Python file (or a broker URL)")
+    m.add_argument(
+        "celerys_destination",
+        nargs="*",
+        metavar="DEST_URL",
+        help="with a broker URL as PATH: move its waiting tasks to this broker (Celery's migrate)",
+    )
     m.add_argument("-n", "--dry-run", action="store_true", help="show the diff, change nothing")
+    m.add_argument("-Q", "--queues", help="moving tasks: these queues only (comma-separated)")
+    m.add_argument("-T", "--tasks", help="moving tasks: these task names only (comma-separated)")
+    m.add_argument("--limit", type=int, help="moving tasks: stop after this many")
     m.set_defaults(func=cmd_migrate)
+
+
+def _move_tasks(app: Celeriac, args: argparse.Namespace) -> int:
+    """Celery's ``migrate SOURCE DEST``: the waiting tasks of one broker moved to another."""
+    from ..app.migrate import migrate_tasks
+
+    if "://" not in args.path or len(args.celerys_destination) != 1:
+        raise CLIError(
+            "celeriac migrate PATH rewrites a project's imports; celeriac migrate SOURCE_URL "
+            "DEST_URL moves the tasks waiting in one broker to another",
+            EXIT_USAGE,
+        )
+    source, dest = args.path, args.celerys_destination[0]
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
+    if args.dry_run:
+        raise CLIError("--dry-run rewrites nothing and moves nothing: leave it out", EXIT_USAGE)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    state = migrate_tasks(source, dest, app=app, queues=queues, tasks=tasks, limit=args.limit)
+    print(f"moved {state.filtered} of the {state.count} waiting tasks looked at")
+    return 0
 
 
 def cmd_migrate(app: Celeriac, args: argparse.Namespace) -> int:
     if args.celerys_destination:  # Celery's ``migrate SOURCE DESTINATION``
-        raise CLIError(
-            "celeriac migrate PATH rewrites a project's imports from Celery to celeriac; "
-            "Celery's migrate SOURCE DESTINATION, which moves messages between brokers, is "
-            "not in celeriac: drain the old broker with a worker of the old project instead",
-            EXIT_USAGE,
-        )
+        return _move_tasks(app, args)
     if not os.path.exists(args.path):
         raise CLIError(
-            f"no such file or directory: {args.path} (celeriac migrate rewrites a project's "
-            "imports; Celery's migrate, which moves messages between brokers, is not in celeriac)",
+            f"no such file or directory: {args.path} (celeriac migrate PATH rewrites a "
+            "project's imports; celeriac migrate SOURCE_URL DEST_URL moves waiting tasks "
+            "between brokers)",
             EXIT_USAGE,
         )
     import difflib
