@@ -233,3 +233,24 @@ def test_a_join_inside_a_task_on_a_worker_is_refused() -> None:
     with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False):
         assert "Never call result.get() within a task" in outer.delay(False).get(timeout=10)
         assert outer.delay(True).get(timeout=10) == 7
+
+
+def test_a_projects_own_signals_made_as_in_celery() -> None:
+    from celeriac.utils.dispatch import Signal as FromDispatch
+    from celeriac.utils.dispatch.signal import Signal as FromModule
+
+    assert FromDispatch is FromModule
+    got: list[tuple[Any, Any]] = []
+    plain = FromDispatch()
+    named = FromDispatch(name="order_paid", providing_args=["order"], use_caching=True)
+    old_style = FromDispatch(["order"])  # Celery 4: the first argument is providing_args
+    assert old_style.providing_args == ("order",) and named.name == "order_paid"
+
+    @named.connect
+    def on_paid(sender: Any = None, order: Any = None, **kwargs: Any) -> None:
+        got.append((sender, order))
+
+    plain.connect(lambda sender=None, **kwargs: got.append((sender, "plain")))
+    named.send(sender="shop", order=7)
+    plain.send(sender="x")
+    assert got == [("shop", 7), ("x", "plain")]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 logger = logging.getLogger("celeriac.signals")
@@ -32,11 +32,20 @@ def _sender_matches(wanted: Any, sender: Any) -> bool:
 
 
 class Signal:
-    """A named hook point. ``connect`` receivers, ``send`` to call them."""
+    """A named hook point. ``connect`` receivers, ``send`` to call them. A project's own
+    signals are made as in Celery: ``Signal()``, ``Signal(name="x", providing_args=[...])``
+    (``providing_args`` and ``use_caching`` are accepted)."""
 
-    def __init__(self, name: str, providing_args: tuple[str, ...] = ()) -> None:
-        self.name = name
-        self.providing_args = providing_args
+    def __init__(
+        self,
+        name: str | Sequence[str] | None = None,
+        providing_args: Any = (),
+        use_caching: bool = False,
+    ) -> None:
+        if name is not None and not isinstance(name, str):  # Celery 4's Signal(["x", "y"])
+            name, providing_args = None, name
+        self.name = name or "signal"
+        self.providing_args = tuple(providing_args or ())
         self._lock = threading.Lock()
         self._receivers: list[tuple[Any, Any, Any]] = []  # (key, sender, ref)
 
