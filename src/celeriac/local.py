@@ -167,34 +167,6 @@ class Proxy:
     __le__ = _binary(operator.le)
     __gt__ = _binary(operator.gt)
     __ge__ = _binary(operator.ge)
-    __add__ = _binary(operator.add)
-    __sub__ = _binary(operator.sub)
-    __mul__ = _binary(operator.mul)
-    __matmul__ = _binary(operator.matmul)
-    __truediv__ = _binary(operator.truediv)
-    __floordiv__ = _binary(operator.floordiv)
-    __mod__ = _binary(operator.mod)
-    __divmod__ = _binary(divmod)
-    __pow__ = _binary(operator.pow)
-    __lshift__ = _binary(operator.lshift)
-    __rshift__ = _binary(operator.rshift)
-    __and__ = _binary(operator.and_)
-    __xor__ = _binary(operator.xor)
-    __or__ = _binary(operator.or_)
-    __radd__ = _reflected(operator.add)
-    __rsub__ = _reflected(operator.sub)
-    __rmul__ = _reflected(operator.mul)
-    __rmatmul__ = _reflected(operator.matmul)
-    __rtruediv__ = _reflected(operator.truediv)
-    __rfloordiv__ = _reflected(operator.floordiv)
-    __rmod__ = _reflected(operator.mod)
-    __rdivmod__ = _reflected(divmod)
-    __rpow__ = _reflected(operator.pow)
-    __rlshift__ = _reflected(operator.lshift)
-    __rrshift__ = _reflected(operator.rshift)
-    __rand__ = _reflected(operator.and_)
-    __rxor__ = _reflected(operator.xor)
-    __ror__ = _reflected(operator.or_)
     __neg__ = _unary(operator.neg)
     __pos__ = _unary(operator.pos)
     __abs__ = _unary(operator.abs)
@@ -203,6 +175,18 @@ class Proxy:
     __float__ = _unary(float)
     __complex__ = _unary(complex)
     __index__ = _unary(operator.index)
+
+
+#: the arithmetic operators a proxy forwards, each in both orders (``p + 1``, ``1 + p``)
+_ARITHMETIC = {
+    "add": operator.add, "sub": operator.sub, "mul": operator.mul,
+    "matmul": operator.matmul, "truediv": operator.truediv, "floordiv": operator.floordiv,
+    "mod": operator.mod, "divmod": divmod, "pow": operator.pow, "lshift": operator.lshift,
+    "rshift": operator.rshift, "and": operator.and_, "xor": operator.xor, "or": operator.or_,
+}  # fmt: skip
+for _name, _op in _ARITHMETIC.items():
+    setattr(Proxy, f"__{_name}__", _binary(_op))
+    setattr(Proxy, f"__r{_name}__", _reflected(_op))
 
 
 class PromiseProxy(Proxy):

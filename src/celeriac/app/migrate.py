@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "State",
     "StopFiltering",
+    "TaskMessage",
     "migrate_tasks",
     "move",
     "move_by_idmap",
