@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import types
 import warnings
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +20,7 @@ from celeriac.exceptions import ImproperlyConfigured, MaxRetriesExceededError, N
 from celeriac.message import Message
 from celeriac.result import EagerResult
 from celeriac.routing import _topic_match
+from conftest import wait_until
 
 
 def test_public_surface() -> None:
@@ -715,3 +720,42 @@ def test_celerys_signature_helpers(memory_app: Celery) -> None:
 )
 def test_topic_bindings_match_as_amqp_does(binding: str, key: str, matches: bool) -> None:
     assert _topic_match(binding.split("."), key.split(".")) is matches
+
+
+def test_the_current_task_seen_from_the_app(memory_app: Celery) -> None:
+    seen: list[tuple[Any, Any]] = []
+
+    @memory_app.task
+    def look() -> None:
+        seen.append((memory_app.current_task, memory_app.current_worker_task))
+
+    look.apply()
+    assert seen == [(look, None)]  # eagerly: no worker's task
+    assert memory_app.current_task is None and memory_app.WorkController.__name__ == "Worker"
+    assert memory_app.either("task_default_queue", None) == "celery"
+    assert memory_app.either("task_default_queue", None, "mine") == "mine"
+    memory_app.finalize()
+    assert memory_app.finalized and memory_app.configured
+
+
+def test_app_beat_runs_beat_in_this_process(tmp_path: Path) -> None:
+    """Celery's ``app.Beat(...).run()``: beat sends what is due until SIGTERM."""
+    script = tmp_path / "embedded.py"
+    script.write_text(
+        "from celeriac import Celery\n"
+        f"app = Celery('embedded', broker='sqlite:///{tmp_path}/b.db')\n"
+        "app.conf.beat_schedule = {'tick': {'task': 'proj.tick', 'schedule': 0.5}}\n"
+        f"app.Beat(loglevel='INFO', schedule='{tmp_path}/beat-state', max_interval=0.5,"
+        " quiet=True).run()\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    app = Celery("reader", broker=f"sqlite:///{tmp_path}/b.db")
+    try:
+        wait_until(lambda: app.broker.queue_length("celery") >= 2, timeout=30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        app.close()
+    assert proc.returncode == 0, err
+    with pytest.raises(TypeError, match="does not take colour"):
+        app.Beat(colour=True)

@@ -561,6 +561,41 @@ class Celeriac:
 
     start = worker_main
 
+    def Beat(self, **options: Any) -> EmbeddedBeat:
+        """Celery's ``app.Beat(loglevel=..., scheduler=..., schedule=...).run()``: beat in
+        this process, as ``celeriac beat`` runs it, until SIGTERM or SIGINT."""
+        return EmbeddedBeat(self, options)
+
+    @property
+    def WorkController(self) -> type:
+        """The worker class (Celery's name; :meth:`Worker` makes one for this app)."""
+        from ..worker import Worker
+
+        return Worker
+
+    @property
+    def current_task(self) -> Task | None:
+        """The task running in this thread or coroutine (in a worker or eagerly), or None."""
+        task: Task | None = _state.get_current_task()
+        return task
+
+    @property
+    def current_worker_task(self) -> Task | None:
+        """:attr:`current_task`, when a worker runs it (not eagerly)."""
+        request = _state.current_request.get()
+        return None if request is None or request.is_eager else request.task
+
+    @property
+    def finalized(self) -> bool:
+        """Are the tasks registered and the configuration read (see :meth:`finalize`)?"""
+        return self._finalized
+
+    configured = finalized
+
+    def either(self, default_key: str, *defaults: Any) -> Any:
+        """The first of ``defaults`` that is not None, else the setting ``default_key``."""
+        return next((d for d in defaults if d is not None), self.conf.get(default_key))
+
     # Last in the class: a method's annotation that names Task means the task class.
     @property
     def Task(self) -> type[Task]:
@@ -571,6 +606,47 @@ class Celeriac:
     @Task.setter
     def Task(self, cls: type[Task]) -> None:
         self.task_cls = cls
+
+
+#: ``app.Beat(...)``'s options and the ``celeriac beat`` flags they become; Celery's options
+#: about its console output are accepted and change nothing
+_BEAT_FLAGS = {
+    "loglevel": "-l",
+    "logfile": "-f",
+    "scheduler": "-S",
+    "scheduler_cls": "-S",
+    "schedule": "-s",
+    "max_interval": "--max-interval",
+    "pidfile": "--pidfile",
+}
+_BEAT_IGNORED = frozenset(
+    {"quiet", "no_color", "redirect_stdouts", "redirect_stdouts_level", "socket_timeout"}
+)
+
+
+class EmbeddedBeat:
+    """What ``app.Beat(**options)`` returns: ``run()`` runs beat in this process."""
+
+    def __init__(self, app: Celeriac, options: dict[str, Any]) -> None:
+        unknown = set(options) - _BEAT_FLAGS.keys() - _BEAT_IGNORED
+        if unknown:
+            raise TypeError(
+                f"app.Beat() does not take {', '.join(sorted(unknown))} (it takes "
+                f"{', '.join(sorted(_BEAT_FLAGS))})"
+            )
+        self.app = app
+        self.argv = ["beat"]
+        for key, value in options.items():
+            if key in _BEAT_FLAGS and value is not None:
+                if key.startswith("scheduler") and not isinstance(value, str):
+                    value = f"{value.__module__}:{value.__qualname__}"
+                self.argv += [_BEAT_FLAGS[key], str(value)]
+
+    def run(self) -> None:
+        """Run beat until SIGTERM or SIGINT."""
+        from ..cli import main
+
+        main(["-A", _AppRef(self.app), *self.argv])
 
 
 class _AppRef(str):
