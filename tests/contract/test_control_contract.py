@@ -13,6 +13,7 @@ from typing import Any
 
 from celeriac import Celery
 from celeriac.exceptions import SoftTimeLimitExceeded
+from celeriac.worker import state
 from conftest import wait_until
 from contract.test_worker_contract import worker
 
@@ -174,3 +175,35 @@ def test_pool_restart_reloads_modules_in_a_threads_pool(app: Celery, tmp_path: P
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("restarted_helper", None)
+
+
+def test_celerys_worker_state_views_see_the_running_worker(app: Celery) -> None:
+    """``celery.worker.state``'s names, as a project's health checks and control commands
+    read them in the worker's process."""
+    gate = threading.Event()
+
+    @app.task
+    def held() -> None:
+        gate.wait(20)
+
+    @app.task
+    def quick() -> int:
+        return 1
+
+    assert len(state.active_requests) == 0 and len(state.total_count) == 0  # no worker
+    try:
+        with worker(app, concurrency=1):
+            assert quick.delay().get(timeout=20) == 1
+            running = held.delay()
+            wait_until(lambda: len(state.active_requests) == 1)
+            [request] = list(state.active_requests)
+            assert (request.id, request.name) == (running.id, held.name)
+            assert request.info()["id"] == running.id and running.id in state.requests
+            wait_until(lambda: state.total_count.get(quick.name) == 1)
+            app.control.revoke("revoked-elsewhere")
+            wait_until(lambda: "revoked-elsewhere" in state.revoked, timeout=30)
+            gate.set()
+            running.get(timeout=20)
+    finally:
+        gate.set()
+    assert len(state.requests) == 0 and "revoked-elsewhere" not in state.revoked

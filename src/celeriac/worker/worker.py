@@ -31,6 +31,7 @@ from ..routing import Broadcast, leave_broadcasts, private_queue
 from ..serialization import content_types
 from ..utils.nodenames import NODENAME_DEFAULT, host_format, nodename
 from ..utils.urls import safe_url
+from . import state
 from .consumer import Consumer
 from .events import WorkerEvents
 from .heartbeat import Heartbeat
@@ -216,6 +217,7 @@ class Worker:
             self.pool_name,
             self.concurrency,
         )
+        state.set_worker(self)
         signals.worker_ready.send(sender=self)
         self.ready.set()
         beat_thread = self._start_beat()
@@ -235,6 +237,7 @@ class Worker:
             self._shutdown()
             heartbeat.stop()
             self.remote.stop()
+            state.set_worker(None)
         return self.exitcode
 
     def _make_pool(self) -> Pool:
