@@ -587,6 +587,12 @@ class Inspect:
     def revoked(self) -> dict[str, Any] | None:
         return self._ask("revoked")
 
+    def hello(self, from_node: str, revoked: Any = None) -> dict[str, Any] | None:
+        """Celery's start-up exchange between workers: each other worker answers with the
+        revoked ids it holds and its clock (celeriac's workers need no such exchange: their
+        revocations are shared through the result backend)."""
+        return self._ask("hello", from_node=from_node)
+
     def memsample(self) -> dict[str, Any] | None:
         """Each worker's resident memory (RSS), and its pool's processes', as a short text
         (kept by the worker for :meth:`memdump`)."""

@@ -192,7 +192,7 @@ def test_celerys_worker_state_views_see_the_running_worker(app: Celery) -> None:
 
     assert len(state.active_requests) == 0 and len(state.total_count) == 0  # no worker
     try:
-        with worker(app, concurrency=1):
+        with worker(app, concurrency=1) as w:
             assert quick.delay().get(timeout=20) == 1
             running = held.delay()
             wait_until(lambda: len(state.active_requests) == 1)
@@ -202,6 +202,9 @@ def test_celerys_worker_state_views_see_the_running_worker(app: Celery) -> None:
             wait_until(lambda: state.total_count.get(quick.name) == 1)
             app.control.revoke("revoked-elsewhere")
             wait_until(lambda: "revoked-elsewhere" in state.revoked, timeout=30)
+            inspect = app.control.inspect(timeout=5, destination=[w.hostname])
+            [hello] = (inspect.hello("other@host") or {}).values()
+            assert "revoked-elsewhere" in hello["revoked"] and hello["clock"] >= 1
             gate.set()
             running.get(timeout=20)
     finally:

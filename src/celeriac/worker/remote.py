@@ -72,6 +72,7 @@ class Remote:
             "registered": self.registered,
             "active_queues": self.active_queues,
             "revoked": self.revoked,
+            "hello": self.hello,
             "query_task": self.query_task,
             "shutdown": self.shutdown,
             "conf": self.conf,
@@ -273,6 +274,13 @@ class Remote:
             }
             for q in self.worker.queues
         ]
+
+    def hello(self, from_node: str = "", **_: Any) -> dict[str, Any] | None:
+        """Celery's ``hello``: the revoked ids and the clock, to another worker (None to
+        itself)."""
+        if from_node == self.worker.hostname:
+            return None
+        return {"revoked": self.revoked(), "clock": self.handled}
 
     def revoked(self) -> list[str]:
         """The ids revoked cluster-wide, read now: a revocation made just before counts."""
