@@ -2,8 +2,7 @@
 
 ``dev.py`` copies this file into the downloaded suite as ``t/integration/_celeriac_shim.py``
 and rewrites every ``from celery... import ...`` of the suite into a call of
-:func:`imported`: a name celeriac offers is celeriac's, a test helper of Celery's (its
-``Manager``, ``anon_nodename``) is the small one below, and any other missing name becomes a
+:func:`imported`: a name celeriac offers is celeriac's, any other missing name becomes a
 placeholder that fails the tests using it (and only those) with ``NotImplementedError``.
 
 The suite's ``conftest.py`` ends with ``from ._celeriac_shim import *``, which replaces
@@ -18,101 +17,22 @@ import importlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from celeriac import states
-from celeriac.result import ResultSet
+from celeriac.utils.nodenames import anon_nodename
 
 __all__ = ["celery_session_worker", "pytest_configure", "pytest_terminal_summary"]
 
 #: What each missing name was asked for as (``celery.canvas.StampingVisitor``).
 MISSING: set[str] = set()
 WORKER_LOG = Path(os.environ.get("CELERY_SUITE_WORKER_LOG", "celeriac-worker.log"))
-
-
-def anon_nodename(hostname: str | None = None, prefix: str = "gen") -> str:
-    """The worker's node name: Celery's test worker runs in the test process and is named
-    after it; the shim's worker process is given the same name."""
-    return f"{prefix}{os.getpid()}@{hostname or socket.gethostname()}"
-
-
-class Manager:
-    """The part of Celery's ``celery.contrib.testing.manager.Manager`` the suite uses."""
-
-    def __init__(self, app: Any, **kwargs: Any) -> None:
-        self.app = app
-
-    def inspect(self, timeout: float = 3.0) -> Any:
-        return self.app.control.inspect(timeout=timeout)
-
-    def join(self, r: Any, propagate: bool = False, max_retries: int = 10, **kwargs: Any) -> Any:
-        if not isinstance(r, ResultSet):
-            r = ResultSet([r], app=self.app)
-        return r.get(propagate=propagate, **kwargs)
-
-    def wait_until_idle(self) -> None:
-        while self.app.control.purge():
-            pass
-        inspect = self.app.control.inspect()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            replies = inspect.active() or {}
-            if not sum(len(tasks) for tasks in replies.values()):
-                return
-            time.sleep(0.1)
-
-    def _wait(self, check: Any, timeout: float, desc: str) -> bool:
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out {desc}")
-            time.sleep(0.1)
-        return True
-
-    def assert_result_tasks_in_progress_or_completed(
-        self, async_results: Sequence[Any], interval: float = 0.5, desc: str = "", **policy: Any
-    ) -> bool:
-        started = (states.STARTED, states.SUCCESS)
-        return self._wait(
-            lambda: all(r.state in started for r in async_results),
-            policy.get("timeout", 30),
-            desc or "waiting for tasks to be started or completed",
-        )
-
-    def _states(self, ids: Iterable[str]) -> set[str]:
-        found: set[str] = set()
-        for reply in (self.inspect(0.5).query_task(*ids) or {}).values():
-            found.update(state for state, _ in reply.values())
-        return found
-
-    def assert_accepted(self, ids: Sequence[str], interval: float = 0.5, **policy: Any) -> bool:
-        return self._wait(
-            lambda: self._states(ids) <= {"active", "ready"} and bool(self._states(ids)),
-            policy.get("timeout", 30),
-            "waiting for tasks to be accepted",
-        )
-
-    def assert_received(self, ids: Sequence[str], interval: float = 0.5, **policy: Any) -> bool:
-        return self._wait(
-            lambda: bool(self._states(ids)),
-            policy.get("timeout", 30),
-            "waiting for tasks to be received",
-        )
-
-
-#: Celery's test helpers, which are not part of what celeriac offers.
-HELPERS: dict[str, Any] = {
-    "celery.utils.nodenames.anon_nodename": anon_nodename,
-    "celery.contrib.testing.manager.Manager": Manager,
-}
 
 
 class _Missing(type):
@@ -152,7 +72,7 @@ def imported(module: str, names: Sequence[str]) -> tuple[Any, ...]:
             except ImportError:
                 value = None
         if value is None:
-            value = HELPERS.get(dotted) or _placeholder(dotted)
+            value = _placeholder(dotted)
         found.append(value)
     return tuple(found)
 

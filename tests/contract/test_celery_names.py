@@ -4,6 +4,7 @@ worker requests (Task.Request), the old task_sent signal, task_store_errors_even
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 import celeriac
 from celeriac import Celery, Task, chain, group, signals, states
 from celeriac.app.control import flatten_reply
+from celeriac.contrib.testing.manager import Manager, Sentinel
 from celeriac.events.state import heartbeat_expires
 from celeriac.exceptions import (
     BackendError,
@@ -373,3 +375,33 @@ def test_get_reports_progress_to_on_message(app: Celery) -> None:
     progress = [r for s, r in seen if s == "PROGRESS"]
     assert progress == [{"done": i, "of": 3} for i in range(1, 4)]
     assert seen[-1] == (states.SUCCESS, "crunched") and ticks
+
+
+def test_celerys_test_manager_waits_on_the_workers(app: Celery) -> None:
+    """``celery.contrib.testing.manager.Manager``, as integration test suites use it."""
+    gate = threading.Event()
+
+    @app.task
+    def held() -> str:
+        gate.wait(20)
+        return "done"
+
+    manager = Manager(app)
+    result = held.delay()
+    assert manager.missing_results([result]) == [result.id]
+    with worker(app, concurrency=1) as w:
+        manager.inspect = lambda timeout=3.0: app.control.inspect(  # type: ignore[method-assign]
+            timeout=timeout, destination=[w.hostname]
+        )
+        manager.assert_received([result.id], timeout=20)
+        manager.assert_accepted([result.id], timeout=20)
+        assert result.id in manager.query_task_states([result.id])["active"]
+        manager.ensure_not_for_a_while(
+            lambda: manager.true_or_raise(result.ready), (Sentinel,), max_retries=3
+        )
+        gate.set()
+        assert manager.join(result) == ["done"]
+        assert manager.wait_for(lambda: manager.true_or_raise(result.ready), (Sentinel,))
+        manager.assert_result_tasks_in_progress_or_completed([result], timeout=5)
+    with pytest.raises(Sentinel):
+        manager.wait_for(lambda: manager.true_or_raise(lambda: False), (Sentinel,), max_retries=1)
