@@ -759,3 +759,33 @@ def test_app_beat_runs_beat_in_this_process(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     with pytest.raises(TypeError, match="does not take colour"):
         app.Beat(colour=True)
+
+
+def test_celerys_constructor_arguments() -> None:
+    """``strict_typing``, ``changes``, ``fixups`` and ``loader`` as Celery takes them; its
+    component classes (``log=``, ``amqp=`` ...) are refused at once."""
+    changes = {"timezone": "UTC"}
+    loose = Celery("loose", broker="memory://ctor", strict_typing=False, changes=changes)
+
+    @loose.task
+    def one(x: int) -> int:
+        return x
+
+    class Checked(Task):
+        typing = True
+
+    @loose.task(base=Checked)
+    def checked(x: int) -> int:
+        return x
+
+    one.apply_async((1, 2))  # not checked: strict_typing=False
+    with pytest.raises(TypeError):
+        checked.apply_async((1, 2))  # the base class says
+    assert loose.conf.timezone == "UTC" and loose.autofinalize
+    assert Celery("plain", fixups=[])._fixups == []
+    assert Celery("dj", fixups=["celery.fixups.django:fixup"])._fixups
+    Celery("loader", loader="celery.loaders.app:AppLoader")
+    for component in ("log", "amqp", "events", "control"):
+        with pytest.raises(ImproperlyConfigured, match=f"{component}=..."):
+            options: dict[str, Any] = {component: "proj.parts:Mine"}
+            Celery("custom", **options)

@@ -85,10 +85,20 @@ class Celeriac:
         set_as_current: bool = True,
         task_cls: type[Task] | str | None = None,
         autofinalize: bool = True,
+        strict_typing: bool = True,
+        changes: Mapping[str, Any] | None = None,
+        fixups: Iterable[str] | None = None,
+        loader: Any = None,
         **preconf: Any,
     ) -> None:
+        _refuse_components(preconf, loader)
         self.main = main
+        self.autofinalize = autofinalize
+        #: check a call's arguments against the task's signature, unless a task says
+        self.strict_typing = strict_typing
         self.conf = Settings(preconf)
+        if changes:
+            self.conf.update(changes)
         if broker:
             self.conf.broker_url = broker
         if backend:
@@ -97,9 +107,11 @@ class Celeriac:
             self.conf.include = tuple(include)
         if config_source is not None:
             self.config_from_object(config_source, namespace=namespace)
+        wanted = None if fixups is None else " ".join(fixups)  # Celery's paths name them
         self._fixups = [
             plugins.load(plugins.FIXUPS, name, "fix-up")
             for name in sorted(plugins.entry_points(plugins.FIXUPS))
+            if wanted is None or name in wanted
         ]
         for fixup in self._fixups:
             fixup.install(self)
@@ -205,7 +217,10 @@ class Celeriac:
         if existing is not None and getattr(existing, "_fun", None) is fun:
             return existing
         base = options.get("base") or self.task_cls
-        cls = build_task_class(fun, self, name, base, dict(options))
+        options = dict(options)
+        if not self.strict_typing and not any("typing" in vars(c) for c in base.__mro__[:-2]):
+            options.setdefault("typing", False)  # unless the task or its base class says
+        cls = build_task_class(fun, self, name, base, options)
         task = cls()
         self._tasks[name] = task
         if self._finalized:
@@ -647,6 +662,31 @@ class EmbeddedBeat:
         from ..cli import main
 
         main(["-A", _AppRef(self.app), *self.argv])
+
+
+#: Celery's component classes, given to ``Celery(...)`` by path: celeriac has its own
+_COMPONENTS = ("amqp", "events", "log", "control", "backend_cls", "registry_cls")
+_CELERY_LOADERS = (
+    "app",
+    "default",
+    "celery.loaders.app:AppLoader",
+    "celery.loaders.default:Loader",
+)
+
+
+def _refuse_components(preconf: dict[str, Any], loader: Any) -> None:
+    """Celery's ``Celery(log=..., events=..., amqp=..., control=..., loader=...)`` name
+    classes to replace its parts with: refused at once (a project's own class would be
+    silently unused), save Celery's own loaders."""
+    given = [name for name in _COMPONENTS if preconf.pop(name, None) is not None]
+    if loader is not None and str(loader) not in _CELERY_LOADERS:
+        given.append("loader")
+    if given:
+        raise ImproperlyConfigured(
+            f"Celery({', '.join(f'{n}=...' for n in given)}): celeriac has its own "
+            "components and does not take classes to replace them; subclass celeriac's "
+            "Celery (or Task, with task_cls=) for what the project changes"
+        )
 
 
 class _AppRef(str):
