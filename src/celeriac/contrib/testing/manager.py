@@ -85,27 +85,13 @@ class ManagerMixin:
         fun: Callable[[], Any],
         catch: Sequence[type[BaseException]],
         desc: str = "thing",
-        max_retries: int = 20,
-        interval_start: float = 0.1,
-        interval_step: float = 0.02,
-        interval_max: float = 1.0,
-        emit_warning: bool = False,
-        **options: Any,
+        **policy: Any,
     ) -> None:
-        """Make sure ``fun`` keeps raising one of ``catch`` for a while: AssertionError if
-        it returns."""
+        """Make sure ``fun`` keeps raising one of ``catch`` for a while (20 quick tries, or
+        :meth:`wait_for`'s ``policy``): AssertionError if it returns."""
+        policy = {"max_retries": 20, "interval_step": 0.02, "interval_max": 1.0, **policy}
         try:
-            self.wait_for(
-                fun,
-                catch,
-                desc=desc,
-                max_retries=max_retries,
-                interval_start=interval_start,
-                interval_step=interval_step,
-                interval_max=interval_max,
-                emit_warning=emit_warning,
-                **options,
-            )
+            self.wait_for(fun, catch, desc=desc, **policy)
         except tuple(catch):
             return
         raise AssertionError(f"Should not have happened: {desc}")
