@@ -64,7 +64,7 @@ class TaskRegistry(dict[str, Task]):
         raise NotRegistered(key)
 
     def regular(self) -> dict[str, Task]:
-        return {k: v for k, v in self.items() if not k.startswith(("celeriac.", "celery."))}
+        return {k: v for k, v in self.items() if not k.startswith("celeriac.")}
 
 
 class Celeriac:
