@@ -581,6 +581,15 @@ def run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
     return box.get("v")
 
 
+def close_loop() -> None:
+    """Close the event loop :func:`run_coroutine` kept for this thread (a pool thread that
+    ends, a pool that stops)."""
+    loop = getattr(_loops, "loop", None)
+    _loops.loop = None
+    if loop is not None and not loop.is_closed() and not loop.is_running():
+        loop.close()
+
+
 def execute(
     app: Celeriac, task: Task, message: Message, hostname: str | None, delivery_info: dict[str, Any]
 ) -> Outcome:

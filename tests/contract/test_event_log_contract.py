@@ -3,10 +3,12 @@ newest, the oldest or a cursor, waits, bounds, and many readers of one log."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -115,11 +117,38 @@ def test_appends_from_threads_are_all_kept(event_log: EventLog) -> None:
         t.start()
     for t in threads:
         t.join()
-    got = bodies(read_all(event_log.reader(OLDEST), 20))
+    reader = event_log.reader(OLDEST)
+    got = bodies(read_all(reader, 20))
+    reader.close()
     assert sorted(got) == sorted(f"{n}-{i}".encode() for n in range(4) for i in range(5))
     for n in range(4):  # each thread's events in its order
         mine = [g for g in got if g.startswith(f"{n}-".encode())]
         assert mine == [f"{n}-{i}".encode() for i in range(5)]
+
+
+def test_closing_the_log_closes_what_every_appending_thread_opened(
+    broker_setup: BrokerSetup,
+) -> None:
+    with warnings.catch_warnings():  # what earlier tests left is not this test's
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    options: dict[str, object] = {}
+    if broker_setup.name == "amqp":
+        options["queue"] = f"celeriac.events.test-{os.getpid()}-{next(_streams)}"
+    log = create_event_log(broker_setup.url, options)
+    threads = [threading.Thread(target=log.append, args=([b"e"],)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    del threads
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        log.close()
+        gc.collect()
+    if broker_setup.name == "amqp":
+        amqp_delete_queues(broker_setup.url, [str(options["queue"])])
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
 
 
 def test_trim_keeps_the_newest(event_log: EventLog, broker_setup: BrokerSetup) -> None:

@@ -6,7 +6,8 @@ age (``x-max-age``) and by size (``x-max-length-bytes``, ``max_events`` times
 ``event_size`` bytes, 1 KiB by default), as it writes; :meth:`AMQPEventLog.trim` has
 nothing to do. The retention is fixed when the stream is first declared.
 
-pika's blocking connections are used: one per appending thread, one per reader.
+pika's blocking connections are used: one per appending thread, one per reader. Closing the
+log closes every appending thread's connection.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class AMQPEventLog:
         }
         self._params = connection_parameters(url, options)
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._publishers: list[tuple[int, Any]] = []  # (pid, connection) of every thread
 
     # -- connections ----------------------------------------------------------------------
 
@@ -94,6 +97,8 @@ class AMQPEventLog:
         conn, channel = self.connect()
         channel.confirm_delivery()
         self._local.held = (os.getpid(), conn, channel)
+        with self._lock:
+            self._publishers.append((os.getpid(), conn))
         return channel
 
     # -- the protocol -------------------------------------------------------------------------
@@ -124,12 +129,19 @@ class AMQPEventLog:
         """Nothing to do: RabbitMQ applies the stream's retention as it writes."""
 
     def close(self) -> None:
-        self._drop_publisher()
+        """Close the connections of every thread that appended (in this process)."""
+        with self._lock:
+            held, self._publishers = self._publishers, []
+        for pid, conn in held:
+            if pid == os.getpid():
+                _close(conn)
 
     def _drop_publisher(self) -> None:
         held = getattr(self._local, "held", None)
         self._local.held = None
         if held is not None and held[0] == os.getpid():
+            with self._lock:
+                self._publishers = [p for p in self._publishers if p[1] is not held[1]]
             _close(held[1])
 
 

@@ -167,6 +167,19 @@ class EventDispatcher:
         return batch
 
     def _run(self) -> None:
+        """The writer: it owns the log, and closes it when it stops."""
+        try:
+            self._write_until_closed()
+        finally:
+            self._writing = False
+            log, self._log = self._log, None
+            if log is not None:
+                try:
+                    log.close()
+                except Exception:
+                    pass
+
+    def _write_until_closed(self) -> None:
         pause = self.flush_interval
         while True:
             self._wake.wait(pause)
@@ -192,10 +205,9 @@ class EventDispatcher:
                     self._failing = True
                     logger.warning("events cannot be sent now (%s); they are kept", safe_repr(exc))
                 if self._closed:
-                    self._writing = False
                     return
                 pause = min(max(pause * 2, 0.5), 5.0)
-                time.sleep(pause)
+                self._wake.wait(pause)  # closing wakes it
             finally:
                 self._writing = False
 
@@ -244,16 +256,19 @@ class EventDispatcher:
         return True
 
     def close(self, timeout: float = 5.0) -> None:
-        """Write what is buffered (for up to ``timeout`` seconds), then stop the writer."""
+        """Write what is buffered (for up to ``timeout`` seconds), then stop the writer,
+        which closes the log."""
         self.flush(timeout)
         with self._lock:
             self._closed = True
+            thread = self._thread
         self._wake.set()
-        if self._log is not None and self._pid == os.getpid():
-            try:
-                self._log.close()
-            except Exception:
-                pass
+        if (
+            thread is not None
+            and self._pid == os.getpid()
+            and thread is not threading.current_thread()
+        ):
+            thread.join(timeout)
 
     def __enter__(self) -> EventDispatcher:
         return self

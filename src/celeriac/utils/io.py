@@ -207,7 +207,11 @@ class Doorbell:
             pass
 
     def close(self) -> None:
-        """Stop listening: this process's socket is closed and removed."""
+        """Stop listening: this process's socket is closed and removed, and its sender
+        closed."""
+        if self._sender is not None and self._sender_pid == os.getpid():
+            self._sender.close()
+        self._sender = None
         if self._sock is not None and self._pid == os.getpid():
             self._sock.close()
             with contextlib.suppress(OSError):

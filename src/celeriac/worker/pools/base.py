@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ...brokers.base import Delivery
-from ...execution import Outcome, execute
+from ...execution import Outcome, close_loop, execute
 from ...message import Message
 from ...task import Task
 from ..timelimits import alarm_limits
@@ -224,6 +224,10 @@ class SoloPool(Pool):
     def _run(self, job: Job) -> Outcome:
         with alarm_limits(job.soft_limit, job.hard_limit):
             return execute(self.app, job.task, job.message, self.hostname, job.delivery_info)
+
+    def stop(self) -> None:
+        super().stop()
+        close_loop()  # the loop async tasks ran on, in this (the worker's) thread
 
     def join(self, timeout: float) -> bool:
         self.poll()

@@ -7,7 +7,7 @@ import time
 
 from ... import states
 from ...exceptions import SoftTimeLimitExceeded, Terminated, TimeLimitExceeded
-from ...execution import Outcome, execute
+from ...execution import Outcome, close_loop, execute
 from ...utils import keep_running
 from ..timelimits import raise_in_thread
 from .base import Pool
@@ -49,7 +49,10 @@ class ThreadPool(Pool):
             self.concurrency = concurrency
 
     def _loop(self) -> None:
-        keep_running(self._run_jobs, "a pool thread", lambda: self._stopping)
+        try:
+            keep_running(self._run_jobs, "a pool thread", lambda: self._stopping)
+        finally:
+            close_loop()
 
     def _run_jobs(self) -> None:
         while True:
