@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import types
 import warnings
 from pathlib import Path
@@ -789,3 +790,13 @@ def test_celerys_constructor_arguments() -> None:
         with pytest.raises(ImproperlyConfigured, match=f"{component}=..."):
             options: dict[str, Any] = {component: "proj.parts:Mine"}
             Celery("custom", **options)
+
+
+def test_celerys_backend_cleanup_task_deletes_expired_results(sqlite_app: Celery) -> None:
+    """A ``beat_schedule`` that names ``celery.backend_cleanup`` runs celeriac's cleanup."""
+    sqlite_app.conf.result_expires = 0.05
+    sqlite_app.results.store("old", states.SUCCESS, 1)
+    time.sleep(0.1)
+    assert sqlite_app.tasks["celery.backend_cleanup"].apply().get() >= 1
+    assert sqlite_app.AsyncResult("old").state == states.PENDING
+    assert "celery.backend_cleanup" not in sqlite_app.tasks.regular()

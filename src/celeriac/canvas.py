@@ -1239,7 +1239,13 @@ def _call_each(task: Any, it: Iterable[Any], star: bool) -> list[Any]:
 
 def register_builtins(app: Celeriac) -> None:
     """The tasks workflows use: ``celeriac.map``, ``celeriac.starmap`` and
-    ``celeriac.accumulate``."""
+    ``celeriac.accumulate``; and Celery's ``celery.backend_cleanup``, which a project's
+    ``beat_schedule`` may name (the workers delete expired results themselves too)."""
+
+    @app.task(name="celery.backend_cleanup", ignore_result=True)
+    def backend_cleanup() -> int:
+        backend = app.backend
+        return backend.cleanup() if backend is not None else 0
 
     @app.task(name="celeriac.map")
     def xmap_task(task: Any, it: Iterable[Any]) -> list[Any]:

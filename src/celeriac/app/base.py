@@ -64,7 +64,7 @@ class TaskRegistry(dict[str, Task]):
         raise NotRegistered(key)
 
     def regular(self) -> dict[str, Task]:
-        return {k: v for k, v in self.items() if not k.startswith("celeriac.")}
+        return {k: v for k, v in self.items() if not k.startswith(("celeriac.", "celery."))}
 
 
 class Celeriac:
@@ -224,13 +224,14 @@ class Celeriac:
         task = cls()
         self._tasks[name] = task
         if self._finalized:
-            self._annotate(task)
-            self._bound(task)
+            self._bind(task)
         return task
 
-    def _bound(self, task: Task) -> None:
-        """Call the task class's ``on_bound(app)`` hook, once per task and app (at finalize
-        for the tasks made before, as Celery binds them then)."""
+    def _bind(self, task: Task) -> None:
+        """Apply ``task_annotations`` to ``task`` and call its class's ``on_bound(app)`` hook
+        (once per task and app): at finalize for the tasks made before, as Celery binds
+        them then, at once for those made after."""
+        self._annotate(task)
         if task.__dict__.get("_bound_to") is not self:
             task.__dict__["_bound_to"] = self
             type(task).on_bound(self)
@@ -293,8 +294,7 @@ class Celeriac:
                 packages, related = self._pending_autodiscover.pop(0)
                 self._import_related(packages, related)
             for task in list(self._tasks.values()):
-                self._annotate(task)
-                self._bound(task)
+                self._bind(task)
             self.on_after_finalize.send(sender=self)
 
     def add_periodic_task(
@@ -400,8 +400,7 @@ class Celeriac:
         type(instance).app = self
         self._tasks[instance.name] = instance
         if self._finalized:
-            self._annotate(instance)
-            self._bound(instance)
+            self._bind(instance)
         return instance
 
     # -- connections ----------------------------------------------------------------------

@@ -182,12 +182,9 @@ def _shown_as_given(fields: dict[str, Any], headers: Any) -> dict[str, Any]:
     themselves are left out, so the task cannot be sent again from a monitor."""
     if not isinstance(headers, dict) or not ("argsrepr" in headers or "kwargsrepr" in headers):
         return fields
-    payload = fields.pop("payload")
-    args = payload.get("args")
-    fields["args"] = headers.get("argsrepr") or safe_repr(
-        tuple(args) if isinstance(args, list) else args, 1024
-    )
-    fields["kwargs"] = headers.get("kwargsrepr") or safe_repr(payload.get("kwargs"), 1024)
+    args, kwargs = _argument_texts(fields.pop("payload"))
+    fields["args"] = headers.get("argsrepr") or args
+    fields["kwargs"] = headers.get("kwargsrepr") or kwargs
     return fields
 
 
@@ -199,9 +196,16 @@ def with_celery_fields(event: dict[str, Any]) -> dict[str, Any]:
     (the repr of the arguments in ``payload``) and ``routing_key`` (the queue)."""
     payload = event.get("payload")
     if isinstance(payload, dict) and "args" not in event:
-        args = payload.get("args")
-        event["args"] = safe_repr(tuple(args) if isinstance(args, list) else args, 1024)
-        event["kwargs"] = safe_repr(payload.get("kwargs"), 1024)
+        event["args"], event["kwargs"] = _argument_texts(payload)
     if "queue" in event and "routing_key" not in event:
         event["routing_key"] = event["queue"]
     return event
+
+
+def _argument_texts(payload: dict[str, Any]) -> tuple[str, str]:
+    """Celery's ``args`` and ``kwargs`` fields: the repr of a payload's arguments."""
+    args = payload.get("args")
+    return (
+        safe_repr(tuple(args) if isinstance(args, list) else args, 1024),
+        safe_repr(payload.get("kwargs"), 1024),
+    )
