@@ -177,8 +177,10 @@ def test_logs_of_other_names_at_one_url_are_apart(
     try:
         other.append([b"theirs"])
         event_log.append([b"mine"])
-        assert bodies(read_all(other.reader(OLDEST), 1)) == [b"theirs"]
-        assert bodies(read_all(event_log.reader(OLDEST), 1)) == [b"mine"]
+        for log, expected in ((other, b"theirs"), (event_log, b"mine")):
+            reader = log.reader(OLDEST)
+            assert bodies(read_all(reader, 1)) == [expected]
+            reader.close()
     finally:
         other.close()
         if broker_setup.name == "amqp":

@@ -90,6 +90,14 @@ class Consumer:
     # -- consuming --------------------------------------------------------------------------
 
     def run(self) -> None:
+        try:
+            self._consume()
+        finally:
+            if self._streaming:  # the broker object may serve others after this worker
+                self.worker.broker.prefetch(0)  # type: ignore[attr-defined]
+                self._streaming = False
+
+    def _consume(self) -> None:
         assert self.worker.pool is not None
         while not self.worker.stopping:
             self.worker.pool.poll()

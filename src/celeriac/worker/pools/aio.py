@@ -65,7 +65,12 @@ class AsyncioPool(Pool):
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._ready.set()
-        self._loop.run_forever()
+        try:
+            self._loop.run_forever()
+        finally:  # stopped: nothing runs on it again
+            with contextlib.suppress(Exception):
+                self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
 
     def submit(self, job: Job) -> None:
         with self._lock:
