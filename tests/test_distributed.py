@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -280,9 +281,9 @@ def test_postgresql_connections_killed_mid_stream(tmp_path: Path) -> None:
     POSTGRES_PROCESS.prepare()
     project = Project(tmp_path, POSTGRES_PROCESS.url)
     try:
-        _stream_through_a_restart(
-            project, lambda: _terminate_postgres_connections("celeriac_test_process")
-        )
+        # this test process's own schema's connections (the other test processes have theirs)
+        name = parse_qs(urlsplit(POSTGRES_PROCESS.url).query)["application_name"][0]
+        _stream_through_a_restart(project, lambda: _terminate_postgres_connections(name))
     finally:
         project.close()
 
