@@ -611,3 +611,40 @@ def test_a_producer_that_does_not_wait_for_confirms_waits_for_them_at_exit(
     )
     subprocess.run([sys.executable, str(script)], check=True, timeout=60)
     assert broker.queue_length(Q) == 300
+
+
+def test_closing_a_stream_reader_while_events_flow_logs_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """pika rejects what reaches a consumer being cancelled; a stream takes no reject and
+    RabbitMQ closes the reader's connection, which was closing anyway: no error logged."""
+    import logging
+    import threading
+
+    from celeriac.eventlogs.amqp import AMQPEventLog
+    from celeriac.eventlogs.base import OLDEST
+    from services import amqp_delete_queues
+
+    AMQP.prepare()
+    queue = f"celeriac.events.test-closing-{os.getpid()}"
+    log = AMQPEventLog(AMQP.url, {"queue": queue})
+    stop = threading.Event()
+
+    def flow() -> None:
+        while not stop.is_set():
+            log.append([b"x" * 100] * 20)
+
+    writer = threading.Thread(target=flow)
+    writer.start()
+    try:
+        with caplog.at_level(logging.WARNING):
+            for _ in range(10):
+                reader = log.reader(OLDEST)
+                reader.read(5, 1.0)  # a window of 5: more are on their way when it closes
+                reader.close()
+    finally:
+        stop.set()
+        writer.join()
+        log.close()
+        amqp_delete_queues(AMQP.url, [queue])
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("pika")] == []

@@ -12,6 +12,7 @@ log closes every appending thread's connection.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -32,6 +33,18 @@ from .base import (
 )
 
 DEFAULT_EVENT_SIZE = 1024
+
+
+class _StreamClosing(logging.Filter):
+    """Closing a stream reader cancels its consumer, and pika rejects what reached it
+    meanwhile, which a stream does not take: RabbitMQ then closes the connection, which was
+    being closed anyway. pika logs that as an error; it is none."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "not supported by stream queues" not in record.getMessage()
+
+
+logging.getLogger("pika.adapters.blocking_connection").addFilter(_StreamClosing())
 
 
 class AMQPEventLog:
@@ -209,6 +222,10 @@ class _StreamReader:
     def close(self) -> None:
         conn, self._conn, self._channel = self._conn, None, None
         if conn is not None:
+            try:  # what reached pika is taken first: less for it to reject when cancelling
+                conn.process_data_events(time_limit=0)
+            except Exception:
+                pass
             _close(conn)
 
 
