@@ -347,3 +347,34 @@ def test_a_task_class_adds_itself_to_the_schedule_when_bound(app: Celery) -> Non
 
     app.finalize()
     assert RepeatedTask.bound == ["proj.cleanup", "proj.later"]  # once each
+
+
+def test_celerys_beat_service_runs_in_a_thread_of_the_program(app: Celery, tmp_path: Path) -> None:
+    import threading
+
+    from celeriac import beat
+    from conftest import wait_until
+
+    app.conf.beat_schedule = {"ping": {"task": "proj.ping", "schedule": 0.2}}
+    service = beat.Service(app, schedule_filename=str(tmp_path / "schedule"))
+    assert isinstance(service.scheduler, FileStore)
+    thread = threading.Thread(target=service.start)
+    thread.start()
+    got: list[Message] = []
+
+    def two_sent() -> bool:
+        got.extend(sent(app))
+        return len(got) >= 2
+
+    wait_until(two_sent, timeout=10)
+    service.stop(wait=True)
+    thread.join(5)
+    assert not thread.is_alive() and {m.task for m in got} == {"proj.ping"}
+
+    embedded = beat.EmbeddedService(app, schedule_filename=str(tmp_path / "schedule2"))
+    embedded.start()
+    wait_until(lambda: bool(sent(app)), timeout=10)
+    embedded.stop()  # type: ignore[attr-defined]
+    assert not embedded.is_alive()
+    with pytest.raises(NotImplementedError, match="celeriac beat"):
+        beat.EmbeddedService(app, thread=False)

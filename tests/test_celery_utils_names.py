@@ -399,3 +399,23 @@ def test_shared_task_proxy_is_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     assert task.__module__ == __name__ and task.__wrapped__.__name__ == "shared_add_c"
     assert task.name.endswith("shared_add_c") and task(1, 2) == 3 and task.app is app
     assert repr(task).startswith("<@shared_task:")
+
+
+def test_canvas_class_names_and_the_testing_helpers() -> None:
+    from celeriac import chain, chord, group, signature
+    from celeriac.canvas import _chain, _chord
+    from celeriac.contrib.testing.app import TestApp, setup_default_app
+    from celeriac.contrib.testing.worker import TestWorkController
+    from celeriac.worker import Worker
+
+    app = Celery("canvas-names", broker="memory://canvas-names")
+    a, b = signature("t.a", app=app), signature("t.b", app=app)
+    assert isinstance(chain(a, b), _chain) and isinstance(chord([a], b), _chord)
+    assert not isinstance(group(a, b), _chain)
+    assert TestWorkController is Worker
+
+    before = app_or_default()
+    test_app = TestApp()
+    with setup_default_app(test_app) as inside:
+        assert inside is test_app and app_or_default() is test_app
+    assert app_or_default() is before

@@ -1177,6 +1177,9 @@ def signature(varies: Any, *args: Any, **kwargs: Any) -> Signature:
 
 
 subtask = signature
+#: Celery's names for the chain and chord classes (``isinstance(sig, _chain)``)
+_chain = chain
+_chord = chord
 
 
 def check_signature(sig: Any, where: str = "signature") -> None:

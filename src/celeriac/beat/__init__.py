@@ -5,16 +5,19 @@ run state in a file), or from SQL tables editable while beat runs (:mod:`.databa
 """
 
 from .classic import PersistentScheduler, ScheduleEntry, Scheduler, SchedulingError
+from .embedded import EmbeddedService, Service
 from .entry import Entry
 from .service import Beat, FileStore, Store
 
 __all__ = [
     "Beat",
+    "EmbeddedService",
     "Entry",
     "FileStore",
     "PersistentScheduler",
     "ScheduleEntry",
     "Scheduler",
     "SchedulingError",
+    "Service",
     "Store",
 ]

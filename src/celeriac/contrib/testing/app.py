@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from ... import _state
 from ...app import Celeriac
 
 #: The settings every test app starts from (Celery's test defaults, on celeriac's memory
@@ -39,3 +42,17 @@ def TestApp(
     app = Celeriac(name or "celeriac.tests", set_as_current=set_as_current, **kwargs)
     app.conf.update(settings)
     return app
+
+
+@contextmanager
+def setup_default_app(app: Celeriac, use_trap: bool = False) -> Iterator[Celeriac]:
+    """Make ``app`` the current app for the block, then put back the one before.
+    ``use_trap`` (Celery's check that nothing uses the default app) is accepted; celeriac
+    does not trap."""
+    before = _state._current_app
+    _state.set_current_app(app)
+    try:
+        yield app
+    finally:
+        if before is not None:
+            _state.set_current_app(before)

@@ -15,6 +15,9 @@ from . import tasks
 
 logger = logging.getLogger("celeriac.contrib.testing")
 
+#: Celery's name for the worker class :func:`start_worker` runs
+TestWorkController = Worker
+
 
 @contextmanager
 def start_worker(
