@@ -800,3 +800,11 @@ def test_celerys_backend_cleanup_task_deletes_expired_results(sqlite_app: Celery
     assert sqlite_app.tasks["celery.backend_cleanup"].apply().get() >= 1
     assert sqlite_app.AsyncResult("old").state == states.PENDING
     assert "celery.backend_cleanup" not in sqlite_app.tasks.regular()
+
+
+def test_message_signing_is_refused_saying_what_to_do_instead() -> None:
+    app = Celery("signing", broker="memory://signing")
+    with pytest.raises(ImproperlyConfigured, match=r"does not sign messages.*amqps://"):
+        app.setup_security(allowed_serializers=["json"], key="k.key", cert="k.pem")
+    with pytest.raises(ImproperlyConfigured, match="security_key"):
+        app.conf.security_key = "k.key"
