@@ -48,8 +48,23 @@ def run_cli(
     )
 
 
+def _die_with_the_tests() -> Callable[[], None] | None:
+    """What a started process runs before its program, so that it is killed when the test
+    process dies (Linux): a test run that is killed leaves no worker consuming behind it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+_DIE_WITH_THE_TESTS = _die_with_the_tests()
+
+
 class Captured:
-    """A process in a session of its own, its output (stdout and stderr) read by a thread."""
+    """A process in a session of its own, its output (stdout and stderr) read by a thread;
+    killed if the test process dies."""
 
     def __init__(self, cmd: Sequence[str], **options: Any) -> None:
         self.proc = subprocess.Popen(
@@ -59,6 +74,7 @@ class Captured:
             text=True,
             errors="replace",
             start_new_session=True,
+            preexec_fn=_DIE_WITH_THE_TESTS,
             **options,
         )
         self.lines: list[str] = []
