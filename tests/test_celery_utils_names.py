@@ -419,3 +419,27 @@ def test_canvas_class_names_and_the_testing_helpers() -> None:
     with setup_default_app(test_app) as inside:
         assert inside is test_app and app_or_default() is test_app
     assert app_or_default() is before
+
+
+def test_text_saferepr_strtobool_and_tasktype() -> None:
+    from celeriac.app.task import Task, TaskType
+    from celeriac.utils.saferepr import saferepr
+    from celeriac.utils.serialization import strtobool
+    from celeriac.utils.text import abbr, indent, pluralize, truncate
+
+    assert truncate("short") == "short"
+    assert truncate("the quick brown fox", 12) == "the quick..."
+    assert abbr("abcdefghij", 6) == "abc..." and abbr("abc", 6) == "abc" and abbr(None, 3) == "???"
+    assert indent("a\nb", 2) == "  a\n  b"
+    assert (pluralize(1, "task"), pluralize(2, "task")) == ("task", "tasks")
+
+    class Broken:
+        def __repr__(self) -> str:
+            raise RuntimeError("no")
+
+    assert saferepr("x" * 50, maxlen=10) == "'xxxxxx..." and "Broken" in saferepr(Broken())
+    assert (strtobool("Yes"), strtobool("off"), strtobool(1)) == (True, False, 1)
+    assert strtobool("si", {"si": True}) is True
+    with pytest.raises(TypeError, match="Cannot coerce 'maybe'"):
+        strtobool("maybe")
+    assert isinstance(Task, TaskType)

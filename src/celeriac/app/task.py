@@ -2,4 +2,7 @@
 
 from ..task import Context, Task
 
-__all__ = ["Context", "Task"]
+#: Celery's old name for the tasks' metaclass: celeriac's tasks are plain classes
+TaskType = type
+
+__all__ = ["Context", "Task", "TaskType"]
