@@ -806,5 +806,9 @@ def test_message_signing_is_refused_saying_what_to_do_instead() -> None:
     app = Celery("signing", broker="memory://signing")
     with pytest.raises(ImproperlyConfigured, match=r"does not sign messages.*amqps://"):
         app.setup_security(allowed_serializers=["json"], key="k.key", cert="k.pem")
+    from celeriac.security import setup_security
+
+    with pytest.raises(ImproperlyConfigured, match="does not sign messages"):
+        setup_security()
     with pytest.raises(ImproperlyConfigured, match="security_key"):
         app.conf.security_key = "k.key"

@@ -609,11 +609,9 @@ class Celeriac:
     def setup_security(self, *args: Any, **kwargs: Any) -> None:
         """Celery's message signing (the ``auth`` serializer): refused, as celeriac does
         not sign messages."""
-        raise ImproperlyConfigured(
-            "app.setup_security(): celeriac does not sign messages (Celery's auth "
-            "serializer); remove the call and the security_* settings, and keep the broker "
-            "private instead (credentials, and TLS with a rediss:// or amqps:// broker URL)"
-        )
+        from ..security import setup_security
+
+        setup_security(*args, **kwargs)
 
     def either(self, default_key: str, *defaults: Any) -> Any:
         """The first of ``defaults`` that is not None, else the setting ``default_key``."""
