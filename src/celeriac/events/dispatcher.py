@@ -258,6 +258,7 @@ class EventDispatcher:
     def close(self, timeout: float = 5.0) -> None:
         """Write what is buffered (for up to ``timeout`` seconds), then stop the writer,
         which closes the log."""
+        deadline = time.monotonic() + timeout
         self.flush(timeout)
         with self._lock:
             self._closed = True
@@ -268,7 +269,7 @@ class EventDispatcher:
             and self._pid == os.getpid()
             and thread is not threading.current_thread()
         ):
-            thread.join(timeout)
+            thread.join(max(deadline - time.monotonic(), 0.1))
 
     def __enter__(self) -> EventDispatcher:
         return self
