@@ -628,6 +628,10 @@ def test_closing_a_stream_reader_while_events_flow_logs_no_error(
     AMQP.prepare()
     queue = f"celeriac.events.test-closing-{os.getpid()}"
     log = AMQPEventLog(AMQP.url, {"queue": queue})
+    log.append([b"first"])  # the stream made, and readable, before the flow starts
+    first = log.reader(OLDEST)
+    wait_until(lambda: first.read(1, 0.2) != [], timeout=10)
+    first.close()
     stop = threading.Event()
 
     def flow() -> None:
@@ -648,3 +652,29 @@ def test_closing_a_stream_reader_while_events_flow_logs_no_error(
         log.close()
         amqp_delete_queues(AMQP.url, [queue])
     assert [r.getMessage() for r in caplog.records if r.name.startswith("pika")] == []
+
+
+def test_the_event_log_closes_the_connection_of_a_thread_that_ended() -> None:
+    """Each appending thread has a connection of its own: threads that come and go (a
+    broadcast from each request's thread, say) do not pile connections up."""
+    import threading
+
+    from celeriac.eventlogs.amqp import AMQPEventLog
+    from services import amqp_delete_queues
+
+    AMQP.prepare()
+    queue = f"celeriac.events.test-threads-{os.getpid()}"
+    log = AMQPEventLog(AMQP.url, {"queue": queue})
+    try:
+        conns = []
+        for _ in range(4):
+            thread = threading.Thread(target=log.append, args=([b"e"],))
+            thread.start()
+            thread.join()
+            conns.append(log._publishers[-1][2])
+        log.append([b"here"])  # this thread's: the ended threads' connections are closed
+        assert [c.is_open for c in conns] == [False, False, False, False]
+        assert len(log._publishers) == 1
+    finally:
+        log.close()
+        amqp_delete_queues(AMQP.url, [queue])

@@ -35,16 +35,22 @@ from .base import (
 DEFAULT_EVENT_SIZE = 1024
 
 
-class _StreamClosing(logging.Filter):
-    """Closing a stream reader cancels its consumer, and pika rejects what reached it
-    meanwhile, which a stream does not take: RabbitMQ then closes the connection, which was
-    being closed anyway. pika logs that as an error; it is none."""
+class _HandledStreamErrors(logging.Filter):
+    """Two refusals of a stream that this module handles, which pika logs as errors:
+    closing a reader cancels its consumer and pika rejects what reached it meanwhile,
+    which a stream does not take (RabbitMQ closes the connection, which was closing
+    anyway); and a stream just created refuses readers until its replica has started
+    (the reader tries again)."""
+
+    HANDLED = ("not supported by stream queues", "does not have a replica")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "not supported by stream queues" not in record.getMessage()
+        message = record.getMessage()
+        return not any(text in message for text in self.HANDLED)
 
 
-logging.getLogger("pika.adapters.blocking_connection").addFilter(_StreamClosing())
+for _name in ("pika.adapters.blocking_connection", "pika.channel"):
+    logging.getLogger(_name).addFilter(_HandledStreamErrors())
 
 
 class AMQPEventLog:
@@ -67,7 +73,8 @@ class AMQPEventLog:
         self._params = connection_parameters(url, options)
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._publishers: list[tuple[int, Any]] = []  # (pid, connection) of every thread
+        # (pid, thread, connection) of every thread that appends
+        self._publishers: list[tuple[int, threading.Thread, Any]] = []
 
     # -- connections ----------------------------------------------------------------------
 
@@ -110,8 +117,13 @@ class AMQPEventLog:
         conn, channel = self.connect()
         channel.confirm_delivery()
         self._local.held = (os.getpid(), conn, channel)
-        with self._lock:
-            self._publishers.append((os.getpid(), conn))
+        pid = os.getpid()
+        with self._lock:  # a thread that ended left its connection: closed here
+            gone = [p for p in self._publishers if p[0] == pid and not p[1].is_alive()]
+            self._publishers = [p for p in self._publishers if p not in gone]
+            self._publishers.append((pid, threading.current_thread(), conn))
+        for _, _, old in gone:
+            _close(old)
         return channel
 
     # -- the protocol -------------------------------------------------------------------------
@@ -145,7 +157,7 @@ class AMQPEventLog:
         """Close the connections of every thread that appended (in this process)."""
         with self._lock:
             held, self._publishers = self._publishers, []
-        for pid, conn in held:
+        for pid, _, conn in held:
             if pid == os.getpid():
                 _close(conn)
 
@@ -154,7 +166,7 @@ class AMQPEventLog:
         self._local.held = None
         if held is not None and held[0] == os.getpid():
             with self._lock:
-                self._publishers = [p for p in self._publishers if p[1] is not held[1]]
+                self._publishers = [p for p in self._publishers if p[2] is not held[1]]
             _close(held[1])
 
 
@@ -179,18 +191,27 @@ class _StreamReader:
         return "first" if self._start == OLDEST else "next"
 
     def _open(self, limit: int) -> None:
-        self._conn, self._channel = self._log.connect()
-        try:
-            self._channel.basic_qos(prefetch_count=max(limit, 1))
-            self._channel.basic_consume(
-                self._log.queue,
-                self._on_message,
-                auto_ack=False,
-                arguments={"x-stream-offset": self._offset()},
-            )
-        except Exception as exc:
-            self.close()
-            raise OperationalError(f"{self._log.safe_url}: {describe(exc)}") from exc
+        """Consume from the offset. A stream just created refuses consumers until its
+        replica has started (406 ... does not have a replica, or 541): that is tried
+        again."""
+        for attempt in range(5):
+            self._conn, self._channel = self._log.connect()
+            try:
+                self._channel.basic_qos(prefetch_count=max(limit, 1))
+                self._channel.basic_consume(
+                    self._log.queue,
+                    self._on_message,
+                    auto_ack=False,
+                    arguments={"x-stream-offset": self._offset()},
+                )
+                return
+            except Exception as exc:
+                self.close()
+                racing = "replica" in str(exc) or getattr(exc, "reply_code", None) == 541
+                if attempt < 4 and racing:
+                    time.sleep(0.1 * (attempt + 1))
+                    continue
+                raise OperationalError(f"{self._log.safe_url}: {describe(exc)}") from exc
 
     def _on_message(self, _ch: Any, method: Any, props: Any, body: bytes) -> None:
         offset = int((props.headers or {}).get("x-stream-offset", -1))
