@@ -262,8 +262,13 @@ def test_unserialisable_argument_is_a_clear_error() -> None:
 
 def test_bad_broker_url_is_a_clear_error() -> None:
     app = Celery("t", broker="nosuch://host")
-    with pytest.raises(ImproperlyConfigured, match="unknown broker URL"):
+    with pytest.raises(ImproperlyConfigured, match="unknown broker URL") as info:
         _ = app.broker
+    assert "entry-point group" not in str(info.value)
+    # Celery takes a class's path for a custom result backend: the error says what to do
+    app = Celery("t", broker="memory://t", backend="myproj.backends:MyBackend")
+    with pytest.raises(ImproperlyConfigured, match=r"celeriac\.backends entry-point group"):
+        _ = app.backend
 
 
 def test_large_uniform_groups_are_spliced_into_the_same_messages() -> None:

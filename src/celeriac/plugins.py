@@ -111,7 +111,14 @@ def for_url(group: str, url: str, what: str) -> Any:
         )
     if scheme(url) not in known:
         schemes = ", ".join(sorted(f"{s}://" for s in known))
-        raise ImproperlyConfigured(f"unknown {what} URL {safe_url(url)!r}: use one of {schemes}")
+        message = f"unknown {what} URL {safe_url(url)!r}: use one of {schemes}"
+        if "://" not in url or "." in scheme(url):  # a class's path, as Celery takes
+            message += (
+                f"; a {what} class of the project's own is registered under a URL scheme "
+                f"in the {group} entry-point group (docs/architecture.md, 'Adding a broker "
+                "or a result backend')"
+            )
+        raise ImproperlyConfigured(message)
     return load(group, scheme(url), what)
 
 
