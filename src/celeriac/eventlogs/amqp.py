@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..connections.amqp import connection_parameters, describe, pika
@@ -78,18 +78,22 @@ class AMQPEventLog:
 
     # -- connections ----------------------------------------------------------------------
 
-    def connect(self) -> tuple[Any, Any]:
-        """A new (connection, channel) with the stream declared. RabbitMQ may close the
-        connection of a declaration made while another one creates the stream (541
-        INTERNAL_ERROR): the declaration is tried again."""
+    def connect(self, then: Callable[[Any], None] | None = None) -> tuple[Any, Any]:
+        """A new (connection, channel) with the stream declared, and ``then(channel)``
+        done (a reader's consume). While another connection creates the stream, RabbitMQ
+        may close a declaration's connection (541 INTERNAL_ERROR) and refuses readers until
+        the stream's replica has started (406 ... does not have a replica): both are tried
+        again."""
         for attempt in range(5):
             try:
-                return self._connect()
+                return self._connect(then=then)
             except _Racing:
                 time.sleep(0.1 * (attempt + 1))
-        return self._connect(racing_is_fatal=True)
+        return self._connect(racing_is_fatal=True, then=then)
 
-    def _connect(self, racing_is_fatal: bool = False) -> tuple[Any, Any]:
+    def _connect(
+        self, racing_is_fatal: bool = False, then: Callable[[Any], None] | None = None
+    ) -> tuple[Any, Any]:
         try:
             conn = pika.BlockingConnection(self._params)
         except Exception as exc:
@@ -103,6 +107,8 @@ class AMQPEventLog:
                     raise
                 channel = conn.channel()
                 channel.queue_declare(self.queue, passive=True)
+            if then is not None:
+                then(channel)
         except Exception as exc:
             _close(conn)
             if not racing_is_fatal:
@@ -191,27 +197,16 @@ class _StreamReader:
         return "first" if self._start == OLDEST else "next"
 
     def _open(self, limit: int) -> None:
-        """Consume from the offset. A stream just created refuses consumers until its
-        replica has started (406 ... does not have a replica, or 541): that is tried
-        again."""
-        for attempt in range(5):
-            self._conn, self._channel = self._log.connect()
-            try:
-                self._channel.basic_qos(prefetch_count=max(limit, 1))
-                self._channel.basic_consume(
-                    self._log.queue,
-                    self._on_message,
-                    auto_ack=False,
-                    arguments={"x-stream-offset": self._offset()},
-                )
-                return
-            except Exception as exc:
-                self.close()
-                racing = "replica" in str(exc) or getattr(exc, "reply_code", None) == 541
-                if attempt < 4 and racing:
-                    time.sleep(0.1 * (attempt + 1))
-                    continue
-                raise OperationalError(f"{self._log.safe_url}: {describe(exc)}") from exc
+        def consume(channel: Any) -> None:
+            channel.basic_qos(prefetch_count=max(limit, 1))
+            channel.basic_consume(
+                self._log.queue,
+                self._on_message,
+                auto_ack=False,
+                arguments={"x-stream-offset": self._offset()},
+            )
+
+        self._conn, self._channel = self._log.connect(then=consume)
 
     def _on_message(self, _ch: Any, method: Any, props: Any, body: bytes) -> None:
         offset = int((props.headers or {}).get("x-stream-offset", -1))
